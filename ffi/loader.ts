@@ -1,0 +1,113 @@
+/**
+ * Finds, checks and loads `libmemkit.so`, once, on first use.
+ *
+ * Search order: the `MEMKIT_LIB` environment variable (a path), then the
+ * local build `build/libmemkit.so` next to this package (resolved from
+ * `import.meta.url`). A failure names every path tried and the command that
+ * builds the library.
+ *
+ * @module
+ */
+
+import { MK, symbols } from "./symbols.ts";
+
+/** The typed symbols of the loaded library. */
+export type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
+
+/** The command that builds the native library from a checkout. */
+export const BUILD_COMMAND = "make build";
+
+let loaded: { symbols: Symbols; path: string; pageSize: number } | undefined;
+
+function envPath(): string | undefined {
+  try {
+    return Deno.env.get("MEMKIT_LIB") || undefined;
+  } catch (e) {
+    // Without --allow-env=MEMKIT_LIB the variable counts as not set.
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      return undefined;
+    }
+    throw e;
+  }
+}
+
+/**
+ * The paths the loader tries, in order, each with where it came from.
+ *
+ * @returns `[origin, path]` pairs; the local build is absent when this module
+ * was not loaded from a `file:` URL (for example, from JSR over https).
+ */
+export function libraryCandidates(): [string, string][] {
+  const out: [string, string][] = [];
+  const env = envPath();
+  if (env) out.push(["MEMKIT_LIB", env]);
+  const local = new URL("../build/libmemkit.so", import.meta.url);
+  if (local.protocol === "file:") out.push(["local build", decodeURIComponent(local.pathname)]);
+  return out;
+}
+
+/** Throws NotCapable unless unscoped `--allow-ffi` is granted. */
+function requireFfi(): void {
+  let state = Deno.permissions.querySync({ name: "ffi" }).state;
+  if (state === "prompt") state = Deno.permissions.requestSync({ name: "ffi" }).state;
+  if (state === "granted") return;
+  throw new Deno.errors.NotCapable(
+    "Requires ffi access, run again with the --allow-ffi flag " +
+      "(memkit's zero-copy views need it without a path)",
+  );
+}
+
+/**
+ * Loads the native library (once) and returns its symbols.
+ *
+ * Requires `--allow-ffi` (unscoped: zero-copy views use
+ * `Deno.UnsafePointerView`, which Deno allows only then).
+ */
+export function lib(): Symbols {
+  return load().symbols;
+}
+
+/** The page size of this machine, read from the native library. */
+export function pageSize(): number {
+  return load().pageSize;
+}
+
+/** The path the native library was loaded from. */
+export function libraryPath(): string {
+  return load().path;
+}
+
+function load(): NonNullable<typeof loaded> {
+  if (loaded) return loaded;
+  requireFfi();
+  const tried: string[] = [];
+  const candidates = libraryCandidates();
+  if (!candidates.some(([origin]) => origin === "MEMKIT_LIB")) {
+    tried.push("MEMKIT_LIB: not set (or not readable without --allow-env=MEMKIT_LIB)");
+  }
+  for (const [origin, path] of candidates) {
+    let dl: Deno.DynamicLibrary<typeof symbols>;
+    try {
+      dl = Deno.dlopen(path, symbols);
+    } catch (e) {
+      tried.push(`${origin}: ${path} (${(e as Error).message.split("\n")[0]})`);
+      continue;
+    }
+    const abi = Number(dl.symbols.mk_core_abi_version());
+    if (abi !== MK.ABI_VERSION) {
+      dl.close();
+      tried.push(
+        `${origin}: ${path} (ABI version ${abi}, this module needs ${MK.ABI_VERSION}: rebuild it)`,
+      );
+      continue;
+    }
+    const pageSize = Number(dl.symbols.mk_core_page_size());
+    loaded = { symbols: dl.symbols, path, pageSize };
+    return loaded;
+  }
+  throw new Error(
+    `Cannot load the memkit native library; tried:\n  ${tried.join("\n  ")}\n` +
+      `Build it with \`${BUILD_COMMAND}\` in the memkit checkout, ` +
+      "or set MEMKIT_LIB to the path of a libmemkit.so (and grant --allow-env=MEMKIT_LIB)",
+  );
+}

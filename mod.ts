@@ -1,0 +1,46 @@
+/**
+ * memkit: typed, permission-gated access to Linux memory machinery for Deno.
+ *
+ * - {@linkcode MemFd} and {@linkcode Mapping}: the same memory at several
+ *   addresses, with zero-copy views that can never crash the process;
+ * - {@linkcode mapFile}: regular files, gated on `--allow-read`/`--allow-write`;
+ * - {@linkcode permissionTable}: what each operation needs, enforced before
+ *   any native call.
+ *
+ * Requires `--allow-ffi`; read-only views need
+ * `--v8-flags=--js-immutable-arraybuffer`.
+ *
+ * @example Map one memfd twice
+ * ```ts
+ * import { MemFd } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("mod", { size: 4096 });
+ * using rw = fd.map({ access: "rw" });
+ * using ro = fd.map({ access: "r" });
+ * rw.bytes().set([1, 2, 3]);
+ * assertEquals([...ro.bytes(0, 3)], [1, 2, 3]);
+ * ```
+ *
+ * @module
+ */
+
+export { MemkitError, type MemkitErrorOptions } from "./ffi/errors.ts";
+export { libraryCandidates, libraryPath, pageSize } from "./ffi/loader.ts";
+export { type MapOptions, MemFd, type MemFdOptions, type Seal } from "./src/memfd.ts";
+export {
+  type Access,
+  Mapping,
+  type MappingInit,
+  readOnlyViewsSupported,
+  type TypedArrayConstructor,
+} from "./src/mapping.ts";
+export { mapFile, type MapFileOptions } from "./src/file.ts";
+export {
+  type Operation,
+  permissionFlags,
+  type PermissionNeed,
+  type PermissionRule,
+  permissionTable,
+  requirePermissions,
+} from "./src/permissions.ts";

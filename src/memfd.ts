@@ -1,0 +1,356 @@
+/**
+ * `MemFd`: anonymous memory with a file descriptor (`memfd_create`), to map
+ * at several addresses, resize, seal and share.
+ *
+ * @module
+ */
+
+import { check, MemkitError } from "../ffi/errors.ts";
+import { lib, pageSize } from "../ffi/loader.ts";
+import { MK } from "../ffi/symbols.ts";
+import { cString, inRange, MAX_BYTES, window } from "./_validate.ts";
+import {
+  type Access,
+  createMapping,
+  type Mapping,
+  type Region,
+  regionOf,
+  toAccess,
+} from "./mapping.ts";
+
+/** A memfd seal (`F_SEAL_*`): what nobody may do to the memfd any more. */
+export type Seal = "seal" | "shrink" | "grow" | "write" | "future-write" | "exec";
+
+const SEALS: Record<Seal, number> = {
+  seal: MK.SEAL_SEAL,
+  shrink: MK.SEAL_SHRINK,
+  grow: MK.SEAL_GROW,
+  write: MK.SEAL_WRITE,
+  "future-write": MK.SEAL_FUTURE_WRITE,
+  exec: MK.SEAL_EXEC,
+};
+
+/** Options of {@linkcode MemFd.create}. */
+export interface MemFdOptions {
+  /** The initial size in bytes (default 0). */
+  size?: number;
+  /** Allow `seal()` (`MFD_ALLOW_SEALING`); default true. */
+  sealable?: boolean;
+  /**
+   * Make the memfd non-executable for good (`MFD_NOEXEC_SEAL`, Linux 6.3+);
+   * default false. Where the kernel lacks it, asking for it is an error.
+   */
+  noexec?: boolean;
+}
+
+/** Options of {@linkcode MemFd.map}. */
+export interface MapOptions {
+  /** Where the mapping starts in the memfd: a multiple of the page size. Default 0. */
+  offset?: number;
+  /** How many bytes to map: a multiple of the page size, or up to the end. Default: to the end. */
+  length?: number;
+  /** `"rw"` (default) or `"r"`. */
+  access?: "r" | "rw";
+}
+
+const closer = new FinalizationRegistry<number>((fd) => {
+  lib().mk_core_close(fd);
+});
+
+/**
+ * An anonymous memory file (`memfd_create`, always `MFD_CLOEXEC`). Map it as
+ * many times as you like, at different addresses and protections: every
+ * mapping shows the same memory, with no copy.
+ *
+ * Requires `--allow-ffi`.
+ *
+ * @example Writes through one mapping show through another
+ * ```ts
+ * import { MemFd } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("demo", { size: 8192 });
+ * using a = fd.map({ access: "rw" });
+ * using b = fd.map({ access: "r", offset: 4096 });
+ * a.bytes()[4096] = 7;
+ * assertEquals(b.bytes()[0], 7);
+ * ```
+ */
+export class MemFd {
+  #fd: number;
+  #name: string;
+  #sealable: boolean;
+  #regions = new Set<Region>();
+
+  private constructor(fd: number, name: string, sealable: boolean) {
+    this.#fd = fd;
+    this.#name = name;
+    this.#sealable = sealable;
+    closer.register(this, fd, this);
+  }
+
+  /**
+   * Creates a memfd.
+   *
+   * @param name A name for `/proc/<pid>/fd` and maps (`memfd:<name>`), at most 249 bytes.
+   * @param options Its size, whether it can be sealed, whether it is non-executable.
+   * @returns The new memfd.
+   *
+   * @example
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using fd = MemFd.create("sized", { size: 65536 });
+   * assertEquals(fd.size, 65536);
+   * ```
+   */
+  static create(name: string, options: MemFdOptions = {}): MemFd {
+    const cname = cString(name, "name");
+    if (cname.length - 1 > 249) {
+      throw new RangeError(`Cannot use name "${name}": longer than 249 bytes`);
+    }
+    const size = inRange(options.size ?? 0, "size", 0, MAX_BYTES);
+    const sealable = options.sealable ?? true;
+    const noexec = options.noexec ?? false;
+    if (typeof sealable !== "boolean" || typeof noexec !== "boolean") {
+      throw new TypeError("Cannot create a memfd: sealable and noexec must be booleans");
+    }
+    const flags = (sealable ? MK.MEMFD_SEALABLE : 0) | (noexec ? MK.MEMFD_NOEXEC : 0);
+    const fd = check(lib().mk_memfd_create(cname, flags), "create memfd", {
+      path: name,
+      hints: noexec ? { EINVAL: "this kernel lacks MFD_NOEXEC_SEAL (Linux 6.3+)" } : {},
+    });
+    const memfd = new MemFd(fd, name, sealable);
+    if (size > 0) {
+      try {
+        memfd.resize(size);
+      } catch (e) {
+        memfd.close();
+        throw e;
+      }
+    }
+    return memfd;
+  }
+
+  /** Whether this kernel supports `noexec: true` (`MFD_NOEXEC_SEAL`). */
+  static get noexecSupported(): boolean {
+    return check(lib().mk_memfd_noexec_supported(), "probe memfd") === 1;
+  }
+
+  /** The name given at creation. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /**
+   * The file descriptor, for passing to another process; -1 once closed.
+   * memkit closes it: do not close it yourself.
+   */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  #alive(op: string): number {
+    if (this.#fd < 0) {
+      throw new Deno.errors.BadResource(`Cannot ${op}: memfd "${this.#name}" is closed`);
+    }
+    return this.#fd;
+  }
+
+  /** The current size in bytes (read from the kernel: another process may have resized it). */
+  get size(): number {
+    return check(lib().mk_core_fd_size(this.#alive("get the size")), "get the size of memfd", {
+      path: this.#name,
+    });
+  }
+
+  /**
+   * Sets the size (`ftruncate`). Growing adds zero bytes. Shrinking below the
+   * end of a live mapping is refused: touching those pages would be SIGBUS.
+   *
+   * @param size The new size in bytes.
+   * @throws {MemkitError} `EBUSY` when a live mapping reaches past `size`;
+   * `EPERM` when a seal forbids the change.
+   *
+   * @example
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using fd = MemFd.create("grow");
+   * fd.resize(4096 * 3);
+   * assertEquals(fd.size, 12288);
+   * ```
+   */
+  resize(size: number): void {
+    const fd = this.#alive("resize");
+    const n = inRange(size, "size", 0, MAX_BYTES);
+    const end = this.#mappedEnd();
+    if (n < end) {
+      throw new MemkitError(16, "resize", {
+        path: `memfd:${this.#name}`,
+        hint: `a live mapping reaches byte ${end}, so size ${n} would make it fault (SIGBUS); ` +
+          "close that mapping first",
+      });
+    }
+    const current = this.size;
+    if (n !== current && this.#sealable) {
+      const seals = this.#sealBits();
+      const forbid = n > current ? MK.SEAL_GROW : MK.SEAL_SHRINK;
+      if (seals & forbid) {
+        throw new MemkitError(1, "resize", {
+          path: `memfd:${this.#name}`,
+          hint: `it is sealed against ${n > current ? "growing" : "shrinking"}`,
+        });
+      }
+    }
+    check(lib().mk_memfd_resize(fd, BigInt(n)), "resize", { path: `memfd:${this.#name}` });
+  }
+
+  #mappedEnd(): number {
+    let end = 0;
+    for (const r of this.#regions) {
+      if (!r.backed) this.#regions.delete(r);
+      else if (r.end > end) end = r.end;
+    }
+    return end;
+  }
+
+  #sealBits(): number {
+    return check(lib().mk_memfd_seals(this.#alive("read seals")), "read seals of memfd", {
+      path: this.#name,
+    });
+  }
+
+  /**
+   * Adds seals (`F_ADD_SEALS`): each forbids something, to everyone, for the
+   * life of the memfd. Needs `sealable` (the default).
+   *
+   * @param seals The seals to add.
+   * @throws {MemkitError} `EPERM` when not sealable or already sealed with
+   * `"seal"`; `EBUSY` for `"write"` while a writable mapping exists.
+   *
+   * @example
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   * import { assertEquals, assertThrows } from "@std/assert";
+   *
+   * using fd = MemFd.create("sealed", { size: 4096 });
+   * fd.seal(["shrink", "grow"]);
+   * assertEquals(fd.seals, ["shrink", "grow"]);
+   * assertThrows(() => fd.resize(8192));
+   * ```
+   */
+  seal(seals: Seal[]): void {
+    if (!Array.isArray(seals)) throw new TypeError("Cannot seal: expected an array of seals");
+    let bits = 0;
+    for (const s of seals) {
+      if (!(s in SEALS)) {
+        throw new TypeError(
+          `Cannot use seal "${String(s)}": expected one of ${
+            Object.keys(SEALS).map((k) => `"${k}"`).join(", ")
+          }`,
+        );
+      }
+      bits |= SEALS[s];
+    }
+    const fd = this.#alive("seal");
+    if (!this.#sealable) {
+      throw new MemkitError(1, "seal", {
+        path: `memfd:${this.#name}`,
+        hint: "it was created with sealable: false",
+      });
+    }
+    check(lib().mk_memfd_seal(fd, bits), "seal", {
+      path: `memfd:${this.#name}`,
+      hints: {
+        EPERM: 'it is sealed with "seal": no more seals can be added',
+        EBUSY: 'a writable shared mapping of it exists; "write" needs none (use "future-write")',
+      },
+    });
+  }
+
+  /** The seals in force, in the order of {@linkcode Seal}. */
+  get seals(): Seal[] {
+    const bits = this.#sealBits();
+    return (Object.keys(SEALS) as Seal[]).filter((s) => bits & SEALS[s]);
+  }
+
+  /**
+   * Maps the memfd (or a window of it) into this process (`mmap MAP_SHARED`).
+   *
+   * @param options The window and the access (`"rw"` by default).
+   * @returns The new mapping.
+   * @throws {RangeError} For an unaligned offset, a zero or unaligned length,
+   * or a window past the size (it would fault).
+   *
+   * @example
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using fd = MemFd.create("window", { size: 3 * 4096 });
+   * using m = fd.map({ offset: 4096, length: 4096, access: "r" });
+   * assertEquals(m.length, 4096);
+   * assertEquals(m.access, "r");
+   * ```
+   */
+  map(options: MapOptions = {}): Mapping {
+    const access = toAccess(options.access ?? "rw", ["r", "rw"]);
+    const fd = this.#alive("map");
+    const name = `memfd:${this.#name}`;
+    const { offset, length } = window(
+      options.offset,
+      options.length,
+      this.size,
+      pageSize(),
+      `"${name}"`,
+    );
+    const prot = access === "rw" ? MK.PROT_READ | MK.PROT_WRITE : MK.PROT_READ;
+    const ret = lib().mk_map_fd(fd, BigInt(offset), BigInt(length), prot);
+    if (ret < 0n) {
+      check(ret, "map", {
+        path: name,
+        hints: { EPERM: 'it is sealed against writing; map it with access "r"' },
+      });
+    }
+    const mapping = createMapping({
+      address: ret,
+      length,
+      access: access as Access,
+      maxAccess: "rw",
+      name,
+      end: offset + length,
+    });
+    this.#regions.add(regionOf(mapping));
+    return mapping;
+  }
+
+  /** Closes the descriptor. Mappings stay valid until they are closed. Idempotent. */
+  close(): void {
+    if (this.#fd < 0) return;
+    closer.unregister(this);
+    const fd = this.#fd;
+    this.#fd = -1;
+    this.#regions.clear();
+    check(lib().mk_core_close(fd), "close memfd", { path: this.#name });
+  }
+
+  /** Calls `close()`, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** A short description for `console.log`. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.#fd < 0
+      ? `MemFd { "${this.#name}", closed }`
+      : `MemFd { "${this.#name}", fd ${this.#fd}, ${this.size} bytes }`;
+  }
+}
