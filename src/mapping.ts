@@ -391,7 +391,8 @@ export class Mapping {
   /**
    * Changes the protection of the whole mapping (`mprotect`). Lowering it
    * first detaches the writable views the new protection would make unsafe;
-   * `"none"` is refused while read-only views are still reachable.
+   * `"none"` is refused while read-only views may still be reachable (a view
+   * dropped by the caller counts until the garbage collector has seen it).
    *
    * @param access The new protection.
    * @throws {MemkitError} `EACCES` when the source allows less (a file opened
@@ -421,6 +422,9 @@ export class Mapping {
         hint: `it was opened for access "${this.#maxAccess}" only`,
       });
     }
+    // The mapping's own read-only buffer goes with a protection change; views
+    // the caller holds keep theirs alive (and keep "none" refused).
+    if (next !== this.#access && next !== "r") this.#readonly = undefined;
     if (next === "none" && this.#readonlyLive()) {
       throw new MemkitError(16, "protect", {
         path: this.#name,

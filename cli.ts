@@ -1,0 +1,239 @@
+/**
+ * The `memkit` command.
+ *
+ * ```sh
+ * deno run --allow-ffi --v8-flags=--js-immutable-arraybuffer cli.ts tour
+ * deno run cli.ts permissions mapFile /etc/hostname
+ * ```
+ *
+ * - `tour`: a guided run of each capability on this machine, printing what
+ *   it did, the addresses involved and the permissions each step needed;
+ *   a step whose permission is missing is skipped with the flag to add.
+ * - `permissions [operation] [target]`: the permission table, or the
+ *   minimal flags for one operation.
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import { bold, cyan, dim, green, yellow } from "@std/fmt/colors";
+import { format as formatBytes } from "@std/fmt/bytes";
+import {
+  libraryPath,
+  mapFile,
+  MemFd,
+  MemkitError,
+  type Operation,
+  pageSize,
+  permissionFlags,
+  permissionTable,
+  readOnlyViewsSupported,
+} from "./mod.ts";
+
+const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
+
+function granted(flags: string[]): string | undefined {
+  for (const flag of flags) {
+    const m = /^--allow-(\w+)(?:=(.*))?$/.exec(flag)!;
+    const desc = (m[2] === undefined
+      ? { name: m[1] }
+      : m[1] === "ffi"
+      ? { name: "ffi", path: m[2] }
+      : { name: m[1], path: m[2] }) as Deno.PermissionDescriptor;
+    if (Deno.permissions.querySync(desc).state !== "granted") {
+      return flag;
+    }
+  }
+  return undefined;
+}
+
+function step(title: string, flags: string[], body: () => void): boolean {
+  console.log(`\n${bold(cyan("▸ " + title))}  ${dim("needs " + flags.join(" "))}`);
+  const missing = granted(flags);
+  if (missing) {
+    console.log(yellow(`  skipped: run again with ${missing}`));
+    return false;
+  }
+  try {
+    body();
+    return true;
+  } catch (e) {
+    const code = e instanceof MemkitError ? ` (${e.code})` : "";
+    console.log(yellow(`  failed${code}: ${(e as Error).message}`));
+    return false;
+  }
+}
+
+const say = (text: string): void => console.log("  " + text);
+
+/** Runs the guided tour; returns the number of steps that did not run. */
+function tour(): number {
+  let missed = 0;
+  const run = (title: string, flags: string[], body: () => void) => {
+    if (!step(title, flags, body)) missed++;
+  };
+  console.log(
+    bold("memkit tour") + dim(` on ${Deno.build.os}/${Deno.build.arch}, Deno ${Deno.version.deno}`),
+  );
+
+  run("Load the native library", permissionFlags("load"), () => {
+    say(`loaded ${libraryPath()}`);
+    say(`page size ${pageSize()} bytes`);
+    say(
+      `read-only views (immutable ArrayBuffers): ${
+        readOnlyViewsSupported()
+          ? green("available")
+          : yellow("missing: add --v8-flags=--js-immutable-arraybuffer")
+      }`,
+    );
+  });
+
+  const page = (() => {
+    try {
+      return pageSize();
+    } catch {
+      return 4096;
+    }
+  })();
+
+  run("One memfd, two addresses (aliasing without copies)", permissionFlags("memory"), () => {
+    using fd = MemFd.create("tour", { size: 2 * page, noexec: MemFd.noexecSupported });
+    say(
+      `MemFd.create("tour", { size: ${2 * page} }) -> fd ${fd.fd}, seals [${fd.seals.join(", ")}]`,
+    );
+    using rw = fd.map({ access: "rw" });
+    using ro = fd.map({ access: "r" });
+    say(`map rw -> ${hex(rw.address)}..${hex(rw.address + BigInt(rw.length))}`);
+    say(`map r  -> ${hex(ro.address)}..${hex(ro.address + BigInt(ro.length))}`);
+    const text = new TextEncoder().encode("written once, seen twice");
+    rw.bytes().set(text, page);
+    if (readOnlyViewsSupported()) {
+      const seen = new TextDecoder().decode(ro.bytes(page, text.length));
+      say(
+        `wrote at ${hex(rw.address + BigInt(page))}, read at ${
+          hex(ro.address + BigInt(page))
+        }: "${seen}"`,
+      );
+      try {
+        ro.bytes()[0] = 1;
+      } catch (e) {
+        say(`a write through the read-only view: ${(e as Error).name} (no fault)`);
+      }
+    } else {
+      say(
+        `read() copy from the r mapping: "${new TextDecoder().decode(ro.read(page, text.length))}"`,
+      );
+    }
+  });
+
+  run("Protection changes never leave a dangerous view", permissionFlags("memory"), () => {
+    using fd = MemFd.create("tour-protect", { size: page });
+    using m = fd.map();
+    const view = m.bytes();
+    view[0] = 7;
+    m.protect("r");
+    say(
+      `protect("r") at ${
+        hex(m.address)
+      }: the old writable view now has length ${view.length} (detached)`,
+    );
+    m.protect("rw");
+    m.close();
+    say(`close(): views read ${String(view[0])}, not a segfault`);
+  });
+
+  run("Seals: limits the kernel enforces for everyone", permissionFlags("memory"), () => {
+    using fd = MemFd.create("tour-seal", { size: page });
+    fd.seal(["shrink", "grow"]);
+    say(`seal(["shrink", "grow"]) -> seals [${fd.seals.join(", ")}]`);
+    try {
+      fd.resize(2 * page);
+    } catch (e) {
+      say(`resize(${2 * page}) refused: ${(e as Error).message}`);
+    }
+  });
+
+  const self = new URL(import.meta.url);
+  if (self.protocol === "file:") {
+    const path = decodeURIComponent(self.pathname);
+    run("Map a file, gated on --allow-read for that path", permissionFlags("mapFile", path), () => {
+      using m = mapFile(path);
+      const first = new TextDecoder().decode(m.read(0, Math.min(m.length, 40))).split("\n")[0];
+      say(`mapFile("${path}") -> ${hex(m.address)}, ${formatBytes(m.length)}`);
+      say(`first line: ${first}`);
+    });
+  }
+
+  console.log(
+    `\n${bold("Permissions")} ${
+      dim("(memkit permissions <operation> <target> prints the minimal flags)")
+    }`,
+  );
+  for (const [op, rule] of Object.entries(permissionTable)) {
+    console.log(`  ${op.padEnd(13)} ${rule.summary}`);
+  }
+  return missed;
+}
+
+function permissions(op?: string, target = "<target>"): number {
+  if (op === undefined) {
+    for (const [name, rule] of Object.entries(permissionTable)) {
+      console.log(
+        `${name.padEnd(13)} ${permissionFlags(name as Operation, target).join(" ").padEnd(56)} ${
+          dim(rule.summary)
+        }`,
+      );
+    }
+    return 0;
+  }
+  if (!(op in permissionTable)) {
+    console.error(
+      `Unknown operation "${op}": expected one of ${Object.keys(permissionTable).join(", ")}`,
+    );
+    return 2;
+  }
+  console.log(permissionFlags(op as Operation, target).join(" "));
+  return 0;
+}
+
+const HELP = `memkit: typed, permission-gated access to Linux memory machinery
+
+Usage:
+  memkit tour                                   a guided run of each capability here
+  memkit permissions [operation] [target]       the permission table, or one operation's flags
+
+Options:
+  -h, --help                                    this help`;
+
+/**
+ * Runs the `memkit` command with `args`.
+ *
+ * @param args The command-line arguments, without the program name.
+ * @returns The exit code.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "@memkit/memkit/cli";
+ * Deno.exit(main(["permissions", "maps", "self"]));
+ * ```
+ */
+export function main(args: string[]): number {
+  const flags = parseArgs(args, { boolean: ["help"], alias: { h: "help" } });
+  const [command, ...rest] = flags._.map(String);
+  if (flags.help || command === undefined) {
+    console.log(HELP);
+    return command === undefined && !flags.help ? 2 : 0;
+  }
+  switch (command) {
+    case "tour":
+      tour();
+      return 0;
+    case "permissions":
+      return permissions(rest[0], rest[1]);
+    default:
+      console.error(`Unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+if (import.meta.main) Deno.exit(main(Deno.args));

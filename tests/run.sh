@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The whole suite, as `make test` runs it. Each step counts: a C test or a
+# Deno test case by its own result, a static check as one test. Every test
+# file runs with the flags its first `// flags:` line names (never -A), with
+# $DENO standing for the Deno binary. Ends with `tests: N passed, N failed`.
+set -u
+cd "$(dirname "$0")/.."
+DENO=${DENO:-deno}
+CC=${CC:-cc}
+SAN_CFLAGS=${SAN_CFLAGS:--O1 -g -std=c11 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all}
+# Deno.execPath() is the resolved binary: --allow-run must name that path.
+DENO_REAL=$(readlink -f "$(command -v "$DENO")")
+export NO_COLOR=1 DENO_NO_UPDATE_CHECK=1
+passed=0
+failed=0
+failures=()
+log=build/test-logs
+mkdir -p "$log"
+rm -f "$log/summary.txt"
+
+pass() { passed=$((passed + $1)); }
+fail() { failed=$((failed + $1)); failures+=("$2"); }
+
+# One static check: passes when the command exits 0.
+static() {
+  local name=$1
+  shift
+  if "$@" >"$log/$name.log" 2>&1; then
+    echo "ok   $name"
+    pass 1
+  else
+    echo "FAIL $name (see $log/$name.log)"
+    sed 's/^/     /' "$log/$name.log" | tail -n 30
+    fail 1 "$name"
+  fi
+}
+
+echo "== C unit tests (ASan/UBSan)"
+mkdir -p build/ctest
+for src in tests/c/test_*.c; do
+  [ -e "$src" ] || continue
+  name=$(basename "$src" .c)
+  bin=build/ctest/$name
+  # shellcheck disable=SC2086
+  if ! $CC $SAN_CFLAGS -Icbits -o "$bin" "$src" cbits/*.c >"$log/$name.build.log" 2>&1; then
+    echo "FAIL $name: does not build"
+    cat "$log/$name.build.log"
+    fail 1 "$name (build)"
+    continue
+  fi
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "$bin" >"$log/$name.log" 2>&1
+  rc=$?
+  ok=$(grep -c '^ok ' "$log/$name.log")
+  notok=$(grep -c '^not ok ' "$log/$name.log")
+  skip=$(grep -c '^skip ' "$log/$name.log")
+  cat "$log/$name.log"
+  pass "$ok"
+  [ "$notok" -gt 0 ] && fail "$notok" "$name"
+  if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ "$notok" -eq 0 ]; then
+    fail 1 "$name (exit $rc)"
+  fi
+  [ "$skip" -gt 0 ] && echo "     ($skip skipped)"
+done
+
+echo "== static checks"
+static fmt "$DENO" fmt --check
+static lint "$DENO" lint
+static check "$DENO" check mod.ts cli.ts ffi/bindgen.ts tests/ bench/
+static doc-lint "$DENO" doc --lint mod.ts
+static bindgen "$DENO" run --allow-read=cbits,ffi ffi/bindgen.ts --check
+
+echo "== deno test"
+# Runs one deno test invocation and adds its counts.
+run_deno_test() {
+  local name=$1
+  shift
+  local out="$log/deno-$name.log"
+  echo "-- $name: deno test $*"
+  "$DENO" test "$@" >"$out" 2>&1
+  local rc=$?
+  local summary
+  summary=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$out" | tail -n 1)
+  if [ -z "$summary" ]; then
+    cat "$out"
+    fail 1 "$name (no result: exit $rc)"
+    return
+  fi
+  local p f
+  p=$(sed -E 's/^[A-Za-z]+ \| ([0-9]+) passed.*/\1/' <<<"$summary")
+  f=$(sed -E 's/.*\| ([0-9]+) failed.*/\1/' <<<"$summary")
+  if [ "$f" -gt 0 ] || [ $rc -ne 0 ]; then
+    cat "$out"
+    [ "$f" -eq 0 ] && f=1
+  else
+    grep -E '\.\.\. (ok|FAILED|ignored)' "$out" | sed 's/^/   /'
+  fi
+  pass "$p"
+  [ "$f" -gt 0 ] && fail "$f" "$name"
+  echo "   $summary"
+}
+
+for file in tests/*_test.ts; do
+  flags=$(sed -n 's|^// flags:||p' "$file" | head -n 1)
+  flags=${flags//\$DENO/$DENO_REAL}
+  # shellcheck disable=SC2086
+  run_deno_test "$(basename "$file" .ts)" $flags "$file"
+done
+run_deno_test doc --doc --allow-ffi --v8-flags=--js-immutable-arraybuffer mod.ts src/*.ts ffi/errors.ts
+
+echo
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "failed: ${failures[*]}"
+fi
+echo "tests: $passed passed, $failed failed" | tee "$log/summary.txt"
+[ "$failed" -eq 0 ]
