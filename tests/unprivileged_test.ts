@@ -1,0 +1,108 @@
+// flags: --allow-run=setpriv,cp --allow-read=/tmp --allow-write=/tmp --allow-sys=uid
+// memkit as an unprivileged user (nobody, via setpriv): memfds and mappings
+// need no privilege; files the kernel refuses are a clear EACCES even when
+// Deno's flags allow them.
+import { assertEquals, assertStringIncludes } from "@std/assert";
+
+const checkout = new URL("..", import.meta.url).pathname;
+const isRoot = Deno.uid() === 0;
+const dir = isRoot ? Deno.makeTempDirSync({ prefix: "memkit-nobody-" }) : "";
+// nobody may not be able to read the checkout (a clone under /root): run a
+// copy of the package, and of Deno itself if nobody cannot run it in place.
+const root = `${dir}/pkg/`;
+let deno = Deno.execPath();
+function run(cmd: string, args: string[]): boolean {
+  return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
+}
+if (isRoot) {
+  Deno.chmodSync(dir, 0o777);
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  Deno.mkdirSync(`${root}build`, { recursive: true });
+  Deno.mkdirSync(`${root}tests`, { recursive: true });
+  const pieces = ["mod.ts", "src", "ffi"].map((p) => checkout + p);
+  if (
+    !run("cp", ["-r", ...pieces, root]) ||
+    !run("cp", [`${checkout}build/libmemkit.so`, `${root}build/`]) ||
+    !run("cp", ["-r", `${checkout}tests/fixtures`, `${root}tests/`])
+  ) throw new Error("Cannot copy the package for the unprivileged tests");
+  if (!run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", deno, "--version"])) {
+    if (!run("cp", [deno, `${dir}/deno-bin`])) throw new Error("Cannot copy deno");
+    deno = `${dir}/deno-bin`;
+  }
+}
+
+function asNobody(args: string[]): Record<string, unknown> {
+  const r = new Deno.Command("setpriv", {
+    args: [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      deno,
+      "run",
+      "--allow-ffi",
+      ...args,
+    ],
+    env: { DENO_DIR: `${dir}/deno`, HOME: dir },
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  const stderr = new TextDecoder().decode(r.stderr);
+  assertEquals(r.signal, null, stderr);
+  assertEquals(r.code, 0, stderr);
+  return JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").at(-1)!);
+}
+
+Deno.test({
+  name: "memfds, aliases and the close() safety net work without privilege",
+  ignore: !isRoot,
+  fn() {
+    const r = asNobody([
+      "--allow-run=cat",
+      "--v8-flags=--js-immutable-arraybuffer",
+      `${root}tests/fixtures/safety.ts`,
+      "stale-readonly-after-close",
+    ]);
+    assertEquals(r.before, 0x5a);
+    assertEquals(r.after, 0);
+    assertEquals(r.memfd, 0x5a);
+  },
+});
+
+Deno.test({
+  name: "a file the kernel refuses to nobody is EACCES even when Deno's flags allow it",
+  ignore: !isRoot,
+  fn() {
+    const secret = `${dir}/root-only`;
+    Deno.writeTextFileSync(secret, "secret\n", { mode: 0o600 });
+    Deno.chmodSync(secret, 0o600);
+    const r = asNobody([
+      `--allow-read=${secret}`,
+      `${root}tests/fixtures/map_file.ts`,
+      secret,
+      "r",
+    ]);
+    assertEquals(r.ok, false);
+    assertEquals(r.name, "MemkitError");
+    assertEquals(r.code, "EACCES");
+    assertEquals(r.message, `Cannot open "${secret}": Permission denied`);
+  },
+});
+
+Deno.test({
+  name: "a file nobody may read but not write maps r, and rw is EACCES",
+  ignore: !isRoot,
+  fn() {
+    const shared = `${dir}/readable`;
+    Deno.writeTextFileSync(shared, "readable\n");
+    Deno.chmodSync(shared, 0o644);
+    const flags = [`--allow-read=${shared}`, `--allow-write=${shared}`];
+    const fixture = `${root}tests/fixtures/map_file.ts`;
+    const r = asNobody([...flags, fixture, shared, "r"]);
+    assertEquals(r.ok, true);
+    assertEquals(r.head, "readable\n");
+    const rw = asNobody([...flags, fixture, shared, "rw", "X"]);
+    assertEquals(rw.code, "EACCES");
+    assertStringIncludes(String(rw.message), "Permission denied");
+    assertEquals(Deno.readTextFileSync(shared), "readable\n");
+  },
+});
