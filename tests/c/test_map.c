@@ -1,0 +1,350 @@
+/* test_map.c: mk_map_* against the kernel: aliasing, protections,
+ * placeholders, unmapping, checked through /proc/self/maps and real faults. */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "memkit.h"
+#include "tap.h"
+
+static uint64_t page;
+
+/* The /proc/self/maps line holding `addr`. */
+struct vma {
+  uint64_t start, end;
+  char perms[5];     /* "rw-s" */
+  unsigned long ino; /* 0 for anonymous memory */
+  char path[256];    /* "" for anonymous memory */
+};
+
+/* Fills *v for the mapping that contains addr; 1 when found, 0 when not. */
+static int find_vma(uint64_t addr, struct vma *v) {
+  FILE *f = fopen("/proc/self/maps", "re");
+  if (f == NULL) return 0;
+  char *line = NULL;
+  size_t cap = 0;
+  int found = 0;
+  while (!found && getline(&line, &cap, f) > 0) {
+    unsigned long long start, end, off;
+    unsigned int major, minor;
+    int n = 0;
+    memset(v, 0, sizeof *v);
+    if (sscanf(line, "%llx-%llx %4s %llx %x:%x %lu %n", &start, &end, v->perms, &off, &major,
+               &minor, &v->ino, &n) < 7)
+      continue;
+    if (addr < start || addr >= end) continue;
+    v->start = start;
+    v->end = end;
+    snprintf(v->path, sizeof v->path, "%s", line + n);
+    v->path[strcspn(v->path, "\n")] = '\0';
+    found = 1;
+  }
+  free(line);
+  fclose(f);
+  return found;
+}
+
+/* The permissions of the mapping holding addr, or "none" when unmapped. */
+static const char *perms_at(uint64_t addr, char buf[5]) {
+  struct vma v;
+  snprintf(buf, 5, "%s", find_vma(addr, &v) ? v.perms : "none");
+  return buf;
+}
+
+/* Checks the permissions /proc/self/maps shows at addr ("none": unmapped). */
+#define CHECK_PERMS(addr, want, name) check_perms((addr), (want), (name), __LINE__)
+static int check_perms(uint64_t addr, const char *want, const char *name, int line) {
+  char buf[5];
+  perms_at(addr, buf);
+  return tap_result(strcmp(buf, want) == 0, name, __FILE__, line,
+                    "/proc/self/maps shows \"%s\" at 0x%llx, expected \"%s\"", buf,
+                    (unsigned long long)addr, want);
+}
+
+static void on_segv(int sig) {
+  (void)sig;
+  _exit(42);
+}
+
+/* Writes `value` to addr in a child process: 0 when the write went through,
+ * 42 when it faulted (SIGSEGV), -1 on any other outcome. A MAP_SHARED
+ * mapping carries the child's write back to us. */
+static int write_in_child(uint64_t addr, unsigned char value) {
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_segv;
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+    *(volatile unsigned char *)(uintptr_t)addr = value;
+    _exit(0);
+  }
+  int status;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+  int code = WEXITSTATUS(status);
+  return code == 0 || code == 42 ? code : -1;
+}
+
+/* An address range of n pages that is certainly unmapped (just released). */
+static uint64_t unmapped_range(uint64_t n) {
+  void *p = mmap(NULL, n * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return 0;
+  munmap(p, n * page);
+  return (uint64_t)(uintptr_t)p;
+}
+
+/* A memfd of n pages, filled with (i * 7 + seed) & 0xff. */
+static int32_t filled_memfd(const char *name, uint64_t n, unsigned seed) {
+  int64_t fd = mk_memfd_create(name, 0);
+  if (fd < 0) return -1;
+  unsigned char *buf = malloc(n * page);
+  for (uint64_t i = 0; i < n * page; i++) buf[i] = (unsigned char)((i * 7 + seed) & 0xff);
+  int ok = mk_memfd_resize((int32_t)fd, n * page) == 0 &&
+           pwrite((int)fd, buf, n * page, 0) == (ssize_t)(n * page);
+  free(buf);
+  if (!ok) {
+    mk_core_close((int32_t)fd);
+    return -1;
+  }
+  return (int32_t)fd;
+}
+
+/* Whether the n bytes at p are all zero. */
+static int all_zero(const volatile unsigned char *p, uint64_t n) {
+  for (uint64_t i = 0; i < n; i++)
+    if (p[i] != 0) return 0;
+  return 1;
+}
+
+static void test_map_errors(void) {
+  int32_t fd = filled_memfd("memkit-map-errors", 2, 1);
+  if (!CHECK(fd >= 0, "a 2-page memfd for map errors")) return;
+
+  CHECK_ERR(mk_map_fd(fd, 0, 0, MK_PROT_READ), EINVAL, "map with length 0 is -EINVAL");
+  CHECK_ERR(mk_map_fd(fd, 0, page, 8), EINVAL, "map with unknown prot bit 8 is -EINVAL");
+  CHECK_ERR(mk_map_fd(fd, 0, page, 0x80000000u), EINVAL, "map with prot 0x80000000 is -EINVAL");
+  CHECK_ERR(mk_map_fd(fd, 1, page, MK_PROT_READ), EINVAL, "map at an unaligned offset is -EINVAL");
+  CHECK_ERR(mk_map_fd(fd, (uint64_t)INT64_MAX + 1, page, MK_PROT_READ), EOVERFLOW,
+            "map at an offset past INT64_MAX is -EOVERFLOW");
+  CHECK_ERR(mk_map_fd(fd, 0, UINT64_MAX, MK_PROT_READ), EOVERFLOW,
+            "map with a length past INT64_MAX is -EOVERFLOW");
+  CHECK_ERR(mk_map_fd(fd, 0, (uint64_t)1 << 62, MK_PROT_READ), ENOMEM,
+            "map of 4 EiB is -ENOMEM");
+  CHECK_ERR(mk_map_fd(-1, 0, page, MK_PROT_READ), EBADF, "map of fd -1 is -EBADF");
+
+  /* A read-only descriptor cannot back a shared writable mapping. */
+  char link[64];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  int ro = open(link, O_RDONLY | O_CLOEXEC);
+  if (CHECK(ro >= 0, "reopen the memfd read-only")) {
+    CHECK_ERR(mk_map_fd(ro, 0, page, MK_PROT_READ | MK_PROT_WRITE), EACCES,
+              "a writable map of a read-only descriptor is -EACCES");
+    int64_t r = mk_map_fd(ro, 0, page, MK_PROT_READ);
+    if (CHECK_OK(r, "a read-only map of a read-only descriptor works")) {
+      CHECK_ERR(mk_map_protect((uint64_t)r, page, MK_PROT_READ | MK_PROT_WRITE), EACCES,
+                "making that mapping writable is -EACCES");
+      CHECK_EQ(mk_map_unmap((uint64_t)r, page), 0, "unmap it");
+    }
+    close(ro);
+  }
+  mk_core_close(fd);
+  CHECK_ERR(mk_map_fd(fd, 0, page, MK_PROT_READ), EBADF, "map of a closed memfd is -EBADF");
+
+  int p[2];
+  if (CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe2")) {
+    CHECK_ERR(mk_map_fd(p[0], 0, page, MK_PROT_READ), ENODEV, "map of a pipe is -ENODEV");
+    close(p[0]);
+    close(p[1]);
+  }
+}
+
+static void test_other_errors(void) {
+  uint64_t hole = unmapped_range(4);
+  if (!CHECK(hole != 0, "find an unmapped range")) return;
+
+  CHECK_ERR(mk_map_unmap(0, page), EINVAL, "unmap at address 0 is -EINVAL");
+  CHECK_ERR(mk_map_unmap(hole, 0), EINVAL, "unmap of length 0 is -EINVAL");
+  CHECK_ERR(mk_map_unmap(hole + 1, page), EINVAL, "unmap at an unaligned address is -EINVAL");
+  CHECK_EQ(mk_map_unmap(hole, page), 0, "unmap of an unmapped range is 0 (as munmap)");
+
+  CHECK_ERR(mk_map_protect(0, page, MK_PROT_READ), EINVAL, "protect at address 0 is -EINVAL");
+  CHECK_ERR(mk_map_protect(hole, 0, MK_PROT_READ), EINVAL, "protect of length 0 is -EINVAL");
+  CHECK_ERR(mk_map_protect(hole, page, 8), EINVAL, "protect with unknown prot bit 8 is -EINVAL");
+  CHECK_ERR(mk_map_protect(hole + 1, page, MK_PROT_READ), EINVAL,
+            "protect at an unaligned address is -EINVAL");
+  CHECK_ERR(mk_map_protect(hole, page, MK_PROT_READ), ENOMEM,
+            "protect of an unmapped range is -ENOMEM");
+
+  CHECK_ERR(mk_map_placeholder(0, page), EINVAL, "placeholder at address 0 is -EINVAL");
+  CHECK_ERR(mk_map_placeholder(hole, 0), EINVAL, "placeholder of length 0 is -EINVAL");
+  CHECK_ERR(mk_map_placeholder(hole + 1, page), EINVAL,
+            "placeholder at an unaligned address is -EINVAL");
+  CHECK_PERMS(hole, "none", "refused calls mapped nothing there");
+}
+
+static void test_alias(void) {
+  const uint64_t n = 4, len = n * page;
+  int32_t fd = filled_memfd("memkit-alias", n, 3);
+  if (!CHECK(fd >= 0, "a 4-page memfd for aliasing")) return;
+
+  int64_t rw = mk_map_fd(fd, 0, len, MK_PROT_READ | MK_PROT_WRITE);
+  int64_t ro = mk_map_fd(fd, 0, len, MK_PROT_READ);
+  if (!CHECK_OK(rw, "map the memfd read-write") | !CHECK_OK(ro, "map it again read-only")) {
+    if (rw >= 0) mk_map_unmap((uint64_t)rw, len);
+    if (ro >= 0) mk_map_unmap((uint64_t)ro, len);
+    mk_core_close(fd);
+    return;
+  }
+  volatile unsigned char *w = (volatile unsigned char *)(uintptr_t)rw;
+  const volatile unsigned char *r = (const volatile unsigned char *)(uintptr_t)ro;
+  CHECK(rw != ro, "the two mappings are at different addresses");
+  CHECK(rw % (int64_t)page == 0 && ro % (int64_t)page == 0, "both addresses are page-aligned");
+
+  int same = 1;
+  for (uint64_t i = 0; i < len; i++) same &= r[i] == (unsigned char)((i * 7 + 3) & 0xff);
+  CHECK(same, "the read-only mapping sees the memfd's contents");
+  for (uint64_t i = 0; i < len; i++) w[i] = (unsigned char)(i * 13 + 1);
+  same = 1;
+  for (uint64_t i = 0; i < len; i++) same &= r[i] == (unsigned char)(i * 13 + 1);
+  CHECK(same, "writes through one mapping show in the other at once");
+  unsigned char b = 0;
+  CHECK(pread(fd, &b, 1, (off_t)(page + 5)) == 1 && b == (unsigned char)((page + 5) * 13 + 1),
+        "and in the memfd itself");
+
+  struct vma v;
+  CHECK(find_vma((uint64_t)rw, &v) && strcmp(v.perms, "rw-s") == 0 &&
+            v.start == (uint64_t)rw && v.end == (uint64_t)rw + len,
+        "/proc/self/maps shows the first as rw-s over 4 pages");
+  CHECK(strcmp(v.path, "/memfd:memkit-alias (deleted)") == 0, "backed by the memfd");
+  CHECK_PERMS((uint64_t)ro, "r--s", "/proc/self/maps shows the second as r--s");
+
+  /* A window at an offset sees the pages from there. */
+  int64_t win = mk_map_fd(fd, page * 2, page, MK_PROT_READ);
+  if (CHECK_OK(win, "map one page at offset 2 pages")) {
+    w[page * 2 + 17] = 0xa5;
+    CHECK_EQ(((volatile unsigned char *)(uintptr_t)win)[17], 0xa5, "the window sees page 2");
+    CHECK_EQ(mk_map_unmap((uint64_t)win, page), 0, "unmap the window");
+  }
+
+  CHECK_EQ(mk_map_unmap((uint64_t)rw, len), 0, "unmap the read-write mapping");
+  CHECK_PERMS((uint64_t)rw, "none", "it is gone from /proc/self/maps");
+  CHECK_EQ(r[page + 5], (unsigned char)((page + 5) * 13 + 1),
+           "the read-only mapping still sees the data");
+  CHECK_EQ(mk_map_unmap((uint64_t)ro, len), 0, "unmap the read-only mapping");
+  CHECK_PERMS((uint64_t)ro, "none", "it is gone from /proc/self/maps");
+  CHECK_EQ(mk_core_close(fd), 0, "close the memfd");
+}
+
+static void test_protect(void) {
+  const uint64_t len = 2 * page;
+  int32_t fd = filled_memfd("memkit-protect", 2, 0);
+  if (!CHECK(fd >= 0, "a 2-page memfd for protect")) return;
+  int64_t m = mk_map_fd(fd, 0, len, MK_PROT_READ | MK_PROT_WRITE);
+  if (!CHECK_OK(m, "map it read-write")) {
+    mk_core_close(fd);
+    return;
+  }
+  uint64_t a = (uint64_t)m;
+  volatile unsigned char *p = (volatile unsigned char *)(uintptr_t)a;
+
+  CHECK_EQ(write_in_child(a, 0x11), 0, "a write to the rw mapping goes through");
+  CHECK_EQ(p[0], 0x11, "and lands in the shared memory");
+
+  CHECK_EQ(mk_map_protect(a, len, MK_PROT_READ), 0, "protect to read-only is 0");
+  CHECK_PERMS(a, "r--s", "/proc/self/maps shows r--s");
+  CHECK_EQ(write_in_child(a, 0x22), 42, "a write to the read-only mapping faults");
+  CHECK_EQ(p[0], 0x11, "the read-only mapping still reads, unchanged");
+
+  CHECK_EQ(mk_map_protect(a, len, MK_PROT_NONE), 0, "protect to none is 0");
+  CHECK_PERMS(a, "---s", "/proc/self/maps shows ---s");
+
+  CHECK_EQ(mk_map_protect(a, len, MK_PROT_READ | MK_PROT_WRITE), 0, "protect back to rw is 0");
+  CHECK_PERMS(a, "rw-s", "/proc/self/maps shows rw-s");
+  CHECK_EQ(write_in_child(a, 0x33), 0, "a write goes through again");
+  CHECK_EQ(p[0], 0x33, "and lands in the shared memory");
+
+  /* One page of two: the mapping splits. */
+  CHECK_EQ(mk_map_protect(a + page, page, MK_PROT_READ), 0, "protect the second page only");
+  CHECK_PERMS(a, "rw-s", "the first page stays rw-s");
+  CHECK_PERMS(a + page, "r--s", "the second page is r--s");
+  CHECK_EQ(write_in_child(a + page, 0x44), 42, "a write to the second page faults");
+  CHECK_EQ(write_in_child(a, 0x55), 0, "a write to the first page goes through");
+
+  CHECK_EQ(mk_map_unmap(a, len), 0, "unmap both pages at once");
+  CHECK_PERMS(a, "none", "the first page is gone");
+  CHECK_PERMS(a + page, "none", "the second page is gone");
+  mk_core_close(fd);
+}
+
+static void test_placeholder(void) {
+  const uint64_t n = 3, len = n * page;
+  int32_t fd = filled_memfd("memkit-placeholder", n, 9);
+  if (!CHECK(fd >= 0, "a 3-page memfd for placeholders")) return;
+  int64_t rw = mk_map_fd(fd, 0, len, MK_PROT_READ | MK_PROT_WRITE);
+  int64_t ro = mk_map_fd(fd, 0, len, MK_PROT_READ);
+  if (!CHECK_OK(rw, "map the memfd read-write") | !CHECK_OK(ro, "map it again read-only")) {
+    if (rw >= 0) mk_map_unmap((uint64_t)rw, len);
+    if (ro >= 0) mk_map_unmap((uint64_t)ro, len);
+    mk_core_close(fd);
+    return;
+  }
+  const volatile unsigned char *r = (const volatile unsigned char *)(uintptr_t)ro;
+  volatile unsigned char *w = (volatile unsigned char *)(uintptr_t)rw;
+  w[0] = 0xc3;
+  CHECK_EQ(r[0], 0xc3, "the read-only mapping sees a write before the placeholder");
+
+  CHECK_EQ(mk_map_placeholder((uint64_t)ro, len), 0, "placeholder over the read-only mapping is 0");
+  struct vma v;
+  CHECK(find_vma((uint64_t)ro, &v), "the address is still mapped");
+  CHECK(v.start <= (uint64_t)ro && v.end >= (uint64_t)ro + len,
+        "one mapping covers the whole placeholder");
+  CHECK(strcmp(v.perms, "r--p") == 0, "the placeholder is private and read-only (r--p)");
+  CHECK(v.ino == 0 && v.path[0] == '\0', "the placeholder is anonymous, not the memfd");
+  CHECK(all_zero(r, len), "the same address reads zeros");
+  CHECK_EQ(write_in_child((uint64_t)ro, 1), 42, "a write to the placeholder faults");
+
+  w[1] = 0x3c;
+  CHECK(w[0] == 0xc3 && w[1] == 0x3c, "the other mapping still holds and takes data");
+  CHECK_EQ(r[1], 0, "the placeholder does not see it");
+  unsigned char b[2] = {0, 0};
+  CHECK(pread(fd, b, 2, 0) == 2 && b[0] == 0xc3 && b[1] == 0x3c, "the memfd keeps its data");
+  CHECK_EQ(w[2 * page + 1], (unsigned char)(((2 * page + 1) * 7 + 9) & 0xff),
+           "the memfd's last page is intact");
+
+  /* Placeholder over the writable mapping too: the data stays in the memfd. */
+  CHECK_EQ(mk_map_placeholder((uint64_t)rw + page, page), 0,
+           "placeholder over one page of the rw mapping is 0");
+  CHECK_PERMS((uint64_t)rw, "rw-s", "its first page stays rw-s");
+  CHECK_PERMS((uint64_t)rw + page, "r--p", "its middle page becomes r--p");
+  CHECK_PERMS((uint64_t)rw + 2 * page, "rw-s", "its last page stays rw-s");
+  CHECK(all_zero(w + page, page), "the middle page reads zeros");
+  CHECK(pread(fd, b, 1, (off_t)page) == 1 &&
+            b[0] == (unsigned char)((page * 7 + 9) & 0xff),
+        "the memfd keeps the middle page's data");
+
+  CHECK_EQ(mk_map_unmap((uint64_t)ro, len), 0, "unmap the placeholder");
+  CHECK_PERMS((uint64_t)ro, "none", "it is gone from /proc/self/maps");
+  CHECK_EQ(mk_map_unmap((uint64_t)rw, len), 0, "unmap the mixed rw/placeholder range");
+  CHECK_PERMS((uint64_t)rw + page, "none", "all of it is gone");
+  mk_core_close(fd);
+}
+
+int main(void) {
+  page = (uint64_t)mk_core_page_size();
+  test_map_errors();
+  test_other_errors();
+  test_alias();
+  test_protect();
+  test_placeholder();
+  return tap_done();
+}
