@@ -71,6 +71,8 @@ export function window(
   return { offset: off, length: len };
 }
 
+const encoder = new TextEncoder();
+
 /** Encodes a string as a NUL-terminated C string, refusing embedded NULs. */
 export function cString(value: unknown, what: string): Uint8Array<ArrayBuffer> {
   if (typeof value !== "string") {
@@ -79,5 +81,5 @@ export function cString(value: unknown, what: string): Uint8Array<ArrayBuffer> {
   if (value.includes("\0")) {
     throw new TypeError(`Cannot use ${what} "${value.replaceAll("\0", "\\0")}": contains NUL`);
   }
-  return new TextEncoder().encode(value + "\0");
+  return encoder.encode(value + "\0");
 }

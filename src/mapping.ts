@@ -72,6 +72,10 @@ export interface Region {
   backed: boolean;
   /** The end of the window in the source, in bytes (for resize checks). */
   readonly end: number;
+  /** The set of the source's live regions this one is in, if any. */
+  owner?: Set<Region>;
+  /** Read-only (immutable) buffers registered and not yet collected. */
+  readonly: number;
 }
 
 const registry = new FinalizationRegistry<Region>((region) => {
@@ -84,6 +88,18 @@ function unmapRegion(region: Region): void {
   region.live = false;
   region.backed = false;
   lib().mk_map_unmap(region.address, BigInt(region.span));
+}
+
+const readonlyRegistry = new FinalizationRegistry<Region>((region) => {
+  region.readonly--;
+  region.refs--;
+  if (region.refs === 0) unmapRegion(region);
+});
+
+function holdReadonly(region: Region, target: ArrayBuffer): void {
+  region.refs++;
+  region.readonly++;
+  readonlyRegistry.register(target, region);
 }
 
 function hold(region: Region, target: object): void {
@@ -120,11 +136,11 @@ export interface MappingInit {
 }
 
 const CONSTRUCT = Symbol("memkit.Mapping");
-const regions = new WeakMap<Mapping, Region>();
+let regionOfMapping: (m: Mapping) => Region | undefined;
 
 /** The region behind a mapping; for memkit's own modules, not part of the API. */
 export function regionOf(mapping: Mapping): Region {
-  const region = regions.get(mapping);
+  const region = regionOfMapping(mapping);
   if (!region) throw new TypeError("Cannot use this value: expected a memkit Mapping");
   return region;
 }
@@ -169,6 +185,9 @@ export function createMapping(init: MappingInit): Mapping {
  */
 export class Mapping {
   #region: Region;
+  static {
+    regionOfMapping = (m) => (#region in m ? m.#region : undefined);
+  }
   #length: number;
   #access: Access;
   #maxAccess: Access;
@@ -176,7 +195,6 @@ export class Mapping {
   #closed = false;
   #writable: ArrayBuffer | undefined;
   #readonly: ArrayBuffer | undefined;
-  #readonlyRefs: WeakRef<ArrayBuffer>[] = [];
 
   /**
    * Not for direct use: mappings come from `MemFd.map()` and `mapFile()`.
@@ -196,13 +214,13 @@ export class Mapping {
       live: true,
       backed: true,
       end: init.end,
+      readonly: 0,
     };
     this.#length = init.length;
     this.#access = init.access;
     this.#maxAccess = init.maxAccess;
     this.#name = init.name;
     hold(this.#region, this);
-    regions.set(this, this.#region);
   }
 
   /** The start address in this process, as a bigint. */
@@ -256,8 +274,7 @@ export class Mapping {
       }
       const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(), this.#length);
       const ro = (raw as unknown as { transferToImmutable(): ArrayBuffer }).transferToImmutable();
-      hold(this.#region, ro);
-      this.#readonlyRefs.push(new WeakRef(ro));
+      holdReadonly(this.#region, ro);
       this.#readonly = ro;
     }
     return this.#readonly;
@@ -443,8 +460,7 @@ export class Mapping {
   }
 
   #readonlyLive(): boolean {
-    this.#readonlyRefs = this.#readonlyRefs.filter((w) => w.deref() !== undefined);
-    return this.#readonlyRefs.length > 0;
+    return this.#region.readonly > 0;
   }
 
   #detachWritable(): void {
@@ -480,6 +496,7 @@ export class Mapping {
     this.#readonly = undefined;
     const region = this.#region;
     region.backed = false;
+    region.owner?.delete(region);
     if (this.#readonlyLive()) {
       // Immutable buffers cannot be detached: swap the pages for zeros in
       // place; the registry unmaps the placeholder after their collection.

@@ -124,7 +124,8 @@ export class MemFd {
     const memfd = new MemFd(fd, name, sealable);
     if (size > 0) {
       try {
-        memfd.resize(size);
+        // A fresh memfd: size 0, no mappings, no seals; skip resize()'s checks.
+        check(lib().mk_memfd_resize(fd, BigInt(size)), "resize", { path: `memfd:${name}` });
       } catch (e) {
         memfd.close();
         throw e;
@@ -328,7 +329,9 @@ export class MemFd {
       name,
       end: offset + length,
     });
-    this.#regions.add(regionOf(mapping));
+    const region = regionOf(mapping);
+    region.owner = this.#regions;
+    this.#regions.add(region);
     return mapping;
   }
 
