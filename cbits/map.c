@@ -35,3 +35,10 @@ MK_API int64_t mk_map_placeholder(uint64_t address, uint64_t length) {
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? -(int64_t)errno : 0;
 }
+
+MK_API int64_t mk_map_scrub(uint64_t address, uint64_t length) {
+  if (address == 0 || length == 0) return -EINVAL;
+  void *p = mmap((void *)(uintptr_t)address, (size_t)length, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? -(int64_t)errno : 0;
+}

@@ -97,6 +97,11 @@ MK_API int64_t mk_map_protect(uint64_t address, uint64_t length,
  * read-only zero mapping (MAP_FIXED): the old pages are released at once,
  * and anything still pointing there reads zeros. */
 MK_API int64_t mk_map_placeholder(uint64_t address, uint64_t length);
+/* Replaces [address, address + length) in place with anonymous private
+ * read-write zero pages (MAP_FIXED): for a range that JavaScript may still
+ * write through but memkit can no longer detach; the source's pages are
+ * released, and the range stays mapped for the life of the process. */
+MK_API int64_t mk_map_scrub(uint64_t address, uint64_t length);
 
 #ifdef __cplusplus
 }

@@ -124,4 +124,12 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
+  /** Replaces [address, address + length) in place with anonymous private read-write zero pages (MAP_FIXED): for a range that JavaScript may still write through but memkit can no longer detach; the source's pages are released, and the range stays mapped for the life of the process. */
+  mk_map_scrub: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
 } as const satisfies Deno.ForeignLibraryInterface;

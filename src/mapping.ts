@@ -76,6 +76,12 @@ export interface Region {
   owner?: Set<Region>;
   /** Read-only (immutable) buffers registered and not yet collected. */
   readonly: number;
+  /**
+   * A writable buffer was moved out of memkit's reach (a transfer that got
+   * past the guard): the range is never unmapped, only scrubbed to private
+   * zero pages, so the moved buffer can never fault.
+   */
+  pinned: boolean;
 }
 
 const registry = new FinalizationRegistry<Region>((region) => {
@@ -87,8 +93,29 @@ function unmapRegion(region: Region): void {
   if (!region.live) return;
   region.live = false;
   region.backed = false;
-  lib().mk_map_unmap(region.address, BigInt(region.span));
+  region.owner?.delete(region);
+  if (region.pinned) lib().mk_map_scrub(region.address, BigInt(region.span));
+  else lib().mk_map_unmap(region.address, BigInt(region.span));
 }
+
+const transfer = ArrayBuffer.prototype.transfer;
+
+function refuseTransfer(): never {
+  throw new TypeError(
+    "Cannot transfer the buffer of a memkit view: its mapping must be able to detach it; " +
+      "copy it with read() or slice() instead",
+  );
+}
+
+/**
+ * The prototype of memkit's writable buffers: an ArrayBuffer whose transfer
+ * methods refuse, since a buffer moved elsewhere could outlive the mapping.
+ */
+const GUARDED: ArrayBuffer = Object.create(ArrayBuffer.prototype, {
+  transfer: { value: refuseTransfer },
+  transferToFixedLength: { value: refuseTransfer },
+  transferToImmutable: { value: refuseTransfer },
+});
 
 const readonlyRegistry = new FinalizationRegistry<Region>((region) => {
   region.readonly--;
@@ -163,6 +190,13 @@ export function createMapping(init: MappingInit): Mapping {
  *   that placeholder is unmapped once the last such view is collected;
  * - `protect()` detaches writable views before it takes write access away,
  *   and refuses `"none"` while read-only views are reachable.
+ * - a writable view's buffer refuses `transfer()` (and its kin), since a
+ *   moved buffer could outlive the mapping. A transfer list
+ *   (`structuredClone`, `postMessage`) gets past that; memkit notices at the
+ *   next `close()`, `protect()` or view of the mapping and from then on keeps
+ *   the range mapped as private zero pages instead of unmapping it. A mapping
+ *   left to the garbage collector after such a transfer is the one case
+ *   memkit cannot cover: do not transfer views, copy them (`read()`).
  *
  * A view keeps its mapping alive: garbage collection never unmaps memory
  * that JavaScript can still reach, and unmaps what nothing reaches.
@@ -215,6 +249,7 @@ export class Mapping {
       backed: true,
       end: init.end,
       readonly: 0,
+      pinned: false,
     };
     this.#length = init.length;
     this.#access = init.access;
@@ -257,9 +292,12 @@ export class Mapping {
   #buffer(op: string): ArrayBuffer {
     this.#alive(op);
     if (this.#access === "rw") {
+      if (this.#writable?.detached) this.#detachWritable(); // moved away: pins the region
       if (!this.#writable) {
-        this.#writable = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(), this.#length);
-        hold(this.#region, this.#writable);
+        const ab = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(), this.#length);
+        Object.setPrototypeOf(ab, GUARDED);
+        hold(this.#region, ab);
+        this.#writable = ab;
       }
       return this.#writable;
     }
@@ -450,7 +488,17 @@ export class Mapping {
       });
     }
     if (next === this.#access) return;
-    if (RANK[next] < RANK.rw) this.#detachWritable();
+    if (RANK[next] < RANK.rw) {
+      this.#detachWritable();
+      if (this.#region.pinned) {
+        throw new MemkitError(16, "protect", {
+          path: this.#name,
+          hint: "a writable view's buffer was transferred out of memkit's reach " +
+            "(structuredClone or postMessage with a transfer list), so write access " +
+            "cannot be taken away safely",
+        });
+      }
+    }
     check(
       lib().mk_map_protect(this.#region.address, BigInt(this.#region.span), PROT[next]),
       "protect",
@@ -468,7 +516,10 @@ export class Mapping {
     if (!ab) return;
     this.#writable = undefined;
     letGo(this.#region, ab);
-    ab.transfer(0);
+    // Detached already: someone moved it past the guard; memkit cannot reach
+    // the moved buffer, so the range must stay mapped (scrubbed on close).
+    if (ab.detached) this.#region.pinned = true;
+    else transfer.call(ab, 0);
   }
 
   /**
@@ -497,7 +548,7 @@ export class Mapping {
     const region = this.#region;
     region.backed = false;
     region.owner?.delete(region);
-    if (this.#readonlyLive()) {
+    if (!region.pinned && this.#readonlyLive()) {
       // Immutable buffers cannot be detached: swap the pages for zeros in
       // place; the registry unmaps the placeholder after their collection.
       const ret = lib().mk_map_placeholder(region.address, BigInt(region.span));

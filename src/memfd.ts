@@ -233,6 +233,10 @@ export class MemFd {
    * Adds seals (`F_ADD_SEALS`): each forbids something, to everyone, for the
    * life of the memfd. Needs `sealable` (the default).
    *
+   * On an executable memfd the kernel makes `"exec"` imply `"shrink"`,
+   * `"grow"`, `"write"` and `"future-write"` too (so it fails with `EBUSY`
+   * while a writable mapping exists); create with `noexec: true` instead.
+   *
    * @param seals The seals to add.
    * @throws {MemkitError} `EPERM` when not sealable or already sealed with
    * `"seal"`; `EBUSY` for `"write"` while a writable mapping exists.

@@ -80,6 +80,22 @@ Deno.test('protect("none") is allowed once the read-only views are collected', (
   assertMatch(String(r.maps), / ---s .*\/memfd:s5/, "the kernel shows PROT_NONE");
 });
 
+Deno.test("a view's buffer refuses transfer(), and a transfer list is noticed and kept safe", () => {
+  const r = child("transfer-refused-and-clone-noticed");
+  assertStringIncludes(
+    String(r.transfer),
+    "throws:TypeError:Cannot transfer the buffer of a memkit view",
+  );
+  assertStringIncludes(String(r.fixed), "throws:TypeError");
+  assertEquals(r.stillAttached, 21);
+  assertEquals(r.moved, 21);
+  assertStringIncludes(String(r.protect), "throws:MemkitError:EBUSY");
+  assertMatch(String(r.maps), /^[0-9a-f]+-[0-9a-f]+ rw-p 00000000 00:00 0 /);
+  assertEquals(r.afterClose, 0);
+  assertEquals(r.write, 9);
+  assertEquals(r.memfd, "21,0", "the memfd keeps its data and never sees the later write");
+});
+
 Deno.test("resize() refuses a shrink that would leave a mapped page past the end", () => {
   const r = child("resize-refused");
   assertStringIncludes(String(r.shrink), "throws:MemkitError:EBUSY");

@@ -339,8 +339,33 @@ static void test_placeholder(void) {
   mk_core_close(fd);
 }
 
+static void test_scrub(void) {
+  const uint64_t len = 2 * page;
+  CHECK_ERR(mk_map_scrub(0, page), EINVAL, "scrub at address 0 is -EINVAL");
+  CHECK_ERR(mk_map_scrub(unmapped_range(1), 0), EINVAL, "scrub of length 0 is -EINVAL");
+  int32_t fd = filled_memfd("memkit-scrub", 2, 5);
+  if (!CHECK(fd >= 0, "a 2-page memfd to scrub")) return;
+  int64_t rw = mk_map_fd(fd, 0, len, MK_PROT_READ | MK_PROT_WRITE);
+  if (!CHECK_OK(rw, "map it read-write")) {
+    mk_core_close(fd);
+    return;
+  }
+  volatile unsigned char *w = (volatile unsigned char *)(uintptr_t)rw;
+  CHECK_EQ(mk_map_scrub((uint64_t)rw, len), 0, "scrub of the mapping is 0");
+  CHECK_PERMS((uint64_t)rw, "rw-p", "the range is private read-write (rw-p)");
+  CHECK(all_zero(w, len), "it reads zeros");
+  w[3] = 0x77; /* a write must not fault */
+  CHECK_EQ(w[3], 0x77, "a write through it lands in private pages");
+  unsigned char b = 0;
+  CHECK(pread(fd, &b, 1, 3) == 1 && b == (unsigned char)((3 * 7 + 5) & 0xff),
+        "the memfd neither sees that write nor loses its data");
+  CHECK_EQ(mk_map_unmap((uint64_t)rw, len), 0, "unmap the scrubbed range");
+  mk_core_close(fd);
+}
+
 int main(void) {
   page = (uint64_t)mk_core_page_size();
+  test_scrub();
   test_map_errors();
   test_other_errors();
   test_alias();
