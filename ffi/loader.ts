@@ -36,6 +36,14 @@ function envPath(): string | undefined {
  *
  * @returns `[origin, path]` pairs; the local build is absent when this module
  * was not loaded from a `file:` URL (for example, from JSR over https).
+ *
+ * @example
+ * ```ts
+ * import { libraryCandidates } from "@memkit/memkit";
+ * import { assert } from "@std/assert";
+ *
+ * assert(libraryCandidates().some(([origin]) => origin === "local build"));
+ * ```
  */
 export function libraryCandidates(): [string, string][] {
   const out: [string, string][] = [];
@@ -67,12 +75,36 @@ export function lib(): Symbols {
   return load().symbols;
 }
 
-/** The page size of this machine, read from the native library. */
+/**
+ * The page size of this machine, read from the native library.
+ *
+ * Requires `--allow-ffi`.
+ *
+ * @example
+ * ```ts
+ * import { pageSize } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(pageSize() % 4096, 0);
+ * ```
+ */
 export function pageSize(): number {
   return load().pageSize;
 }
 
-/** The path the native library was loaded from. */
+/**
+ * The path the native library was loaded from (loading it if needed).
+ *
+ * Requires `--allow-ffi`.
+ *
+ * @example
+ * ```ts
+ * import { libraryPath } from "@memkit/memkit";
+ * import { assert } from "@std/assert";
+ *
+ * assert(libraryPath().endsWith("libmemkit.so"));
+ * ```
+ */
 export function libraryPath(): string {
   return load().path;
 }

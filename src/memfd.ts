@@ -134,7 +134,16 @@ export class MemFd {
     return memfd;
   }
 
-  /** Whether this kernel supports `noexec: true` (`MFD_NOEXEC_SEAL`). */
+  /**
+   * Whether this kernel supports `noexec: true` (`MFD_NOEXEC_SEAL`, Linux 6.3+).
+   *
+   * @example
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   *
+   * using fd = MemFd.create("maybe-noexec", { noexec: MemFd.noexecSupported });
+   * ```
+   */
   static get noexecSupported(): boolean {
     return check(lib().mk_memfd_noexec_supported(), "probe memfd") === 1;
   }

@@ -105,7 +105,7 @@ for file in tests/*_test.ts; do
   # shellcheck disable=SC2086
   run_deno_test "$(basename "$file" .ts)" $flags "$file"
 done
-run_deno_test doc --doc --allow-ffi --v8-flags=--js-immutable-arraybuffer mod.ts src/*.ts ffi/errors.ts
+run_deno_test doc --doc --allow-ffi --v8-flags=--js-immutable-arraybuffer mod.ts src/*.ts ffi/errors.ts ffi/loader.ts
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then
