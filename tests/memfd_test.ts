@@ -4,7 +4,7 @@ import { MemFd, MemkitError, pageSize } from "../mod.ts";
 
 const PAGE = pageSize();
 
-// Deno's file API wants --allow-all for /proc; ask coreutils instead.
+// Deno's file API wants every permission for /proc; ask coreutils instead.
 function sh(cmd: string, ...args: string[]): { ok: boolean; out: string } {
   const r = new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).outputSync();
   return { ok: r.success, out: new TextDecoder().decode(r.stdout).trim() };

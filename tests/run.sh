@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole suite, as `make test` runs it. Each step counts: a C test or a
 # Deno test case by its own result, a static check as one test. Every test
-# file runs with the flags its first `// flags:` line names (never -A), with
+# file runs with the flags its first `// flags:` line names (never the allow-all flag), with
 # $DENO standing for the Deno binary. Ends with `tests: N passed, N failed`.
 set -u
 cd "$(dirname "$0")/.."
