@@ -131,13 +131,3 @@ export function check(
   const hint = options.hints?.[errnoCode(errno)] ?? options.hint;
   throw new MemkitError(errno, operation, { path: options.path, hint });
 }
-
-/** Like {@linkcode check}, for results that are addresses: keeps the bigint. */
-export function checkAddress(
-  ret: bigint,
-  operation: string,
-  options: MemkitErrorOptions = {},
-): bigint {
-  if (ret >= 0n) return ret;
-  throw new MemkitError(Number(-ret), operation, options);
-}

@@ -8,7 +8,7 @@
 import { check, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
-import { inRange } from "./_validate.ts";
+import { inRange, roundUp } from "./_validate.ts";
 
 /** How a mapping may be accessed: not at all, read-only, or read-write. */
 export type Access = "none" | "r" | "rw";
@@ -240,7 +240,7 @@ export class Mapping {
     if (token !== CONSTRUCT) {
       throw new TypeError("Cannot construct a Mapping directly: use MemFd.map() or mapFile()");
     }
-    const span = Math.ceil(init.length / pageSize()) * pageSize();
+    const span = roundUp(init.length, pageSize());
     this.#region = {
       address: init.address,
       span,
