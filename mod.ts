@@ -44,3 +44,4 @@ export {
   permissionTable,
   requirePermissions,
 } from "./src/permissions.ts";
+export { alias, type Chunk, stitch, type StitchOptions } from "./src/stitch.ts";

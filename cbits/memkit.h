@@ -46,6 +46,13 @@ extern "C" {
 #define MK_SEAL_FUTURE_WRITE 0x10u
 #define MK_SEAL_EXEC 0x20u
 
+/* The first word of an address-kind chunk for mk_map_stitch. */
+#define MK_STITCH_ADDRESS 0xffffffffffffffffull
+
+/* Rights for mk_pkey_* (the PKEY_DISABLE_* values). */
+#define MK_PKEY_DISABLE_ACCESS 1u
+#define MK_PKEY_DISABLE_WRITE 2u
+
 /* Flags for mk_file_open. */
 #define MK_FILE_WRITE 1u
 
@@ -102,6 +109,53 @@ MK_API int64_t mk_map_placeholder(uint64_t address, uint64_t length);
  * write through but memkit can no longer detach; the source's pages are
  * released, and the range stays mapped for the life of the process. */
 MK_API int64_t mk_map_scrub(uint64_t address, uint64_t length);
+
+/* ---- stitch ------------------------------------------------------- */
+
+/* Maps `count` chunks side by side into one new range, zero-copy: reserves
+ * the whole length PROT_NONE, then places each chunk inside it with
+ * MAP_FIXED | MAP_SHARED, merging neighbours that continue each other in the
+ * same descriptor into one mmap. `chunks` holds three words per chunk:
+ *   { fd, offset, length }            a window of a descriptor, or
+ *   { MK_STITCH_ADDRESS, address, length }
+ *                                     shared memory this process has mapped
+ *                                     (placed with mremap(old_size 0), which
+ *                                     maps `length` bytes of the source from
+ *                                     that address's offset: the range must
+ *                                     be one window of one source; such
+ *                                     chunks are never merged);
+ * offsets, addresses and lengths are page multiples. The result gets `prot`.
+ * `report` (3 words) receives: [0] the index of the chunk that failed (count
+ * when none did), [1] the number of mappings the request needs, [2] how many
+ * were placed. On failure everything placed is unmapped again. Returns the
+ * start address. */
+MK_API int64_t mk_map_stitch(const uint64_t *chunks, uint32_t count, uint32_t prot,
+                             uint64_t *report);
+/* A shared anonymous mapping of `length` bytes with `guard` bytes of
+ * PROT_NONE on each side; returns the address of the usable part. Unmap it
+ * with mk_map_unmap(address - guard, length + 2 * guard). */
+MK_API int64_t mk_map_guarded(uint64_t length, uint64_t guard, uint32_t prot);
+/* Maps [0, size) of fd twice, back to back, read-write: a ring whose every
+ * region is contiguous. Returns the start of the 2 * size range. */
+MK_API int64_t mk_ring_map(int32_t fd, uint64_t size);
+/* The vm.max_map_count limit (read from /proc/sys/vm/max_map_count; the
+ * caller checks the permission to read it). */
+MK_API int64_t mk_map_max_count(void);
+
+/* ---- pkey ---------------------------------------------------------- */
+
+/* pkey_alloc(0, rights): a new protection key, or -EINVAL/-ENOSPC/-ENOSYS
+ * where the CPU or kernel has none left or none at all. */
+MK_API int64_t mk_pkey_alloc(uint32_t rights);
+/* pkey_free(key). */
+MK_API int64_t mk_pkey_free(int32_t key);
+/* pkey_mprotect(address, length, prot, key). */
+MK_API int64_t mk_pkey_mprotect(uint64_t address, uint64_t length, uint32_t prot,
+                                int32_t key);
+/* Sets the calling thread's rights for key (PKRU); -ENOSYS without OSPKE. */
+MK_API int64_t mk_pkey_set(int32_t key, uint32_t rights);
+/* The calling thread's rights for key; -ENOSYS without OSPKE. */
+MK_API int64_t mk_pkey_get(int32_t key);
 
 #ifdef __cplusplus
 }

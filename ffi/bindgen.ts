@@ -58,7 +58,8 @@ export function ffiType(decl: string): string {
   if (!m) throw new TypeError(`Cannot parse the parameter "${decl}"`);
   const [, , base, star] = m;
   if (star) {
-    if (["char", "uint8_t", "int8_t", "void"].includes(base)) return "buffer";
+    // Memory the caller owns (bytes, strings, arrays of words) is a buffer.
+    if (base === "char" || base === "void" || base in SCALARS) return "buffer";
     throw new TypeError(`Cannot bind the pointer type in "${decl}"`);
   }
   const t = SCALARS[base];

@@ -16,6 +16,8 @@ export const MK = {
   SEAL_WRITE: 8,
   SEAL_FUTURE_WRITE: 16,
   SEAL_EXEC: 32,
+  PKEY_DISABLE_ACCESS: 1,
+  PKEY_DISABLE_WRITE: 2,
   FILE_WRITE: 1,
 } as const;
 
@@ -129,6 +131,77 @@ export const symbols = {
     parameters: [
       "u64", // uint64_t address
       "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Maps `count` chunks side by side into one new range, zero-copy: reserves the whole length PROT_NONE, then places each chunk inside it with MAP_FIXED | MAP_SHARED, merging neighbours that continue each other in the same descriptor into one mmap. `chunks` holds three words per chunk: { fd, offset, length } a window of a descriptor, or { MK_STITCH_ADDRESS, address, length } shared memory this process has mapped (placed with mremap(old_size 0), which maps `length` bytes of the source from that address's offset: the range must be one window of one source; such chunks are never merged); offsets, addresses and lengths are page multiples. The result gets `prot`. `report` (3 words) receives: [0] the index of the chunk that failed (count when none did), [1] the number of mappings the request needs, [2] how many were placed. On failure everything placed is unmapped again. Returns the start address. */
+  mk_map_stitch: {
+    parameters: [
+      "buffer", // const uint64_t *chunks
+      "u32", // uint32_t count
+      "u32", // uint32_t prot
+      "buffer", // uint64_t *report
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** A shared anonymous mapping of `length` bytes with `guard` bytes of PROT_NONE on each side; returns the address of the usable part. Unmap it with mk_map_unmap(address - guard, length + 2 * guard). */
+  mk_map_guarded: {
+    parameters: [
+      "u64", // uint64_t length
+      "u64", // uint64_t guard
+      "u32", // uint32_t prot
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Maps [0, size) of fd twice, back to back, read-write: a ring whose every region is contiguous. Returns the start of the 2 * size range. */
+  mk_ring_map: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t size
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The vm.max_map_count limit (read from /proc/sys/vm/max_map_count; the caller checks the permission to read it). */
+  mk_map_max_count: {
+    parameters: [],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** pkey_alloc(0, rights): a new protection key, or -EINVAL/-ENOSPC/-ENOSYS where the CPU or kernel has none left or none at all. */
+  mk_pkey_alloc: {
+    parameters: [
+      "u32", // uint32_t rights
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** pkey_free(key). */
+  mk_pkey_free: {
+    parameters: [
+      "i32", // int32_t key
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** pkey_mprotect(address, length, prot, key). */
+  mk_pkey_mprotect: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t length
+      "u32", // uint32_t prot
+      "i32", // int32_t key
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Sets the calling thread's rights for key (PKRU); -ENOSYS without OSPKE. */
+  mk_pkey_set: {
+    parameters: [
+      "i32", // int32_t key
+      "u32", // uint32_t rights
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The calling thread's rights for key; -ENOSYS without OSPKE. */
+  mk_pkey_get: {
+    parameters: [
+      "i32", // int32_t key
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

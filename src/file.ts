@@ -81,7 +81,7 @@ export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
       access,
       maxAccess: access,
       name: path,
-      end: offset + length,
+      pieces: [{ source: {}, offset, at: 0, length }],
     });
   } finally {
     lib().mk_core_close(fd);

@@ -8,20 +8,32 @@
 import { check, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
-import { inRange, roundUp } from "./_validate.ts";
+import { aligned, inRange, roundUp } from "./_validate.ts";
 
-/** How a mapping may be accessed: not at all, read-only, or read-write. */
-export type Access = "none" | "r" | "rw";
+/**
+ * How memory may be accessed: not at all, read-only, read-write, or read and
+ * execute (`PROT_NONE`, `PROT_READ`, `PROT_READ | PROT_WRITE`,
+ * `PROT_READ | PROT_EXEC`).
+ */
+export type Access = "none" | "r" | "rw" | "rx";
 
-const PROT: Record<Access, number> = {
+/** The `PROT_*` bits of each access. */
+export const PROT: Record<Access, number> = {
   none: MK.PROT_NONE,
   r: MK.PROT_READ,
   rw: MK.PROT_READ | MK.PROT_WRITE,
+  rx: MK.PROT_READ | MK.PROT_EXEC,
 };
-const RANK: Record<Access, number> = { none: 0, r: 1, rw: 2 };
+
+/** The access of `PROT_*` bits, where it is one memkit names. */
+export function accessOf(prot: number): Access | undefined {
+  return (Object.keys(PROT) as Access[]).find((a) => PROT[a] === prot);
+}
+
+const ALL_ACCESS: readonly Access[] = ["none", "r", "rw", "rx"];
 
 /** Throws TypeError unless `value` is an {@linkcode Access}. */
-export function toAccess(value: unknown, allowed: readonly Access[] = ["none", "r", "rw"]): Access {
+export function toAccess(value: unknown, allowed: readonly Access[] = ALL_ACCESS): Access {
   if (typeof value === "string" && (allowed as readonly string[]).includes(value)) {
     return value as Access;
   }
@@ -55,6 +67,26 @@ const IMMUTABLE_HINT = "read-only views are immutable ArrayBuffers, which need "
 // ---- regions: the address ranges behind mappings, freed by GC as a backstop ----
 
 /**
+ * One stretch of a mapping's view that maps one contiguous window of one
+ * source: which source (an identity), where the window starts in it, where
+ * it sits in the view, and, for a memfd, the memfd's table of live regions.
+ */
+export interface Piece {
+  /** The source's identity: equal for windows of the same memfd or file mapping. */
+  readonly source: object;
+  /** The source memfd's table of live regions and how far into it each reaches. */
+  readonly owner?: Map<Region, number>;
+  /** The offset of the window in the source. */
+  readonly offset: number;
+  /** The offset of the window in the mapping's view. */
+  readonly at: number;
+  /** The window's length in bytes. */
+  readonly length: number;
+  /** Not known to be one window of one source: alias it page by page. */
+  readonly paged?: boolean;
+}
+
+/**
  * The state of one mapped address range, shared by the `Mapping` and every
  * `ArrayBuffer` created over it: the range is unmapped when `close()` says so
  * and nothing can reach it any more, or when all of them are collected.
@@ -70,10 +102,10 @@ export interface Region {
   live: boolean;
   /** The range still maps the source (false once closed). */
   backed: boolean;
-  /** The end of the window in the source, in bytes (for resize checks). */
-  readonly end: number;
-  /** The set of the source's live regions this one is in, if any. */
-  owner?: Set<Region>;
+  /** What the view is made of, in order (for resize checks and for stitching it again). */
+  readonly pieces: readonly Piece[];
+  /** The live-region tables of the memfds this region maps. */
+  readonly owners: Set<Map<Region, number>>;
   /** Read-only (immutable) buffers registered and not yet collected. */
   readonly: number;
   /**
@@ -82,6 +114,10 @@ export interface Region {
    * zero pages, so the moved buffer can never fault.
    */
   pinned: boolean;
+  /** The highest access the source allows. */
+  readonly maxAccess: Access;
+  /** The calling thread's rights (`PKEY_DISABLE_*`) of the protection key assigned to it. */
+  pkeyRights?: () => number;
 }
 
 const registry = new FinalizationRegistry<Region>((region) => {
@@ -92,10 +128,16 @@ const registry = new FinalizationRegistry<Region>((region) => {
 function unmapRegion(region: Region): void {
   if (!region.live) return;
   region.live = false;
-  region.backed = false;
-  region.owner?.delete(region);
+  unback(region);
   if (region.pinned) lib().mk_map_scrub(region.address, BigInt(region.span));
   else lib().mk_map_unmap(region.address, BigInt(region.span));
+}
+
+/** Marks a region as no longer mapping its sources, for their resize checks. */
+function unback(region: Region): void {
+  region.backed = false;
+  for (const owner of region.owners) owner.delete(region);
+  region.owners.clear();
 }
 
 const transfer = ArrayBuffer.prototype.transfer;
@@ -148,7 +190,7 @@ export interface TypedArrayConstructor<T> {
 
 /** What a new mapping is made of; internal to memkit. */
 export interface MappingInit {
-  /** The start address returned by mmap. */
+  /** The start address of the view. */
   address: bigint;
   /** The length the caller asked for. */
   length: number;
@@ -158,12 +200,15 @@ export interface MappingInit {
   maxAccess: Access;
   /** What was mapped, for messages: `memfd:name` or a path. */
   name: string;
-  /** The end of the window in the source. */
-  end: number;
+  /** The source windows the view is made of, in order. */
+  pieces: Piece[];
+  /** The whole range to unmap, when it is more than the view (guard pages, a ring). */
+  reserved?: { address: bigint; span: number };
 }
 
 const CONSTRUCT = Symbol("memkit.Mapping");
 let regionOfMapping: (m: Mapping) => Region | undefined;
+let limitMapping: (m: Mapping, rights: number, dryRun: boolean) => void;
 
 /** The region behind a mapping; for memkit's own modules, not part of the API. */
 export function regionOf(mapping: Mapping): Region {
@@ -178,6 +223,18 @@ export function createMapping(init: MappingInit): Mapping {
 }
 
 /**
+ * Protection-key rights (`PKEY_DISABLE_*` bits) now limit a mapping: detaches
+ * the writable views that rights without write would make fault, and refuses
+ * rights without access while read-only views live. With `dryRun`, only
+ * checks. For memkit's own modules (the `Pkey` class), not part of the API.
+ */
+export function limitByPkey(mapping: Mapping, rights: number, dryRun = false): void {
+  limitMapping(mapping, rights, dryRun);
+}
+
+const EMPTY = new ArrayBuffer(0);
+
+/**
  * A range of this process's address space mapped by memkit.
  *
  * Views (`bytes()`, `view()`) are zero-copy and share one `ArrayBuffer` per
@@ -188,8 +245,9 @@ export function createMapping(init: MappingInit): Mapping {
  *   a TypeError); since V8 cannot detach those, `close()` replaces the pages
  *   with a read-only zero mapping, so stale read-only views read zeros, and
  *   that placeholder is unmapped once the last such view is collected;
- * - `protect()` detaches writable views before it takes write access away,
- *   and refuses `"none"` while read-only views are reachable.
+ * - `protect()` detaches writable views before it takes write access away
+ *   from any page, and refuses `"none"` while read-only views are reachable;
+ *   a view never covers a page its protection would make fault.
  * - a writable view's buffer refuses `transfer()` (and its kin), since a
  *   moved buffer could outlive the mapping. A transfer list
  *   (`structuredClone`, `postMessage`) gets past that; memkit notices at the
@@ -221,17 +279,24 @@ export class Mapping {
   #region: Region;
   static {
     regionOfMapping = (m) => (#region in m ? m.#region : undefined);
+    limitMapping = (m, rights, dryRun) => m.#limit(rights, dryRun);
   }
+  #address: bigint;
   #length: number;
   #access: Access;
+  /** Per-page `PROT_*` bits while pages differ ("mixed"); undefined while uniform. */
+  #prot: Uint8Array | undefined;
   #maxAccess: Access;
   #name: string;
   #closed = false;
   #writable: ArrayBuffer | undefined;
+  /** Writable buffers over parts of a mixed mapping. */
+  #partial: ArrayBuffer[] = [];
   #readonly: ArrayBuffer | undefined;
 
   /**
-   * Not for direct use: mappings come from `MemFd.map()` and `mapFile()`.
+   * Not for direct use: mappings come from `MemFd.map()`, `mapFile()`,
+   * `stitch()`, `alias()` and `guarded()`.
    *
    * @param token memkit's private construction token.
    * @param init What was mapped.
@@ -240,17 +305,26 @@ export class Mapping {
     if (token !== CONSTRUCT) {
       throw new TypeError("Cannot construct a Mapping directly: use MemFd.map() or mapFile()");
     }
-    const span = roundUp(init.length, pageSize());
+    const owners = new Set<Map<Region, number>>();
     this.#region = {
-      address: init.address,
-      span,
+      address: init.reserved?.address ?? init.address,
+      span: init.reserved?.span ?? roundUp(init.length, pageSize()),
       refs: 0,
       live: true,
       backed: true,
-      end: init.end,
+      pieces: init.pieces,
+      owners,
       readonly: 0,
       pinned: false,
+      maxAccess: init.maxAccess,
     };
+    for (const piece of init.pieces) {
+      if (!piece.owner) continue;
+      const end = piece.offset + piece.length;
+      piece.owner.set(this.#region, Math.max(piece.owner.get(this.#region) ?? 0, end));
+      owners.add(piece.owner);
+    }
+    this.#address = init.address;
     this.#length = init.length;
     this.#access = init.access;
     this.#maxAccess = init.maxAccess;
@@ -260,7 +334,7 @@ export class Mapping {
 
   /** The start address in this process, as a bigint. */
   get address(): bigint {
-    return this.#region.address;
+    return this.#address;
   }
 
   /** The length in bytes. */
@@ -268,12 +342,39 @@ export class Mapping {
     return this.#length;
   }
 
-  /** The current protection. */
-  get access(): Access {
-    return this.#access;
+  /**
+   * The current protection, or `"mixed"` after `protect()` gave parts of the
+   * mapping different ones (see {@linkcode Mapping.accessAt}).
+   */
+  get access(): Access | "mixed" {
+    return this.#prot ? "mixed" : this.#access;
   }
 
-  /** What is mapped: `memfd:<name>` or a file path. */
+  /**
+   * The protection of the page holding byte `offset`.
+   *
+   * @param offset A byte offset in the mapping.
+   * @returns The access of that page.
+   *
+   * @example
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using fd = MemFd.create("pages", { size: 2 * 4096 });
+   * using m = fd.map();
+   * m.protect("r", { offset: 4096 });
+   * assertEquals([m.access, m.accessAt(0), m.accessAt(4096)], ["mixed", "rw", "r"]);
+   * ```
+   */
+  accessAt(offset: number): Access {
+    this.#alive("read the protection");
+    const off = inRange(offset, "offset", 0, this.#length - 1);
+    if (!this.#prot) return this.#access;
+    return accessOf(this.#prot[Math.floor(off / pageSize())])!;
+  }
+
+  /** What is mapped: `memfd:<name>`, a file path, or a description. */
   get name(): string {
     return this.#name;
   }
@@ -289,37 +390,83 @@ export class Mapping {
     }
   }
 
-  #buffer(op: string): ArrayBuffer {
+  /** `PROT_*` bits after the protection key's rights, if one limits the mapping. */
+  #effective(prot: number): number {
+    const rights = this.#region.pkeyRights?.() ?? 0;
+    if (rights & MK.PKEY_DISABLE_ACCESS) return MK.PROT_NONE;
+    if (rights & MK.PKEY_DISABLE_WRITE) return prot & ~MK.PROT_WRITE;
+    return prot;
+  }
+
+  /** The protection every page of [off, off + len) has in common. */
+  #common(off: number, len: number): number {
+    if (!this.#prot) return this.#effective(PROT[this.#access]);
+    const page = pageSize();
+    const p0 = Math.floor(off / page);
+    const p1 = Math.max(p0 + 1, Math.ceil((off + len) / page));
+    let prot = 0xff;
+    for (let i = p0; i < p1; i++) prot &= this.#prot[i];
+    return this.#effective(prot);
+  }
+
+  /** A buffer over [off, off + len) and the offset in the mapping where it starts. */
+  #buffer(op: string, off: number, len: number): [ArrayBuffer, number] {
     this.#alive(op);
-    if (this.#access === "rw") {
-      if (this.#writable?.detached) this.#detachWritable(); // moved away: pins the region
-      if (!this.#writable) {
-        const ab = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(), this.#length);
-        Object.setPrototypeOf(ab, GUARDED);
-        hold(this.#region, ab);
-        this.#writable = ab;
-      }
-      return this.#writable;
-    }
-    if (this.#access === "none") {
+    if (this.#writable?.detached) this.#detachWritable(); // moved away: pins the region
+    const prot = this.#common(off, len);
+    if (!(prot & MK.PROT_READ)) {
+      const where = this.#prot ? ` at offset ${off}` : "";
       throw new TypeError(
-        `Cannot ${op}: the mapping of "${this.#name}" has protection "none"; protect() it first`,
+        `Cannot ${op}: the mapping of "${this.#name}" has protection "none"${where}; ` +
+          "protect() it first",
       );
     }
+    if (!this.#prot) return [prot & MK.PROT_WRITE ? this.#whole() : this.#immutable(op), 0];
+    if (len === 0) return [EMPTY, off];
+    // Parts of a mixed mapping get buffers over exactly the pages asked for,
+    // so no view reaches a page whose protection would make it fault.
+    const page = pageSize();
+    const start = Math.floor(off / page) * page;
+    const end = Math.min(roundUp(off + len, page), this.#length);
+    const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(start), end - start);
+    if (prot & MK.PROT_WRITE) {
+      Object.setPrototypeOf(raw, GUARDED);
+      hold(this.#region, raw);
+      this.#partial.push(raw);
+      return [raw, start];
+    }
+    return [this.#freeze(op, raw), start];
+  }
+
+  #whole(): ArrayBuffer {
+    if (!this.#writable) {
+      const ab = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(0), this.#length);
+      Object.setPrototypeOf(ab, GUARDED);
+      hold(this.#region, ab);
+      this.#writable = ab;
+    }
+    return this.#writable;
+  }
+
+  #immutable(op: string): ArrayBuffer {
     if (!this.#readonly) {
-      if (!readOnlyViewsSupported()) {
-        throw new TypeError(`Cannot ${op} of read-only "${this.#name}": ${IMMUTABLE_HINT}`);
-      }
-      const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(), this.#length);
-      const ro = (raw as unknown as { transferToImmutable(): ArrayBuffer }).transferToImmutable();
-      holdReadonly(this.#region, ro);
-      this.#readonly = ro;
+      const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(0), this.#length);
+      this.#readonly = this.#freeze(op, raw);
     }
     return this.#readonly;
   }
 
-  #pointer(): Deno.PointerObject {
-    return Deno.UnsafePointer.create(this.#region.address)!;
+  #freeze(op: string, raw: ArrayBuffer): ArrayBuffer {
+    if (!readOnlyViewsSupported()) {
+      throw new TypeError(`Cannot ${op} of read-only "${this.#name}": ${IMMUTABLE_HINT}`);
+    }
+    const ro = (raw as unknown as { transferToImmutable(): ArrayBuffer }).transferToImmutable();
+    holdReadonly(this.#region, ro);
+    return ro;
+  }
+
+  #pointer(offset: number): Deno.PointerObject {
+    return Deno.UnsafePointer.create(this.#address + BigInt(offset))!;
   }
 
   #range(offset: unknown, length: unknown, unit = 1): [number, number] {
@@ -335,7 +482,9 @@ export class Mapping {
   /**
    * A zero-copy byte view of the mapping (or of `length` bytes from
    * `offset`). Writable when the access is `"rw"`; an immutable view when it
-   * is `"r"` (needs `--v8-flags=--js-immutable-arraybuffer`).
+   * is `"r"` or `"rx"` (needs `--v8-flags=--js-immutable-arraybuffer`). Over
+   * a mapping with mixed protections, the view's buffer covers only the pages
+   * asked for, and those must all be readable.
    *
    * @param offset The first byte, default 0.
    * @param length The number of bytes, default to the end.
@@ -354,7 +503,8 @@ export class Mapping {
    */
   bytes(offset = 0, length?: number): Uint8Array<ArrayBuffer> {
     const [off, len] = this.#range(offset, length);
-    return new Uint8Array(this.#buffer("view the mapping"), off, len);
+    const [buffer, base] = this.#buffer("view the mapping", off, len);
+    return new Uint8Array(buffer, off - base, len);
   }
 
   /**
@@ -381,7 +531,12 @@ export class Mapping {
       throw new TypeError("Cannot create a view: expected a typed array constructor");
     }
     const [off, len] = this.#range(offset, length, Ctor.BYTES_PER_ELEMENT);
-    return new Ctor(this.#buffer("view the mapping"), off, len);
+    const [buffer, base] = this.#buffer(
+      "view the mapping",
+      off,
+      len * Ctor.BYTES_PER_ELEMENT,
+    );
+    return new Ctor(buffer, off - base, len);
   }
 
   /**
@@ -406,16 +561,16 @@ export class Mapping {
   read(offset = 0, length?: number): Uint8Array<ArrayBuffer> {
     this.#alive("read the mapping");
     const [off, len] = this.#range(offset, length);
-    if (this.#access === "none") {
-      throw new TypeError(`Cannot read "${this.#name}": its protection is "none"`);
+    if (!(this.#common(off, len) & MK.PROT_READ)) {
+      throw new TypeError(`Cannot read "${this.#name}": its protection is "none" there`);
     }
     const out = new Uint8Array(len);
-    if (len > 0) new Deno.UnsafePointerView(this.#pointer()).copyInto(out, off);
+    if (len > 0) new Deno.UnsafePointerView(this.#pointer(0)).copyInto(out, off);
     return out;
   }
 
   /**
-   * Copies `data` into the mapping at `offset`. Needs access `"rw"`.
+   * Copies `data` into the mapping at `offset`. Needs access `"rw"` there.
    *
    * @param data The bytes to write.
    * @param offset Where to write them, default 0.
@@ -437,23 +592,28 @@ export class Mapping {
       throw new TypeError("Cannot write: expected a Uint8Array");
     }
     const [off] = this.#range(offset, data.length);
-    if (this.#access !== "rw") {
-      throw new TypeError(`Cannot write "${this.#name}": its protection is "${this.#access}"`);
+    if (!(this.#common(off, data.length) & MK.PROT_WRITE)) {
+      throw new TypeError(`Cannot write "${this.#name}": its protection is "${this.access}"`);
     }
-    new Uint8Array(this.#buffer("write the mapping"), off, data.length).set(data);
+    const [buffer, base] = this.#buffer("write the mapping", off, data.length);
+    new Uint8Array(buffer, off - base, data.length).set(data);
   }
 
   /**
-   * Changes the protection of the whole mapping (`mprotect`). Lowering it
-   * first detaches the writable views the new protection would make unsafe;
-   * `"none"` is refused while read-only views may still be reachable (a view
-   * dropped by the caller counts until the garbage collector has seen it).
+   * Changes the protection of the mapping, or of the page-aligned range
+   * `{ offset, length }` of it (`mprotect`). Taking write access away from
+   * any page first detaches every writable view; `"none"` is refused while
+   * read-only views may still be reachable (a view dropped by the caller
+   * counts until the garbage collector has seen it). Changing part of the
+   * mapping makes its access `"mixed"`.
    *
    * @param access The new protection.
+   * @param range The part to change: `offset` a multiple of the page size,
+   * `length` one too (or reaching the end); default the whole mapping.
    * @throws {MemkitError} `EACCES` when the source allows less (a file opened
    * read-only), `EBUSY` for `"none"` while read-only views live.
    *
-   * @example
+   * @example Whole mapping
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    * import { assertEquals, assertThrows } from "@std/assert";
@@ -467,59 +627,125 @@ export class Mapping {
    *   m.bytes()[0] = 1;
    * }, TypeError);
    * ```
+   *
+   * @example One page
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   * import { assertEquals, assertThrows } from "@std/assert";
+   *
+   * using fd = MemFd.create("guard", { size: 3 * 4096 });
+   * using m = fd.map();
+   * m.protect("none", { offset: 4096, length: 4096 });
+   * m.bytes(0, 4096)[0] = 1; // the first page is still writable
+   * assertThrows(() => m.bytes(4096, 1), TypeError); // the second one is off limits
+   * assertEquals(m.accessAt(2 * 4096), "rw");
+   * ```
    */
-  protect(access: Access): void {
+  protect(access: Access, range: { offset?: number; length?: number } = {}): void {
     const next = toAccess(access);
     this.#alive("protect the mapping");
-    if (RANK[next] > RANK[this.#maxAccess]) {
+    const page = pageSize();
+    const span = roundUp(this.#length, page);
+    if (range === null || typeof range !== "object") {
+      throw new TypeError("Cannot protect: expected a range { offset, length }");
+    }
+    const off = aligned(range.offset ?? 0, "offset", page);
+    if (off >= this.#length) {
+      throw new RangeError(`Cannot protect from offset "${off}": beyond the mapping's length`);
+    }
+    const len = range.length === undefined ? span - off : inRange(range.length, "length", 1, span);
+    if (off + len > span || (len % page !== 0 && off + len !== this.#length)) {
+      throw new RangeError(
+        `Cannot protect ${len} bytes at offset ${off}: expected page multiples inside the ` +
+          `mapping's ${this.#length} bytes`,
+      );
+    }
+    const wanted = PROT[next];
+    if ((wanted & MK.PROT_WRITE) && this.#maxAccess !== "rw") {
       throw new MemkitError(13, "protect", {
         path: this.#name,
         hint: `it was opened for access "${this.#maxAccess}" only`,
       });
     }
-    // The mapping's own read-only buffer goes with a protection change; views
-    // the caller holds keep theirs alive (and keep "none" refused).
-    if (next !== this.#access && next !== "r") this.#readonly = undefined;
-    if (next === "none" && this.#readonlyLive()) {
+    const p0 = off / page;
+    const p1 = roundUp(off + len, page) / page;
+    const pages = this.#prot ? this.#prot.slice() : new Uint8Array(span / page).fill(
+      PROT[this.#access],
+    );
+    let changes = false, lowersWrite = false, readable = false;
+    for (let i = p0; i < p1; i++) {
+      if (pages[i] !== wanted) changes = true;
+      if ((pages[i] & MK.PROT_WRITE) && !(wanted & MK.PROT_WRITE)) lowersWrite = true;
+      if (pages[i] & MK.PROT_READ) readable = true;
+    }
+    if (!changes) return;
+    if (next === "none" && readable && this.#region.readonly > 0) {
       throw new MemkitError(16, "protect", {
         path: this.#name,
         hint: 'read-only views of it are still reachable and would fault under "none"; ' +
           "drop them, or close() the mapping instead",
       });
     }
-    if (next === this.#access) return;
-    if (RANK[next] < RANK.rw) {
-      this.#detachWritable();
-      if (this.#region.pinned) {
-        throw new MemkitError(16, "protect", {
-          path: this.#name,
-          hint: "a writable view's buffer was transferred out of memkit's reach " +
-            "(structuredClone or postMessage with a transfer list), so write access " +
-            "cannot be taken away safely",
-        });
-      }
-    }
+    if (lowersWrite) this.#dropWrite("protect");
     check(
-      lib().mk_map_protect(this.#region.address, BigInt(this.#region.span), PROT[next]),
+      lib().mk_map_protect(this.#address + BigInt(off), BigInt((p1 - p0) * page), wanted),
       "protect",
       { path: this.#name },
     );
-    this.#access = next;
+    pages.fill(wanted, p0, p1);
+    this.#readonly = undefined;
+    if (pages.every((p) => p === pages[0])) {
+      this.#prot = undefined;
+      this.#access = accessOf(pages[0])!;
+    } else {
+      this.#prot = pages;
+    }
   }
 
-  #readonlyLive(): boolean {
-    return this.#region.readonly > 0;
+  /** Detaches the writable views before write access goes away. */
+  #dropWrite(op: string): void {
+    this.#detachWritable();
+    if (this.#region.pinned) {
+      throw new MemkitError(16, op, {
+        path: this.#name,
+        hint: "a writable view's buffer was transferred out of memkit's reach " +
+          "(structuredClone or postMessage with a transfer list), so write access " +
+          "cannot be taken away safely",
+      });
+    }
+  }
+
+  #limit(rights: number, dryRun: boolean): void {
+    if (this.#closed || rights === 0) return;
+    if ((rights & MK.PKEY_DISABLE_ACCESS) && this.#region.readonly > 0) {
+      throw new MemkitError(16, "set the protection key of", {
+        path: this.#name,
+        hint: "read-only views of it are still reachable and would fault without access; " +
+          "drop them first",
+      });
+    }
+    if (!dryRun) this.#dropWrite("set the protection key of");
+    else if (this.#region.pinned || this.#writable?.detached) {
+      throw new MemkitError(16, "set the protection key of", {
+        path: this.#name,
+        hint: "a writable view's buffer was transferred out of memkit's reach, so write " +
+          "access cannot be taken away safely",
+      });
+    }
+    this.#readonly = undefined;
   }
 
   #detachWritable(): void {
-    const ab = this.#writable;
-    if (!ab) return;
+    const buffers = this.#writable ? [this.#writable, ...this.#partial] : this.#partial;
     this.#writable = undefined;
-    letGo(this.#region, ab);
-    // Detached already: someone moved it past the guard; memkit cannot reach
-    // the moved buffer, so the range must stay mapped (scrubbed on close).
-    if (ab.detached) this.#region.pinned = true;
-    else transfer.call(ab, 0);
+    this.#partial = [];
+    for (const ab of buffers) {
+      letGo(this.#region, ab);
+      // Detached already: someone moved it past the guard; memkit cannot reach
+      // the moved buffer, so the range must stay mapped (scrubbed on close).
+      if (ab.detached) this.#region.pinned = true;
+      else transfer.call(ab, 0);
+    }
   }
 
   /**
@@ -546,9 +772,8 @@ export class Mapping {
     letGo(this.#region, this);
     this.#readonly = undefined;
     const region = this.#region;
-    region.backed = false;
-    region.owner?.delete(region);
-    if (!region.pinned && this.#readonlyLive()) {
+    unback(region);
+    if (!region.pinned && region.readonly > 0) {
       // Immutable buffers cannot be detached: swap the pages for zeros in
       // place; the registry unmaps the placeholder after their collection.
       const ret = lib().mk_map_placeholder(region.address, BigInt(region.span));
@@ -565,7 +790,7 @@ export class Mapping {
 
   /** A short description for `console.log`. */
   [Symbol.for("Deno.customInspect")](): string {
-    const state = this.#closed ? "closed" : `access "${this.#access}"`;
+    const state = this.#closed ? "closed" : `access "${this.access}"`;
     return `Mapping { "${this.#name}", 0x${
       this.address.toString(16)
     }, ${this.#length} bytes, ${state} }`;

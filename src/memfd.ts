@@ -9,14 +9,7 @@ import { check, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { cString, inRange, MAX_BYTES, window } from "./_validate.ts";
-import {
-  type Access,
-  createMapping,
-  type Mapping,
-  type Region,
-  regionOf,
-  toAccess,
-} from "./mapping.ts";
+import { type Access, createMapping, type Mapping, type Region, toAccess } from "./mapping.ts";
 
 /** A memfd seal (`F_SEAL_*`): what nobody may do to the memfd any more. */
 export type Seal = "seal" | "shrink" | "grow" | "write" | "future-write" | "exec";
@@ -53,6 +46,13 @@ export interface MapOptions {
   access?: "r" | "rw";
 }
 
+let regionsOfMemFd: (memfd: MemFd) => Map<Region, number>;
+
+/** A memfd's table of live regions; for memkit's own modules (stitch), not part of the API. */
+export function memfdRegions(memfd: MemFd): Map<Region, number> {
+  return regionsOfMemFd(memfd);
+}
+
 const closer = new FinalizationRegistry<number>((fd) => {
   lib().mk_core_close(fd);
 });
@@ -80,7 +80,11 @@ export class MemFd {
   #fd: number;
   #name: string;
   #sealable: boolean;
-  #regions = new Set<Region>();
+  /** Live regions mapping this memfd, and how far into it each reaches. */
+  #regions = new Map<Region, number>();
+  static {
+    regionsOfMemFd = (m) => m.#regions;
+  }
 
   private constructor(fd: number, name: string, sealable: boolean) {
     this.#fd = fd;
@@ -225,9 +229,9 @@ export class MemFd {
 
   #mappedEnd(): number {
     let end = 0;
-    for (const r of this.#regions) {
+    for (const [r, reach] of this.#regions) {
       if (!r.backed) this.#regions.delete(r);
-      else if (r.end > end) end = r.end;
+      else if (reach > end) end = reach;
     }
     return end;
   }
@@ -334,18 +338,14 @@ export class MemFd {
         hints: { EPERM: 'it is sealed against writing; map it with access "r"' },
       });
     }
-    const mapping = createMapping({
+    return createMapping({
       address: ret,
       length,
       access: access as Access,
       maxAccess: "rw",
       name,
-      end: offset + length,
+      pieces: [{ source: this.#regions, owner: this.#regions, offset, at: 0, length }],
     });
-    const region = regionOf(mapping);
-    region.owner = this.#regions;
-    this.#regions.add(region);
-    return mapping;
   }
 
   /** Closes the descriptor. Mappings stay valid until they are closed. Idempotent. */

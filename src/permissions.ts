@@ -57,6 +57,10 @@ export const permissionTable = {
     summary: "memfd, mappings, stitching, rings, mprotect, locks, userfaultfd",
     needs: () => [ffi],
   },
+  maxMapCount: {
+    summary: "read vm.max_map_count, to say the limit when stitch() runs out of mappings",
+    needs: () => [ffi, { name: "read", path: "/proc/sys/vm/max_map_count" }],
+  },
   mapFile: {
     summary: "map a regular file read-only",
     needs: (path: string) => [ffi, { name: "read", path }],

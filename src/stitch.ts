@@ -1,0 +1,426 @@
+/**
+ * Stitching and aliasing: chunks of shared memory placed side by side at new
+ * addresses, so that memory scattered over several memfds (or several places
+ * of one) reads as one contiguous view, with no copy.
+ *
+ * @module
+ */
+
+import { check, MemkitError } from "../ffi/errors.ts";
+import { lib, pageSize } from "../ffi/loader.ts";
+import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
+import {
+  type Access,
+  createMapping,
+  Mapping,
+  type Piece,
+  PROT,
+  regionOf,
+  toAccess,
+} from "./mapping.ts";
+import { MemFd, memfdRegions } from "./memfd.ts";
+
+/** One chunk of a {@linkcode stitch}: a page-aligned window of a memfd or of a mapping. */
+export interface Chunk {
+  /** Where the bytes live: a memfd, or a shared mapping memkit made (even a stitched one). */
+  source: MemFd | Mapping;
+  /** Where the chunk starts in the source: a multiple of the page size. Default 0. */
+  offset?: number;
+  /** The chunk's length: a multiple of the page size. Default: to the end of the source. */
+  length?: number;
+}
+
+/** Options of {@linkcode stitch} and {@linkcode alias}. */
+export interface StitchOptions {
+  /** `"rw"` (default) or `"r"`. */
+  access?: "r" | "rw";
+}
+
+/** A chunk after validation. */
+interface Placed {
+  source: MemFd | Mapping;
+  offset: number;
+  length: number;
+}
+
+const MAX_CHUNKS = 2 ** 32 - 1;
+/** Each half of MK_STITCH_ADDRESS, the first word of an address-kind chunk. */
+const ADDRESS_WORD = 0xffffffff;
+
+/** Checks every chunk before anything is mapped; errors name the chunk's index. */
+function validate(chunks: unknown, access: Access): Placed[] {
+  if (!Array.isArray(chunks)) {
+    throw new TypeError("Cannot stitch: expected an array of chunks { source, offset, length }");
+  }
+  if (chunks.length === 0) throw new RangeError("Cannot stitch: the list of chunks is empty");
+  if (chunks.length > MAX_CHUNKS) {
+    throw new RangeError(`Cannot stitch ${chunks.length} chunks: at most ${MAX_CHUNKS}`);
+  }
+  const page = pageSize();
+  const sizes = new Map<MemFd, number>();
+  const out: Placed[] = new Array(chunks.length);
+  let total = 0;
+  for (let i = 0; i < chunks.length; i++) {
+    const chunk = chunks[i] as Chunk;
+    const at = `chunk ${i}`;
+    if (chunk === null || typeof chunk !== "object") {
+      throw new TypeError(`Cannot stitch ${at}: expected { source, offset, length }`);
+    }
+    const { source } = chunk;
+    let size: number;
+    if (source instanceof MemFd) {
+      if (source.closed) {
+        throw new Deno.errors.BadResource(`Cannot stitch ${at}: memfd "${source.name}" is closed`);
+      }
+      size = sizes.get(source) ?? source.size;
+      sizes.set(source, size);
+    } else if (source instanceof Mapping) {
+      if (source.closed) {
+        throw new Deno.errors.BadResource(
+          `Cannot stitch ${at}: the mapping of "${source.name}" is closed`,
+        );
+      }
+      if (access === "rw" && regionOf(source).maxAccess !== "rw") {
+        throw new MemkitError(13, "stitch", {
+          path: source.name,
+          hint: `${at} comes from a source opened for access "${
+            regionOf(source).maxAccess
+          }" only; stitch with access "r"`,
+        });
+      }
+      size = source.length;
+    } else {
+      throw new TypeError(`Cannot stitch ${at}: its source must be a MemFd or a Mapping`);
+    }
+    const limit = roundUp(size, page);
+    const offset = inRange(chunk.offset ?? 0, `the offset of ${at}`, 0, MAX_BYTES);
+    const length = chunk.length === undefined
+      ? limit - offset
+      : inRange(chunk.length, `the length of ${at}`, 1, MAX_BYTES);
+    if (offset % page !== 0 || length % page !== 0) {
+      throw new RangeError(
+        `Cannot stitch ${at}: offset ${offset} and length ${length} must be multiples of ` +
+          `the page size (${page})`,
+      );
+    }
+    if (length <= 0) {
+      throw new RangeError(
+        `Cannot stitch ${at}: offset ${offset} is at or past the end of its source ` +
+          `(${size} bytes), so the chunk is empty`,
+      );
+    }
+    if (offset + length > limit) {
+      throw new RangeError(
+        `Cannot stitch ${at}: bytes ${offset} to ${offset + length} are beyond its source's ` +
+          `size (${size}); a view past the end would fault (SIGBUS)`,
+      );
+    }
+    total += length;
+    if (total > MAX_BYTES) {
+      throw new RangeError(`Cannot stitch ${at}: the total passes ${MAX_BYTES} bytes`);
+    }
+    out[i] = { source, offset, length };
+  }
+  return out;
+}
+
+/** The source windows behind [offset, offset + length) of a mapping, with where each starts. */
+function piecesOf(source: Mapping, offset: number, length: number): [Piece, number][] {
+  const out: [Piece, number][] = [];
+  for (const p of regionOf(source).pieces) {
+    const start = Math.max(offset, p.at);
+    const end = Math.min(offset + length, p.at + p.length);
+    if (start >= end) continue;
+    out.push([{ ...p, offset: p.offset + (start - p.at), at: start, length: end - start }, start]);
+  }
+  return out;
+}
+
+/** The chunks as the native call takes them: three 64-bit words each, as 32-bit halves. */
+class NativeChunks {
+  words = new Uint32Array(96);
+  /** For each native chunk, the index of the caller's chunk it came from. */
+  from = new Uint32Array(16);
+  count = 0;
+
+  #grow(): void {
+    const words = new Uint32Array(this.words.length * 2);
+    words.set(this.words);
+    this.words = words;
+    const from = new Uint32Array(this.from.length * 2);
+    from.set(this.from);
+    this.from = from;
+  }
+
+  push(first: number, second: number | bigint, length: number, index: number): void {
+    if (this.count === this.from.length) this.#grow();
+    const w = this.count * 6;
+    this.words[w] = first;
+    this.words[w + 1] = first === ADDRESS_WORD ? ADDRESS_WORD : 0;
+    if (typeof second === "bigint") {
+      this.words[w + 2] = Number(second & 0xffffffffn);
+      this.words[w + 3] = Number(second >> 32n);
+    } else {
+      this.words[w + 2] = second >>> 0;
+      this.words[w + 3] = Math.floor(second / 2 ** 32);
+    }
+    this.words[w + 4] = length >>> 0;
+    this.words[w + 5] = Math.floor(length / 2 ** 32);
+    this.from[this.count++] = index;
+  }
+
+  /** Adds `length` bytes to the last chunk. */
+  extend(length: number): void {
+    const w = (this.count - 1) * 6;
+    const total = this.words[w + 4] + this.words[w + 5] * 2 ** 32 + length;
+    this.words[w + 4] = total >>> 0;
+    this.words[w + 5] = Math.floor(total / 2 ** 32);
+  }
+}
+
+function describe(chunks: Placed[]): string {
+  const names = [
+    ...new Set(
+      chunks.map((c) => c.source instanceof MemFd ? `memfd:${c.source.name}` : c.source.name),
+    ),
+  ];
+  const shown = names.slice(0, 3);
+  const more = names.length > 3 ? `, +${names.length - 3} more` : "";
+  return `stitch of ${chunks.length} chunk${chunks.length === 1 ? "" : "s"} (${
+    shown.join(", ")
+  }${more})`;
+}
+
+function mapCountLimit(): string {
+  const desc = { name: "read", path: "/proc/sys/vm/max_map_count" } as const;
+  if (Deno.permissions.querySync(desc).state === "granted") {
+    const limit = lib().mk_map_max_count();
+    if (limit >= 0n) return `vm.max_map_count is ${limit}`;
+  }
+  return "the limit is vm.max_map_count (65530 by default; grant " +
+    "--allow-read=/proc/sys/vm/max_map_count to have it read)";
+}
+
+/** Places the validated chunks in one native call; returns the mapping. */
+function place(chunks: Placed[], access: "r" | "rw", name: string, length: number): Mapping {
+  const page = pageSize();
+  const native = new NativeChunks();
+  const pieces: Piece[] = [];
+  let at = 0;
+  for (let i = 0; i < chunks.length; i++) {
+    const { source, offset, length } = chunks[i];
+    if (source instanceof MemFd) {
+      // The native side merges neighbours that continue each other in one descriptor.
+      native.push(source.fd, offset, length, i);
+      const regions = memfdRegions(source);
+      pieces.push({ source: regions, owner: regions, offset, at, length });
+      at += length;
+      continue;
+    }
+    // A mapping's chunk: one native chunk per source window it covers (the
+    // kernel aliases a window from its start address on, whatever follows).
+    let last: Piece | undefined;
+    for (const [p, start] of piecesOf(source, offset, length)) {
+      const address = source.address + BigInt(start);
+      const placed: Piece = { ...p, at: at + (start - offset) };
+      if (p.paged) {
+        for (let o = 0; o < p.length; o += page) {
+          native.push(ADDRESS_WORD, address + BigInt(o), page, i);
+        }
+      } else if (
+        last && !last.paged && last.source === p.source && last.offset + last.length === p.offset &&
+        last.at + last.length === placed.at
+      ) {
+        native.extend(p.length);
+      } else {
+        native.push(ADDRESS_WORD, address, p.length, i);
+      }
+      pieces.push(placed);
+      last = placed;
+    }
+    at += length;
+  }
+  const report = new BigUint64Array(3);
+  const ret = lib().mk_map_stitch(native.words, native.count, PROT[access], report);
+  if (ret < 0n) {
+    const failed = Number(report[0]);
+    const needed = Number(report[1]);
+    const errno = Number(-ret);
+    const index = failed < native.count ? native.from[failed] : -1;
+    const which = index >= 0 ? `chunk ${index} (of ${chunks.length})` : "the view";
+    let hint = `placing ${which} failed`;
+    if (errno === 12) {
+      hint += `; the request needs ${needed} mapping${needed === 1 ? "" : "s"} (neighbouring ` +
+        `chunks that continue each other share one) besides those the process has, and ` +
+        `${mapCountLimit()}; use larger chunks, or raise the limit (sysctl vm.max_map_count)`;
+    } else if (errno === 22 && index >= 0 && chunks[index].source instanceof Mapping) {
+      hint += `; ${PRIVATE_HINT}`;
+    } else if (errno === 13) {
+      hint += `; a source does not allow access "${access}"`;
+    }
+    throw new MemkitError(errno, "stitch", { path: name, hint });
+  }
+  const readOnlySource = chunks.some((c) =>
+    c.source instanceof Mapping && regionOf(c.source).maxAccess !== "rw"
+  );
+  return createMapping({
+    address: ret,
+    length,
+    access,
+    maxAccess: readOnlySource ? "r" : "rw",
+    name,
+    pieces,
+  });
+}
+
+/**
+ * Maps chunks of memfds and of shared mappings side by side into one new
+ * `Mapping`, zero-copy: the bytes of the result are the chunks in the order
+ * given, and a write through either side shows through every alias. Chunks
+ * may come from several sources, repeat, or overlap.
+ *
+ * One native call does the whole list: it reserves the full length
+ * (`PROT_NONE`), then places each chunk inside the reservation with
+ * `mmap(MAP_FIXED | MAP_SHARED)` (a mapping's chunk with
+ * `mremap(old_size 0)`), merging neighbours that continue each other in the
+ * same source into one mapping. Each mapping costs a few microseconds and
+ * counts against `vm.max_map_count` (65530 by default): a chunk of 4 KiB is
+ * cheaper to copy than to map.
+ *
+ * Every chunk is checked before anything is mapped. If the kernel refuses a
+ * chunk midway, everything placed so far is unmapped and the error names the
+ * chunk; for `ENOMEM` it says how many mappings the request needed and the
+ * limit (read when `--allow-read=/proc/sys/vm/max_map_count` is granted).
+ *
+ * Requires `--allow-ffi`.
+ *
+ * @param chunks The chunks, in the order they appear in the result.
+ * @param options The access of the result (`"rw"` by default).
+ * @returns One mapping over all the chunks.
+ * @throws {TypeError} For a chunk that is not `{ source, offset, length }`.
+ * @throws {RangeError} For an unaligned or out-of-range chunk, naming its index.
+ * @throws {MemkitError} When the kernel refuses, naming the chunk.
+ *
+ * @example Two memfds read as one
+ * ```ts
+ * import { MemFd, stitch } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using a = MemFd.create("a", { size: 4096 });
+ * using b = MemFd.create("b", { size: 8192 });
+ * using am = a.map();
+ * using bm = b.map();
+ * am.bytes().fill(1);
+ * bm.bytes().fill(2);
+ * using joined = stitch([
+ *   { source: b, offset: 4096, length: 4096 },
+ *   { source: a },
+ * ]);
+ * assertEquals(joined.length, 8192);
+ * assertEquals([joined.bytes()[0], joined.bytes()[4096]], [2, 1]);
+ * joined.bytes()[4096] = 9; // writes land in memfd "a"
+ * assertEquals(am.bytes()[0], 9);
+ * ```
+ */
+export function stitch(chunks: readonly Chunk[], options: StitchOptions = {}): Mapping {
+  const access = toAccess(options.access ?? "rw", ["r", "rw"]) as "r" | "rw";
+  const placed = validate(chunks, access);
+  const length = placed.reduce((n, c) => n + c.length, 0);
+  return place(placed, access, describe(placed), length);
+}
+
+const PRIVATE_HINT = "its memory is private (MAP_PRIVATE: the JavaScript heap, malloc, a " +
+  "private file mapping), and Linux refuses to alias private memory since 4.14 " +
+  "(mremap with old size 0 returns EINVAL); allocate the memory in a MemFd from the start " +
+  "and map that as often as you like, or serve a lazy view of it with userfaultfd";
+
+/**
+ * A second address for memory you already have: the same bytes as `source`,
+ * no copy, with its own protection (`mremap(old, 0, len, MREMAP_MAYMOVE)`).
+ * `source` is a memkit mapping of shared memory (a memfd, a file, a stitched
+ * view, a `guarded()` mapping), or an `ArrayBuffer` or typed array whose
+ * memory is shared. The JavaScript heap is private memory, which Linux
+ * refuses to alias: that is a `MemkitError` (`EINVAL`) explaining what works
+ * instead. An `ArrayBuffer`'s alias covers the whole pages that hold it: its
+ * bytes start at `address % pageSize()` in the result.
+ *
+ * Requires `--allow-ffi`.
+ *
+ * @param source The memory to alias.
+ * @param options The access of the alias (`"rw"` by default).
+ * @returns The new mapping.
+ * @throws {MemkitError} `EINVAL` for private memory.
+ *
+ * @example A read-only alias of a writable mapping
+ * ```ts
+ * import { alias, MemFd } from "@memkit/memkit";
+ * import { assertEquals, assertThrows } from "@std/assert";
+ *
+ * using fd = MemFd.create("aliased", { size: 4096 });
+ * using rw = fd.map();
+ * using ro = alias(rw, { access: "r" });
+ * rw.bytes()[0] = 5;
+ * assertEquals(ro.bytes()[0], 5);
+ * assertThrows(() => {
+ *   ro.bytes()[0] = 6;
+ * }, TypeError);
+ * ```
+ *
+ * @example The JavaScript heap is private: refused, with the reason
+ * ```ts
+ * import { alias, MemkitError } from "@memkit/memkit";
+ * import { assertThrows } from "@std/assert";
+ *
+ * const err = assertThrows(() => alias(new Uint8Array(1 << 20)), MemkitError);
+ * if (err.code !== "EINVAL") throw err;
+ * ```
+ */
+export function alias(
+  source: Mapping | ArrayBuffer | ArrayBufferView,
+  options: StitchOptions = {},
+): Mapping {
+  const access = toAccess(options.access ?? "rw", ["r", "rw"]) as "r" | "rw";
+  if (source instanceof Mapping) {
+    const page = pageSize();
+    const [chunk] = validate([{ source, offset: 0, length: roundUp(source.length, page) }], access);
+    const mapping = place([chunk], access, `alias of ${source.name}`, source.length);
+    return mapping;
+  }
+  const view = ArrayBuffer.isView(source)
+    ? new Uint8Array(source.buffer, source.byteOffset, source.byteLength)
+    : source instanceof ArrayBuffer
+    ? new Uint8Array(source)
+    : undefined;
+  if (!view) {
+    throw new TypeError("Cannot alias: expected a Mapping, an ArrayBuffer or a typed array");
+  }
+  if (view.byteLength === 0) throw new RangeError("Cannot alias an empty buffer");
+  if ((view.buffer as ArrayBuffer).detached) {
+    throw new TypeError("Cannot alias a detached buffer");
+  }
+  const page = BigInt(pageSize());
+  const start = Deno.UnsafePointer.value(Deno.UnsafePointer.of(view));
+  const first = start - start % page;
+  const end = start + BigInt(view.byteLength);
+  const span = Number(end - first + (page - 1n)) - Number((end - first + (page - 1n)) % page);
+  // Not memkit's memory: nothing says which pages belong to one source, so
+  // each page is aliased on its own (the kernel merges neighbours again).
+  const native = new NativeChunks();
+  for (let o = 0; o < span; o += Number(page)) {
+    native.push(ADDRESS_WORD, first + BigInt(o), Number(page), 0);
+  }
+  const report = new BigUint64Array(3);
+  const ret = lib().mk_map_stitch(native.words, native.count, PROT[access], report);
+  const name = `alias of a ${view.byteLength}-byte buffer`;
+  if (ret < 0n) {
+    check(ret, "alias", { path: name, hints: { EINVAL: PRIVATE_HINT } });
+  }
+  return createMapping({
+    address: ret,
+    length: span,
+    access,
+    maxAccess: access,
+    name,
+    pieces: [{ source: {}, offset: 0, at: 0, length: span, paged: true }],
+  });
+}
