@@ -45,3 +45,6 @@ export {
   requirePermissions,
 } from "./src/permissions.ts";
 export { alias, type Chunk, stitch, type StitchOptions } from "./src/stitch.ts";
+export { guarded, type GuardedOptions, type MappingRange, protect } from "./src/protect.ts";
+export { RingBuffer, type RingBufferOptions } from "./src/ring.ts";
+export { Pkey } from "./src/pkey.ts";

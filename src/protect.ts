@@ -1,0 +1,110 @@
+/**
+ * Protection: `mprotect` on mappings or page ranges of them, and mappings
+ * with guard pages.
+ *
+ * @module
+ */
+
+import { check } from "../ffi/errors.ts";
+import { lib, pageSize } from "../ffi/loader.ts";
+import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
+import { type Access, createMapping, Mapping, PROT, toAccess } from "./mapping.ts";
+
+/** A page-aligned part of a mapping, for {@linkcode protect}. */
+export interface MappingRange {
+  /** The mapping. */
+  mapping: Mapping;
+  /** Where the range starts: a multiple of the page size. Default 0. */
+  offset?: number;
+  /** Its length: a multiple of the page size, or reaching the end. Default: to the end. */
+  length?: number;
+}
+
+/**
+ * Changes the protection of a mapping, or of a page-aligned range of it
+ * (`mprotect`): `"none"`, `"r"`, `"rw"` or `"rx"`. Views the new protection
+ * would make unsafe are dealt with first, as {@linkcode Mapping.protect}
+ * explains: writable views are detached when write access goes, and
+ * `"none"` is refused while read-only views live.
+ *
+ * The protection is this process's own: another process that maps the same
+ * memfd keeps the access it mapped it with.
+ *
+ * Requires `--allow-ffi`.
+ *
+ * @param target A mapping, or `{ mapping, offset, length }`.
+ * @param access The new protection.
+ *
+ * @example A guard page in the middle
+ * ```ts
+ * import { MemFd, protect } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("middle", { size: 3 * 4096 });
+ * using m = fd.map();
+ * protect({ mapping: m, offset: 4096, length: 4096 }, "none");
+ * assertEquals([m.accessAt(0), m.accessAt(4096), m.accessAt(8192)], ["rw", "none", "rw"]);
+ * protect(m, "r");
+ * assertEquals(m.access, "r");
+ * ```
+ */
+export function protect(target: Mapping | MappingRange, access: Access): void {
+  if (target instanceof Mapping) return target.protect(access);
+  if (target === null || typeof target !== "object" || !(target.mapping instanceof Mapping)) {
+    throw new TypeError("Cannot protect: expected a Mapping or { mapping, offset, length }");
+  }
+  target.mapping.protect(access, { offset: target.offset, length: target.length });
+}
+
+/** Options of {@linkcode guarded}. */
+export interface GuardedOptions {
+  /** How many `PROT_NONE` pages on each side; default 1. */
+  guardPages?: number;
+  /** The access of the usable part: `"rw"` (default), `"r"` or `"none"`. */
+  access?: Access;
+}
+
+/**
+ * A new mapping of shared anonymous memory with `PROT_NONE` guard pages on
+ * both sides: a native access just before its start or past its last page
+ * faults at once instead of corrupting a neighbour. The usable part is
+ * rounded up to whole pages (the guard after it starts at the next page
+ * boundary), reads as zeros at first, and can be aliased and stitched like
+ * a memfd's mapping. memkit's own views can never reach the guards.
+ *
+ * Requires `--allow-ffi`.
+ *
+ * @param length The usable length in bytes.
+ * @param options The guard pages on each side and the access.
+ * @returns The mapping of the usable part.
+ *
+ * @example
+ * ```ts
+ * import { guarded } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using m = guarded(8192, { guardPages: 2 });
+ * m.bytes()[8191] = 1; // the last usable byte; the next one is a guard page
+ * assertEquals(m.length, 8192);
+ * ```
+ */
+export function guarded(length: number, options: GuardedOptions = {}): Mapping {
+  const len = inRange(length, "length", 1, MAX_BYTES);
+  const guardPages = inRange(options.guardPages ?? 1, "guardPages", 0, 2 ** 20);
+  const access = toAccess(options.access ?? "rw", ["none", "r", "rw"]);
+  const page = pageSize();
+  const span = roundUp(len, page);
+  const guard = guardPages * page;
+  const name = `guarded(${len}, ${guardPages} guard page${guardPages === 1 ? "" : "s"})`;
+  const address = lib().mk_map_guarded(BigInt(span), BigInt(guard), PROT[access]);
+  if (address < 0n) check(address, "map", { path: name });
+  return createMapping({
+    address,
+    length: len,
+    access,
+    maxAccess: "rw",
+    name,
+    pieces: [{ source: {}, offset: 0, at: 0, length: span }],
+    reserved: { address: address - BigInt(guard), span: span + 2 * guard },
+  });
+}
