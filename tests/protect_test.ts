@@ -1,0 +1,143 @@
+// flags: --allow-ffi --v8-flags=--js-immutable-arraybuffer --allow-run=cat,python3,$DENO
+// protect(), guarded() and their real faults: raw accesses in a child die of
+// SIGSEGV where the protection says so, memkit's views never fault, the
+// kernel's maps show each range's protection, and a protection is only this
+// process's (a second process, Python, keeps its own access).
+import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows } from "@std/assert";
+import { guarded, MemFd, MemkitError, pageSize, protect } from "../mod.ts";
+import { linesIn } from "./fixtures/procmaps.ts";
+
+const PAGE = pageSize();
+const fixture = new URL("./fixtures/protect_child.ts", import.meta.url).pathname;
+
+function child(scenario: string) {
+  const r = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-ffi", "--v8-flags=--js-immutable-arraybuffer", fixture, scenario],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  const stdout = new TextDecoder().decode(r.stdout);
+  return { signal: r.signal, code: r.code, stdout, stderr: new TextDecoder().decode(r.stderr) };
+}
+
+function faults(scenario: string): void {
+  const r = child(scenario);
+  assertStringIncludes(r.stdout, "touching", r.stderr);
+  assertEquals(r.signal, "SIGSEGV", `${scenario}: expected a fault\n${r.stdout}\n${r.stderr}`);
+}
+
+Deno.test("a raw read just before a guarded() mapping faults", () => faults("guard-before"));
+Deno.test("a raw write at the far end of the guard after it faults", () => faults("guard-after"));
+Deno.test('a raw read of a page protected "none" faults', () => faults("none-page"));
+Deno.test('a raw write to a page protected "r" faults', () => faults("read-only-page"));
+
+Deno.test("memkit's views never reach a page its protection would make fault", () => {
+  const r = child("views-never-fault");
+  assertEquals(r.signal, null, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  assertEquals(out.survived, true);
+  assertEquals([out.stale, out.staleLength], [undefined, 0], "write access went: detached");
+  for (const key of ["bytes", "across", "view", "read", "write"]) {
+    assertStringIncludes(out[key], "throws:TypeError", key);
+  }
+  assertEquals(out.firstBuffer, PAGE);
+  assertStringIncludes(out.thirdWrite, "throws:TypeError");
+  assertEquals(out.thirdBuffer, PAGE);
+  assertEquals(out.firstAfter, 0);
+  assertEquals(out.after, 5);
+});
+
+Deno.test("the kernel's maps show each protected range with its own protection", () => {
+  using fd = MemFd.create("ranges", { size: 4 * PAGE });
+  using m = fd.map();
+  protect({ mapping: m, offset: PAGE, length: PAGE }, "none");
+  protect({ mapping: m, offset: 2 * PAGE, length: PAGE }, "r");
+  protect({ mapping: m, offset: 3 * PAGE }, "rx");
+  assertEquals(m.access, "mixed");
+  assertEquals(
+    [0, 1, 2, 3].map((i) => m.accessAt(i * PAGE)),
+    ["rw", "none", "r", "rx"],
+  );
+  assertEquals(linesIn(m.address, m.length).map((l) => l.perms), ["rw-s", "---s", "r--s", "r-xs"]);
+  m.protect("r");
+  assertEquals(m.access, "r");
+  assertEquals(linesIn(m.address, m.length).map((l) => l.perms), ["r--s"]);
+});
+
+Deno.test("protect() rejects bad ranges before any system call", () => {
+  using fd = MemFd.create("bad-range", { size: 2 * PAGE });
+  using m = fd.map();
+  assertThrows(() => protect({ mapping: m, offset: 100 }, "r"), RangeError, "page size");
+  assertThrows(() => protect({ mapping: m, offset: 2 * PAGE }, "r"), RangeError, "beyond");
+  assertThrows(() => protect({ mapping: m, length: 3 * PAGE }, "r"), RangeError);
+  assertThrows(() => protect({ mapping: m, length: 100 }, "r"), RangeError, "page multiples");
+  assertThrows(() => protect({ mapping: m }, "wx" as "r"), TypeError);
+  assertThrows(() => protect({} as never, "r"), TypeError, "expected a Mapping");
+  assertEquals(m.access, "rw");
+});
+
+Deno.test('protect("none") on part of a mapping is refused while a read-only view lives', () => {
+  using fd = MemFd.create("ro-live", { size: 2 * PAGE });
+  using m = fd.map({ access: "r" });
+  const view = m.bytes();
+  const err = assertThrows(() => m.protect("none", { offset: PAGE }), MemkitError);
+  assertEquals(err.code, "EBUSY");
+  assertEquals(view[PAGE], 0);
+});
+
+Deno.test("guarded() puts PROT_NONE pages on both sides of a shared anonymous mapping", () => {
+  using g = guarded(2 * PAGE + 1, { guardPages: 3 });
+  assertEquals(g.length, 2 * PAGE + 1);
+  const lines = linesIn(g.address - BigInt(3 * PAGE), 9 * PAGE);
+  assertEquals(lines.map((l) => l.perms), ["---p", "rw-s", "---p"]);
+  assertEquals(lines[0].end - lines[0].start, BigInt(3 * PAGE));
+  assertEquals(lines[1].start, g.address);
+  assertEquals(lines[1].end - lines[1].start, BigInt(3 * PAGE)); // rounded up to whole pages
+  assertEquals(lines[2].end - lines[2].start, BigInt(3 * PAGE));
+  assertEquals(g.bytes().length, 2 * PAGE + 1);
+  const before = g.address - BigInt(3 * PAGE);
+  g.close();
+  // (The freed range may be reused at once, by the thread that runs cat.)
+  const after = linesIn(before, 9 * PAGE).map((l) => l.line);
+  assertEquals(lines.filter((l) => after.includes(l.line)), [], "the guards go with it");
+  assertThrows(() => guarded(0), RangeError);
+  assertThrows(() => guarded(PAGE, { guardPages: -1 }), RangeError);
+  using none = guarded(PAGE, { guardPages: 0, access: "none" });
+  assertThrows(() => none.bytes(), TypeError);
+});
+
+Deno.test("a protection is this process's own: Python keeps writing the memfd we made read-only", () => {
+  using fd = MemFd.create("shared-protect", { size: PAGE });
+  using m = fd.map();
+  m.write(new TextEncoder().encode("from deno"));
+  m.protect("r");
+  const script = `
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+with mmap.mmap(fd, ${PAGE}, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE) as mem:
+    seen = bytes(mem[:9])
+    mem[16:27] = b"from python"
+print(seen.decode())
+`;
+  const r = new Deno.Command("python3", {
+    args: ["-c", script, `/proc/${Deno.pid}/fd/${fd.fd}`],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+  assertEquals(new TextDecoder().decode(r.stdout).trim(), "from deno");
+  assertEquals(new TextDecoder().decode(m.bytes(16, 11)), "from python");
+  assertThrows(() => m.write(new Uint8Array(1)), TypeError);
+  assertMatch(linesIn(m.address, PAGE)[0].perms, /^r--s$/);
+});
+
+Deno.test("protect() keeps working after many changes, toggling one page", () => {
+  using fd = MemFd.create("toggle", { size: 4 * PAGE });
+  using m = fd.map();
+  for (let i = 0; i < 1000; i++) {
+    m.protect(i % 2 ? "rw" : "r", { offset: PAGE, length: PAGE });
+  }
+  assertEquals(m.access, "rw");
+  const lines = linesIn(m.address, m.length);
+  assert(lines.length === 1 && lines[0].perms === "rw-s", "the kernel merged them back");
+});
