@@ -45,6 +45,7 @@ MK_API int64_t mk_map_stitch(const uint64_t *chunks, uint32_t count, uint32_t pr
   if (prot & ~(uint32_t)(MK_PROT_READ | MK_PROT_WRITE | MK_PROT_EXEC)) return -EINVAL;
   const uint64_t page = (uint64_t)page_size();
   uint64_t total = 0, runs = 0;
+  int aliases = 0;
   for (uint32_t i = 0; i < count; i++) {
     const uint64_t *c = chunks + 3 * (size_t)i;
     uint64_t kind = c[0] & ~MK_STITCH_FD_MASK;
@@ -54,6 +55,7 @@ MK_API int64_t mk_map_stitch(const uint64_t *chunks, uint32_t count, uint32_t pr
       return -EINVAL;
     }
     total += c[2];
+    aliases |= c[0] == MK_STITCH_ADDRESS;
     if (i == 0 || !continues(c - 3, c)) runs++;
   }
   report[0] = count;
@@ -88,7 +90,7 @@ MK_API int64_t mk_map_stitch(const uint64_t *chunks, uint32_t count, uint32_t pr
     i = j;
   }
   /* Aliases keep their source's protection: give the whole view the one asked for. */
-  if (mprotect(base, (size_t)total, (int)prot) < 0) {
+  if (aliases && mprotect(base, (size_t)total, (int)prot) < 0) {
     int err = errno;
     munmap(base, (size_t)total);
     report[0] = count;

@@ -641,11 +641,74 @@ export class Mapping {
    * assertEquals(m.accessAt(2 * 4096), "rw");
    * ```
    */
-  protect(access: Access, range: { offset?: number; length?: number } = {}): void {
-    const next = toAccess(access);
+  protect(access: Access, range?: { offset?: number; length?: number }): void {
+    const wanted = PROT[access];
+    if (wanted === undefined || !Object.hasOwn(PROT, access)) toAccess(access); // throws
     this.#alive("protect the mapping");
+    if ((wanted & MK.PROT_WRITE) && this.#maxAccess !== "rw") {
+      throw new MemkitError(13, "protect", {
+        path: this.#name,
+        hint: `it was opened for access "${this.#maxAccess}" only`,
+      });
+    }
     const page = pageSize();
     const span = roundUp(this.#length, page);
+    let off = 0;
+    let end = span;
+    if (range !== undefined) [off, end] = this.#protectRange(range, page, span);
+    const pages = this.#prot;
+    let changes: boolean, lowersWrite: boolean, readable: boolean;
+    if (pages === undefined) {
+      // Uniform: one comparison instead of a page table.
+      const now = PROT[this.#access];
+      changes = now !== wanted;
+      lowersWrite = (now & MK.PROT_WRITE) !== 0 && (wanted & MK.PROT_WRITE) === 0;
+      readable = (now & MK.PROT_READ) !== 0;
+    } else {
+      changes = lowersWrite = readable = false;
+      for (let i = off / page; i < end / page; i++) {
+        const now = pages[i];
+        if (now !== wanted) changes = true;
+        if ((now & MK.PROT_WRITE) && !(wanted & MK.PROT_WRITE)) lowersWrite = true;
+        if (now & MK.PROT_READ) readable = true;
+      }
+    }
+    if (!changes) return;
+    if (wanted === MK.PROT_NONE && readable && this.#region.readonly > 0) {
+      throw new MemkitError(16, "protect", {
+        path: this.#name,
+        hint: 'read-only views of it are still reachable and would fault under "none"; ' +
+          "drop them, or close() the mapping instead",
+      });
+    }
+    if (lowersWrite) this.#dropWrite("protect");
+    const ret = lib().mk_map_protect(this.#address + BigInt(off), BigInt(end - off), wanted);
+    if (ret < 0n) check(ret, "protect", { path: this.#name });
+    this.#readonly = undefined;
+    if (off === 0 && end === span) {
+      this.#prot = undefined;
+      this.#access = access;
+      return;
+    }
+    const table = pages ?? new Uint8Array(span / page).fill(PROT[this.#access]);
+    table.fill(wanted, off / page, end / page);
+    const first = table[0];
+    let uniform = true;
+    for (let i = 1; i < table.length && uniform; i++) uniform = table[i] === first;
+    if (uniform) {
+      this.#prot = undefined;
+      this.#access = accessOf(first)!;
+    } else {
+      this.#prot = table;
+    }
+  }
+
+  /** Checks a `{ offset, length }` for protect(); returns [start, end) in whole pages. */
+  #protectRange(
+    range: { offset?: number; length?: number },
+    page: number,
+    span: number,
+  ): [number, number] {
     if (range === null || typeof range !== "object") {
       throw new TypeError("Cannot protect: expected a range { offset, length }");
     }
@@ -660,46 +723,7 @@ export class Mapping {
           `mapping's ${this.#length} bytes`,
       );
     }
-    const wanted = PROT[next];
-    if ((wanted & MK.PROT_WRITE) && this.#maxAccess !== "rw") {
-      throw new MemkitError(13, "protect", {
-        path: this.#name,
-        hint: `it was opened for access "${this.#maxAccess}" only`,
-      });
-    }
-    const p0 = off / page;
-    const p1 = roundUp(off + len, page) / page;
-    const pages = this.#prot ? this.#prot.slice() : new Uint8Array(span / page).fill(
-      PROT[this.#access],
-    );
-    let changes = false, lowersWrite = false, readable = false;
-    for (let i = p0; i < p1; i++) {
-      if (pages[i] !== wanted) changes = true;
-      if ((pages[i] & MK.PROT_WRITE) && !(wanted & MK.PROT_WRITE)) lowersWrite = true;
-      if (pages[i] & MK.PROT_READ) readable = true;
-    }
-    if (!changes) return;
-    if (next === "none" && readable && this.#region.readonly > 0) {
-      throw new MemkitError(16, "protect", {
-        path: this.#name,
-        hint: 'read-only views of it are still reachable and would fault under "none"; ' +
-          "drop them, or close() the mapping instead",
-      });
-    }
-    if (lowersWrite) this.#dropWrite("protect");
-    check(
-      lib().mk_map_protect(this.#address + BigInt(off), BigInt((p1 - p0) * page), wanted),
-      "protect",
-      { path: this.#name },
-    );
-    pages.fill(wanted, p0, p1);
-    this.#readonly = undefined;
-    if (pages.every((p) => p === pages[0])) {
-      this.#prot = undefined;
-      this.#access = accessOf(pages[0])!;
-    } else {
-      this.#prot = pages;
-    }
+    return [off, roundUp(off + len, page)];
   }
 
   /** Detaches the writable views before write access goes away. */
