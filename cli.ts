@@ -19,6 +19,8 @@ import { parseArgs } from "@std/cli/parse-args";
 import { bold, cyan, dim, green, yellow } from "@std/fmt/colors";
 import { format as formatBytes } from "@std/fmt/bytes";
 import {
+  alias,
+  guarded,
   libraryPath,
   mapFile,
   MemFd,
@@ -27,7 +29,11 @@ import {
   pageSize,
   permissionFlags,
   permissionTable,
+  Pkey,
+  protect,
   readOnlyViewsSupported,
+  RingBuffer,
+  stitch,
 } from "./mod.ts";
 
 const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
@@ -140,6 +146,90 @@ function tour(): number {
     m.protect("rw");
     m.close();
     say(`close(): views read ${String(view[0])}, not a segfault`);
+  });
+
+  run("Stitch chunks of two memfds into one contiguous view", permissionFlags("memory"), () => {
+    using a = MemFd.create("tour-a", { size: 3 * page });
+    using b = MemFd.create("tour-b", { size: 3 * page });
+    using am = a.map();
+    using bm = b.map();
+    for (let i = 0; i < 3; i++) {
+      am.write(new TextEncoder().encode(`a${i}`), i * page);
+      bm.write(new TextEncoder().encode(`b${i}`), i * page);
+    }
+    const chunks = [
+      { source: b, offset: page, length: page },
+      { source: a, offset: 0, length: 2 * page },
+      { source: b, offset: 0, length: page },
+    ];
+    using s = stitch(chunks);
+    say(`stitch([b[1], a[0..2], b[0]]) -> ${hex(s.address)}, ${s.length} bytes, no copy`);
+    let at = 0;
+    for (const c of chunks) {
+      const src = c.source === a ? am : bm;
+      for (let o = 0; o < c.length; o += page) {
+        const label = new TextDecoder().decode(s.read(at, 2));
+        say(
+          `  view ${hex(s.address + BigInt(at))} = ${c.source.name} page ${
+            (c.offset + o) / page
+          } (also at ${hex(src.address + BigInt(c.offset + o))}): "${label}"`,
+        );
+        at += page;
+      }
+    }
+    s.write(new TextEncoder().encode("B1"), 0);
+    say(
+      `wrote "B1" through the view; memfd tour-b page 1 now reads "${
+        new TextDecoder().decode(bm.read(page, 2))
+      }"`,
+    );
+    using ro = alias(s, { access: "r" });
+    say(`alias(view, { access: "r" }) -> ${hex(ro.address)}: the same pages, read-only`);
+  });
+
+  run("A ring buffer mapped twice: every region is one view", permissionFlags("memory"), () => {
+    using ring = RingBuffer.create(page, { name: "tour-ring" });
+    say(
+      `RingBuffer.create(${page}) -> ${hex(ring.address)}..${
+        hex(ring.address + BigInt(2 * page))
+      } (one memfd mapped twice)`,
+    );
+    ring.write(new Uint8Array(page - 4));
+    ring.consume();
+    ring.write(new TextEncoder().encode("wraps around"));
+    const view = ring.peek();
+    say(
+      `wrote 12 bytes 4 before the end; peek() is one view at offset ${view.byteOffset}: "${
+        new TextDecoder().decode(view)
+      }"`,
+    );
+  });
+
+  run("Guard pages, page protections, protection keys", permissionFlags("memory"), () => {
+    using g = guarded(page, { guardPages: 1 });
+    say(
+      `guarded(${page}) -> usable ${hex(g.address)}, PROT_NONE guards at ${
+        hex(g.address - BigInt(page))
+      } and ${hex(g.address + BigInt(page))}`,
+    );
+    using fd = MemFd.create("tour-pages", { size: 3 * page });
+    using m = fd.map();
+    protect({ mapping: m, offset: page, length: page }, "none");
+    say(
+      `protect({ offset: ${page}, length: ${page} }, "none"): pages are ${
+        [0, 1, 2].map((i) => m.accessAt(i * page)).join(", ")
+      }; a view of page 1 is refused, not a fault`,
+    );
+    if (Pkey.supported) {
+      using key = Pkey.alloc();
+      say(`protection keys: available (key ${key.key})`);
+    } else {
+      try {
+        Pkey.alloc();
+      } catch (e) {
+        say(`protection keys: ${yellow("not on this machine")}: ${(e as Error).message}`);
+      }
+    }
   });
 
   run("Seals: limits the kernel enforces for everyone", permissionFlags("memory"), () => {

@@ -32,6 +32,7 @@ export {
   type Access,
   Mapping,
   type MappingInit,
+  type Piece,
   readOnlyViewsSupported,
   type TypedArrayConstructor,
 } from "./src/mapping.ts";

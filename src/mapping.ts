@@ -75,7 +75,7 @@ export interface Piece {
   /** The source's identity: equal for windows of the same memfd or file mapping. */
   readonly source: object;
   /** The source memfd's table of live regions and how far into it each reaches. */
-  readonly owner?: Map<Region, number>;
+  readonly owner?: Map<object, number>;
   /** The offset of the window in the source. */
   readonly offset: number;
   /** The offset of the window in the mapping's view. */
@@ -105,7 +105,7 @@ export interface Region {
   /** What the view is made of, in order (for resize checks and for stitching it again). */
   readonly pieces: readonly Piece[];
   /** The live-region tables of the memfds this region maps. */
-  readonly owners: Set<Map<Region, number>>;
+  readonly owners: Set<Map<object, number>>;
   /** Read-only (immutable) buffers registered and not yet collected. */
   readonly: number;
   /**
@@ -305,7 +305,7 @@ export class Mapping {
     if (token !== CONSTRUCT) {
       throw new TypeError("Cannot construct a Mapping directly: use MemFd.map() or mapFile()");
     }
-    const owners = new Set<Map<Region, number>>();
+    const owners = new Set<Map<object, number>>();
     this.#region = {
       address: init.reserved?.address ?? init.address,
       span: init.reserved?.span ?? roundUp(init.length, pageSize()),
