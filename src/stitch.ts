@@ -260,6 +260,11 @@ function place(chunks: Placed[], access: "r" | "rw", name: string, length: numbe
     }
     throw new MemkitError(errno, "stitch", { path: name, hint });
   }
+  // An alias inherits its source's protection key; this new view is not
+  // limited by that key's rights, so give its pages the default key 0.
+  if (chunks.some((c) => c.source instanceof Mapping && regionOf(c.source).pkeyRights)) {
+    lib().mk_pkey_mprotect(ret, BigInt(roundUp(length, page)), PROT[access], 0);
+  }
   const readOnlySource = chunks.some((c) =>
     c.source instanceof Mapping && regionOf(c.source).maxAccess !== "rw"
   );

@@ -69,6 +69,22 @@ Deno.test({
 });
 
 Deno.test({
+  name: "stitching, aliases, rings, guard pages and page protections work without privilege",
+  ignore: !isRoot,
+  fn() {
+    const fixture = `${root}tests/fixtures/protect_child.ts`;
+    const flags = ["--v8-flags=--js-immutable-arraybuffer", fixture];
+    const r = asNobody([...flags, "aliasing"]);
+    assertEquals(r.stitched, [2, 1, 1]);
+    assertEquals(r.alias, 9);
+    assertEquals(r.ring, [1, 2, 3]);
+    assertEquals(r.guarded, 1);
+    const v = asNobody([...flags, "views-never-fault"]);
+    assertEquals([v.survived, v.after], [true, 5]);
+  },
+});
+
+Deno.test({
   name: "a file the kernel refuses to nobody is EACCES even when Deno's flags allow it",
   ignore: !isRoot,
   fn() {
