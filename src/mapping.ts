@@ -292,6 +292,9 @@ export class Mapping {
   #writable: ArrayBuffer | undefined;
   /** Writable buffers over parts of a mixed mapping. */
   #partial: ArrayBuffer[] = [];
+  /** The current writable and read-only buffers of a mixed mapping, by first page. */
+  #runs = new Map<number, ArrayBuffer>();
+  #readonlyRuns = new Map<number, ArrayBuffer>();
   #readonly: ArrayBuffer | undefined;
 
   /**
@@ -423,19 +426,36 @@ export class Mapping {
     }
     if (!this.#prot) return [prot & MK.PROT_WRITE ? this.#whole() : this.#immutable(op), 0];
     if (len === 0) return [EMPTY, off];
-    // Parts of a mixed mapping get buffers over exactly the pages asked for,
-    // so no view reaches a page whose protection would make it fault.
+    // Parts of a mixed mapping get a buffer over the run of pages around the
+    // request that all allow the access, so no view can reach a page whose
+    // protection would make it fault. One buffer per run, until the next
+    // protection change.
     const page = pageSize();
-    const start = Math.floor(off / page) * page;
-    const end = Math.min(roundUp(off + len, page), this.#length);
-    const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(start), end - start);
-    if (prot & MK.PROT_WRITE) {
-      Object.setPrototypeOf(raw, GUARDED);
-      hold(this.#region, raw);
-      this.#partial.push(raw);
-      return [raw, start];
+    const pages = this.#prot;
+    const need = prot & MK.PROT_WRITE ? MK.PROT_READ | MK.PROT_WRITE : MK.PROT_READ;
+    const allows = (i: number) => (this.#effective(pages[i]) & need) === need;
+    let first = Math.floor(off / page);
+    let last = Math.max(first + 1, Math.ceil((off + len) / page));
+    while (first > 0 && allows(first - 1)) first--;
+    while (last < pages.length && allows(last)) last++;
+    const start = first * page;
+    const end = Math.min(last * page, this.#length);
+    const cache = need & MK.PROT_WRITE ? this.#runs : this.#readonlyRuns;
+    let buffer = cache.get(first);
+    if (buffer?.detached) this.#detachWritable(); // moved away: pins the region
+    if (buffer === undefined || buffer.detached || buffer.byteLength !== end - start) {
+      const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(start), end - start);
+      if (need & MK.PROT_WRITE) {
+        Object.setPrototypeOf(raw, GUARDED);
+        hold(this.#region, raw);
+        this.#partial.push(raw);
+        buffer = raw;
+      } else {
+        buffer = this.#freeze(op, raw);
+      }
+      cache.set(first, buffer);
     }
-    return [this.#freeze(op, raw), start];
+    return [buffer, start];
   }
 
   #whole(): ArrayBuffer {
@@ -685,6 +705,8 @@ export class Mapping {
     const ret = lib().mk_map_protect(this.#address + BigInt(off), BigInt(end - off), wanted);
     if (ret < 0n) check(ret, "protect", { path: this.#name });
     this.#readonly = undefined;
+    this.#runs.clear();
+    this.#readonlyRuns.clear();
     if (off === 0 && end === span) {
       this.#prot = undefined;
       this.#access = access;
@@ -757,12 +779,14 @@ export class Mapping {
       });
     }
     this.#readonly = undefined;
+    this.#readonlyRuns.clear();
   }
 
   #detachWritable(): void {
     const buffers = this.#writable ? [this.#writable, ...this.#partial] : this.#partial;
     this.#writable = undefined;
     this.#partial = [];
+    this.#runs.clear();
     for (const ab of buffers) {
       letGo(this.#region, ab);
       // Detached already: someone moved it past the guard; memkit cannot reach
@@ -795,6 +819,7 @@ export class Mapping {
     this.#detachWritable();
     letGo(this.#region, this);
     this.#readonly = undefined;
+    this.#readonlyRuns.clear();
     const region = this.#region;
     unback(region);
     if (!region.pinned && region.readonly > 0) {

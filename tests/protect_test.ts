@@ -141,3 +141,29 @@ Deno.test("protect() keeps working after many changes, toggling one page", () =>
   const lines = linesIn(m.address, m.length);
   assert(lines.length === 1 && lines[0].perms === "rw-s", "the kernel merged them back");
 });
+
+Deno.test("views of a mixed mapping share one buffer per run of pages that allow the access", () => {
+  using fd = MemFd.create("runs", { size: 6 * PAGE });
+  using m = fd.map();
+  m.protect("none", { offset: 2 * PAGE, length: PAGE }); // rw rw none rw rw rw
+  m.protect("r", { offset: 5 * PAGE }); //                  rw rw none rw rw r
+  const a = m.bytes(10, 5);
+  const b = m.bytes(PAGE + 3, 100);
+  assertEquals(a.buffer, b.buffer, "pages 0-1: one writable run");
+  assertEquals([a.buffer.byteLength, a.byteOffset, b.byteOffset], [2 * PAGE, 10, PAGE + 3]);
+  const c = m.bytes(3 * PAGE, 8);
+  assertEquals([c.buffer.byteLength, c.byteOffset], [2 * PAGE, 0], "pages 3-4: rw, not page 5");
+  const d = m.bytes(4 * PAGE, 2 * PAGE); // rw and r pages: a read-only view of both
+  assertEquals(d.buffer.byteLength, 3 * PAGE, "pages 3-5 all readable");
+  assertThrows(() => {
+    d[0] = 1;
+  }, TypeError);
+  for (let i = 0; i < 1000; i++) m.bytes(i % PAGE, 1); // no new buffers
+  assertEquals(m.bytes(0, 1).buffer, a.buffer);
+  m.protect("rw", { offset: 2 * PAGE, length: PAGE }); // raising access keeps old views
+  assertEquals(a.length, 5);
+  const e = m.bytes(0, 5 * PAGE);
+  assertEquals(e.buffer.byteLength, 5 * PAGE, "one run now covers pages 0-4");
+  m.protect("r", { offset: 0, length: PAGE }); // lowering detaches every writable view
+  assertEquals([a.length, c.length, e.length], [0, 0, 0]);
+});
