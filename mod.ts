@@ -3,6 +3,12 @@
  *
  * - {@linkcode MemFd} and {@linkcode Mapping}: the same memory at several
  *   addresses, with zero-copy views that can never crash the process;
+ * - {@linkcode stitch} and {@linkcode alias}: chunks of memfds and mappings
+ *   side by side in one contiguous view, and second addresses for shared
+ *   memory, zero-copy;
+ * - {@linkcode RingBuffer}: a ring mapped twice, so every region is one view;
+ * - {@linkcode protect}, {@linkcode guarded} and {@linkcode Pkey}: page
+ *   protections, guard pages and protection keys;
  * - {@linkcode mapFile}: regular files, gated on `--allow-read`/`--allow-write`;
  * - {@linkcode permissionTable}: what each operation needs, enforced before
  *   any native call.
