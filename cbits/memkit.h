@@ -169,8 +169,10 @@ MK_API int64_t mk_pagemap_read(int32_t fd, uint64_t vaddr, uint64_t pages, void 
  * holds 4 uint64_t: category_mask, category_inverted, category_anyof_mask,
  * return_mask. Writes up to vec_len regions (3 uint64_t each: start, end,
  * categories) to vec and the address the walk stopped at to *walk_end
- * (1 uint64_t). Returns the regions written. With MK_SCAN_FALLBACK, or
- * where the kernel lacks the ioctl, computes the same from pagemap entries
+ * (1 uint64_t). Returns the regions written. The part of the range above
+ * the top of user space is not scanned (it holds no mappings). With
+ * MK_SCAN_FALLBACK, or where the kernel lacks the ioctl, computes the same
+ * from pagemap entries
  * (no PFNZERO, HUGE or WPALLOWED: asking for them is -EOPNOTSUPP; pages
  * outside any mapping read as empty and are reported too). */
 MK_API int64_t mk_pagemap_scan(int32_t fd, uint64_t start, uint64_t end, const void *masks,

@@ -187,6 +187,22 @@ static int64_t scan_fallback(int fd, const struct mk_pm_scan_arg *a, struct mk_p
   return (int64_t)n;
 }
 
+/* The end of the user address space as pagemap sees it (TASK_SIZE): the
+ * first page whose entry reads nothing, found by bisection. */
+static uint64_t user_top(int fd, uint64_t page) {
+  uint64_t lo = 0, hi = (UINT64_MAX / page) + 1; /* entry lo reads, entry hi does not */
+  uint64_t e;
+  if (read_entries(fd, 0, 1, &e) != 1) return 0;
+  while (hi - lo > 1) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (read_entries(fd, mid, 1, &e) == 1)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return hi * page;
+}
+
 MK_API int64_t mk_pagemap_scan(int32_t fd, uint64_t start, uint64_t end, const void *masks,
                                uint32_t flags, void *vec, uint64_t vec_len, void *walk_end) {
   uint64_t page = page_size();
@@ -210,6 +226,19 @@ MK_API int64_t mk_pagemap_scan(int32_t fd, uint64_t start, uint64_t end, const v
   uint64_t *we = walk_end;
   if (!(flags & MK_SCAN_FALLBACK)) {
     int rc = ioctl(fd, MK_PAGEMAP_SCAN, &a);
+    if (rc < 0 && errno == EFAULT) {
+      /* The kernel refuses ranges past the top of user space: clip to it. */
+      uint64_t top = user_top(fd, page);
+      if (a.start >= top) {
+        *we = end;
+        return 0;
+      }
+      if (a.end > top) {
+        a.end = top;
+        rc = ioctl(fd, MK_PAGEMAP_SCAN, &a);
+        if (rc >= 0 && a.walk_end == top) a.walk_end = end;
+      }
+    }
     if (rc >= 0) {
       *we = a.walk_end;
       return rc;

@@ -523,15 +523,16 @@ export class Pagemap {
       throw new TypeError("Cannot scan: expected a range { start, end } or { start, length }");
     }
     const start = toAddress(range.start, "start");
-    const end = "end" in range
-      ? toAddress(range.end, "end")
-      : start + toAddress((range as { length: bigint | number }).length, "length");
     const page = BigInt(this.#page);
+    let end = "end" in range
+      ? (range.end === U64 ? U64 : toAddress(range.end, "end"))
+      : start + toAddress((range as { length: bigint | number }).length, "length");
     if (start % page !== 0n || end % page !== 0n || end < start || end > U64) {
       throw new RangeError(
         `Cannot scan ${hex(start)}-${hex(end)}: expected page-aligned bounds, start <= end < 2^64`,
       );
     }
+    if (end === U64) end -= page; // the last page is never user memory
     const require = categoryMask(options.require, "require");
     const exclude = categoryMask(options.exclude, "exclude");
     const anyOf = categoryMask(options.anyOf, "anyOf");
