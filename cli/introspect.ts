@@ -195,7 +195,7 @@ Without CAP_SYS_ADMIN the kernel hides frame numbers (it reports 0): memkit
 says so instead of printing physical address 0.`;
 
 const PFN_HIDDEN = "PFNs are hidden: the kernel shows page frame numbers only to processes " +
-  "with CAP_SYS_ADMIN and reports 0 to everyone else (Linux 4.2+). Run as root for them.";
+  "with CAP_SYS_ADMIN and reports 0 to everyone else (Linux 4.2+); run as root (with CAP_SYS_ADMIN) to see them.";
 
 interface Run {
   start: bigint;
