@@ -54,7 +54,7 @@ build/bench/lib%.so: bench/c/%.c
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
 bench: build deno $(BENCH_C)
-	$(DENO) bench --allow-ffi $(V8FLAGS) bench/
+	$(DENO) bench --allow-ffi --allow-read=/proc $(V8FLAGS) bench/
 
 bindgen: deno
 	$(DENO) task bindgen
