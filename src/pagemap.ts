@@ -46,7 +46,7 @@ export const PageBits = {
   SOFT_DIRTY: MK.PM_SOFT_DIRTY,
   /** Write-protected by userfaultfd (bit 57). */
   UFFD_WP: MK.PM_UFFD_WP,
-  /** A guard region installed with MADV_GUARD_INSTALL (bit 58, Linux 6.14+). */
+  /** A guard region installed with MADV_GUARD_INSTALL (bit 58; its marker is not SWAPPED). */
   GUARD: MK.PM_GUARD,
 } as const;
 

@@ -122,6 +122,45 @@ static void test_scan(int fd) {
   munmap(p, (size_t)(NP * page));
 }
 
+/* Guard regions (MADV_GUARD_INSTALL, Linux 6.13+) read as bit 58 and the
+ * GUARD category; soft-dirty pages as bit 55 after clear_refs. */
+static void test_guard_and_soft_dirty(int fd) {
+  char *p = mmap(NULL, (size_t)(4 * page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+  if (!CHECK(p != MAP_FAILED, "map 4 private anonymous pages")) return;
+  uint64_t s = (uint64_t)(uintptr_t)p, raw[4], summary[3];
+  double frame[4];
+  uint8_t flags[4];
+  if (madvise(p + page, (size_t)page, 102 /* MADV_GUARD_INSTALL */) == 0) {
+    mk_pagemap_read(fd, s, 4, raw, frame, flags, summary);
+    CHECK(flags[1] & MK_PM_GUARD, "a guard page has the guard bit");
+    CHECK(!(flags[0] & MK_PM_GUARD), "its neighbour has not");
+    CHECK(!(flags[1] & MK_PM_SWAPPED) && summary[1] == 0, "a guard page is not counted swapped");
+    uint64_t m[4] = {MK_PAGE_IS_GUARD, 0, 0, MK_PAGE_IS_GUARD};
+    uint64_t vec[12], walk;
+    int64_t n = mk_pagemap_scan(fd, s, s + 4 * (uint64_t)page, m, 0, vec, 4, &walk);
+    CHECK(n == 1 && vec[0] == s + (uint64_t)page && vec[1] == s + 2 * (uint64_t)page,
+          "PAGEMAP_SCAN finds the guard page");
+    int64_t nf = mk_pagemap_scan(fd, s, s + 4 * (uint64_t)page, m, MK_SCAN_FALLBACK, vec, 4, &walk);
+    CHECK_EQ(nf, n, "and so does the fallback");
+  } else {
+    SKIP("guard pages", "the kernel lacks MADV_GUARD_INSTALL");
+  }
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (f != NULL && fputs("4", f) >= 0 && fclose(f) == 0) {
+    p[2 * page] = 1;
+    mk_pagemap_read(fd, s, 4, raw, frame, flags, summary);
+    if (flags[2] & MK_PM_SOFT_DIRTY)
+      CHECK(!(flags[3] & MK_PM_SOFT_DIRTY), "after clear_refs a written page is soft-dirty, an untouched one not");
+    else
+      SKIP("soft-dirty", "the kernel is built without CONFIG_MEM_SOFT_DIRTY");
+  } else {
+    if (f != NULL) fclose(f);
+    SKIP("soft-dirty", "cannot write /proc/self/clear_refs");
+  }
+  munmap(p, (size_t)(4 * page));
+}
+
 static void test_kpage(int fd) {
   if (mk_proc_cap_sys_admin() != 1) {
     SKIP("kpageflags of a shared page", "needs CAP_SYS_ADMIN");
@@ -167,6 +206,7 @@ int main(void) {
   CHECK_ERR(mk_pagemap_open(-5), EINVAL, "a negative pid is -EINVAL");
   test_read((int)fd);
   test_scan((int)fd);
+  test_guard_and_soft_dirty((int)fd);
   test_kpage((int)fd);
   mk_core_close((int32_t)fd);
   return tap_done();
