@@ -151,7 +151,8 @@ static void test_guard_and_soft_dirty(int fd) {
     p[2 * page] = 1;
     mk_pagemap_read(fd, s, 4, raw, frame, flags, summary);
     if (flags[2] & MK_PM_SOFT_DIRTY)
-      CHECK(!(flags[3] & MK_PM_SOFT_DIRTY), "after clear_refs a written page is soft-dirty, an untouched one not");
+      CHECK(!(flags[3] & MK_PM_SOFT_DIRTY),
+            "after clear_refs a written page is soft-dirty, an untouched one not");
     else
       SKIP("soft-dirty", "the kernel is built without CONFIG_MEM_SOFT_DIRTY");
   } else {
@@ -196,6 +197,47 @@ static void test_kpage(int fd) {
   munmap(a, (size_t)page);
   munmap(b, (size_t)page);
   close(mfd);
+
+  /* The shared zero page: a read fault of private anonymous memory. */
+  char *z = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  volatile char x = z[0];
+  (void)x;
+  uint64_t zr;
+  double zf;
+  uint8_t zg;
+  mk_pagemap_read(fd, (uint64_t)(uintptr_t)z, 1, &zr, &zf, &zg, NULL);
+  pfns[0] = (uint64_t)zf;
+  CHECK(mk_kpage_read(MK_KPAGE_FLAGS, pfns, 1, out) == 1 && ((out[0] >> 24) & 1),
+        "a read-faulted anonymous page is the ZERO_PAGE");
+  munmap(z, (size_t)page);
+
+  /* A transparent huge page, where THP is enabled for madvise. */
+  size_t huge = 2u << 20;
+  char *h = mmap(NULL, 2 * huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char *al = (char *)(((uintptr_t)h + huge - 1) & ~(uintptr_t)(huge - 1));
+  if (h != MAP_FAILED && madvise(al, huge, MADV_HUGEPAGE) == 0) {
+    memset(al, 1, huge);
+    uint64_t m[4] = {MK_PAGE_IS_HUGE, 0, 0, MK_PAGE_IS_HUGE | MK_PAGE_IS_PRESENT};
+    uint64_t vec[6], walk;
+    int64_t n = mk_pagemap_scan(fd, (uint64_t)(uintptr_t)al, (uint64_t)(uintptr_t)al + huge, m, 0,
+                                vec, 2, &walk);
+    if (n == 1) {
+      CHECK(vec[1] - vec[0] == huge, "PAGEMAP_SCAN reports the 2 MiB as huge");
+      uint64_t hr;
+      double hf;
+      uint8_t hg;
+      mk_pagemap_read(fd, (uint64_t)(uintptr_t)al, 1, &hr, &hf, &hg, NULL);
+      pfns[0] = (uint64_t)hf;
+      CHECK(mk_kpage_read(MK_KPAGE_FLAGS, pfns, 1, out) == 1 && ((out[0] >> 22) & 1) &&
+                ((out[0] >> 15) & 1),
+            "its first frame has THP and COMPOUND_HEAD in kpageflags");
+    } else {
+      SKIP("transparent huge pages", "the kernel gave no huge page (THP off or no memory)");
+    }
+  } else {
+    SKIP("transparent huge pages", "MADV_HUGEPAGE refused");
+  }
+  if (h != MAP_FAILED) munmap(h, 2 * huge);
 }
 
 int main(void) {
