@@ -240,7 +240,13 @@ function hexBigAt(t: string, b: number, e: number): bigint {
   return BigInt("0x" + t.slice(b, e));
 }
 
-const PERMS = new Map<string, string>();
+/** The 16 permission strings, by r=8 w=4 x=2 s=1. */
+const PERMS: readonly string[] = Array.from(
+  { length: 16 },
+  (_, i) => `${i & 8 ? "r" : "-"}${i & 4 ? "w" : "-"}${i & 2 ? "x" : "-"}${i & 1 ? "s" : "p"}`,
+);
+/** Device strings ("fd:01") by major * 2^20 + minor: a process has few. */
+const DEVICES = new Map<number, string>();
 
 /** Parses the maps line t[b, e) (or the header line of an smaps block). */
 function parseLine(t: string, b: number, e: number): MapsEntry {
@@ -263,36 +269,41 @@ function parseLine(t: string, b: number, e: number): MapsEntry {
   }
   let p = s5;
   while (p < e && t.charCodeAt(p) === 0x20) p++;
-  let path = p < e ? t.slice(p, e) : "";
+  let path = "";
   let deleted = false;
-  if (path.endsWith(DELETED)) {
-    deleted = true;
-    path = path.slice(0, -DELETED.length);
+  if (p < e) {
+    path = t.slice(p, e);
+    if (path.endsWith(DELETED)) {
+      deleted = true;
+      path = path.slice(0, -DELETED.length);
+    }
+    if (path.includes("\\012")) path = path.replaceAll("\\012", "\n");
   }
-  if (path.includes("\\012")) path = path.replaceAll("\\012", "\n");
   const kind = kindOf(path, inode, deleted);
   const startN = hexAt(t, b, dash), endN = hexAt(t, dash + 1, s1);
   const wide = dash - b > 13 || s1 - dash - 1 > 13;
   const start = wide ? hexBigAt(t, b, dash) : BigInt(startN);
   const end = wide ? hexBigAt(t, dash + 1, s1) : BigInt(endN);
-  const r = t.charCodeAt(s1 + 1), w = t.charCodeAt(s1 + 2);
-  const x = t.charCodeAt(s1 + 3), sh = t.charCodeAt(s1 + 4);
-  const key = t.slice(s1 + 1, s2);
-  let perms = PERMS.get(key);
-  if (perms === undefined) PERMS.set(key, perms = key);
+  const r = t.charCodeAt(s1 + 1) === 0x72, w = t.charCodeAt(s1 + 2) === 0x77;
+  const x = t.charCodeAt(s1 + 3) === 0x78, sh = t.charCodeAt(s1 + 4) === 0x73;
+  const perms = PERMS[(r ? 8 : 0) | (w ? 4 : 0) | (x ? 2 : 0) | (sh ? 1 : 0)];
+  const major = hexAt(t, s3 + 1, colon), minor = hexAt(t, colon + 1, s4);
+  const devKey = major * 0x100000 + minor;
+  let device = DEVICES.get(devKey);
+  if (device === undefined) DEVICES.set(devKey, device = t.slice(s3 + 1, s4));
   const entry: MapsEntry = {
     start,
     end,
     size: wide ? Number(end - start) : endN - startN,
     perms,
-    read: r === 0x72,
-    write: w === 0x77,
-    exec: x === 0x78,
-    shared: sh === 0x73,
+    read: r,
+    write: w,
+    exec: x,
+    shared: sh,
     offset: hexBigAt(t, s2 + 1, s3),
-    device: t.slice(s3 + 1, s4),
-    major: hexAt(t, s3 + 1, colon),
-    minor: hexAt(t, colon + 1, s4),
+    device,
+    major,
+    minor,
     inode,
     path,
     deleted,
