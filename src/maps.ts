@@ -483,7 +483,7 @@ export function readSmaps(pid: ProcessId = "self"): SmapsEntry[] {
  * @returns The totals.
  * @throws {Deno.errors.NotFound} When no such process exists, or it has exited.
  *
- * @example
+ * @example Totals of this process
  * ```ts
  * // deno run --allow-ffi --allow-read=/proc/self/smaps_rollup
  * import { readSmapsRollup } from "@memkit/memkit";

@@ -32,7 +32,23 @@ const PFN_HIDDEN_WHY = "the kernel shows page frame numbers only to processes wi
   "CAP_SYS_ADMIN and reports PFN 0 to others (Linux 4.2+); run as root, or grant the " +
   "capability (setcap cap_sys_admin+ep)";
 
-/** Bits of {@linkcode PagemapPages.flags}: one byte per page. */
+/**
+ * Bits of {@linkcode PagemapPages.flags}: one byte per page.
+ *
+ * @example Counting file-backed pages from the flags column
+ * ```ts
+ * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+ * import { MemFd, PageBits, Pagemap } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("bits", { size: 2 * 4096 });
+ * using m = fd.map();
+ * m.bytes()[0] = 1;
+ * using pm = Pagemap.open();
+ * const { flags } = pm.read(m.address, 2);
+ * assertEquals(flags.filter((f) => f & PageBits.FILE && f & PageBits.PRESENT).length, 1);
+ * ```
+ */
 export const PageBits = {
   /** The page is in memory (bit 63 of the entry). */
   PRESENT: MK.PM_PRESENT,
@@ -52,7 +68,22 @@ export const PageBits = {
 
 /**
  * The pagemap entries of a range of pages, by column: element `i` is the
- * page at `address + i * pageSize`.
+ * page at `address + i * pageSize`. Made by {@linkcode Pagemap.read}.
+ *
+ * @example Columns, not objects
+ * ```ts
+ * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+ * import { MemFd, Pagemap } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("columns", { size: 3 * 4096 });
+ * using m = fd.map();
+ * m.bytes()[2 * 4096] = 1;
+ * using pm = Pagemap.open();
+ * const pages = pm.read(m.address, 3);
+ * assertEquals([pages.length, pages.presentCount, pages.present(2)], [3, 1, true]);
+ * assertEquals(pages.raw[2] >> 63n, 1n);
+ * ```
  */
 export class PagemapPages {
   /** The virtual address of the first page. */
@@ -322,7 +353,7 @@ export class Pagemap {
    * @throws {Deno.errors.NotCapable} When the read permission is missing.
    * @throws {MemkitError} When the kernel refuses (`EACCES`: another user's process).
    *
-   * @example
+   * @example Open this process's pagemap
    * ```ts
    * // deno run --allow-ffi --allow-read=/proc/self/pagemap
    * import { Pagemap } from "@memkit/memkit";
@@ -482,9 +513,9 @@ export class Pagemap {
    * @throws {Deno.errors.PermissionDenied} When the kernel hides PFNs
    * (without CAP_SYS_ADMIN), instead of returning address 0.
    *
-   * @example
+   * @example The physical address of a byte (as root)
    * ```ts
-   * // deno run --allow-ffi --allow-read=/proc/self/pagemap (as root for the address)
+   * // deno run --allow-ffi --allow-read=/proc/self/pagemap
    * import { MemFd, Pagemap } from "@memkit/memkit";
    * import { assert, assertEquals } from "@std/assert";
    *
@@ -610,7 +641,18 @@ export class Pagemap {
 
 // ---- kpageflags / kpagecount ----
 
-/** The named bits of `/proc/kpageflags` (include/uapi/linux/kernel-page-flags.h). */
+/**
+ * The named bits of `/proc/kpageflags` (include/uapi/linux/kernel-page-flags.h),
+ * by bit number.
+ *
+ * @example
+ * ```ts
+ * import { KPAGE_FLAGS } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(KPAGE_FLAGS.indexOf("SWAPBACKED"), 14);
+ * ```
+ */
 export const KPAGE_FLAGS = [
   "LOCKED",
   "ERROR",
@@ -644,7 +686,19 @@ export const KPAGE_FLAGS = [
 /** A named page flag of {@linkcode KPAGE_FLAGS}. */
 export type KPageFlag = typeof KPAGE_FLAGS[number];
 
-/** The page flags of some PFNs, by column. */
+/**
+ * The page flags of some PFNs, by column. Made by {@linkcode kpageflags}.
+ *
+ * @example Testing and naming flags
+ * ```ts
+ * import { KPageFlags } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const f = new KPageFlags(new BigUint64Array([42n]), new BigUint64Array([(1n << 14n) | (1n << 11n)]));
+ * assertEquals(f.has(0, "SWAPBACKED"), true);
+ * assertEquals(f.names(0), ["MMAP", "SWAPBACKED"]);
+ * ```
+ */
 export class KPageFlags {
   /** The PFNs asked for. */
   readonly pfns: BigUint64Array<ArrayBuffer>;
