@@ -20,21 +20,25 @@ import { bold, cyan, dim, green, yellow } from "@std/fmt/colors";
 import { format as formatBytes } from "@std/fmt/bytes";
 import {
   alias,
+  findMapping,
   guarded,
   libraryPath,
   mapFile,
   MemFd,
   MemkitError,
   type Operation,
+  Pagemap,
   pageSize,
   permissionFlags,
   permissionTable,
   Pkey,
   protect,
+  readMaps,
   readOnlyViewsSupported,
   RingBuffer,
   stitch,
 } from "./mod.ts";
+import { mapsCommand, pagemapCommand } from "./cli/introspect.ts";
 
 const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
@@ -243,6 +247,40 @@ function tour(): number {
     }
   });
 
+  const introspect = [
+    ...permissionFlags("maps", "self"),
+    ...permissionFlags("pagemap", "self").slice(1),
+  ];
+  run("Where memory lives: maps, pagemap, physical frames", introspect, () => {
+    using fd = MemFd.create("tour-pagemap", { size: 4 * page });
+    using a = fd.map();
+    using b = fd.map({ access: "r" });
+    a.bytes()[page] = 1;
+    void b.read(page, 1); // fault the page in at the second address too
+    const entry = findMapping(a.address)!;
+    say(
+      `findMapping(${hex(a.address)}) -> ${entry.perms} ${entry.kind} "${entry.name}", ` +
+        `${formatBytes(entry.size, { binary: true })}`,
+    );
+    const maps = readMaps("self");
+    const count = (k: string) => maps.filter((m) => m.kind === k).length;
+    say(
+      `readMaps("self"): ${maps.length} mappings, ${count("file")} of files, ` +
+        `${count("anonymous")} anonymous, ${count("memfd")} memfd`,
+    );
+    using pm = Pagemap.open("self");
+    const pages = pm.read(a.address, 4);
+    say(`pagemap of the 4 pages: present ${[0, 1, 2, 3].map((i) => pages.present(i) ? 1 : 0)}`);
+    if (pages.pfnVisible) {
+      say(
+        `both addresses of page 1 are physical ${hex(pm.translate(a.address + BigInt(page))!)} ` +
+          `and ${hex(pm.translate(b.address + BigInt(page))!)}`,
+      );
+    } else {
+      say(yellow("PFNs are hidden: the kernel shows them only with CAP_SYS_ADMIN (root)"));
+    }
+  });
+
   const self = new URL(import.meta.url);
   if (self.protocol === "file:") {
     const path = decodeURIComponent(self.pathname);
@@ -291,6 +329,8 @@ const HELP = `memkit: typed, permission-gated access to Linux memory machinery
 Usage:
   memkit tour                                   a guided run of each capability here
   memkit permissions [operation] [target]       the permission table, or one operation's flags
+  memkit maps <pid|self> [--json]               a process's mappings with sizes, like pmap -X
+  memkit pagemap <pid|self> <start>[-end|+len]  pages, frames and flags of a range, like page-types
 
 Options:
   -h, --help                                    this help`;
@@ -320,6 +360,10 @@ export function main(args: string[]): number {
       return 0;
     case "permissions":
       return permissions(rest[0], rest[1]);
+    case "maps":
+      return mapsCommand(args.slice(args.indexOf("maps") + 1));
+    case "pagemap":
+      return pagemapCommand(args.slice(args.indexOf("pagemap") + 1));
     default:
       console.error(`Unknown command "${command}"\n\n${HELP}`);
       return 2;

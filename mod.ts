@@ -10,6 +10,10 @@
  * - {@linkcode protect}, {@linkcode guarded} and {@linkcode Pkey}: page
  *   protections, guard pages and protection keys;
  * - {@linkcode mapFile}: regular files, gated on `--allow-read`/`--allow-write`;
+ * - {@linkcode readMaps}, {@linkcode readSmaps}, {@linkcode findMapping},
+ *   {@linkcode Pagemap}, {@linkcode kpageflags}: a process's mappings, its
+ *   pages' state and physical addresses, gated on `--allow-read` for the
+ *   `/proc` file read;
  * - {@linkcode permissionTable}: what each operation needs, enforced before
  *   any native call.
  *
@@ -55,3 +59,31 @@ export { alias, type Chunk, stitch, type StitchOptions } from "./src/stitch.ts";
 export { guarded, type GuardedOptions, type MappingRange, protect } from "./src/protect.ts";
 export { RingBuffer, type RingBufferOptions } from "./src/ring.ts";
 export { Pkey } from "./src/pkey.ts";
+export {
+  findMapping,
+  type FindMappingOptions,
+  type MappingKind,
+  type MapsEntry,
+  type ProcessId,
+  readMaps,
+  readSmaps,
+  readSmapsRollup,
+  type SmapsCounters,
+  type SmapsEntry,
+  type SmapsRollup,
+} from "./src/maps.ts";
+export {
+  type AddressRange,
+  KPAGE_FLAGS,
+  kpagecount,
+  type KPageFlag,
+  KPageFlags,
+  kpageflags,
+  PageBits,
+  type PageCategory,
+  Pagemap,
+  PagemapPages,
+  type ReadOptions,
+  type ScanOptions,
+  type ScanRegion,
+} from "./src/pagemap.ts";

@@ -105,7 +105,10 @@ for file in tests/*_test.ts; do
   # shellcheck disable=SC2086
   run_deno_test "$(basename "$file" .ts)" $flags "$file"
 done
-run_deno_test doc --doc --allow-ffi --v8-flags=--js-immutable-arraybuffer mod.ts src/*.ts ffi/errors.ts ffi/loader.ts
+# The introspection examples read this process's /proc files (and, as root, kpageflags).
+run_deno_test doc --doc --allow-ffi --v8-flags=--js-immutable-arraybuffer \
+  --allow-read=/proc/self/maps,/proc/self/smaps,/proc/self/smaps_rollup,/proc/self/pagemap,/proc/kpageflags,/proc/kpagecount \
+  mod.ts src/*.ts ffi/errors.ts ffi/loader.ts
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then
