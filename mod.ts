@@ -56,7 +56,14 @@ export {
   requirePermissions,
 } from "./src/permissions.ts";
 export { alias, type Chunk, stitch, type StitchOptions } from "./src/stitch.ts";
-export { guarded, type GuardedOptions, type MappingRange, protect } from "./src/protect.ts";
+export {
+  guarded,
+  type GuardedOptions,
+  type MappingRange,
+  protect,
+  type Protection,
+  protection,
+} from "./src/protect.ts";
 export { RingBuffer, type RingBufferOptions } from "./src/ring.ts";
 export { Pkey } from "./src/pkey.ts";
 export {

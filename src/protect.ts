@@ -8,7 +8,9 @@
 import { check } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
-import { type Access, createMapping, Mapping, PROT, toAccess } from "./mapping.ts";
+import { MK } from "../ffi/symbols.ts";
+import { type Access, accessOf, createMapping, Mapping, PROT, toAccess } from "./mapping.ts";
+import { findMapping } from "./maps.ts";
 
 /** A page-aligned part of a mapping, for {@linkcode protect}. */
 export interface MappingRange {
@@ -107,4 +109,65 @@ export function guarded(length: number, options: GuardedOptions = {}): Mapping {
     pieces: [{ source: {}, offset: 0, at: 0, length: span }],
     reserved: { address: address - BigInt(guard), span: span + 2 * guard },
   });
+}
+
+/** What {@linkcode protection} finds at an address. */
+export interface Protection {
+  /** The start of the mapping (the kernel's VMA) holding the address. */
+  start: bigint;
+  /** The address after its last byte. */
+  end: bigint;
+  /** The protection as memkit names it, or `undefined` for one it does not (`"-w-"`, `"rwx"`). */
+  access: Access | undefined;
+  /** Readable. */
+  read: boolean;
+  /** Writable. */
+  write: boolean;
+  /** Executable. */
+  exec: boolean;
+  /** Shared (`MAP_SHARED`) rather than private. */
+  shared: boolean;
+  /** The permissions as `/proc/self/maps` prints them, e.g. `"r--s"`. */
+  perms: string;
+}
+
+/**
+ * The current protection of any address in this process, whoever mapped
+ * it, as the kernel reports it (`PROCMAP_QUERY`, or `/proc/self/maps` where
+ * the kernel lacks the ioctl); `null` where nothing is mapped.
+ *
+ * Requires `--allow-ffi` and `--allow-read=/proc/self/maps`.
+ *
+ * @param address Any address in this process.
+ * @returns The protection of the mapping there, or `null`.
+ *
+ * @example
+ * ```ts
+ * // deno run --allow-ffi --allow-read=/proc/self/maps
+ * import { guarded, protection } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using g = guarded(4096);
+ * assertEquals(protection(g.address)?.access, "rw");
+ * assertEquals(protection(g.address - 1n)?.access, "none"); // the guard page
+ * assertEquals(protection(0n), null);
+ * ```
+ */
+export function protection(address: bigint | number): Protection | null {
+  const entry = findMapping(address, "self");
+  if (entry === null) return null;
+  const { read, write, exec } = entry;
+  const access = accessOf(
+    (read ? MK.PROT_READ : 0) | (write ? MK.PROT_WRITE : 0) | (exec ? MK.PROT_EXEC : 0),
+  );
+  return {
+    start: entry.start,
+    end: entry.end,
+    access,
+    read,
+    write,
+    exec,
+    shared: entry.shared,
+    perms: entry.perms,
+  };
 }

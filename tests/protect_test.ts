@@ -1,11 +1,11 @@
-// flags: --allow-ffi --v8-flags=--js-immutable-arraybuffer --allow-run=cat,python3,$DENO
+// flags: --allow-ffi --v8-flags=--js-immutable-arraybuffer --allow-run=cat,python3,$DENO --allow-read=/proc/self/maps
 // protect(), guarded() and their real faults: raw accesses in a child die of
 // SIGSEGV where the protection says so, memkit's views never fault, the
 // kernel's maps show each range's protection, and a protection is only this
 // process's (a second process, Python, keeps its own access).
 import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows } from "@std/assert";
-import { guarded, MemFd, MemkitError, pageSize, protect } from "../mod.ts";
-import { linesIn } from "./fixtures/procmaps.ts";
+import { guarded, MemFd, MemkitError, pageSize, protect, protection } from "../mod.ts";
+import { linesIn, procMaps } from "./fixtures/procmaps.ts";
 
 const PAGE = pageSize();
 const fixture = new URL("./fixtures/protect_child.ts", import.meta.url).pathname;
@@ -166,4 +166,37 @@ Deno.test("views of a mixed mapping share one buffer per run of pages that allow
   assertEquals(e.buffer.byteLength, 5 * PAGE, "one run now covers pages 0-4");
   m.protect("r", { offset: 0, length: PAGE }); // lowering detaches every writable view
   assertEquals([a.length, c.length, e.length], [0, 0, 0]);
+});
+
+Deno.test("protection() agrees with the kernel's maps for memkit's mappings and everyone else's", () => {
+  using fd = MemFd.create("where", { size: 4 * PAGE });
+  using m = fd.map();
+  protect({ mapping: m, offset: PAGE, length: PAGE }, "none");
+  protect({ mapping: m, offset: 2 * PAGE, length: PAGE }, "rx");
+  using g = guarded(PAGE);
+  const expect = [
+    [m.address, "rw", "rw-s"],
+    [m.address + BigInt(PAGE + 100), "none", "---s"],
+    [m.address + BigInt(2 * PAGE), "rx", "r-xs"],
+    [m.address + BigInt(4 * PAGE - 1), "rw", "rw-s"],
+    [g.address - 1n, "none", "---p"],
+    [g.address, "rw", "rw-s"],
+  ] as const;
+  for (const [address, access, perms] of expect) {
+    const p = protection(address)!;
+    assertEquals([p.access, p.perms], [access, perms], `at 0x${address.toString(16)}`);
+    assert(p.start <= address && address < p.end);
+  }
+  // Every mapping of the process: the same permissions as cat(1) shows, at its first byte.
+  for (const line of procMaps()) {
+    if (line.start >= 1n << 47n) continue; // [vsyscall]: outside user space
+    const p = protection(line.start);
+    if (p === null) continue; // unmapped between the two reads (another thread)
+    if (p.start !== line.start) continue; // changed between the two reads
+    assertEquals(p.perms, line.perms, line.line);
+    assertEquals(p.shared, line.perms[3] === "s");
+  }
+  assertEquals(protection(0n), null);
+  assertEquals(protection(g.address - BigInt(PAGE) - 1n)?.start !== g.address - BigInt(PAGE), true);
+  assertThrows(() => protection(-1n), RangeError);
 });
