@@ -4,6 +4,9 @@
  * - {@linkcode MemFd} and {@linkcode Mapping}: the same memory at several
  *   addresses, with zero-copy views that can never crash the process;
  * - {@linkcode mapFile}: regular files, gated on `--allow-read`/`--allow-write`;
+ * - {@linkcode PhysicalMemory}, {@linkcode physicalRanges}, {@linkcode smbios}:
+ *   physical memory through `/dev/mem`, with exact-width accesses and errors
+ *   that name the kernel rule that refused;
  * - {@linkcode permissionTable}: what each operation needs, enforced before
  *   any native call.
  *
@@ -36,6 +39,28 @@ export {
   type TypedArrayConstructor,
 } from "./src/mapping.ts";
 export { mapFile, type MapFileOptions } from "./src/file.ts";
+export {
+  MAX_PHYS_ADDRESS,
+  type PhysCache,
+  PhysicalMemory,
+  type PhysicalMemoryOptions,
+  type PhysicalRange,
+  physicalRanges,
+  type PhysMapOptions,
+  smbios,
+} from "./src/phys.ts";
+export {
+  decodeSmbios,
+  decodeSmbiosTable,
+  findSmbiosEntryPoint,
+  parseSmbiosEntryPoint,
+  type Smbios,
+  type SmbiosBios,
+  type SmbiosEntryPoint,
+  type SmbiosStructure,
+  type SmbiosSystem,
+  smbiosUuid,
+} from "./src/smbios.ts";
 export {
   type Operation,
   permissionFlags,

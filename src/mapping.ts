@@ -160,6 +160,12 @@ export interface MappingInit {
   name: string;
   /** The end of the window in the source. */
   end: number;
+  /**
+   * Bytes of the first mapped page before the view starts (default 0):
+   * `address` is then the page-aligned mmap address, and the mapping's views,
+   * `address` and `length` cover `[address + offset, address + offset + length)`.
+   */
+  offset?: number;
 }
 
 const CONSTRUCT = Symbol("memkit.Mapping");
@@ -223,6 +229,7 @@ export class Mapping {
     regionOfMapping = (m) => (#region in m ? m.#region : undefined);
   }
   #length: number;
+  #offset: number;
   #access: Access;
   #maxAccess: Access;
   #name: string;
@@ -240,7 +247,9 @@ export class Mapping {
     if (token !== CONSTRUCT) {
       throw new TypeError("Cannot construct a Mapping directly: use MemFd.map() or mapFile()");
     }
-    const span = roundUp(init.length, pageSize());
+    const offset = init.offset ?? 0;
+    const span = roundUp(offset + init.length, pageSize());
+    this.#offset = offset;
     this.#region = {
       address: init.address,
       span,
@@ -260,7 +269,7 @@ export class Mapping {
 
   /** The start address in this process, as a bigint. */
   get address(): bigint {
-    return this.#region.address;
+    return this.#region.address + BigInt(this.#offset);
   }
 
   /** The length in bytes. */
@@ -319,7 +328,7 @@ export class Mapping {
   }
 
   #pointer(): Deno.PointerObject {
-    return Deno.UnsafePointer.create(this.#region.address)!;
+    return Deno.UnsafePointer.create(this.#region.address + BigInt(this.#offset))!;
   }
 
   #range(offset: unknown, length: unknown, unit = 1): [number, number] {
