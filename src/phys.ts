@@ -495,6 +495,12 @@ export class PhysicalMemory {
     if (len === 0) return out;
     const fd = this.#fd(this.#cache);
     const ret = lib().mk_phys_read(fd, BigInt(phys), out, BigInt(len));
+    if (ret === -14n) {
+      // EFAULT: /dev/mem's read() stops at the end of RAM (high_memory);
+      // device memory above it is reached by mapping, so copy from a mapping.
+      using m = this.map(phys, len);
+      return m.read();
+    }
     if (ret < 0n) this.#fail(ret, "read", phys, phys + len, this.#cache);
     const n = Number(ret);
     if (n < len) {
