@@ -29,6 +29,7 @@ import {
   permissionTable,
   readOnlyViewsSupported,
 } from "./mod.ts";
+import { mapsCommand, pagemapCommand } from "./cli/introspect.ts";
 
 const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
@@ -201,6 +202,8 @@ const HELP = `memkit: typed, permission-gated access to Linux memory machinery
 Usage:
   memkit tour                                   a guided run of each capability here
   memkit permissions [operation] [target]       the permission table, or one operation's flags
+  memkit maps <pid|self> [--json]               a process's mappings with sizes, like pmap -X
+  memkit pagemap <pid|self> <start>[-end|+len]  pages, frames and flags of a range, like page-types
 
 Options:
   -h, --help                                    this help`;
@@ -230,6 +233,10 @@ export function main(args: string[]): number {
       return 0;
     case "permissions":
       return permissions(rest[0], rest[1]);
+    case "maps":
+      return mapsCommand(args.slice(args.indexOf("maps") + 1));
+    case "pagemap":
+      return pagemapCommand(args.slice(args.indexOf("pagemap") + 1));
     default:
       console.error(`Unknown command "${command}"\n\n${HELP}`);
       return 2;

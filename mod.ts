@@ -4,6 +4,10 @@
  * - {@linkcode MemFd} and {@linkcode Mapping}: the same memory at several
  *   addresses, with zero-copy views that can never crash the process;
  * - {@linkcode mapFile}: regular files, gated on `--allow-read`/`--allow-write`;
+ * - {@linkcode readMaps}, {@linkcode readSmaps}, {@linkcode findMapping},
+ *   {@linkcode Pagemap}, {@linkcode kpageflags}: a process's mappings, its
+ *   pages' state and physical addresses, gated on `--allow-read` for the
+ *   `/proc` file read;
  * - {@linkcode PhysicalMemory}, {@linkcode physicalRanges}, {@linkcode smbios}:
  *   physical memory through `/dev/mem`, with exact-width accesses and errors
  *   that name the kernel rule that refused;
@@ -69,3 +73,30 @@ export {
   permissionTable,
   requirePermissions,
 } from "./src/permissions.ts";
+export {
+  findMapping,
+  type FindMappingOptions,
+  type MappingKind,
+  type MapsEntry,
+  type ProcessId,
+  readMaps,
+  readSmaps,
+  readSmapsRollup,
+  type SmapsCounters,
+  type SmapsEntry,
+  type SmapsRollup,
+} from "./src/maps.ts";
+export {
+  type AddressRange,
+  KPAGE_FLAGS,
+  kpagecount,
+  type KPageFlag,
+  KPageFlags,
+  kpageflags,
+  PageBits,
+  type PageCategory,
+  Pagemap,
+  PagemapPages,
+  type ScanOptions,
+  type ScanRegion,
+} from "./src/pagemap.ts";

@@ -107,6 +107,84 @@ MK_API int64_t mk_map_placeholder(uint64_t address, uint64_t length);
  * released, and the range stays mapped for the life of the process. */
 MK_API int64_t mk_map_scrub(uint64_t address, uint64_t length);
 
+/* ---- proc / pagemap / kpage (introspection) ------------------------ */
+
+/* Which file of /proc/<pid> mk_proc_read reads. */
+#define MK_PROC_MAPS 0u
+#define MK_PROC_SMAPS 1u
+#define MK_PROC_SMAPS_ROLLUP 2u
+
+/* Bits of the per-page flags byte that mk_pagemap_read writes. */
+#define MK_PM_PRESENT 0x01u
+#define MK_PM_SWAPPED 0x02u
+#define MK_PM_FILE 0x04u      /* file page or shared anonymous (bit 61) */
+#define MK_PM_EXCLUSIVE 0x08u /* exclusively mapped (bit 56) */
+#define MK_PM_SOFT_DIRTY 0x10u
+#define MK_PM_UFFD_WP 0x20u
+#define MK_PM_GUARD 0x40u
+
+/* PAGEMAP_SCAN categories (the PAGE_IS_* values of linux/fs.h). */
+#define MK_PAGE_IS_WPALLOWED 0x01u
+#define MK_PAGE_IS_WRITTEN 0x02u
+#define MK_PAGE_IS_FILE 0x04u
+#define MK_PAGE_IS_PRESENT 0x08u
+#define MK_PAGE_IS_SWAPPED 0x10u
+#define MK_PAGE_IS_PFNZERO 0x20u
+#define MK_PAGE_IS_HUGE 0x40u
+#define MK_PAGE_IS_SOFT_DIRTY 0x80u
+#define MK_PAGE_IS_GUARD 0x100u
+
+/* Flags for mk_pagemap_scan. */
+#define MK_SCAN_FALLBACK 1u /* read pagemap entries even where the ioctl exists */
+
+/* Which file mk_kpage_read reads. */
+#define MK_KPAGE_FLAGS 0u
+#define MK_KPAGE_COUNT 1u
+
+/* Reads the whole of /proc/<pid>/{maps,smaps,smaps_rollup} (`which`, an
+ * MK_PROC_* value; pid 0 means /proc/self) into buf. Returns the file's
+ * length; when that exceeds cap, only cap bytes were stored and the caller
+ * retries with a larger buffer. -ENOENT when the process does not exist. */
+MK_API int64_t mk_proc_read(int32_t pid, uint32_t which, uint8_t *buf, uint64_t cap);
+/* PROCMAP_QUERY (Linux 6.11+) on /proc/<pid>/maps (pid 0: self): the
+ * mapping that covers address (or, with flags 0x10, the next one). out
+ * receives 9 uint64_t: start, end, vm flags (1 r, 2 w, 4 x, 8 shared),
+ * page size, offset, inode, dev major, dev minor, name length; the name
+ * goes to name (NUL-terminated, at most name_cap bytes). -ENOENT when no
+ * mapping matches, -ESRCH when the process does not exist or has exited,
+ * -ENOTTY where the kernel lacks the ioctl. */
+MK_API int64_t mk_proc_query(int32_t pid, uint64_t address, uint32_t flags, void *out,
+                             uint8_t *name, uint32_t name_cap);
+/* Whether this process has CAP_SYS_ADMIN in its effective set: 1 or 0.
+ * Without it the kernel shows PFN 0 in pagemap. */
+MK_API int64_t mk_proc_cap_sys_admin(void);
+/* Opens /proc/<pid>/pagemap (pid 0: /proc/self) read-only; the descriptor. */
+MK_API int64_t mk_pagemap_open(int32_t pid);
+/* Reads the pagemap entries of `pages` pages from vaddr with one pread and
+ * decodes them into columns: raw (uint64_t[pages]), frame (double[pages]:
+ * the PFN of a present page, the swap offset of a swapped one, else 0),
+ * flags (uint8_t[pages], MK_PM_* bits). summary receives 3 uint64_t:
+ * present pages, swapped pages, present pages whose PFN reads 0. Returns
+ * the pages read: fewer than asked at the end of the address space, 0 when
+ * the process has exited. */
+MK_API int64_t mk_pagemap_read(int32_t fd, uint64_t vaddr, uint64_t pages, void *raw,
+                               void *frame, uint8_t *flags, void *summary);
+/* PAGEMAP_SCAN (Linux 6.7+) of [start, end) on a pagemap descriptor. masks
+ * holds 4 uint64_t: category_mask, category_inverted, category_anyof_mask,
+ * return_mask. Writes up to vec_len regions (3 uint64_t each: start, end,
+ * categories) to vec and the address the walk stopped at to *walk_end
+ * (1 uint64_t). Returns the regions written. The part of the range above
+ * the top of user space is not scanned (it holds no mappings). With
+ * MK_SCAN_FALLBACK, or where the kernel lacks the ioctl, computes the same
+ * from pagemap entries
+ * (no PFNZERO, HUGE or WPALLOWED: asking for them is -EOPNOTSUPP; pages
+ * outside any mapping read as empty and are reported too). */
+MK_API int64_t mk_pagemap_scan(int32_t fd, uint64_t start, uint64_t end, const void *masks,
+                               uint32_t flags, void *vec, uint64_t vec_len, void *walk_end);
+/* Reads /proc/kpageflags or /proc/kpagecount (`which`, MK_KPAGE_*) at each
+ * of n PFNs (uint64_t[n]) into out (uint64_t[n]); runs of consecutive PFNs
+ * are one pread. Returns n. */
+MK_API int64_t mk_kpage_read(uint32_t which, const void *pfns, uint64_t n, void *out);
 /* ---- phys ---------------------------------------------------------- */
 
 /* Opens a physical memory device (a character device: /dev/mem, or another

@@ -19,6 +19,28 @@ export const MK = {
   FILE_WRITE: 1,
   PHYS_WRITE: 1,
   PHYS_UNCACHED: 2,
+  PROC_MAPS: 0,
+  PROC_SMAPS: 1,
+  PROC_SMAPS_ROLLUP: 2,
+  PM_PRESENT: 1,
+  PM_SWAPPED: 2,
+  PM_FILE: 4,
+  PM_EXCLUSIVE: 8,
+  PM_SOFT_DIRTY: 16,
+  PM_UFFD_WP: 32,
+  PM_GUARD: 64,
+  PAGE_IS_WPALLOWED: 1,
+  PAGE_IS_WRITTEN: 2,
+  PAGE_IS_FILE: 4,
+  PAGE_IS_PRESENT: 8,
+  PAGE_IS_SWAPPED: 16,
+  PAGE_IS_PFNZERO: 32,
+  PAGE_IS_HUGE: 64,
+  PAGE_IS_SOFT_DIRTY: 128,
+  PAGE_IS_GUARD: 256,
+  SCAN_FALLBACK: 1,
+  KPAGE_FLAGS: 0,
+  KPAGE_COUNT: 1,
 } as const;
 
 /** The native symbols of libmemkit, one per prototype of `cbits/memkit.h`. */
@@ -131,6 +153,77 @@ export const symbols = {
     parameters: [
       "u64", // uint64_t address
       "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Reads the whole of /proc/<pid>/{maps,smaps,smaps_rollup} (`which`, an MK_PROC_* value; pid 0 means /proc/self) into buf. Returns the file's length; when that exceeds cap, only cap bytes were stored and the caller retries with a larger buffer. -ENOENT when the process does not exist. */
+  mk_proc_read: {
+    parameters: [
+      "i32", // int32_t pid
+      "u32", // uint32_t which
+      "buffer", // uint8_t *buf
+      "u64", // uint64_t cap
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** PROCMAP_QUERY (Linux 6.11+) on /proc/<pid>/maps (pid 0: self): the mapping that covers address (or, with flags 0x10, the next one). out receives 9 uint64_t: start, end, vm flags (1 r, 2 w, 4 x, 8 shared), page size, offset, inode, dev major, dev minor, name length; the name goes to name (NUL-terminated, at most name_cap bytes). -ENOENT when no mapping matches, -ESRCH when the process does not exist or has exited, -ENOTTY where the kernel lacks the ioctl. */
+  mk_proc_query: {
+    parameters: [
+      "i32", // int32_t pid
+      "u64", // uint64_t address
+      "u32", // uint32_t flags
+      "buffer", // void *out
+      "buffer", // uint8_t *name
+      "u32", // uint32_t name_cap
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Whether this process has CAP_SYS_ADMIN in its effective set: 1 or 0. Without it the kernel shows PFN 0 in pagemap. */
+  mk_proc_cap_sys_admin: {
+    parameters: [],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Opens /proc/<pid>/pagemap (pid 0: /proc/self) read-only; the descriptor. */
+  mk_pagemap_open: {
+    parameters: [
+      "i32", // int32_t pid
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Reads the pagemap entries of `pages` pages from vaddr with one pread and decodes them into columns: raw (uint64_t[pages]), frame (double[pages]: the PFN of a present page, the swap offset of a swapped one, else 0), flags (uint8_t[pages], MK_PM_* bits). summary receives 3 uint64_t: present pages, swapped pages, present pages whose PFN reads 0. Returns the pages read: fewer than asked at the end of the address space, 0 when the process has exited. */
+  mk_pagemap_read: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t vaddr
+      "u64", // uint64_t pages
+      "buffer", // void *raw
+      "buffer", // void *frame
+      "buffer", // uint8_t *flags
+      "buffer", // void *summary
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** PAGEMAP_SCAN (Linux 6.7+) of [start, end) on a pagemap descriptor. masks holds 4 uint64_t: category_mask, category_inverted, category_anyof_mask, return_mask. Writes up to vec_len regions (3 uint64_t each: start, end, categories) to vec and the address the walk stopped at to *walk_end (1 uint64_t). Returns the regions written. The part of the range above the top of user space is not scanned (it holds no mappings). With MK_SCAN_FALLBACK, or where the kernel lacks the ioctl, computes the same from pagemap entries (no PFNZERO, HUGE or WPALLOWED: asking for them is -EOPNOTSUPP; pages outside any mapping read as empty and are reported too). */
+  mk_pagemap_scan: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t start
+      "u64", // uint64_t end
+      "buffer", // const void *masks
+      "u32", // uint32_t flags
+      "buffer", // void *vec
+      "u64", // uint64_t vec_len
+      "buffer", // void *walk_end
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Reads /proc/kpageflags or /proc/kpagecount (`which`, MK_KPAGE_*) at each of n PFNs (uint64_t[n]) into out (uint64_t[n]); runs of consecutive PFNs are one pread. Returns n. */
+  mk_kpage_read: {
+    parameters: [
+      "u32", // uint32_t which
+      "buffer", // const void *pfns
+      "u64", // uint64_t n
+      "buffer", // void *out
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

@@ -73,6 +73,10 @@ export const permissionTable = {
     summary: "read /proc/<pid>/smaps",
     needs: (pid: string) => [ffi, { name: "read", path: `/proc/${pid}/smaps` }],
   },
+  smapsRollup: {
+    summary: "read /proc/<pid>/smaps_rollup",
+    needs: (pid: string) => [ffi, { name: "read", path: `/proc/${pid}/smaps_rollup` }],
+  },
   pagemap: {
     summary: "read /proc/<pid>/pagemap",
     needs: (pid: string) => [ffi, { name: "read", path: `/proc/${pid}/pagemap` }],

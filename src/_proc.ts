@@ -1,0 +1,105 @@
+// Shared by the introspection modules: which process, the permission gate
+// for its /proc files, and the errors a user expects from them.
+
+import { MemkitError } from "../ffi/errors.ts";
+import { type Operation, requirePermissions } from "./permissions.ts";
+
+/** A process: its pid, or `"self"` for the calling process. */
+export type ProcessId = number | "self";
+
+/** The largest pid Linux can hand out (PID_MAX_LIMIT on 64-bit). */
+const PID_MAX = 4194304;
+
+/** The file each /proc operation reads, for messages. */
+const FILES: Partial<Record<Operation, string>> = {
+  maps: "maps",
+  smaps: "smaps",
+  smapsRollup: "smaps_rollup",
+  pagemap: "pagemap",
+};
+
+/** Checks a pid argument; returns the pid the native side takes (0 for "self"). */
+export function nativePid(pid: unknown): number {
+  if (pid === "self") return 0;
+  if (typeof pid !== "number" || !Number.isInteger(pid)) {
+    throw new TypeError(`Cannot use pid "${String(pid)}": expected a positive integer or "self"`);
+  }
+  if (pid < 1 || pid > PID_MAX) {
+    throw new RangeError(`Cannot use pid "${pid}": expected 1 to ${PID_MAX}, or "self"`);
+  }
+  return pid;
+}
+
+/** `/proc/self/<file>` or `/proc/<pid>/<file>`. */
+export function procPath(pid: ProcessId, op: Operation): string {
+  return `/proc/${pid}/${FILES[op]}`;
+}
+
+function grantedNoPrompt(path: string): boolean {
+  return Deno.permissions.querySync({ name: "read", path }).state === "granted";
+}
+
+/**
+ * The permission gate for a /proc file of `pid`: the exact path form the
+ * caller used (`/proc/self/maps` for `"self"`, `/proc/<pid>/maps` for a
+ * number). For this process's own pid the other form is accepted too, since
+ * both name the same file; that alternative is only queried, never prompted.
+ */
+export function gateProc(op: Operation, pid: ProcessId): void {
+  const target = String(pid);
+  const own = pid === "self" || pid === Deno.pid;
+  if (own) {
+    const other = pid === "self" ? String(Deno.pid) : "self";
+    if (
+      grantedNoPrompt(`/proc/${target}/${FILES[op]}`) ||
+      grantedNoPrompt(`/proc/${other}/${FILES[op]}`)
+    ) {
+      requirePermissions("load");
+      return;
+    }
+  }
+  requirePermissions(op, target);
+}
+
+/** The error for a failed /proc read: NotFound for a missing process, else MemkitError. */
+export function procError(errno: number, pid: ProcessId, op: Operation, verb: string): Error {
+  const path = procPath(pid, op);
+  if (errno === 2) {
+    return new Deno.errors.NotFound(
+      `Cannot ${verb} "${path}": no process with pid ${pid} (it does not exist or has exited)`,
+    );
+  }
+  if (errno === 3) return noAddressSpace(pid, op, verb);
+  const hints: Record<number, string> = {
+    13: "reading another user's process needs its uid or CAP_SYS_PTRACE (ptrace read access)",
+    1: "reading another user's process needs its uid or CAP_SYS_PTRACE (ptrace read access)",
+  };
+  return new MemkitError(errno, verb, { path, hint: hints[errno] });
+}
+
+/** The error for a process without an address space (a zombie, or a kernel thread). */
+export function noAddressSpace(pid: ProcessId, op: Operation, verb: string): Error {
+  return new Deno.errors.NotFound(
+    `Cannot ${verb} "${procPath(pid, op)}": process ${pid} has no address space ` +
+      "(it has exited, or it is a kernel thread)",
+  );
+}
+
+/** Checks an address: a non-negative integer below 2^64, as a bigint. */
+export function toAddress(value: unknown, what = "address"): bigint {
+  if (typeof value === "bigint") {
+    if (value < 0n || value >= 1n << 64n) {
+      throw new RangeError(`Cannot use ${what} "0x${value.toString(16)}": outside 0 to 2^64 - 1`);
+    }
+    return value;
+  }
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
+  throw new TypeError(
+    `Cannot use ${what} "${String(value)}": expected a bigint or a non-negative safe integer`,
+  );
+}
+
+/** `0x` and the hexadecimal digits of an address. */
+export function hex(value: bigint | number): string {
+  return `0x${value.toString(16)}`;
+}

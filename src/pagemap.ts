@@ -1,0 +1,765 @@
+/**
+ * `Pagemap`: virtual to physical translation and per-page state from
+ * `/proc/<pid>/pagemap`, `PAGEMAP_SCAN` range queries, and the page flags
+ * and map counts of physical pages (`kpageflags`, `kpagecount`).
+ *
+ * Results are columnar: typed arrays with one element per page, filled by
+ * one native call however large the range, never an object per page.
+ *
+ * Page frame numbers are visible only to processes with `CAP_SYS_ADMIN`;
+ * the kernel shows everyone else PFN 0 (Linux 4.2+). memkit says so
+ * (`pfnVisible: false`) and refuses to translate to physical address 0.
+ *
+ * @module
+ */
+
+import { check } from "../ffi/errors.ts";
+import { lib, pageSize } from "../ffi/loader.ts";
+import { MK } from "../ffi/symbols.ts";
+import {
+  gateProc,
+  hex,
+  nativePid,
+  noAddressSpace,
+  procError,
+  type ProcessId,
+  toAddress,
+} from "./_proc.ts";
+import { requirePermissions } from "./permissions.ts";
+
+const U64 = 1n << 64n;
+const PFN_HIDDEN_WHY = "the kernel shows page frame numbers only to processes with " +
+  "CAP_SYS_ADMIN and reports PFN 0 to others (Linux 4.2+); run as root, or grant the " +
+  "capability (setcap cap_sys_admin+ep)";
+
+/** Bits of {@linkcode PagemapPages.flags}: one byte per page. */
+export const PageBits = {
+  /** The page is in memory (bit 63 of the entry). */
+  PRESENT: MK.PM_PRESENT,
+  /** The page is swapped out (bit 62). */
+  SWAPPED: MK.PM_SWAPPED,
+  /** A file page or shared anonymous memory (bit 61). */
+  FILE: MK.PM_FILE,
+  /** Mapped by this process only (bit 56). */
+  EXCLUSIVE: MK.PM_EXCLUSIVE,
+  /** Soft-dirty: written since the soft-dirty bits were cleared (bit 55). */
+  SOFT_DIRTY: MK.PM_SOFT_DIRTY,
+  /** Write-protected by userfaultfd (bit 57). */
+  UFFD_WP: MK.PM_UFFD_WP,
+  /** A guard region installed with MADV_GUARD_INSTALL (bit 58, Linux 6.14+). */
+  GUARD: MK.PM_GUARD,
+} as const;
+
+/**
+ * The pagemap entries of a range of pages, by column: element `i` is the
+ * page at `address + i * pageSize`.
+ */
+export class PagemapPages {
+  /** The virtual address of the first page. */
+  readonly address: bigint;
+  /** The page size. */
+  readonly pageSize: number;
+  /** The raw 64-bit entries, as the kernel wrote them. */
+  readonly raw: BigUint64Array<ArrayBuffer>;
+  /**
+   * Per page: the PFN of a present page, the swap offset of a swapped one,
+   * else 0. PFNs read 0 when {@linkcode PagemapPages.pfnVisible} is false.
+   */
+  readonly frame: Float64Array<ArrayBuffer>;
+  /** Per page: {@linkcode PageBits} set on it. */
+  readonly flags: Uint8Array<ArrayBuffer>;
+  /** How many pages are present. */
+  readonly presentCount: number;
+  /** How many pages are swapped out. */
+  readonly swappedCount: number;
+  /**
+   * Whether {@linkcode PagemapPages.frame} holds real PFNs: false without
+   * CAP_SYS_ADMIN, when the kernel reports PFN 0 for every present page.
+   */
+  readonly pfnVisible: boolean;
+
+  /** Built by {@linkcode Pagemap.read}. */
+  constructor(
+    address: bigint,
+    page: number,
+    columns: {
+      raw: BigUint64Array<ArrayBuffer>;
+      frame: Float64Array<ArrayBuffer>;
+      flags: Uint8Array<ArrayBuffer>;
+    },
+    counts: { present: number; swapped: number; pfnVisible: boolean },
+  ) {
+    this.address = address;
+    this.pageSize = page;
+    this.raw = columns.raw;
+    this.frame = columns.frame;
+    this.flags = columns.flags;
+    this.presentCount = counts.present;
+    this.swappedCount = counts.swapped;
+    this.pfnVisible = counts.pfnVisible;
+  }
+
+  /** The number of pages. */
+  get length(): number {
+    return this.flags.length;
+  }
+
+  /** Whether page `i` is present in memory. */
+  present(i: number): boolean {
+    return (this.flags[i] & MK.PM_PRESENT) !== 0;
+  }
+
+  /** Whether page `i` is swapped out. */
+  swapped(i: number): boolean {
+    return (this.flags[i] & MK.PM_SWAPPED) !== 0;
+  }
+
+  /** Whether page `i` is a file page or shared anonymous memory. */
+  file(i: number): boolean {
+    return (this.flags[i] & MK.PM_FILE) !== 0;
+  }
+
+  /** Whether page `i` is mapped by this process only. */
+  exclusive(i: number): boolean {
+    return (this.flags[i] & MK.PM_EXCLUSIVE) !== 0;
+  }
+
+  /** Whether page `i` is soft-dirty. */
+  softDirty(i: number): boolean {
+    return (this.flags[i] & MK.PM_SOFT_DIRTY) !== 0;
+  }
+
+  /** Whether page `i` is write-protected by userfaultfd. */
+  uffdWp(i: number): boolean {
+    return (this.flags[i] & MK.PM_UFFD_WP) !== 0;
+  }
+
+  /** Whether page `i` is in a guard region. */
+  guard(i: number): boolean {
+    return (this.flags[i] & MK.PM_GUARD) !== 0;
+  }
+
+  /**
+   * The PFN of page `i`, or `null` when it is not present.
+   *
+   * @throws {Deno.errors.PermissionDenied} When PFNs are hidden (no CAP_SYS_ADMIN).
+   */
+  pfn(i: number): number | null {
+    if (!this.present(i)) return null;
+    if (!this.pfnVisible) {
+      throw new Deno.errors.PermissionDenied(
+        `Cannot read the PFN of ${
+          hex(this.address + BigInt(i * this.pageSize))
+        }: ${PFN_HIDDEN_WHY}`,
+      );
+    }
+    return this.frame[i];
+  }
+
+  /** The swap type (bits 0-4) of page `i`, or `null` when it is not swapped out. */
+  swapType(i: number): number | null {
+    return this.swapped(i) ? Number(this.raw[i] & 0x1fn) : null;
+  }
+
+  /** The swap offset (bits 5-54) of page `i`, or `null` when it is not swapped out. */
+  swapOffset(i: number): number | null {
+    return this.swapped(i) ? this.frame[i] : null;
+  }
+}
+
+/** A `PAGEMAP_SCAN` page category. */
+export type PageCategory =
+  | "present"
+  | "written"
+  | "file"
+  | "swapped"
+  | "pfn-zero"
+  | "huge"
+  | "soft-dirty"
+  | "guard"
+  | "wp-allowed";
+
+const CATEGORY_BITS: Record<PageCategory, number> = {
+  "wp-allowed": MK.PAGE_IS_WPALLOWED,
+  written: MK.PAGE_IS_WRITTEN,
+  file: MK.PAGE_IS_FILE,
+  present: MK.PAGE_IS_PRESENT,
+  swapped: MK.PAGE_IS_SWAPPED,
+  "pfn-zero": MK.PAGE_IS_PFNZERO,
+  huge: MK.PAGE_IS_HUGE,
+  "soft-dirty": MK.PAGE_IS_SOFT_DIRTY,
+  guard: MK.PAGE_IS_GUARD,
+};
+
+function categoryMask(list: unknown, what: string): number {
+  if (list === undefined) return 0;
+  if (!Array.isArray(list)) {
+    throw new TypeError(`Cannot use ${what}: expected an array of categories`);
+  }
+  let mask = 0;
+  for (const c of list) {
+    const bit = CATEGORY_BITS[c as PageCategory];
+    if (bit === undefined) {
+      throw new TypeError(
+        `Cannot use the page category "${String(c)}": expected one of ${
+          Object.keys(CATEGORY_BITS).join(", ")
+        }`,
+      );
+    }
+    mask |= bit;
+  }
+  return mask;
+}
+
+const namesCache = new Map<number, readonly PageCategory[]>();
+function categoryNames(mask: number): readonly PageCategory[] {
+  let names = namesCache.get(mask);
+  if (names === undefined) {
+    names = Object.freeze(
+      (Object.entries(CATEGORY_BITS) as [PageCategory, number][])
+        .filter(([, bit]) => (mask & bit) !== 0).map(([name]) => name),
+    );
+    namesCache.set(mask, names);
+  }
+  return names;
+}
+
+/** A range of pages that share the reported categories. */
+export interface ScanRegion {
+  /** The first address. */
+  start: bigint;
+  /** The address after the last page. */
+  end: bigint;
+  /** The number of pages. */
+  pages: number;
+  /** The categories reported for every page of it (those asked for in `report`). */
+  categories: readonly PageCategory[];
+}
+
+/** Options of {@linkcode Pagemap.scan}. */
+export interface ScanOptions {
+  /** Categories every reported page has. */
+  require?: PageCategory[];
+  /** Categories no reported page has. */
+  exclude?: PageCategory[];
+  /** Categories of which a reported page has at least one. */
+  anyOf?: PageCategory[];
+  /**
+   * The categories reported per region (adjacent pages merge when these
+   * agree). Default: those named above plus `present`, `swapped`, `file`.
+   */
+  report?: PageCategory[];
+  /**
+   * Compute from pagemap entries instead of the ioctl (what memkit does by
+   * itself where the kernel lacks `PAGEMAP_SCAN`): no `pfn-zero`, `huge` or
+   * `wp-allowed`, and pages outside any mapping count as empty pages.
+   */
+  fallback?: boolean;
+}
+
+/** A range of virtual addresses: `{ start, end }` or `{ start, length }`, page-aligned. */
+export type AddressRange =
+  | { start: bigint | number; end: bigint | number }
+  | { start: bigint | number; length: bigint | number };
+
+/**
+ * An open `/proc/<pid>/pagemap`: per-page state of a process's virtual
+ * memory, and translation of its addresses to physical ones.
+ *
+ * Requires `--allow-ffi` and `--allow-read=/proc/<pid>/pagemap` (in the
+ * form `pid` is given: `/proc/self/pagemap` for `"self"`; for this
+ * process's own pid either form).
+ *
+ * @example Pages are present once touched
+ * ```ts
+ * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+ * import { MemFd, Pagemap } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("pm", { size: 4 * 4096 });
+ * using m = fd.map();
+ * m.bytes()[4096] = 1;
+ * using pm = Pagemap.open("self");
+ * const pages = pm.read(m.address, 4);
+ * assertEquals([0, 1, 2, 3].map((i) => pages.present(i)), [false, true, false, false]);
+ * assertEquals(pages.file(1), true); // a memfd page is shared memory
+ * ```
+ */
+export class Pagemap {
+  #fd: number;
+  readonly #pid: ProcessId;
+  readonly #page: number;
+  readonly #capable: boolean;
+  #summary = new BigUint64Array(3);
+  #one = {
+    raw: new BigUint64Array(1),
+    frame: new Float64Array(1),
+    flags: new Uint8Array(1),
+  };
+  #vec = new BigUint64Array(3 * 1024);
+  #walkEnd = new BigUint64Array(1);
+  #masks = new BigUint64Array(4);
+
+  private constructor(fd: number, pid: ProcessId, capable: boolean) {
+    this.#fd = fd;
+    this.#pid = pid;
+    this.#page = pageSize();
+    this.#capable = capable;
+  }
+
+  /**
+   * Opens a process's pagemap.
+   *
+   * @param pid A pid, or `"self"` (the default).
+   * @returns The open pagemap; close it (or `using`).
+   * @throws {Deno.errors.NotFound} When no such process exists.
+   * @throws {Deno.errors.NotCapable} When the read permission is missing.
+   * @throws {MemkitError} When the kernel refuses (`EACCES`: another user's process).
+   *
+   * @example
+   * ```ts
+   * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+   * import { Pagemap } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using pm = Pagemap.open("self");
+   * assertEquals(pm.pid, "self");
+   * ```
+   */
+  static open(pid: ProcessId = "self"): Pagemap {
+    const native = nativePid(pid);
+    gateProc("pagemap", pid);
+    const ret = lib().mk_pagemap_open(native);
+    if (ret < 0n) throw procError(Number(-ret), pid, "pagemap", "open");
+    const capable = lib().mk_proc_cap_sys_admin() === 1n;
+    return new Pagemap(Number(ret), pid, capable);
+  }
+
+  /** The process, as given to {@linkcode Pagemap.open}. */
+  get pid(): ProcessId {
+    return this.#pid;
+  }
+
+  /** Whether {@linkcode Pagemap.close} was called. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /**
+   * Whether this process had CAP_SYS_ADMIN when it opened the pagemap, so
+   * that the kernel shows it PFNs.
+   */
+  get pfnVisible(): boolean {
+    return this.#capable;
+  }
+
+  #alive(op: string): number {
+    if (this.#fd < 0) {
+      throw new Deno.errors.BadResource(`Cannot ${op}: the pagemap of ${this.#pid} is closed`);
+    }
+    return this.#fd;
+  }
+
+  /** Reads entries into the given columns; returns the pages read, after the end checks. */
+  #readInto(
+    op: string,
+    address: bigint,
+    pages: number,
+    cols: { raw: BigUint64Array; frame: Float64Array; flags: Uint8Array },
+  ): number {
+    const fd = this.#alive(op);
+    const ret = lib().mk_pagemap_read(
+      fd,
+      address,
+      BigInt(pages),
+      cols.raw,
+      cols.frame,
+      cols.flags,
+      this.#summary,
+    );
+    const got = check(ret, op, { path: `/proc/${this.#pid}/pagemap` });
+    if (got < pages) {
+      // Short: the end of the address space, or a process that has exited
+      // (whose pagemap reads empty everywhere).
+      const probe = lib().mk_pagemap_read(
+        fd,
+        0n,
+        1n,
+        this.#one.raw,
+        this.#one.frame,
+        this.#one.flags,
+        null,
+      );
+      if (probe === 0n) throw noAddressSpace(this.#pid, "pagemap", op);
+      const end = address + BigInt(got) * BigInt(this.#page);
+      throw new RangeError(
+        `Cannot ${op} ${pages} pages at ${hex(address)}: past the end of the address space ` +
+          `(the pagemap of ${this.#pid} ends at ${hex(end)})`,
+      );
+    }
+    return got;
+  }
+
+  #checkRange(address: unknown, pages: unknown, op: string): bigint {
+    const addr = toAddress(address);
+    if (addr % BigInt(this.#page) !== 0n) {
+      throw new RangeError(
+        `Cannot ${op} at address "${hex(addr)}": not a multiple of the page size (${this.#page})`,
+      );
+    }
+    if (typeof pages !== "number" || !Number.isInteger(pages) || pages < 1 || pages > 2 ** 40) {
+      throw new RangeError(`Cannot ${op} "${String(pages)}" pages: expected 1 to 2^40`);
+    }
+    if (addr + BigInt(pages) * BigInt(this.#page) > U64) {
+      throw new RangeError(
+        `Cannot ${op} ${pages} pages at ${hex(addr)}: past the end of the address space (2^64)`,
+      );
+    }
+    return addr;
+  }
+
+  /**
+   * Reads the pagemap entries of `pages` pages from `address`, decoded into
+   * columns, with one native call however many pages.
+   *
+   * @param address A page-aligned virtual address.
+   * @param pages How many pages (at least 1).
+   * @returns The columns.
+   * @throws {RangeError} For an unaligned address, a bad count, or a range
+   * past the end of the address space.
+   * @throws {Deno.errors.NotFound} When the process has exited.
+   *
+   * @example A mapping nobody touched is absent
+   * ```ts
+   * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+   * import { MemFd, Pagemap } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using fd = MemFd.create("untouched", { size: 64 * 4096 });
+   * using m = fd.map();
+   * using pm = Pagemap.open();
+   * assertEquals(pm.read(m.address, 64).presentCount, 0);
+   * ```
+   */
+  read(address: bigint | number, pages: number): PagemapPages {
+    const addr = this.#checkRange(address, pages, "read the pagemap");
+    const cols = {
+      raw: new BigUint64Array(pages),
+      frame: new Float64Array(pages),
+      flags: new Uint8Array(pages),
+    };
+    this.#readInto("read the pagemap", addr, pages, cols);
+    const [present, swapped, zeroPfn] = this.#summary;
+    const pfnVisible = present > 0n ? zeroPfn === 0n : this.#capable;
+    return new PagemapPages(addr, this.#page, cols, {
+      present: Number(present),
+      swapped: Number(swapped),
+      pfnVisible,
+    });
+  }
+
+  /**
+   * The physical address behind a virtual address, or `null` when its page
+   * is not present (never touched, or swapped out).
+   *
+   * @param address Any virtual address.
+   * @returns The physical address, as a bigint.
+   * @throws {Deno.errors.PermissionDenied} When the kernel hides PFNs
+   * (without CAP_SYS_ADMIN), instead of returning address 0.
+   *
+   * @example
+   * ```ts
+   * // deno run --allow-ffi --allow-read=/proc/self/pagemap (as root for the address)
+   * import { MemFd, Pagemap } from "@memkit/memkit";
+   * import { assert, assertEquals } from "@std/assert";
+   *
+   * using fd = MemFd.create("translate", { size: 4096 });
+   * using m = fd.map();
+   * m.bytes()[0] = 1;
+   * using pm = Pagemap.open();
+   * if (pm.pfnVisible) assertEquals((pm.translate(m.address + 5n)! & 0xfffn), 5n);
+   * else assert(true, "without CAP_SYS_ADMIN translate() throws PermissionDenied");
+   * ```
+   */
+  translate(address: bigint | number): bigint | null {
+    const addr = toAddress(address);
+    const page = BigInt(this.#page);
+    const base = addr - addr % page;
+    this.#readInto("translate", base, 1, this.#one);
+    if ((this.#one.flags[0] & MK.PM_PRESENT) === 0) return null;
+    const pfn = this.#one.raw[0] & ((1n << 55n) - 1n);
+    if (pfn === 0n) {
+      throw new Deno.errors.PermissionDenied(`Cannot translate ${hex(addr)}: ${PFN_HIDDEN_WHY}`);
+    }
+    return pfn * page + addr % page;
+  }
+
+  /**
+   * Finds the page ranges of `range` by category with the `PAGEMAP_SCAN`
+   * ioctl (Linux 6.7+), or from pagemap entries where the kernel lacks it.
+   * Adjacent pages with the same reported categories form one region.
+   *
+   * @param range Page-aligned `{ start, end }` or `{ start, length }`.
+   * @param options What a page must have, must not have, and what to report.
+   * @returns The regions in address order.
+   *
+   * @example The touched pages of a mapping
+   * ```ts
+   * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+   * import { MemFd, Pagemap } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using fd = MemFd.create("scan", { size: 8 * 4096 });
+   * using m = fd.map();
+   * m.bytes().fill(1, 2 * 4096, 5 * 4096);
+   * using pm = Pagemap.open();
+   * const regions = pm.scan({ start: m.address, length: m.length }, { require: ["present"] });
+   * assertEquals(regions.map((r) => [r.start - m.address, r.pages]), [[2n * 4096n, 3]]);
+   * assertEquals(regions[0].categories, ["file", "present"]);
+   * ```
+   */
+  scan(range: AddressRange, options: ScanOptions = {}): ScanRegion[] {
+    if (typeof range !== "object" || range === null) {
+      throw new TypeError("Cannot scan: expected a range { start, end } or { start, length }");
+    }
+    const start = toAddress(range.start, "start");
+    const page = BigInt(this.#page);
+    let end = "end" in range
+      ? (range.end === U64 ? U64 : toAddress(range.end, "end"))
+      : start + toAddress((range as { length: bigint | number }).length, "length");
+    if (start % page !== 0n || end % page !== 0n || end < start || end > U64) {
+      throw new RangeError(
+        `Cannot scan ${hex(start)}-${hex(end)}: expected page-aligned bounds, start <= end < 2^64`,
+      );
+    }
+    if (end === U64) end -= page; // the last page is never user memory
+    const require = categoryMask(options.require, "require");
+    const exclude = categoryMask(options.exclude, "exclude");
+    const anyOf = categoryMask(options.anyOf, "anyOf");
+    if (require & exclude) {
+      throw new RangeError("Cannot scan: a category is both required and excluded");
+    }
+    const report = options.report === undefined
+      ? require | exclude | anyOf | MK.PAGE_IS_PRESENT | MK.PAGE_IS_SWAPPED | MK.PAGE_IS_FILE
+      : categoryMask(options.report, "report");
+    if (report === 0) throw new RangeError("Cannot scan: report at least one category");
+    const fd = this.#alive("scan the pagemap");
+    const masks = this.#masks;
+    masks[0] = BigInt(require | exclude);
+    masks[1] = BigInt(exclude);
+    masks[2] = BigInt(anyOf);
+    masks[3] = BigInt(report);
+    const flags = options.fallback ? MK.SCAN_FALLBACK : 0;
+    const out: ScanRegion[] = [];
+    let at = start;
+    const vec = this.#vec;
+    const cap = vec.length / 3;
+    while (at < end) {
+      const ret = lib().mk_pagemap_scan(fd, at, end, masks, flags, vec, BigInt(cap), this.#walkEnd);
+      const n = check(ret, "scan the pagemap", {
+        path: `/proc/${this.#pid}/pagemap`,
+        hints: {
+          EOPNOTSUPP: "pfn-zero, huge and wp-allowed need the PAGEMAP_SCAN ioctl (Linux 6.7+)",
+        },
+      });
+      for (let i = 0; i < n; i++) {
+        const s = vec[3 * i], e = vec[3 * i + 1], c = Number(vec[3 * i + 2]);
+        const last = out[out.length - 1];
+        const names = categoryNames(c);
+        if (last !== undefined && last.end === s && last.categories === names) {
+          last.end = e;
+          last.pages = Number((e - last.start) / page);
+        } else {
+          out.push({ start: s, end: e, pages: Number((e - s) / page), categories: names });
+        }
+      }
+      const walked = this.#walkEnd[0];
+      if (walked <= at || n < cap) break; // the walk is complete (or ended at the top)
+      at = walked;
+    }
+    return out;
+  }
+
+  /** Closes the pagemap. Idempotent. */
+  close(): void {
+    if (this.#fd < 0) return;
+    lib().mk_core_close(this.#fd);
+    this.#fd = -1;
+  }
+
+  /** Closes the pagemap (for `using`). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+// ---- kpageflags / kpagecount ----
+
+/** The named bits of `/proc/kpageflags` (include/uapi/linux/kernel-page-flags.h). */
+export const KPAGE_FLAGS = [
+  "LOCKED",
+  "ERROR",
+  "REFERENCED",
+  "UPTODATE",
+  "DIRTY",
+  "LRU",
+  "ACTIVE",
+  "SLAB",
+  "WRITEBACK",
+  "RECLAIM",
+  "BUDDY",
+  "MMAP",
+  "ANON",
+  "SWAPCACHE",
+  "SWAPBACKED",
+  "COMPOUND_HEAD",
+  "COMPOUND_TAIL",
+  "HUGE",
+  "UNEVICTABLE",
+  "HWPOISON",
+  "NOPAGE",
+  "KSM",
+  "THP",
+  "OFFLINE",
+  "ZERO_PAGE",
+  "IDLE",
+  "PGTABLE",
+] as const;
+
+/** A named page flag of {@linkcode KPAGE_FLAGS}. */
+export type KPageFlag = typeof KPAGE_FLAGS[number];
+
+/** The page flags of some PFNs, by column. */
+export class KPageFlags {
+  /** The PFNs asked for. */
+  readonly pfns: BigUint64Array<ArrayBuffer>;
+  /** The raw 64-bit flags of each. */
+  readonly raw: BigUint64Array<ArrayBuffer>;
+
+  /** Built by {@linkcode kpageflags}. */
+  constructor(pfns: BigUint64Array<ArrayBuffer>, raw: BigUint64Array<ArrayBuffer>) {
+    this.pfns = pfns;
+    this.raw = raw;
+  }
+
+  /** The number of PFNs. */
+  get length(): number {
+    return this.raw.length;
+  }
+
+  /** Whether PFN number `i` has `flag`. */
+  has(i: number, flag: KPageFlag): boolean {
+    const bit = KPAGE_FLAGS.indexOf(flag);
+    if (bit < 0) throw new TypeError(`Cannot test the page flag "${String(flag)}": unknown`);
+    return ((this.raw[i] >> BigInt(bit)) & 1n) === 1n;
+  }
+
+  /** The names of the flags set on PFN number `i`. */
+  names(i: number): KPageFlag[] {
+    const v = this.raw[i];
+    return KPAGE_FLAGS.filter((_, bit) => ((v >> BigInt(bit)) & 1n) === 1n);
+  }
+}
+
+function toPfns(pfns: unknown): BigUint64Array<ArrayBuffer> {
+  if (pfns instanceof BigUint64Array) return new BigUint64Array(pfns);
+  if (pfns === null || typeof pfns !== "object" || !(Symbol.iterator in pfns)) {
+    throw new TypeError(
+      "Cannot read page flags: expected PFNs as an array, typed array or iterable",
+    );
+  }
+  const list = [...(pfns as Iterable<unknown>)];
+  const out = new BigUint64Array(list.length);
+  list.forEach((p, i) => {
+    if (typeof p === "number" && Number.isSafeInteger(p) && p >= 0) out[i] = BigInt(p);
+    else if (typeof p === "bigint" && p >= 0n && p < 1n << 55n) out[i] = p;
+    else throw new TypeError(`Cannot use the PFN "${String(p)}": expected a non-negative integer`);
+  });
+  return out;
+}
+
+function readKpage(
+  which: number,
+  pfns: BigUint64Array<ArrayBuffer>,
+  path: string,
+): BigUint64Array<ArrayBuffer> {
+  const out = new BigUint64Array(pfns.length);
+  if (pfns.length === 0) return out;
+  check(lib().mk_kpage_read(which, pfns, BigInt(pfns.length), out), "read", {
+    path,
+    hints: {
+      EACCES: "it is readable by root only (CAP_SYS_ADMIN)",
+      EPERM: "it is readable by root only (CAP_SYS_ADMIN)",
+      ERANGE: "a PFN is past the end of physical memory",
+    },
+  });
+  return out;
+}
+
+/**
+ * The page flags of physical pages (`/proc/kpageflags`), decoded into named
+ * flags. Runs of consecutive PFNs are read with one `pread` each, all in one
+ * native call.
+ *
+ * Requires `--allow-ffi` and `--allow-read=/proc/kpageflags`; the kernel lets
+ * only root (CAP_SYS_ADMIN) read it.
+ *
+ * @param pfns Page frame numbers, e.g. from {@linkcode PagemapPages.frame}.
+ * @returns The flags of each.
+ * @throws {MemkitError} `EACCES` without privilege; `ERANGE` for a PFN past
+ * the end of physical memory.
+ *
+ * @example The flags of a memfd page (shared memory)
+ * ```ts
+ * // deno run --allow-ffi --allow-read=/proc/self/pagemap,/proc/kpageflags (as root)
+ * import { kpageflags, MemFd, Pagemap } from "@memkit/memkit";
+ * import { assert } from "@std/assert";
+ *
+ * using fd = MemFd.create("flags", { size: 4096 });
+ * using m = fd.map();
+ * m.bytes()[0] = 1;
+ * using pm = Pagemap.open();
+ * const pages = pm.read(m.address, 1);
+ * if (pages.pfnVisible) {
+ *   const flags = kpageflags([pages.pfn(0)!]);
+ *   assert(flags.has(0, "SWAPBACKED") && !flags.has(0, "ANON"));
+ * }
+ * ```
+ */
+export function kpageflags(pfns: Iterable<number | bigint> | BigUint64Array): KPageFlags {
+  const list = toPfns(pfns);
+  requirePermissions("kpageflags");
+  return new KPageFlags(list, readKpage(MK.KPAGE_FLAGS, list, "/proc/kpageflags"));
+}
+
+/**
+ * How many times each physical page is mapped (`/proc/kpagecount`).
+ *
+ * Requires `--allow-ffi` and `--allow-read=/proc/kpagecount`; the kernel lets
+ * only root (CAP_SYS_ADMIN) read it.
+ *
+ * @param pfns Page frame numbers.
+ * @returns The map count of each.
+ * @throws {MemkitError} `EACCES` without privilege.
+ *
+ * @example A memfd page mapped twice
+ * ```ts
+ * // deno run --allow-ffi --allow-read=/proc/self/pagemap,/proc/kpagecount (as root)
+ * import { kpagecount, MemFd, Pagemap } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("count", { size: 4096 });
+ * using a = fd.map();
+ * using b = fd.map();
+ * a.bytes()[0] = 1;
+ * b.bytes()[1] = 1;
+ * using pm = Pagemap.open();
+ * const pages = pm.read(a.address, 1);
+ * if (pages.pfnVisible) assertEquals(kpagecount([pages.pfn(0)!])[0], 2);
+ * ```
+ */
+export function kpagecount(pfns: Iterable<number | bigint> | BigUint64Array): Float64Array {
+  const list = toPfns(pfns);
+  requirePermissions("kpagecount");
+  return Float64Array.from(readKpage(MK.KPAGE_COUNT, list, "/proc/kpagecount"), Number);
+}

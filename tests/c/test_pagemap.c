@@ -1,0 +1,173 @@
+/* test_pagemap.c: mk_pagemap_read, mk_pagemap_scan (ioctl and fallback)
+ * and mk_kpage_read against the kernel: touched and untouched pages, the
+ * zero page, aliases of one page, errors. */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "memkit.h"
+#include "tap.h"
+
+static long page;
+
+#define NP 16
+
+static void test_read(int fd) {
+  char *p = mmap(NULL, (size_t)(NP * page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+  if (!CHECK(p != MAP_FAILED, "map 16 private anonymous pages")) return;
+  p[0] = 1;
+  p[5 * page] = 1;
+  uint64_t raw[NP], summary[3];
+  double frame[NP];
+  uint8_t flags[NP];
+  int64_t n = mk_pagemap_read(fd, (uint64_t)(uintptr_t)p, NP, raw, frame, flags, summary);
+  CHECK_EQ(n, NP, "read 16 entries");
+  CHECK_EQ(summary[0], 2, "two pages are present");
+  CHECK_EQ(summary[1], 0, "none is swapped");
+  CHECK(flags[0] & MK_PM_PRESENT && flags[5] & MK_PM_PRESENT, "the touched pages are present");
+  CHECK(!(flags[1] & MK_PM_PRESENT) && !(flags[15] & MK_PM_PRESENT),
+        "untouched pages are absent");
+  CHECK(flags[0] & MK_PM_EXCLUSIVE, "a private page is exclusively mapped");
+  CHECK(!(flags[0] & MK_PM_FILE), "an anonymous private page is not a file page");
+  CHECK((raw[0] >> 63) == 1, "the raw entry has bit 63");
+  int root = mk_proc_cap_sys_admin() == 1;
+  if (root) {
+    CHECK(frame[0] > 0 && frame[0] == (double)(raw[0] & ((1ull << 55) - 1)),
+          "the frame column is the PFN (root)");
+    CHECK_EQ(summary[2], 0, "no present page reads PFN 0 (root)");
+  } else {
+    CHECK(frame[0] == 0 && summary[2] == 2, "PFNs read 0 without CAP_SYS_ADMIN");
+  }
+
+  CHECK_ERR(mk_pagemap_read(fd, (uint64_t)(uintptr_t)p + 1, 1, raw, frame, flags, NULL), EINVAL,
+            "an unaligned address is -EINVAL");
+  CHECK_ERR(mk_pagemap_read(fd, (uint64_t)(uintptr_t)p, 1, NULL, frame, flags, NULL), EFAULT,
+            "a NULL column is -EFAULT");
+  CHECK_ERR(mk_pagemap_read(fd, UINT64_MAX - (uint64_t)page + 1, 2, raw, frame, flags, NULL),
+            EOVERFLOW, "a range past 2^64 is -EOVERFLOW");
+  CHECK_EQ(mk_pagemap_read(fd, 0x7ffffffff000ull - (uint64_t)page, 4, raw, frame, flags, NULL), 1,
+           "a read across the top of user space stops there");
+  CHECK_ERR(mk_pagemap_read(-1, 0, 1, raw, frame, flags, NULL), EBADF, "a bad fd is -EBADF");
+  munmap(p, (size_t)(NP * page));
+}
+
+static void scan_both(int fd, uint64_t start, uint64_t end, const uint64_t *masks,
+                      const char *what) {
+  uint64_t a[NP * 3], b[NP * 3], wa = 0, wb = 0;
+  int64_t na = mk_pagemap_scan(fd, start, end, masks, 0, a, NP, &wa);
+  int64_t nb = mk_pagemap_scan(fd, start, end, masks, MK_SCAN_FALLBACK, b, NP, &wb);
+  char name[160];
+  snprintf(name, sizeof name, "%s: ioctl and fallback agree", what);
+  CHECK(na >= 0 && na == nb && wa == wb && memcmp(a, b, (size_t)na * 24) == 0, name);
+}
+
+static void test_scan(int fd) {
+  char *p = mmap(NULL, (size_t)(NP * page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+  if (!CHECK(p != MAP_FAILED, "map 16 private anonymous pages")) return;
+  p[0] = 1;
+  p[page] = 1;
+  volatile char x = p[3 * page]; /* a read fault maps the shared zero page */
+  (void)x;
+  p[8 * page] = 1;
+  uint64_t s = (uint64_t)(uintptr_t)p, e = s + (uint64_t)(NP * page);
+  uint64_t vec[NP * 3], walk = 0;
+  uint64_t present[4] = {MK_PAGE_IS_PRESENT, 0, 0, MK_PAGE_IS_PRESENT | MK_PAGE_IS_PFNZERO};
+  int64_t n = mk_pagemap_scan(fd, s, e, present, 0, vec, NP, &walk);
+  if (CHECK_EQ(n, 3, "three present regions")) {
+    CHECK(vec[0] == s && vec[1] == s + 2 * (uint64_t)page && vec[2] == MK_PAGE_IS_PRESENT,
+          "pages 0-1 are present");
+    CHECK(vec[3] == s + 3 * (uint64_t)page &&
+              vec[5] == (MK_PAGE_IS_PRESENT | MK_PAGE_IS_PFNZERO),
+          "page 3 is the zero page");
+    CHECK(vec[6] == s + 8 * (uint64_t)page, "page 8 is present");
+  }
+  CHECK_EQ(walk, e, "the walk reached the end");
+  n = mk_pagemap_scan(fd, s, e, present, 0, vec, 1, &walk);
+  CHECK(n == 1 && walk == s + 3 * (uint64_t)page, "a full vector stops the walk where it was");
+
+  uint64_t plain[4] = {MK_PAGE_IS_PRESENT, 0, 0, MK_PAGE_IS_PRESENT};
+  scan_both(fd, s, e, plain, "present pages");
+  uint64_t absent[4] = {MK_PAGE_IS_PRESENT, MK_PAGE_IS_PRESENT, 0, MK_PAGE_IS_PRESENT};
+  scan_both(fd, s, e, absent, "absent pages");
+  uint64_t all[4] = {0, 0, 0, MK_PAGE_IS_PRESENT | MK_PAGE_IS_WRITTEN | MK_PAGE_IS_FILE};
+  scan_both(fd, s, e, all, "every page, with written and file");
+  uint64_t anyof[4] = {0, 0, MK_PAGE_IS_PRESENT | MK_PAGE_IS_SWAPPED, MK_PAGE_IS_PRESENT};
+  scan_both(fd, s, e, anyof, "present or swapped");
+  uint64_t one[4] = {MK_PAGE_IS_PRESENT, 0, 0, MK_PAGE_IS_PRESENT};
+  uint64_t a[3], b[3], wa, wb;
+  int64_t na = mk_pagemap_scan(fd, s, e, one, 0, a, 1, &wa);
+  int64_t nb = mk_pagemap_scan(fd, s, e, one, MK_SCAN_FALLBACK, b, 1, &wb);
+  CHECK(na == 1 && nb == 1 && wa == wb, "a full vector stops both at the same address");
+
+  CHECK_ERR(mk_pagemap_scan(fd, s, e, present, MK_SCAN_FALLBACK, vec, NP, &walk), EOPNOTSUPP,
+            "the fallback cannot tell the zero page: -EOPNOTSUPP");
+  CHECK_ERR(mk_pagemap_scan(fd, s + 1, e, plain, 0, vec, NP, &walk), EINVAL,
+            "an unaligned start is -EINVAL");
+  CHECK_ERR(mk_pagemap_scan(fd, e, s, plain, 0, vec, NP, &walk), EINVAL,
+            "end before start is -EINVAL");
+  uint64_t bad[4] = {0x200, 0, 0, 1};
+  CHECK_ERR(mk_pagemap_scan(fd, s, e, bad, 0, vec, NP, &walk), EINVAL,
+            "an unknown category is -EINVAL");
+  CHECK_ERR(mk_pagemap_scan(fd, s, e, plain, 2, vec, NP, &walk), EINVAL,
+            "an unknown flag is -EINVAL");
+  n = mk_pagemap_scan(fd, 0x7fff00000000ull, 0xffffffffffff0000ull, plain, 0, vec, NP, &walk);
+  CHECK(n >= 0 && walk == 0xffffffffffff0000ull, "a range past the top of user space is clipped");
+  munmap(p, (size_t)(NP * page));
+}
+
+static void test_kpage(int fd) {
+  if (mk_proc_cap_sys_admin() != 1) {
+    SKIP("kpageflags of a shared page", "needs CAP_SYS_ADMIN");
+    return;
+  }
+  int mfd = (int)mk_memfd_create("test_pagemap", 0);
+  mk_memfd_resize(mfd, (uint64_t)page);
+  char *a = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+  char *b = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+  if (!CHECK(a != MAP_FAILED && b != MAP_FAILED, "map one memfd page twice")) return;
+  a[0] = 1;
+  b[1] = 1;
+  uint64_t ra, rb;
+  double fa, fb;
+  uint8_t ga, gb;
+  mk_pagemap_read(fd, (uint64_t)(uintptr_t)a, 1, &ra, &fa, &ga, NULL);
+  mk_pagemap_read(fd, (uint64_t)(uintptr_t)b, 1, &rb, &fb, &gb, NULL);
+  CHECK(fa > 0 && fa == fb, "both aliases have the same PFN");
+  CHECK(ga & MK_PM_FILE, "a memfd page counts as file or shared");
+  uint64_t pfns[3] = {(uint64_t)fa, (uint64_t)fa, (uint64_t)fa + 1}, out[3];
+  CHECK_EQ(mk_kpage_read(MK_KPAGE_FLAGS, pfns, 3, out), 3, "read kpageflags of 3 PFNs");
+  CHECK(out[0] == out[1], "the same PFN twice reads the same flags");
+  CHECK((out[0] >> 14) & 1, "the page is SWAPBACKED");
+  CHECK(!((out[0] >> 12) & 1), "the page is not ANON");
+  CHECK((out[0] >> 11) & 1, "the page is MMAP");
+  CHECK_EQ(mk_kpage_read(MK_KPAGE_COUNT, pfns, 1, out), 1, "read kpagecount");
+  CHECK_EQ(out[0], 2, "the page is mapped twice");
+  uint64_t far = 1ull << 50;
+  CHECK_ERR(mk_kpage_read(MK_KPAGE_FLAGS, &far, 1, out), ERANGE,
+            "a PFN past physical memory is -ERANGE");
+  CHECK_ERR(mk_kpage_read(2, pfns, 1, out), EINVAL, "an unknown file is -EINVAL");
+  CHECK_EQ(mk_kpage_read(MK_KPAGE_FLAGS, NULL, 0, NULL), 0, "no PFNs read nothing");
+  munmap(a, (size_t)page);
+  munmap(b, (size_t)page);
+  close(mfd);
+}
+
+int main(void) {
+  page = sysconf(_SC_PAGESIZE);
+  int64_t fd = mk_pagemap_open(0);
+  if (!CHECK_OK(fd, "open /proc/self/pagemap")) return tap_done();
+  CHECK_ERR(mk_pagemap_open(0x3fffffff), ENOENT, "the pagemap of a missing pid is -ENOENT");
+  CHECK_ERR(mk_pagemap_open(-5), EINVAL, "a negative pid is -EINVAL");
+  test_read((int)fd);
+  test_scan((int)fd);
+  test_kpage((int)fd);
+  mk_core_close((int32_t)fd);
+  return tap_done();
+}

@@ -1,0 +1,155 @@
+// flags: --allow-ffi --allow-read=/proc --allow-run=$DENO,sleep,setpriv --v8-flags=--js-immutable-arraybuffer
+// `memkit maps` and `memkit pagemap` against a running `sleep`, as root and
+// as root without CAP_SYS_ADMIN (setpriv), through the real cli.ts.
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { Pagemap, readMaps, readSmaps } from "../mod.ts";
+
+const checkout = new URL("..", import.meta.url).pathname;
+const cli = `${checkout}cli.ts`;
+
+function memkit(
+  flags: string[],
+  args: string[],
+  opts: { dropAdmin?: boolean } = {},
+): { code: number; stdout: string; stderr: string } {
+  const deno = [Deno.execPath(), "run", ...flags, cli, ...args];
+  const [cmd, ...rest] = opts.dropAdmin
+    ? ["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", ...deno]
+    : deno;
+  const r = new Deno.Command(cmd, {
+    args: rest,
+    cwd: checkout,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  return {
+    code: r.code,
+    stdout: new TextDecoder().decode(r.stdout),
+    stderr: new TextDecoder().decode(r.stderr),
+  };
+}
+
+function sleeper(): Deno.ChildProcess & AsyncDisposable {
+  const p = new Deno.Command("sleep", { args: ["60"], stdout: "null" }).spawn();
+  return Object.assign(p, {
+    async [Symbol.asyncDispose]() {
+      p.kill("SIGKILL");
+      await p.status;
+    },
+  });
+}
+
+const json = (v: unknown) =>
+  JSON.parse(JSON.stringify(
+    v,
+    (_k, x) => typeof x === "bigint" ? `0x${x.toString(16)}` : x instanceof Set ? [...x] : x,
+  ));
+
+Deno.test("memkit maps <pid> --json prints what readSmaps returns", async () => {
+  await using p = sleeper();
+  const r = memkit(["--allow-ffi", `--allow-read=/proc/${p.pid}/smaps`], [
+    "maps",
+    String(p.pid),
+    "--json",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  // Pss moves whenever another process maps the same library pages: compare the rest.
+  const stable = (list: Record<string, unknown>[]) =>
+    list.map((e) => {
+      const fields = Object.entries(e.fields as Record<string, number>)
+        .filter(([k]) => !k.startsWith("Pss"));
+      return { ...e, pss: 0, pssDirty: 0, fields: Object.fromEntries(fields) };
+    });
+  assertEquals(stable(JSON.parse(r.stdout)), stable(json(readSmaps(p.pid))));
+});
+
+Deno.test("memkit maps <pid> prints a pmap -X style table with human sizes and a total", async () => {
+  await using p = sleeper();
+  const r = memkit(["--allow-ffi", `--allow-read=/proc/${p.pid}/smaps`], ["maps", String(p.pid)]);
+  assertEquals(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split("\n");
+  assertEquals(lines[0], `${p.pid}: ${readMaps(p.pid).length} mappings`);
+  assertMatch(lines[1], /Address Perm +Offset Device +Inode +Size +Rss +Pss/);
+  assert(lines.some((l) => / stack +\[stack\]$/.test(l)), "no [stack] line");
+  assert(lines.some((l) => /\/sleep$/.test(l)), "no line for the sleep binary");
+  assertMatch(lines.at(-1)!, /total +[\d.]+ (kiB|MiB)/);
+  const brief = memkit(["--allow-ffi", `--allow-read=/proc/${p.pid}/maps`], [
+    "maps",
+    String(p.pid),
+    "--brief",
+  ]);
+  assertEquals(brief.code, 0, brief.stderr);
+});
+
+Deno.test("memkit maps and pagemap --permissions print the minimal flags without reading anything", () => {
+  const maps = memkit([], ["maps", "1234", "--permissions"]);
+  assertEquals(maps.code, 0, maps.stderr);
+  assertEquals(maps.stdout.split("\n")[0], "--allow-ffi --allow-read=/proc/1234/smaps");
+  const brief = memkit([], ["maps", "self", "--brief", "--permissions"]);
+  assertEquals(brief.stdout.split("\n")[0], "--allow-ffi --allow-read=/proc/self/maps");
+  const pm = memkit([], ["pagemap", "1234", "0x1000+4K", "--flags", "--permissions"]);
+  assertEquals(
+    pm.stdout.split("\n")[0],
+    "--allow-ffi --allow-read=/proc/1234/pagemap --allow-read=/proc/kpageflags",
+  );
+});
+
+Deno.test("memkit pagemap <pid> <start>+<len> --json lists the present pages with their frames", async () => {
+  await using p = sleeper();
+  const stack = readMaps(p.pid).find((e) => e.kind === "stack")!;
+  const range = `0x${stack.start.toString(16)}+${stack.size}`;
+  const r = memkit(
+    ["--allow-ffi", `--allow-read=/proc/${p.pid}/pagemap,/proc/kpageflags`],
+    ["pagemap", String(p.pid), range, "--json", "--flags"],
+  );
+  assertEquals(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  using pm = Pagemap.open(p.pid);
+  const pages = pm.read(stack.start, stack.size / 4096);
+  assertEquals(out.present, pages.presentCount);
+  assertEquals(out.pfnVisible, true);
+  assertEquals(out.scan, "PAGEMAP_SCAN");
+  assertEquals(r.stderr, "", "no progress bar for a quick scan");
+  let pagesInRuns = 0;
+  for (const run of out.runs) {
+    const i = Number((BigInt(run.start) - stack.start) / 4096n);
+    assertEquals(run.pfn, pages.frame[i]);
+    assert(run.flags.includes("present"));
+    assert(run.kpageflags.includes("ANON"), "a stack page is anonymous");
+    pagesInRuns += run.pages;
+  }
+  assertEquals(pagesInRuns, pages.presentCount);
+});
+
+Deno.test("memkit pagemap without CAP_SYS_ADMIN says that PFNs are hidden and why, never 0x0", async () => {
+  await using p = sleeper();
+  const stack = readMaps(p.pid).find((e) => e.kind === "stack")!;
+  const range = `0x${stack.start.toString(16)}-0x${stack.end.toString(16)}`;
+  const flags = ["--allow-ffi", `--allow-read=/proc/${p.pid}/pagemap`];
+  const r = memkit(flags, ["pagemap", String(p.pid), range], { dropAdmin: true });
+  assertEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout, "PFNs are hidden");
+  assertStringIncludes(r.stdout, "CAP_SYS_ADMIN");
+  assertMatch(r.stdout, / hidden +present/);
+  assert(!/ 0x0 /.test(r.stdout), r.stdout);
+  const j = memkit(flags, ["pagemap", String(p.pid), range, "--json"], { dropAdmin: true });
+  const out = JSON.parse(j.stdout);
+  assertEquals(out.pfnVisible, false);
+  assert(out.runs.length > 0 && out.runs.every((x: { pfn: unknown }) => x.pfn === null));
+});
+
+Deno.test("memkit maps and pagemap fail clearly: missing pid, missing flag, bad range", () => {
+  const missing = memkit(["--allow-ffi", "--allow-read=/proc/4194000/smaps"], ["maps", "4194000"]);
+  assertEquals(missing.code, 1);
+  assertStringIncludes(missing.stderr, "NotFound");
+  assertStringIncludes(missing.stderr, "no process with pid 4194000");
+  const denied = memkit(["--allow-ffi"], ["maps", "self"]);
+  assertEquals(denied.code, 3);
+  assertStringIncludes(denied.stderr, "--allow-read");
+  const bad = memkit(["--allow-ffi", "--allow-read=/proc/self/pagemap"], ["pagemap", "self", "zz"]);
+  assertEquals(bad.code, 2);
+  assertStringIncludes(bad.stderr, 'Cannot read the number "zz"');
+  const nopid = memkit([], ["maps", "-3"]);
+  assertEquals(nopid.code, 2);
+});

@@ -1,0 +1,117 @@
+// flags: --allow-run=setpriv,cp --allow-read=/tmp --allow-write=/tmp --allow-sys=uid
+// Introspection as an unprivileged user (nobody, via setpriv): the kernel
+// hides PFNs (pagemap reads 0), so memkit says pfnVisible: false and
+// translate() explains instead of returning address 0; kpageflags and
+// another user's maps are a clear EACCES even when Deno's flags allow them.
+import { assertEquals, assertStringIncludes } from "@std/assert";
+
+const checkout = new URL("..", import.meta.url).pathname;
+const isRoot = Deno.uid() === 0;
+const dir = isRoot ? Deno.makeTempDirSync({ prefix: "memkit-nobody-introspect-" }) : "";
+// nobody may not be able to read the checkout (a clone under /root): run a
+// copy of the package, and of Deno itself if nobody cannot run it in place.
+const root = `${dir}/pkg/`;
+let deno = Deno.execPath();
+function run(cmd: string, args: string[]): boolean {
+  return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
+}
+if (isRoot) {
+  Deno.chmodSync(dir, 0o777);
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  Deno.mkdirSync(`${root}build`, { recursive: true });
+  Deno.mkdirSync(`${root}tests`, { recursive: true });
+  const pieces = ["mod.ts", "src", "ffi"].map((p) => checkout + p);
+  if (
+    !run("cp", ["-r", ...pieces, root]) ||
+    !run("cp", [`${checkout}build/libmemkit.so`, `${root}build/`]) ||
+    !run("cp", ["-r", `${checkout}tests/fixtures`, `${root}tests/`])
+  ) throw new Error("Cannot copy the package for the unprivileged tests");
+  if (!run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", deno, "--version"])) {
+    if (!run("cp", [deno, `${dir}/deno-bin`])) throw new Error("Cannot copy deno");
+    deno = `${dir}/deno-bin`;
+  }
+}
+
+interface Outcome {
+  ok: boolean;
+  value?: Record<string, unknown> & number;
+  name?: string;
+  code?: string;
+  message?: string;
+}
+
+function asNobody(flags: string[], args: string[]): Outcome {
+  const r = new Deno.Command("setpriv", {
+    args: [
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      deno,
+      "run",
+      "--allow-ffi",
+      ...flags,
+      `${root}tests/fixtures/introspect.ts`,
+      ...args,
+    ],
+    env: { DENO_DIR: `${dir}/deno`, HOME: dir },
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  const stderr = new TextDecoder().decode(r.stderr);
+  assertEquals(r.code, 0, stderr);
+  return JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").at(-1)!);
+}
+
+Deno.test({
+  name: "as nobody, pagemap shows a touched page present with pfnVisible false",
+  ignore: !isRoot,
+  fn() {
+    const r = asNobody(["--allow-read=/proc/self/pagemap"], ["pagemap"]);
+    assertEquals(r.ok, true, r.message);
+    const v = r.value!;
+    assertEquals(v.present, true);
+    assertEquals(v.pfnVisible, false);
+    assertEquals(v.openVisible, false);
+    assertEquals(v.frame, 0);
+  },
+});
+
+Deno.test({
+  name:
+    "as nobody, translate() throws PermissionDenied naming CAP_SYS_ADMIN instead of returning 0",
+  ignore: !isRoot,
+  fn() {
+    const v = asNobody(["--allow-read=/proc/self/pagemap"], ["pagemap"]).value!;
+    assertEquals(v.phys, undefined);
+    const t = v.translate as { name: string; message: string };
+    assertEquals(t.name, "PermissionDenied");
+    assertStringIncludes(t.message, "Cannot translate 0x");
+    assertStringIncludes(t.message, "CAP_SYS_ADMIN");
+  },
+});
+
+Deno.test({
+  name: "as nobody, kpageflags is EACCES with a hint even with --allow-read=/proc/kpageflags",
+  ignore: !isRoot,
+  fn() {
+    const r = asNobody(["--allow-read=/proc/kpageflags"], ["kpageflags"]);
+    assertEquals([r.ok, r.name, r.code], [false, "MemkitError", "EACCES"]);
+    assertEquals(
+      r.message,
+      'Cannot read "/proc/kpageflags": Permission denied: it is readable by root only (CAP_SYS_ADMIN)',
+    );
+  },
+});
+
+Deno.test({
+  name: "as nobody, its own maps read fine and init's maps are EACCES with the reason",
+  ignore: !isRoot,
+  fn() {
+    const own = asNobody(["--allow-read=/proc/self/maps"], ["maps"]);
+    assertEquals(own.ok, true, own.message);
+    const init = asNobody(["--allow-read=/proc/1/maps"], ["maps", "1"]);
+    assertEquals([init.name, init.code], ["MemkitError", "EACCES"]);
+    assertStringIncludes(init.message!, 'Cannot read "/proc/1/maps": Permission denied');
+    assertStringIncludes(init.message!, "CAP_SYS_PTRACE");
+  },
+});

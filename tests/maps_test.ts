@@ -1,0 +1,282 @@
+// flags: --allow-ffi --allow-read=/proc,/tmp --allow-write=/tmp --allow-run=pmap,python3,true --v8-flags=--js-immutable-arraybuffer
+// readMaps, readSmaps, readSmapsRollup and findMapping against the kernel:
+// this process, and a Python child whose mappings are awkward to parse,
+// cross-checked with pmap -X (procps) and smaps_rollup.
+import {
+  assert,
+  assertEquals,
+  assertGreater,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import {
+  findMapping,
+  type MapsEntry,
+  MemFd,
+  readMaps,
+  readSmaps,
+  readSmapsRollup,
+} from "../mod.ts";
+
+const fixture = new URL("./fixtures/mappings.py", import.meta.url).pathname;
+
+interface Child {
+  pid: number;
+  paths: { spaced: string; newline: string; deleted: string; shm: string };
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Starts the Python child and waits for its JSON line. */
+async function startChild(): Promise<Child> {
+  const dir = Deno.makeTempDirSync({ prefix: "memkit-maps-" });
+  const proc = new Deno.Command("python3", {
+    args: [fixture, dir],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = proc.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the child exited before it was ready");
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return {
+    pid: proc.pid,
+    paths: JSON.parse(text),
+    async [Symbol.asyncDispose]() {
+      await proc.stdin.close();
+      await proc.stdout.cancel();
+      await proc.status;
+      Deno.removeSync(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test('readMaps("self") finds the heap, the stack, the vdso and a memfd of this process', () => {
+  using fd = MemFd.create("maps test", { size: 3 * 4096 });
+  using m = fd.map({ access: "r" });
+  const maps = readMaps("self");
+  const kinds = new Set(maps.map((e) => e.kind));
+  for (const k of ["file", "anonymous", "heap", "stack", "vdso", "vvar", "memfd"]) {
+    assert(kinds.has(k as MapsEntry["kind"]), `no ${k} mapping`);
+  }
+  for (let i = 1; i < maps.length; i++) assert(maps[i - 1].end <= maps[i].start, "not in order");
+  const mine = maps.find((e) => e.start === m.address)!;
+  assertEquals(mine.end - mine.start, 3n * 4096n);
+  assertEquals(mine.size, 3 * 4096);
+  assertEquals([mine.perms, mine.read, mine.write, mine.exec, mine.shared], [
+    "r--s",
+    true,
+    false,
+    false,
+    true,
+  ]);
+  assertEquals([mine.kind, mine.name, mine.path, mine.deleted], [
+    "memfd",
+    "maps test",
+    "/memfd:maps test",
+    true,
+  ]);
+  assertEquals(
+    mine.device,
+    `${mine.major.toString(16).padStart(2, "0")}:${mine.minor.toString(16).padStart(2, "0")}`,
+  );
+  assertGreater(mine.inode, 0);
+});
+
+Deno.test('readMaps(Deno.pid) reads the same file as readMaps("self")', () => {
+  const a = readMaps("self").filter((e) => e.kind !== "anonymous").map((e) => e.path);
+  const b = readMaps(Deno.pid).filter((e) => e.kind !== "anonymous").map((e) => e.path);
+  assertEquals(new Set(a), new Set(b));
+});
+
+Deno.test("paths with spaces and newlines, deleted files, memfd, POSIX shm and shared anonymous memory parse", async () => {
+  await using child = await startChild();
+  const maps = readMaps(child.pid);
+  const byPath = (p: string) => maps.find((e) => e.path === p);
+  const spaced = byPath(child.paths.spaced)!;
+  assert(spaced, "the path with spaces was not found");
+  assertEquals([spaced.kind, spaced.deleted, spaced.offset, spaced.size, spaced.perms], [
+    "file",
+    false,
+    4096n,
+    2 * 4096,
+    "rw-s",
+  ]);
+  const newline = byPath(child.paths.newline)!;
+  assertEquals(newline.kind, "file");
+  assertStringIncludes(newline.path, "line\nbreak");
+  const deleted = byPath(child.paths.deleted)!;
+  assertEquals([deleted.kind, deleted.deleted], ["deleted", true]);
+  const shm = byPath(child.paths.shm)!;
+  assertEquals([shm.kind, shm.deleted, shm.name], [
+    "shm",
+    true,
+    child.paths.shm.slice("/dev/shm/".length),
+  ]);
+  const memfd = maps.find((e) => e.kind === "memfd")!;
+  assertEquals([memfd.name, memfd.size, memfd.shared], ["memkit fd name", 4 * 4096, true]);
+  const anon = byPath("/dev/zero")!;
+  assertEquals([anon.kind, anon.deleted, anon.shared, anon.size], [
+    "anonymous",
+    true,
+    true,
+    5 * 4096,
+  ]);
+  assertEquals(maps.filter((e) => e.kind === "heap").length, 1);
+});
+
+Deno.test("readMaps agrees with pmap -X on every range, permission, offset, device, inode and path", async () => {
+  await using child = await startChild();
+  const out = new Deno.Command("pmap", { args: ["-X", "-p", String(child.pid)] }).outputSync();
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  const lines = new TextDecoder().decode(out.stdout).split("\n");
+  const header = lines[1].trim().split(/\s+/);
+  const numbers = header.length - 6; // Address Perm Offset Device Inode <numbers...> Mapping
+  const rows = lines.slice(2).filter((l) => /^\s*[0-9a-f]+ [r-][w-][x-][sp] /.test(l)).map((l) => {
+    const f = l.trim().split(/ +/);
+    // The mapping is what follows the numeric columns: rebuild it from the line.
+    let rest = l.trim();
+    for (let i = 0; i < 5 + numbers; i++) rest = rest.slice(rest.indexOf(" ")).trimStart();
+    return {
+      start: f[0],
+      perms: f[1],
+      offset: f[2],
+      device: f[3],
+      inode: f[4],
+      size: Number(f[5]) * 1024,
+      path: /^\d+$/.test(rest) ? "" : rest,
+    };
+  });
+  const maps = readMaps(child.pid);
+  assertEquals(maps.length, rows.length);
+  maps.forEach((e, i) => {
+    const r = rows[i];
+    const path = e.path.replaceAll("\n", "\\012") + (e.deleted ? " (deleted)" : "");
+    assertEquals(
+      [
+        e.start.toString(16),
+        e.perms,
+        e.offset.toString(16).padStart(8, "0"),
+        e.device,
+        String(e.inode),
+        e.size,
+        path,
+      ],
+      [r.start, r.perms, r.offset, r.device, r.inode, r.size, r.path],
+      `line ${i}`,
+    );
+  });
+});
+
+Deno.test("smaps has the maps lines, counters in bytes, VmFlags, and Rss totals that match smaps_rollup", async () => {
+  await using child = await startChild();
+  const smaps = readSmaps(child.pid);
+  const maps = readMaps(child.pid);
+  assertEquals(
+    smaps.map((e) => [e.start, e.end, e.path]),
+    maps.map((e) => [e.start, e.end, e.path]),
+  );
+  const rollup = readSmapsRollup(child.pid);
+  assertEquals(rollup.start, maps[0].start);
+  const sum = (
+    k:
+      | "rss"
+      | "privateDirty"
+      | "privateClean"
+      | "sharedClean"
+      | "sharedDirty"
+      | "anonymous"
+      | "swap"
+      | "locked",
+  ) => smaps.reduce((n, e) => n + e[k], 0);
+  for (
+    const k of [
+      "rss",
+      "privateDirty",
+      "privateClean",
+      "sharedClean",
+      "sharedDirty",
+      "anonymous",
+      "swap",
+      "locked",
+    ] as const
+  ) {
+    assertEquals(sum(k), rollup[k], k);
+  }
+  assertGreater(rollup.rss, 0);
+  assertEquals(rollup.rss % 4096, 0);
+  assert(rollup.fields.Pss_Anon !== undefined, "the rollup has Pss_Anon");
+  for (const e of smaps) {
+    assertEquals(e.fields.Size, e.size);
+    assertEquals(e.vmFlags.has("rd"), e.read);
+    assertEquals(e.vmFlags.has("wr"), e.write);
+    assertEquals(e.vmFlags.has("ms"), e.shared, "the s of maps is VM_MAYSHARE");
+  }
+  const memfd = smaps.find((e) => e.kind === "memfd")!;
+  assertEquals(memfd.rss, 4096, "the child touched one page of its memfd");
+  assertEquals(memfd.fields.Rss, 4096);
+});
+
+Deno.test("findMapping with PROCMAP_QUERY and with the text parser give the same entry for every mapping", async () => {
+  await using child = await startChild();
+  for (const pid of ["self", child.pid] as const) {
+    const maps = readMaps(pid);
+    for (const e of maps) {
+      for (const addr of [e.start, e.start + BigInt(e.size >> 1), e.end - 1n]) {
+        const q = findMapping(addr, pid);
+        const t = findMapping(addr, pid, { method: "text" });
+        assertEquals(q, t, `${pid} at 0x${addr.toString(16)}`);
+        if (pid !== "self") assertEquals(q, e);
+      }
+    }
+    // A gap between two mappings, and address 0.
+    const gap = maps.findIndex((e, i) => i > 0 && maps[i - 1].end < e.start);
+    assertEquals(findMapping(maps[gap - 1].end, pid), null);
+    assertEquals(findMapping(maps[gap - 1].end, pid, { method: "text" }), null);
+    assertEquals(findMapping(0, pid), null);
+  }
+});
+
+Deno.test("findMapping reports a MemFd mapping's permissions after protect()", () => {
+  using fd = MemFd.create("protect me", { size: 4096 });
+  using m = fd.map();
+  assertEquals(findMapping(m.address)!.perms, "rw-s");
+  m.protect("r");
+  assertEquals(findMapping(m.address)!.perms, "r--s");
+  assertEquals(findMapping(m.address, "self", { method: "query" })!.write, false);
+});
+
+Deno.test("a pid that does not exist, has exited or is a kernel thread is NotFound with a clear message", async () => {
+  const e1 = assertThrows(() => readMaps(4194000), Deno.errors.NotFound);
+  assertStringIncludes(e1.message, "no process with pid 4194000");
+  const done = new Deno.Command("true").spawn();
+  const pid = done.pid;
+  await done.status;
+  for (
+    const f of [
+      () => readMaps(pid),
+      () => readSmaps(pid),
+      () => readSmapsRollup(pid),
+      () => findMapping(4096, pid),
+    ]
+  ) {
+    assertThrows(f, Deno.errors.NotFound);
+  }
+  const kthread = assertThrows(() => readMaps(2), Deno.errors.NotFound);
+  assertStringIncludes(kthread.message, "no address space");
+  assertThrows(() => findMapping(4096, 2), Deno.errors.NotFound);
+});
+
+Deno.test("bad pids and addresses are TypeError or RangeError before any read", () => {
+  assertThrows(() => readMaps(0), RangeError);
+  assertThrows(() => readMaps(-1), RangeError);
+  assertThrows(() => readMaps(1.5), TypeError);
+  assertThrows(() => readMaps("me" as "self"), TypeError);
+  assertThrows(() => findMapping(-1), TypeError);
+  assertThrows(() => findMapping(1n << 64n), RangeError);
+  assertThrows(() => findMapping(0, "self", { method: "guess" as "text" }), TypeError);
+});

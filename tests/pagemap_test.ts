@@ -1,0 +1,187 @@
+// flags: --allow-ffi --allow-read=/proc --allow-run=sleep,true --allow-sys=uid --v8-flags=--js-immutable-arraybuffer
+// Pagemap, scan, kpageflags and kpagecount against the kernel, as root:
+// touched pages present, untouched ones absent, two aliases of one memfd
+// page on one frame with the flags of shared memory. (tests/
+// introspect_unprivileged_test.ts covers a user without CAP_SYS_ADMIN.)
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
+import { kpagecount, kpageflags, MemFd, MemkitError, PageBits, Pagemap } from "../mod.ts";
+
+const root = Deno.uid() === 0;
+const PAGE = 4096;
+
+Deno.test("touched pages are present and untouched ones absent, in columns", () => {
+  using fd = MemFd.create("pm-touch", { size: 64 * PAGE });
+  using m = fd.map();
+  const touched = [0, 1, 7, 63];
+  for (const i of touched) m.bytes()[i * PAGE + 5] = 1;
+  using pm = Pagemap.open("self");
+  const pages = pm.read(m.address, 64);
+  assertEquals(pages.length, 64);
+  assertEquals(pages.address, m.address);
+  assertEquals(pages.presentCount, touched.length);
+  assertEquals(pages.swappedCount, 0);
+  for (let i = 0; i < 64; i++) {
+    assertEquals(pages.present(i), touched.includes(i), `page ${i}`);
+    assertEquals((pages.flags[i] & PageBits.PRESENT) !== 0, touched.includes(i));
+    assertEquals(pages.raw[i] >> 63n, touched.includes(i) ? 1n : 0n);
+  }
+  assert(pages.file(0), "a memfd page is shared memory (bit 61)");
+  assertEquals(pages.swapped(0), false);
+  assertEquals(pages.pfn(2), null);
+  assertEquals(pages.swapType(0), null);
+  assertEquals(pages.pfnVisible, root);
+  if (root) {
+    assert(pages.pfn(0)! > 0);
+    assertEquals(pages.frame[0], pages.pfn(0));
+    assertEquals(BigInt(pages.frame[1]), pages.raw[1] & ((1n << 55n) - 1n));
+  }
+});
+
+Deno.test("a freshly mapped range that nobody touched is absent", () => {
+  using fd = MemFd.create("pm-fresh", { size: 256 * PAGE });
+  using m = fd.map();
+  using pm = Pagemap.open();
+  const pages = pm.read(m.address, 256);
+  assertEquals(pages.presentCount, 0);
+  assertEquals(pages.flags.every((f) => f === 0), true);
+  assertEquals(pm.translate(m.address), null);
+});
+
+Deno.test({
+  name: "two aliases of one memfd page report the same PFN, and translate() agrees",
+  ignore: !root,
+  fn() {
+    using fd = MemFd.create("pm-alias", { size: 2 * PAGE });
+    using a = fd.map();
+    using b = fd.map({ access: "r" });
+    a.bytes()[PAGE] = 7;
+    assertEquals(b.bytes()[PAGE], 7); // faults the page in at b too
+    using pm = Pagemap.open();
+    const pa = pm.read(a.address, 2), pb = pm.read(b.address, 2);
+    assert(pa.pfn(1)! > 0);
+    assertEquals(pa.pfn(1), pb.pfn(1));
+    assertEquals(pb.present(0), false);
+    const phys = pm.translate(a.address + BigInt(PAGE) + 123n)!;
+    assertEquals(phys, BigInt(pa.pfn(1)!) * BigInt(PAGE) + 123n);
+    assertEquals(pm.translate(b.address + BigInt(PAGE) + 123n), phys);
+  },
+});
+
+Deno.test({
+  name:
+    "a memfd page's PFN has the flags of a shared memory page in kpageflags, and kpagecount counts both aliases",
+  ignore: !root,
+  fn() {
+    using fd = MemFd.create("pm-flags", { size: PAGE });
+    using a = fd.map();
+    using b = fd.map();
+    a.bytes()[0] = 1;
+    b.bytes()[1] = 1;
+    using pm = Pagemap.open();
+    const pfn = pm.read(a.address, 1).pfn(0)!;
+    const flags = kpageflags([pfn, BigInt(pfn)]);
+    assertEquals(flags.length, 2);
+    assertEquals(flags.raw[0], flags.raw[1]);
+    for (const f of ["SWAPBACKED", "MMAP", "UPTODATE"] as const) assert(flags.has(0, f), f);
+    for (const f of ["ANON", "SLAB", "BUDDY", "ZERO_PAGE", "KSM"] as const) {
+      assert(!flags.has(0, f), f);
+    }
+    assert(flags.names(0).includes("SWAPBACKED"));
+    assertEquals([...kpagecount([pfn])], [2]);
+    assertThrows(() => kpageflags([2 ** 50]), MemkitError, "past the end of physical memory");
+    assertThrows(() => flags.has(0, "NOPE" as "LRU"), TypeError);
+  },
+});
+
+Deno.test("scan() finds present ranges with PAGEMAP_SCAN, and the fallback gives the same regions", () => {
+  const n = 3000; // every other page touched: 1500 regions, more than one vector
+  using fd = MemFd.create("pm-scan", { size: n * PAGE });
+  using m = fd.map();
+  for (let i = 0; i < n; i += 2) m.bytes()[i * PAGE] = 1;
+  using pm = Pagemap.open();
+  const range = { start: m.address, length: n * PAGE };
+  const present = pm.scan(range, { require: ["present"] });
+  assertEquals(present.length, n / 2);
+  present.forEach((r, k) => {
+    assertEquals(r.start, m.address + BigInt(2 * k * PAGE));
+    assertEquals(r.pages, 1);
+    assertEquals(r.categories, ["file", "present"]);
+  });
+  assertEquals(pm.scan(range, { require: ["present"], fallback: true }), present);
+  const every = pm.scan(range, { report: ["present", "written"] });
+  assertEquals(every.length, n);
+  assertEquals(pm.scan(range, { report: ["present", "written"], fallback: true }), every);
+  const absent = pm.scan(range, { exclude: ["present"] });
+  assertEquals(absent.length, n / 2);
+  assertEquals(absent[0].categories, []);
+  assertEquals(pm.scan(range, { exclude: ["present"], fallback: true }), absent);
+  assertEquals(pm.scan(range, { require: ["swapped"] }), []);
+});
+
+Deno.test("scan() merges touched runs and reports categories asked for", () => {
+  using fd = MemFd.create("pm-runs", { size: 16 * PAGE });
+  using m = fd.map();
+  m.bytes().fill(1, 3 * PAGE, 9 * PAGE);
+  using pm = Pagemap.open();
+  const r = pm.scan({ start: m.address, end: m.address + BigInt(16 * PAGE) }, {
+    anyOf: ["present", "swapped"],
+    report: ["present"],
+  });
+  assertEquals(r.map((x) => [Number(x.start - m.address) / PAGE, x.pages, x.categories]), [
+    [3, 6, ["present"]],
+  ]);
+  const whole = pm.scan({ start: 0, end: 1n << 64n }, {
+    require: ["present"],
+    report: ["present"],
+  });
+  const third = m.address + BigInt(3 * PAGE);
+  assert(whole.some((x) => x.start <= third && third < x.end), "the whole address space scan");
+  const e = assertThrows(
+    () => pm.scan({ start: m.address, length: PAGE }, { require: ["pfn-zero"], fallback: true }),
+    MemkitError,
+  );
+  assertEquals(e.code, "EOPNOTSUPP");
+  assertStringIncludes(e.message, "PAGEMAP_SCAN");
+});
+
+Deno.test("bad input to Pagemap is a TypeError or RangeError, a closed one BadResource", () => {
+  using pm = Pagemap.open();
+  assertThrows(() => pm.read(4097n, 1), RangeError, "not a multiple of the page size");
+  assertThrows(() => pm.read(4096n, 0), RangeError);
+  assertThrows(() => pm.read(4096n, 1.5), RangeError);
+  assertThrows(() => pm.read(-4096, 1), TypeError);
+  assertThrows(() => pm.read((1n << 64n) - 4096n, 2), RangeError, "past the end");
+  assertThrows(
+    () => pm.read(0x7ffffffff000n - 4096n, 4),
+    RangeError,
+    "pagemap of self ends at 0x7ffffffff000",
+  );
+  assertThrows(() => pm.scan({ start: 1, length: PAGE }), RangeError);
+  assertThrows(
+    () => pm.scan({ start: 0, length: PAGE }, { require: ["shiny" as "file"] }),
+    TypeError,
+  );
+  assertThrows(
+    () => pm.scan({ start: 0, length: PAGE }, { require: ["file"], exclude: ["file"] }),
+    RangeError,
+  );
+  assertThrows(() => Pagemap.open(0), RangeError);
+  assertThrows(() => kpageflags([-1]), TypeError);
+  pm.close();
+  pm.close();
+  assertEquals(pm.closed, true);
+  assertThrows(() => pm.read(4096n, 1), Deno.errors.BadResource);
+});
+
+Deno.test("the pagemap of a missing pid is NotFound, and of a process that exits after open too", async () => {
+  assertThrows(() => Pagemap.open(4194000), Deno.errors.NotFound, "no process with pid 4194000");
+  const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  using pm = Pagemap.open(child.pid);
+  assertEquals(pm.read(4096n, 1).length, 1);
+  child.kill("SIGKILL");
+  await child.status;
+  assertThrows(() => pm.read(4096n, 1), Deno.errors.NotFound, "no address space");
+  const done = new Deno.Command("true").spawn();
+  await done.status;
+  assertThrows(() => Pagemap.open(done.pid), Deno.errors.NotFound);
+});
