@@ -10,7 +10,7 @@ import { check, errnoCode, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { cString, inRange, MAX_BYTES, roundUp } from "./_validate.ts";
-import { createMapping, type Mapping } from "./mapping.ts";
+import { createMapping, type Mapping, type Region, regionOf } from "./mapping.ts";
 import { requirePermissions } from "./permissions.ts";
 import { decodeSmbios, findSmbiosEntryPoint, type Smbios } from "./smbios.ts";
 
@@ -237,8 +237,18 @@ function openHint(device: string, errno: number): string | undefined {
 
 const CONSTRUCT = Symbol("memkit.PhysicalMemory");
 
+/**
+ * A mapping this device made, for `readU*`/`writeU*` to go through. The
+ * `Mapping` may be collected while views of it keep the pages mapped: the
+ * region then says whether they still are.
+ */
 interface Tracked {
   ref: WeakRef<Mapping>;
+  region: Region;
+  /** The region's start address, as a number (user addresses are below 2^47). */
+  base: number;
+  /** The physical address of the region's first page. */
+  physBase: number;
   phys: number;
   length: number;
 }
@@ -285,6 +295,8 @@ export class PhysicalMemory {
   #tracked: Tracked[] = [];
   #cell = new BigUint64Array(1);
   #cellBytes = new Uint8Array(this.#cell.buffer);
+  #cell16 = new Uint16Array(this.#cell.buffer);
+  #cell32 = new Uint32Array(this.#cell.buffer);
 
   /**
    * Not for direct use: use {@linkcode PhysicalMemory.open}.
@@ -462,8 +474,16 @@ export class PhysicalMemory {
       end: phys + len,
       offset,
     });
-    this.#tracked = this.#tracked.filter((t) => t.ref.deref() && !t.ref.deref()!.closed);
-    this.#tracked.push({ ref: new WeakRef(mapping), phys, length: len });
+    this.#tracked = this.#tracked.filter((t) => t.region.live && t.region.backed);
+    const region = regionOf(mapping);
+    this.#tracked.push({
+      ref: new WeakRef(mapping),
+      region,
+      base: Number(region.address),
+      physBase: base,
+      phys,
+      length: len,
+    });
     return mapping;
   }
 
@@ -514,11 +534,14 @@ export class PhysicalMemory {
 
   #mapped(phys: number, width: number, write: boolean): bigint | undefined {
     for (const t of this.#tracked) {
+      if (phys < t.phys || phys + width > t.phys + t.length) continue;
+      if (!t.region.live || !t.region.backed) continue;
       const m = t.ref.deref();
-      if (!m || m.closed || phys < t.phys || phys + width > t.phys + t.length) continue;
-      if (m.access === "rw" || (!write && m.access === "r")) {
-        return m.address + BigInt(phys - t.phys);
-      }
+      // A collected Mapping whose pages are still mapped has live views, and
+      // views exist only while the pages are readable; writes want the
+      // Mapping itself, to know its protection now.
+      const ok = m ? m.access === "rw" || (!write && m.access === "r") : !write;
+      if (ok) return BigInt(t.base + (phys - t.physBase));
     }
     return undefined;
   }
@@ -583,7 +606,7 @@ export class PhysicalMemory {
    */
   readU16(physAddress: number | bigint): number {
     this.#peek(physAddress, 2);
-    return Number(this.#cell[0] & 0xffffn);
+    return this.#cell16[0];
   }
 
   /**
@@ -608,7 +631,7 @@ export class PhysicalMemory {
    */
   readU32(physAddress: number | bigint): number {
     this.#peek(physAddress, 4);
-    return Number(this.#cell[0] & 0xffffffffn);
+    return this.#cell32[0];
   }
 
   /**

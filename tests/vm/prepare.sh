@@ -108,8 +108,8 @@ chmod 755 "$root/init"
 cp -r mod.ts src ffi "$root/memkit/"
 cp build/libmemkit.so "$root/memkit/build/"
 cp -r tests/vm/guest "$root/memkit/tests/vm/"
-cp bench/phys_vm_bench.ts "$root/memkit/bench/" 2>/dev/null
-cp build/bench/libphys_baseline.so "$root/memkit/build/bench/" 2>/dev/null
+cp bench/phys_bench.ts "$root/memkit/bench/"
+cp build/bench/libphys_baseline.so "$root/memkit/build/bench/" 2>/dev/null || true
 (cd "$root" && find . | "$BUSYBOX" cpio -o -H newc >../memkit.cpio 2>/dev/null) || exit 1
 rm -rf "$root"
 cat "$CACHE/base.cpio" "$CACHE/memkit.cpio" >"$CACHE/initrd.cpio"
