@@ -265,11 +265,27 @@ if (import.meta.main) {
   if (m) {
     const per = Number(m[2]) / Number(m[1]);
     console.log(
-      `[host] busybox devmem, one process per read: ${m[1]} reads in ${m[2]} s = ` +
-        `${(per * 1e6).toFixed(0)} µs a read; 1 million reads extrapolated: ${
+      `[host] busybox devmem, one process per read: ${m[1]} reads in ${m[2]} s, ` +
+        `${(per * 1e6).toFixed(0)} µs a read; 1 million reads, extrapolated from those ${m[1]}: ${
           (per * 1e6).toFixed(0)
         } s`,
     );
+    const unit: Record<string, number> = { ns: 1e-9, "µs": 1e-6, ms: 1e-3, s: 1 };
+    const row = (name: string): number | undefined => {
+      const r = new RegExp(`^\\| ${name}[^|]*\\|\\s+([\\d.]+) (ns|µs|ms|s) \\|`, "m").exec(log);
+      return r ? Number(r[1]) * unit[r[2]] : undefined;
+    };
+    const view = row("memkit: 1M reads of a Uint32Array view");
+    const c = row("C: 1M volatile 32-bit loads");
+    if (view && c) {
+      console.log(
+        `[host] 1M 32-bit reads in the guest: C mmap ${(c * 1e3).toFixed(1)} ms, memkit view ${
+          (view * 1e3).toFixed(1)
+        } ms (${(view / c).toFixed(2)}x C), busybox devmem ~${(per * 1e6).toFixed(0)} s (${
+          Math.round(per * 1e6 / view)
+        }x memkit)`,
+      );
+    }
   }
   if (how !== "done") {
     console.error(await guest.stderr());

@@ -46,7 +46,11 @@ if (outcome === "done") {
     const qmp = await guest.qmp();
     for (const c of checks) {
       try {
-        const bytes = await qmp.readPhysical(c.address, c.expected.length / 2, `${CACHE}/run-test/pmem.bin`);
+        const bytes = await qmp.readPhysical(
+          c.address,
+          c.expected.length / 2,
+          `${CACHE}/run-test/pmem.bin`,
+        );
         c.seen = hexBytes(bytes);
       } catch (e) {
         c.error = (e as Error).message;
@@ -71,7 +75,11 @@ function section(name: string): string {
 
 Deno.test(`the guest boots, runs its tests and reports back within the time limit`, async () => {
   const tail = log.split("\n").slice(-40).join("\n");
-  assertEquals(outcome, "done", `guest ${outcome} after ${seconds.toFixed(1)} s:\n${tail}\n${await guest.stderr()}`);
+  assertEquals(
+    outcome,
+    "done",
+    `guest ${outcome} after ${seconds.toFixed(1)} s:\n${tail}\n${await guest.stderr()}`,
+  );
   for (const file of ["phys", "lockdown"]) {
     const m = new RegExp(`^MEMKIT-GUEST-EXIT ${file} (\\d+)$`, "m").exec(log);
     assertEquals(m?.[1], "0", `guest tests "${file}" exit status:\n${section("ERRORS")}`);

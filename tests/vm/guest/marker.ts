@@ -12,6 +12,8 @@ m.bytes().set(bytes, 0x123);
 using pm = Pagemap.open("self");
 const phys = pm.translate(m.address + 0x123n);
 if (phys === null) throw new Error("the marker page is not present");
-console.log(`MEMKIT-PAGEMAP virtual 0x${(m.address + 0x123n).toString(16)} physical 0x${phys.toString(16)}`);
+console.log(
+  `MEMKIT-PAGEMAP virtual 0x${(m.address + 0x123n).toString(16)} physical 0x${phys.toString(16)}`,
+);
 console.log(`MEMKIT-HOSTCHECK pagemap-marker 0x${phys.toString(16)} ${marker}`);
 setInterval(() => m.bytes()[0], 1 << 30); // keeps the mapping, and the process, alive

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { MemkitError, PhysicalMemory, type PhysicalRange, physicalRanges } from "../../../mod.ts";
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
-const hexBytes = (b: Uint8Array): string => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+const hexBytes = (b: Uint8Array): string =>
+  [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 
 /** Asks the host to check that guest-physical `address` holds `bytes`. */
 function hostCheck(name: string, address: number, bytes: Uint8Array): void {
