@@ -75,6 +75,7 @@ Deno.test("readU8/16/32/64 at the SMBIOS anchor equal its first bytes, mapped or
   assert.equal(mem.readU64(at), dv.getBigUint64(0, true));
   assert.ok(["_SM_", "_SM3"].includes(String.fromCharCode(...bytes.subarray(0, 4))));
   using m = mem.map(at, 8); // now through the live mapping
+  assert.equal(m.length, 8);
   assert.equal(mem.readU32(at), dv.getUint32(0, true));
   assert.equal(mem.readU64(at), dv.getBigUint64(0, true));
 });
