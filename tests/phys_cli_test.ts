@@ -1,4 +1,4 @@
-// flags: --allow-ffi --allow-read=/proc/iomem --allow-run=$DENO
+// flags: --allow-ffi --allow-read=/proc/iomem --allow-run=$DENO,setpriv --allow-sys=uid
 // `memkit phys` through the real cli.ts, in a child with only the flags each
 // call needs. /dev/zero stands in for a memory device (this host has no
 // /dev/mem); the guest tests cover /dev/mem itself.
@@ -7,9 +7,17 @@ import { physicalRanges } from "../mod.ts";
 
 const checkout = new URL("..", import.meta.url).pathname;
 
-function memkit(flags: string[], args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, `${checkout}cli.ts`, "phys", ...args],
+function memkit(
+  flags: string[],
+  args: string[],
+  dropAdmin = false,
+): { code: number; stdout: string; stderr: string } {
+  const deno = [Deno.execPath(), "run", ...flags, `${checkout}cli.ts`, "phys", ...args];
+  const [cmd, ...rest] = dropAdmin
+    ? ["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", ...deno]
+    : deno;
+  const r = new Deno.Command(cmd, {
+    args: rest,
     cwd: checkout,
     env: { NO_COLOR: "1" },
     stdout: "piped",
@@ -74,4 +82,14 @@ Deno.test("memkit phys ranges lists /proc/iomem nested, as physicalRanges() does
   assertEquals(JSON.parse(r.stdout), physicalRanges());
   const text = memkit(["--allow-ffi", "--allow-read=/proc/iomem"], ["ranges"]);
   assertMatch(text.stdout, /^ +0x100000-0x[0-9a-f]+ +[\d.]+ [KMG]iB  System RAM$/m);
+});
+
+Deno.test({
+  name: "without CAP_SYS_ADMIN the kernel hides /proc/iomem's addresses, and memkit says so",
+  ignore: Deno.uid() !== 0,
+  fn() {
+    const r = memkit(["--allow-ffi", "--allow-read=/proc/iomem"], ["ranges"], true);
+    assertEquals(r.code, 1, r.stdout);
+    assertMatch(r.stderr, /EACCES.*only to root/);
+  },
 });
