@@ -45,7 +45,7 @@ $(TOOLS_DENO):
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION)
 
 run: build deno
-	$(DENO) run --allow-ffi --allow-read=$(CURDIR)/cli.ts,/dev/mem,/proc/iomem $(V8FLAGS) cli.ts tour
+	$(DENO) run --allow-ffi --allow-read=$(CURDIR)/cli.ts,/proc/self/maps,/proc/self/pagemap,/dev/mem,/proc/iomem $(V8FLAGS) cli.ts tour
 
 test: build deno
 	DENO="$(DENO)" CC="$(CC)" SAN_CFLAGS="$(SAN_CFLAGS)" bash tests/run.sh
@@ -56,7 +56,7 @@ build/bench/lib%.so: bench/c/%.c
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
 bench: build deno $(BENCH_C)
-	$(DENO) bench --allow-ffi --allow-read=/dev/mem,/dev/zero $(V8FLAGS) bench/
+	$(DENO) bench --allow-ffi --allow-read=/proc,/dev/mem,/dev/zero $(V8FLAGS) bench/
 
 test-vm: build deno $(BENCH_C)
 	DENO="$(DENO)" bash tests/vm/run.sh test

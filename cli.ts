@@ -19,16 +19,19 @@ import { parseArgs } from "@std/cli/parse-args";
 import { bold, cyan, dim, green, yellow } from "@std/fmt/colors";
 import { format as formatBytes } from "@std/fmt/bytes";
 import {
+  findMapping,
   libraryPath,
   mapFile,
   MemFd,
   MemkitError,
   type Operation,
+  Pagemap,
   pageSize,
   permissionFlags,
   permissionTable,
   PhysicalMemory,
   physicalRanges,
+  readMaps,
   readOnlyViewsSupported,
 } from "./mod.ts";
 import { mapsCommand, pagemapCommand } from "./cli/introspect.ts";
@@ -154,6 +157,40 @@ function tour(): number {
       fd.resize(2 * page);
     } catch (e) {
       say(`resize(${2 * page}) refused: ${(e as Error).message}`);
+    }
+  });
+
+  const introspect = [
+    ...permissionFlags("maps", "self"),
+    ...permissionFlags("pagemap", "self").slice(1),
+  ];
+  run("Where memory lives: maps, pagemap, physical frames", introspect, () => {
+    using fd = MemFd.create("tour-pagemap", { size: 4 * page });
+    using a = fd.map();
+    using b = fd.map({ access: "r" });
+    a.bytes()[page] = 1;
+    void b.read(page, 1); // fault the page in at the second address too
+    const entry = findMapping(a.address)!;
+    say(
+      `findMapping(${hex(a.address)}) -> ${entry.perms} ${entry.kind} "${entry.name}", ` +
+        `${formatBytes(entry.size, { binary: true })}`,
+    );
+    const maps = readMaps("self");
+    const count = (k: string) => maps.filter((m) => m.kind === k).length;
+    say(
+      `readMaps("self"): ${maps.length} mappings, ${count("file")} of files, ` +
+        `${count("anonymous")} anonymous, ${count("memfd")} memfd`,
+    );
+    using pm = Pagemap.open("self");
+    const pages = pm.read(a.address, 4);
+    say(`pagemap of the 4 pages: present ${[0, 1, 2, 3].map((i) => pages.present(i) ? 1 : 0)}`);
+    if (pages.pfnVisible) {
+      say(
+        `both addresses of page 1 are physical ${hex(pm.translate(a.address + BigInt(page))!)} ` +
+          `and ${hex(pm.translate(b.address + BigInt(page))!)}`,
+      );
+    } else {
+      say(yellow("PFNs are hidden: the kernel shows them only with CAP_SYS_ADMIN (root)"));
     }
   });
 

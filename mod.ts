@@ -97,6 +97,7 @@ export {
   type PageCategory,
   Pagemap,
   PagemapPages,
+  type ReadOptions,
   type ScanOptions,
   type ScanRegion,
 } from "./src/pagemap.ts";

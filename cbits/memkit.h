@@ -163,7 +163,8 @@ MK_API int64_t mk_pagemap_open(int32_t pid);
 /* Reads the pagemap entries of `pages` pages from vaddr with one pread and
  * decodes them into columns: raw (uint64_t[pages]), frame (double[pages]:
  * the PFN of a present page, the swap offset of a swapped one, else 0),
- * flags (uint8_t[pages], MK_PM_* bits). summary receives 3 uint64_t:
+ * flags (uint8_t[pages], MK_PM_* bits; a guard region's marker is
+ * MK_PM_GUARD, not MK_PM_SWAPPED). summary receives 3 uint64_t:
  * present pages, swapped pages, present pages whose PFN reads 0. Returns
  * the pages read: fewer than asked at the end of the address space, 0 when
  * the process has exited. */

@@ -93,7 +93,8 @@ MK_API int64_t mk_pagemap_read(int32_t fd, uint64_t vaddr, uint64_t pages, void 
       fr = (double)pfn;
       present++;
       if (pfn == 0) hidden++;
-    } else if (v & PM_SWAP) {
+    } else if ((v & PM_SWAP) && !(v & PM_GUARD_REGION)) {
+      /* A guard region's marker is a swap entry too: it is not swapped. */
       b |= MK_PM_SWAPPED;
       fr = (double)((v & PM_PFN_MASK) >> 5);
       swapped++;
@@ -125,10 +126,13 @@ static uint64_t entry_categories(uint64_t v) {
     if (v & PM_FILE) c |= MK_PAGE_IS_FILE;
     if (v & PM_SOFT_DIRTY) c |= MK_PAGE_IS_SOFT_DIRTY;
   } else if (v & PM_SWAP) {
+    /* Swap entries, and the markers of guard regions (which the ioctl
+     * reports as swapped and guard). */
     c |= MK_PAGE_IS_SWAPPED;
     if (!(v & PM_UFFD_WP)) c |= MK_PAGE_IS_WRITTEN;
     if (v & PM_FILE) c |= MK_PAGE_IS_FILE;
     if (v & PM_SOFT_DIRTY) c |= MK_PAGE_IS_SOFT_DIRTY;
+    if (v & PM_GUARD_REGION) c |= MK_PAGE_IS_GUARD;
   } else {
     /* The kernel counts an empty pte of a mapping as written unless
      * userfaultfd write-protects it. */

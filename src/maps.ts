@@ -180,83 +180,128 @@ function readProc(pid: ProcessId, op: keyof typeof WHICH): string {
 
 // ---- parsing ----
 
-/** A hexadecimal field as a bigint, exactly (13 digits or fewer fit a double). */
-function hexBig(s: string): bigint {
-  return s.length <= 13 ? BigInt(parseInt(s, 16)) : BigInt("0x" + s);
+/** The name kindOf found with the kind it returned (memfd, anon or shm name), if any. */
+let kindName: string | undefined;
+
+function named(kind: MappingKind, name: string): MappingKind {
+  kindName = name;
+  return kind;
 }
 
-function kindOf(path: string, inode: number, deleted: boolean): [MappingKind, string?] {
-  if (path === "") return ["anonymous"];
+function kindOf(path: string, inode: number, deleted: boolean): MappingKind {
+  kindName = undefined;
+  if (path === "") return "anonymous";
   const c = path.charCodeAt(0);
   if (c === 0x5b /* [ */) {
     switch (path) {
       case "[heap]":
-        return ["heap"];
+        return "heap";
       case "[stack]":
-        return ["stack"];
+        return "stack";
       case "[vdso]":
-        return ["vdso"];
+        return "vdso";
       case "[vvar]":
       case "[vvar_vclock]":
-        return ["vvar"];
+        return "vvar";
       case "[vsyscall]":
-        return ["vsyscall"];
+        return "vsyscall";
     }
-    if (path.startsWith("[stack:")) return ["stack"];
-    if (path.startsWith("[anon:")) return ["anonymous", path.slice(6, -1)];
-    if (path.startsWith("[anon_shmem:")) return ["anonymous", path.slice(12, -1)];
-    return ["other"];
+    if (path.startsWith("[stack:")) return "stack";
+    if (path.startsWith("[anon:")) return named("anonymous", path.slice(6, -1));
+    if (path.startsWith("[anon_shmem:")) return named("anonymous", path.slice(12, -1));
+    return "other";
   }
-  if (c !== 0x2f /* / */) return ["other"];
-  if (path.startsWith("/memfd:")) return ["memfd", path.slice(7)];
-  if (path.startsWith("/SYSV") && path.length === 13) return ["shm", path.slice(5)];
-  if (path.startsWith("/dev/shm/")) return ["shm", path.slice(9)];
-  if (path === "/dev/zero" && deleted && inode !== 0) return ["anonymous"];
-  return [deleted ? "deleted" : "file"];
+  if (c !== 0x2f /* / */) return "other";
+  if (path.startsWith("/memfd:")) return named("memfd", path.slice(7));
+  if (path.startsWith("/SYSV") && path.length === 13) return named("shm", path.slice(5));
+  if (path.startsWith("/dev/shm/")) return named("shm", path.slice(9));
+  if (path === "/dev/zero" && deleted && inode !== 0) return "anonymous";
+  return deleted ? "deleted" : "file";
 }
 
 const DELETED = " (deleted)";
 
-/** Parses one maps line (the header line of an smaps block). */
-function parseLine(line: string): MapsEntry {
-  const dash = line.indexOf("-");
-  const s1 = line.indexOf(" ", dash);
+/** Hexadecimal digits of t in [b, e) as a number (exact up to 13 digits). */
+function hexAt(t: string, b: number, e: number): number {
+  let v = 0;
+  for (let i = b; i < e; i++) {
+    const c = t.charCodeAt(i);
+    v = v * 16 + (c <= 0x39 ? c - 0x30 : c - 0x57);
+  }
+  return v;
+}
+
+/** Hexadecimal digits of t in [b, e) as a bigint, exactly. */
+function hexBigAt(t: string, b: number, e: number): bigint {
+  if (e - b <= 13) {
+    const v = hexAt(t, b, e);
+    return v === 0 ? 0n : BigInt(v);
+  }
+  return BigInt("0x" + t.slice(b, e));
+}
+
+/** The 16 permission strings, by r=8 w=4 x=2 s=1. */
+const PERMS: readonly string[] = Array.from(
+  { length: 16 },
+  (_, i) => `${i & 8 ? "r" : "-"}${i & 4 ? "w" : "-"}${i & 2 ? "x" : "-"}${i & 1 ? "s" : "p"}`,
+);
+/** Device strings ("fd:01") by major * 2^20 + minor: a process has few. */
+const DEVICES = new Map<number, string>();
+
+/** Parses the maps line t[b, e) (or the header line of an smaps block). */
+function parseLine(t: string, b: number, e: number): MapsEntry {
+  const dash = t.indexOf("-", b);
+  const s1 = t.indexOf(" ", dash);
   const s2 = s1 + 5; // "rw-p"
-  const s3 = line.indexOf(" ", s2 + 1);
-  const s4 = line.indexOf(" ", s3 + 1);
-  let s5 = line.indexOf(" ", s4 + 1);
-  if (dash <= 0 || s1 < 0 || line.charCodeAt(s2) !== 0x20 || s3 < 0 || s4 < 0) {
-    throw new SyntaxError(`Cannot parse the maps line "${line}"`);
+  const s3 = t.indexOf(" ", s2 + 1);
+  const colon = t.indexOf(":", s3);
+  const s4 = t.indexOf(" ", colon);
+  if (
+    dash <= b || s1 < 0 || s1 > e || t.charCodeAt(s2) !== 0x20 || s3 < 0 || colon < 0 || s4 < 0 ||
+    s4 > e
+  ) {
+    throw new SyntaxError(`Cannot parse the maps line "${t.slice(b, e)}"`);
   }
-  if (s5 < 0) s5 = line.length;
-  const start = hexBig(line.slice(0, dash));
-  const end = hexBig(line.slice(dash + 1, s1));
-  const perms = line.slice(s1 + 1, s2);
-  const colon = line.indexOf(":", s3);
-  const major = parseInt(line.slice(s3 + 1, colon), 16);
-  const minor = parseInt(line.slice(colon + 1, s4), 16);
-  const inode = Number(line.slice(s4 + 1, s5));
+  let s5 = s4 + 1;
+  let inode = 0;
+  for (let c = t.charCodeAt(s5); s5 < e && c !== 0x20; c = t.charCodeAt(++s5)) {
+    inode = inode * 10 + (c - 0x30);
+  }
   let p = s5;
-  while (p < line.length && line.charCodeAt(p) === 0x20) p++;
-  let path = line.slice(p);
+  while (p < e && t.charCodeAt(p) === 0x20) p++;
+  let path = "";
   let deleted = false;
-  if (path.endsWith(DELETED)) {
-    deleted = true;
-    path = path.slice(0, -DELETED.length);
+  if (p < e) {
+    path = t.slice(p, e);
+    if (path.endsWith(DELETED)) {
+      deleted = true;
+      path = path.slice(0, -DELETED.length);
+    }
+    if (path.includes("\\012")) path = path.replaceAll("\\012", "\n");
   }
-  if (path.includes("\\012")) path = path.replaceAll("\\012", "\n");
-  const [kind, name] = kindOf(path, inode, deleted);
+  const kind = kindOf(path, inode, deleted);
+  const startN = hexAt(t, b, dash), endN = hexAt(t, dash + 1, s1);
+  const wide = dash - b > 13 || s1 - dash - 1 > 13;
+  const start = wide ? hexBigAt(t, b, dash) : BigInt(startN);
+  const end = wide ? hexBigAt(t, dash + 1, s1) : BigInt(endN);
+  const r = t.charCodeAt(s1 + 1) === 0x72, w = t.charCodeAt(s1 + 2) === 0x77;
+  const x = t.charCodeAt(s1 + 3) === 0x78, sh = t.charCodeAt(s1 + 4) === 0x73;
+  const perms = PERMS[(r ? 8 : 0) | (w ? 4 : 0) | (x ? 2 : 0) | (sh ? 1 : 0)];
+  const major = hexAt(t, s3 + 1, colon), minor = hexAt(t, colon + 1, s4);
+  const devKey = major * 0x100000 + minor;
+  let device = DEVICES.get(devKey);
+  if (device === undefined) DEVICES.set(devKey, device = t.slice(s3 + 1, s4));
   const entry: MapsEntry = {
     start,
     end,
-    size: Number(end - start),
+    size: wide ? Number(end - start) : endN - startN,
     perms,
-    read: perms.charCodeAt(0) === 0x72,
-    write: perms.charCodeAt(1) === 0x77,
-    exec: perms.charCodeAt(2) === 0x78,
-    shared: perms.charCodeAt(3) === 0x73,
-    offset: hexBig(line.slice(s2 + 1, s3)),
-    device: line.slice(s3 + 1, s4),
+    read: r,
+    write: w,
+    exec: x,
+    shared: sh,
+    offset: hexBigAt(t, s2 + 1, s3),
+    device,
     major,
     minor,
     inode,
@@ -264,7 +309,7 @@ function parseLine(line: string): MapsEntry {
     deleted,
     kind,
   };
-  if (name !== undefined) entry.name = name;
+  if (kindName !== undefined) entry.name = kindName;
   return entry;
 }
 
@@ -275,7 +320,7 @@ export function parseMaps(text: string): MapsEntry[] {
   while (i < text.length) {
     let nl = text.indexOf("\n", i);
     if (nl < 0) nl = text.length;
-    if (nl > i) out.push(parseLine(text.slice(i, nl)));
+    if (nl > i) out.push(parseLine(text, i, nl));
     i = nl + 1;
   }
   return out;
@@ -360,7 +405,7 @@ export function parseSmaps(text: string): SmapsEntry[] {
       if (colon > 0 && (space < 0 || colon < space) && current !== undefined) {
         addField(current, line, colon);
       } else {
-        current = { ...parseLine(line), ...emptyCounters(), vmFlags: new Set<string>() };
+        current = { ...parseLine(text, i, nl), ...emptyCounters(), vmFlags: new Set<string>() };
         out.push(current);
       }
     }
@@ -438,7 +483,7 @@ export function readSmaps(pid: ProcessId = "self"): SmapsEntry[] {
  * @returns The totals.
  * @throws {Deno.errors.NotFound} When no such process exists, or it has exited.
  *
- * @example
+ * @example Totals of this process
  * ```ts
  * // deno run --allow-ffi --allow-read=/proc/self/smaps_rollup
  * import { readSmapsRollup } from "@memkit/memkit";
@@ -484,7 +529,8 @@ function fromQuery(out: BigUint64Array, rawName: string): MapsEntry {
     deleted = true;
     path = path.slice(0, -DELETED.length);
   }
-  const [kind, name] = kindOf(path, Number(inode), deleted);
+  const kind = kindOf(path, Number(inode), deleted);
+  const name = kindName;
   const hex2 = (n: bigint) => n.toString(16).padStart(2, "0");
   const entry: MapsEntry = {
     start,

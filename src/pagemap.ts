@@ -32,7 +32,23 @@ const PFN_HIDDEN_WHY = "the kernel shows page frame numbers only to processes wi
   "CAP_SYS_ADMIN and reports PFN 0 to others (Linux 4.2+); run as root, or grant the " +
   "capability (setcap cap_sys_admin+ep)";
 
-/** Bits of {@linkcode PagemapPages.flags}: one byte per page. */
+/**
+ * Bits of {@linkcode PagemapPages.flags}: one byte per page.
+ *
+ * @example Counting file-backed pages from the flags column
+ * ```ts
+ * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+ * import { MemFd, PageBits, Pagemap } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("bits", { size: 2 * 4096 });
+ * using m = fd.map();
+ * m.bytes()[0] = 1;
+ * using pm = Pagemap.open();
+ * const { flags } = pm.read(m.address, 2);
+ * assertEquals(flags.filter((f) => f & PageBits.FILE && f & PageBits.PRESENT).length, 1);
+ * ```
+ */
 export const PageBits = {
   /** The page is in memory (bit 63 of the entry). */
   PRESENT: MK.PM_PRESENT,
@@ -46,13 +62,28 @@ export const PageBits = {
   SOFT_DIRTY: MK.PM_SOFT_DIRTY,
   /** Write-protected by userfaultfd (bit 57). */
   UFFD_WP: MK.PM_UFFD_WP,
-  /** A guard region installed with MADV_GUARD_INSTALL (bit 58, Linux 6.14+). */
+  /** A guard region installed with MADV_GUARD_INSTALL (bit 58; its marker is not SWAPPED). */
   GUARD: MK.PM_GUARD,
 } as const;
 
 /**
  * The pagemap entries of a range of pages, by column: element `i` is the
- * page at `address + i * pageSize`.
+ * page at `address + i * pageSize`. Made by {@linkcode Pagemap.read}.
+ *
+ * @example Columns, not objects
+ * ```ts
+ * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+ * import { MemFd, Pagemap } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("columns", { size: 3 * 4096 });
+ * using m = fd.map();
+ * m.bytes()[2 * 4096] = 1;
+ * using pm = Pagemap.open();
+ * const pages = pm.read(m.address, 3);
+ * assertEquals([pages.length, pages.presentCount, pages.present(2)], [3, 1, true]);
+ * assertEquals(pages.raw[2] >> 63n, 1n);
+ * ```
  */
 export class PagemapPages {
   /** The virtual address of the first page. */
@@ -257,6 +288,12 @@ export interface ScanOptions {
   fallback?: boolean;
 }
 
+/** Options of {@linkcode Pagemap.read}. */
+export interface ReadOptions {
+  /** An earlier result of the same length to reuse; it is overwritten. */
+  into?: PagemapPages;
+}
+
 /** A range of virtual addresses: `{ start, end }` or `{ start, length }`, page-aligned. */
 export type AddressRange =
   | { start: bigint | number; end: bigint | number }
@@ -316,7 +353,7 @@ export class Pagemap {
    * @throws {Deno.errors.NotCapable} When the read permission is missing.
    * @throws {MemkitError} When the kernel refuses (`EACCES`: another user's process).
    *
-   * @example
+   * @example Open this process's pagemap
    * ```ts
    * // deno run --allow-ffi --allow-read=/proc/self/pagemap
    * import { Pagemap } from "@memkit/memkit";
@@ -424,6 +461,9 @@ export class Pagemap {
    *
    * @param address A page-aligned virtual address.
    * @param pages How many pages (at least 1).
+   * @param options `into`: an earlier result of the same length whose columns
+   * are overwritten instead of allocating new ones (for repeated reads of
+   * large ranges: fresh arrays of 4 MiB per GiB cost page faults and GC).
    * @returns The columns.
    * @throws {RangeError} For an unaligned address, a bad count, or a range
    * past the end of the address space.
@@ -441,13 +481,19 @@ export class Pagemap {
    * assertEquals(pm.read(m.address, 64).presentCount, 0);
    * ```
    */
-  read(address: bigint | number, pages: number): PagemapPages {
+  read(address: bigint | number, pages: number, options: ReadOptions = {}): PagemapPages {
     const addr = this.#checkRange(address, pages, "read the pagemap");
-    const cols = {
-      raw: new BigUint64Array(pages),
-      frame: new Float64Array(pages),
-      flags: new Uint8Array(pages),
-    };
+    const into = options.into;
+    if (into !== undefined && !(into instanceof PagemapPages)) {
+      throw new TypeError("Cannot read into that: expected a PagemapPages from read()");
+    }
+    const cols = into !== undefined && into.length === pages
+      ? { raw: into.raw, frame: into.frame, flags: into.flags }
+      : {
+        raw: new BigUint64Array(pages),
+        frame: new Float64Array(pages),
+        flags: new Uint8Array(pages),
+      };
     this.#readInto("read the pagemap", addr, pages, cols);
     const [present, swapped, zeroPfn] = this.#summary;
     const pfnVisible = present > 0n ? zeroPfn === 0n : this.#capable;
@@ -467,9 +513,9 @@ export class Pagemap {
    * @throws {Deno.errors.PermissionDenied} When the kernel hides PFNs
    * (without CAP_SYS_ADMIN), instead of returning address 0.
    *
-   * @example
+   * @example The physical address of a byte (as root)
    * ```ts
-   * // deno run --allow-ffi --allow-read=/proc/self/pagemap (as root for the address)
+   * // deno run --allow-ffi --allow-read=/proc/self/pagemap
    * import { MemFd, Pagemap } from "@memkit/memkit";
    * import { assert, assertEquals } from "@std/assert";
    *
@@ -595,7 +641,18 @@ export class Pagemap {
 
 // ---- kpageflags / kpagecount ----
 
-/** The named bits of `/proc/kpageflags` (include/uapi/linux/kernel-page-flags.h). */
+/**
+ * The named bits of `/proc/kpageflags` (include/uapi/linux/kernel-page-flags.h),
+ * by bit number.
+ *
+ * @example
+ * ```ts
+ * import { KPAGE_FLAGS } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(KPAGE_FLAGS.indexOf("SWAPBACKED"), 14);
+ * ```
+ */
 export const KPAGE_FLAGS = [
   "LOCKED",
   "ERROR",
@@ -629,7 +686,19 @@ export const KPAGE_FLAGS = [
 /** A named page flag of {@linkcode KPAGE_FLAGS}. */
 export type KPageFlag = typeof KPAGE_FLAGS[number];
 
-/** The page flags of some PFNs, by column. */
+/**
+ * The page flags of some PFNs, by column. Made by {@linkcode kpageflags}.
+ *
+ * @example Testing and naming flags
+ * ```ts
+ * import { KPageFlags } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const f = new KPageFlags(new BigUint64Array([42n]), new BigUint64Array([(1n << 14n) | (1n << 11n)]));
+ * assertEquals(f.has(0, "SWAPBACKED"), true);
+ * assertEquals(f.names(0), ["MMAP", "SWAPBACKED"]);
+ * ```
+ */
 export class KPageFlags {
   /** The PFNs asked for. */
   readonly pfns: BigUint64Array<ArrayBuffer>;

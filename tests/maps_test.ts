@@ -225,7 +225,12 @@ Deno.test("findMapping with PROCMAP_QUERY and with the text parser give the same
   await using child = await startChild();
   for (const pid of ["self", child.pid] as const) {
     const maps = readMaps(pid);
-    for (const e of maps) {
+    // This process maps and unmaps as it runs (V8's heap): compare its
+    // files, stack and vdso, which stay; the quiet child is compared whole.
+    const stable = pid === "self"
+      ? maps.filter((e) => ["file", "stack", "vdso", "vvar", "vsyscall"].includes(e.kind))
+      : maps;
+    for (const e of stable) {
       for (const addr of [e.start, e.start + BigInt(e.size >> 1), e.end - 1n]) {
         const q = findMapping(addr, pid);
         const t = findMapping(addr, pid, { method: "text" });
@@ -233,10 +238,12 @@ Deno.test("findMapping with PROCMAP_QUERY and with the text parser give the same
         if (pid !== "self") assertEquals(q, e);
       }
     }
-    // A gap between two mappings, and address 0.
-    const gap = maps.findIndex((e, i) => i > 0 && maps[i - 1].end < e.start);
-    assertEquals(findMapping(maps[gap - 1].end, pid), null);
-    assertEquals(findMapping(maps[gap - 1].end, pid, { method: "text" }), null);
+    // A gap between two mappings (in the quiet child), and address 0.
+    if (pid !== "self") {
+      const gap = maps.findIndex((e, i) => i > 0 && maps[i - 1].end < e.start);
+      assertEquals(findMapping(maps[gap - 1].end, pid), null);
+      assertEquals(findMapping(maps[gap - 1].end, pid, { method: "text" }), null);
+    }
     assertEquals(findMapping(0, pid), null);
   }
 });

@@ -185,3 +185,20 @@ Deno.test("the pagemap of a missing pid is NotFound, and of a process that exits
   await done.status;
   assertThrows(() => Pagemap.open(done.pid), Deno.errors.NotFound);
 });
+
+Deno.test("read({ into }) overwrites an earlier result's columns instead of allocating", () => {
+  using fd = MemFd.create("pm-into", { size: 8 * PAGE });
+  using m = fd.map();
+  using pm = Pagemap.open();
+  const first = pm.read(m.address, 8);
+  assertEquals(first.presentCount, 0);
+  m.bytes()[2 * PAGE] = 1;
+  const second = pm.read(m.address, 8, { into: first });
+  assertEquals(second.flags, first.flags, "the same arrays");
+  assert(second.flags.buffer === first.flags.buffer);
+  assertEquals(second.presentCount, 1);
+  assert(first.present(2), "the earlier result sees the new state: it was overwritten");
+  const other = pm.read(m.address, 4, { into: first });
+  assert(other.flags.buffer !== first.flags.buffer, "a different length gets new columns");
+  assertThrows(() => pm.read(m.address, 8, { into: {} as never }), TypeError);
+});

@@ -127,7 +127,10 @@ else
   MEMKIT_VM_ACCEL=$accel run_deno_test vm $flags tests/vm/vm_test.ts
 fi
 
-run_deno_test doc --doc --allow-ffi --v8-flags=--js-immutable-arraybuffer mod.ts src/*.ts ffi/errors.ts ffi/loader.ts
+# The introspection examples read this process's /proc files (and, as root, kpageflags).
+run_deno_test doc --doc --allow-ffi --v8-flags=--js-immutable-arraybuffer \
+  --allow-read=/proc/self/maps,/proc/self/smaps,/proc/self/smaps_rollup,/proc/self/pagemap,/proc/kpageflags,/proc/kpagecount \
+  mod.ts src/*.ts ffi/errors.ts ffi/loader.ts
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then

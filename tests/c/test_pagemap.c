@@ -122,6 +122,46 @@ static void test_scan(int fd) {
   munmap(p, (size_t)(NP * page));
 }
 
+/* Guard regions (MADV_GUARD_INSTALL, Linux 6.13+) read as bit 58 and the
+ * GUARD category; soft-dirty pages as bit 55 after clear_refs. */
+static void test_guard_and_soft_dirty(int fd) {
+  char *p = mmap(NULL, (size_t)(4 * page), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+  if (!CHECK(p != MAP_FAILED, "map 4 private anonymous pages")) return;
+  uint64_t s = (uint64_t)(uintptr_t)p, raw[4], summary[3];
+  double frame[4];
+  uint8_t flags[4];
+  if (madvise(p + page, (size_t)page, 102 /* MADV_GUARD_INSTALL */) == 0) {
+    mk_pagemap_read(fd, s, 4, raw, frame, flags, summary);
+    CHECK(flags[1] & MK_PM_GUARD, "a guard page has the guard bit");
+    CHECK(!(flags[0] & MK_PM_GUARD), "its neighbour has not");
+    CHECK(!(flags[1] & MK_PM_SWAPPED) && summary[1] == 0, "a guard page is not counted swapped");
+    uint64_t m[4] = {MK_PAGE_IS_GUARD, 0, 0, MK_PAGE_IS_GUARD};
+    uint64_t vec[12], walk;
+    int64_t n = mk_pagemap_scan(fd, s, s + 4 * (uint64_t)page, m, 0, vec, 4, &walk);
+    CHECK(n == 1 && vec[0] == s + (uint64_t)page && vec[1] == s + 2 * (uint64_t)page,
+          "PAGEMAP_SCAN finds the guard page");
+    int64_t nf = mk_pagemap_scan(fd, s, s + 4 * (uint64_t)page, m, MK_SCAN_FALLBACK, vec, 4, &walk);
+    CHECK_EQ(nf, n, "and so does the fallback");
+  } else {
+    SKIP("guard pages", "the kernel lacks MADV_GUARD_INSTALL");
+  }
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (f != NULL && fputs("4", f) >= 0 && fclose(f) == 0) {
+    p[2 * page] = 1;
+    mk_pagemap_read(fd, s, 4, raw, frame, flags, summary);
+    if (flags[2] & MK_PM_SOFT_DIRTY)
+      CHECK(!(flags[3] & MK_PM_SOFT_DIRTY),
+            "after clear_refs a written page is soft-dirty, an untouched one not");
+    else
+      SKIP("soft-dirty", "the kernel is built without CONFIG_MEM_SOFT_DIRTY");
+  } else {
+    if (f != NULL) fclose(f);
+    SKIP("soft-dirty", "cannot write /proc/self/clear_refs");
+  }
+  munmap(p, (size_t)(4 * page));
+}
+
 static void test_kpage(int fd) {
   if (mk_proc_cap_sys_admin() != 1) {
     SKIP("kpageflags of a shared page", "needs CAP_SYS_ADMIN");
@@ -157,6 +197,47 @@ static void test_kpage(int fd) {
   munmap(a, (size_t)page);
   munmap(b, (size_t)page);
   close(mfd);
+
+  /* The shared zero page: a read fault of private anonymous memory. */
+  char *z = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  volatile char x = z[0];
+  (void)x;
+  uint64_t zr;
+  double zf;
+  uint8_t zg;
+  mk_pagemap_read(fd, (uint64_t)(uintptr_t)z, 1, &zr, &zf, &zg, NULL);
+  pfns[0] = (uint64_t)zf;
+  CHECK(mk_kpage_read(MK_KPAGE_FLAGS, pfns, 1, out) == 1 && ((out[0] >> 24) & 1),
+        "a read-faulted anonymous page is the ZERO_PAGE");
+  munmap(z, (size_t)page);
+
+  /* A transparent huge page, where THP is enabled for madvise. */
+  size_t huge = 2u << 20;
+  char *h = mmap(NULL, 2 * huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char *al = (char *)(((uintptr_t)h + huge - 1) & ~(uintptr_t)(huge - 1));
+  if (h != MAP_FAILED && madvise(al, huge, MADV_HUGEPAGE) == 0) {
+    memset(al, 1, huge);
+    uint64_t m[4] = {MK_PAGE_IS_HUGE, 0, 0, MK_PAGE_IS_HUGE | MK_PAGE_IS_PRESENT};
+    uint64_t vec[6], walk;
+    int64_t n = mk_pagemap_scan(fd, (uint64_t)(uintptr_t)al, (uint64_t)(uintptr_t)al + huge, m, 0,
+                                vec, 2, &walk);
+    if (n == 1) {
+      CHECK(vec[1] - vec[0] == huge, "PAGEMAP_SCAN reports the 2 MiB as huge");
+      uint64_t hr;
+      double hf;
+      uint8_t hg;
+      mk_pagemap_read(fd, (uint64_t)(uintptr_t)al, 1, &hr, &hf, &hg, NULL);
+      pfns[0] = (uint64_t)hf;
+      CHECK(mk_kpage_read(MK_KPAGE_FLAGS, pfns, 1, out) == 1 && ((out[0] >> 22) & 1) &&
+                ((out[0] >> 15) & 1),
+            "its first frame has THP and COMPOUND_HEAD in kpageflags");
+    } else {
+      SKIP("transparent huge pages", "the kernel gave no huge page (THP off or no memory)");
+    }
+  } else {
+    SKIP("transparent huge pages", "MADV_HUGEPAGE refused");
+  }
+  if (h != MAP_FAILED) munmap(h, 2 * huge);
 }
 
 int main(void) {
@@ -167,6 +248,7 @@ int main(void) {
   CHECK_ERR(mk_pagemap_open(-5), EINVAL, "a negative pid is -EINVAL");
   test_read((int)fd);
   test_scan((int)fd);
+  test_guard_and_soft_dirty((int)fd);
   test_kpage((int)fd);
   mk_core_close((int32_t)fd);
   return tap_done();
