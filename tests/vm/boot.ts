@@ -20,8 +20,11 @@ export const CACHE = "tests/vm/cache";
 
 /** What the guest is asked to do, and the ground truth handed to it. */
 export interface BootOptions {
-  /** `test` (tests/vm/init runs the guest tests, then waits for the host) or `bench`. */
-  mode: "test" | "bench";
+  /**
+   * `test` (tests/vm/init runs the guest tests, then waits for the host),
+   * `smbios` (the SMBIOS 3.x tests, on firmware with a 64-bit entry point) or `bench`.
+   */
+  mode: "test" | "smbios" | "bench";
   /** Environment for the guest's init, passed on the kernel command line (no spaces). */
   env?: Record<string, string>;
   /** The SMBIOS type 1 serial QEMU reports. */
@@ -154,7 +157,7 @@ export function boot(options: BootOptions): Guest {
     "-cpu",
     accel === "kvm" ? "host" : "max",
     "-machine",
-    "pc",
+    options.mode === "smbios" ? "pc,smbios-entry-point-type=64" : "pc",
     "-m",
     "512M",
     "-smp",
