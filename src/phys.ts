@@ -330,9 +330,9 @@ export class PhysicalMemory {
    * `CAP_SYS_RAWIO`), `ENODEV` (not a character device); each message says
    * which and what would change it.
    *
-   * @example Where /dev/mem is missing, the error says why
+   * @example Nothing is opened without --allow-read for the device
    * ```ts
-   * import { MemkitError, PhysicalMemory } from "@memkit/memkit";
+   * import { PhysicalMemory } from "@memkit/memkit";
    * import { assertThrows } from "@std/assert";
    *
    * // Without --allow-read=/dev/mem, nothing is opened at all.
@@ -426,7 +426,7 @@ export class PhysicalMemory {
    * @throws {MemkitError} `EPERM` (STRICT_DEVMEM or IO_STRICT_DEVMEM, said
    * which), `EAGAIN` for `"uncached"` over a range the kernel maps cached.
    *
-   * @example
+   * @example A window at an unaligned address
    * ```ts
    * import { PhysicalMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -496,7 +496,7 @@ export class PhysicalMemory {
    * @returns A fresh copy.
    * @throws {MemkitError} When the kernel refuses any of the range.
    *
-   * @example
+   * @example A copy
    * ```ts
    * import { PhysicalMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -582,7 +582,7 @@ export class PhysicalMemory {
    * @param physAddress The physical address.
    * @returns The byte.
    *
-   * @example
+   * @example One byte
    * ```ts
    * import { PhysicalMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -617,7 +617,7 @@ export class PhysicalMemory {
    * @param physAddress The physical address, a multiple of 4.
    * @returns The value.
    *
-   * @example
+   * @example One aligned 32-bit load
    * ```ts
    * import { PhysicalMemory } from "@memkit/memkit";
    * import { assertEquals, assertThrows } from "@std/assert";
@@ -651,7 +651,7 @@ export class PhysicalMemory {
    * @param physAddress The physical address.
    * @param value 0 to 255.
    *
-   * @example
+   * @example Writes need write: true
    * ```ts
    * import { PhysicalMemory } from "@memkit/memkit";
    * import { assertThrows } from "@std/assert";
@@ -766,7 +766,7 @@ function toCache(value: unknown): PhysCache {
  * @param device The memory device, `/dev/mem` by default.
  * @returns The decoded SMBIOS table.
  *
- * @example
+ * @example The system's serial number
  * ```ts ignore
  * // deno run --allow-ffi --allow-read=/dev/mem (as root, on a machine with /dev/mem)
  * import { smbios } from "@memkit/memkit";

@@ -192,7 +192,7 @@ export function parseSmbiosEntryPoint(bytes: Uint8Array, address = 0): SmbiosEnt
  * @param base The physical address of `segment[0]` (0xF0000 for the BIOS area).
  * @returns The entry point, or `undefined` when there is none.
  *
- * @example
+ * @example No entry point in an empty segment
  * ```ts
  * import { findSmbiosEntryPoint } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
@@ -229,7 +229,7 @@ export function findSmbiosEntryPoint(
  * @returns The structures in table order.
  * @throws {SyntaxError} When a structure's header is shorter than 4 bytes.
  *
- * @example
+ * @example Strings follow each structure
  * ```ts
  * import { decodeSmbiosTable } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
@@ -298,7 +298,7 @@ function stringAt(s: SmbiosStructure, offset: number): string | undefined {
  * @param version The SMBIOS version the table declares.
  * @returns The canonical lower-case form, or `undefined` for all zeros or all ones.
  *
- * @example
+ * @example Mixed-endian from SMBIOS 2.6 on
  * ```ts
  * import { smbiosUuid } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
@@ -333,7 +333,7 @@ export function smbiosUuid(
  * @param table The table's bytes (read from `entryPoint.tableAddress`).
  * @returns The decoded table.
  *
- * @example
+ * @example Type 1, the system
  * ```ts
  * import { decodeSmbios, type SmbiosEntryPoint } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
