@@ -174,13 +174,19 @@ Deno.test("readMaps agrees with pmap -X on every range, permission, offset, devi
 
 Deno.test("smaps has the maps lines, counters in bytes, VmFlags, and Rss totals that match smaps_rollup", async () => {
   await using child = await startChild();
-  const smaps = readSmaps(child.pid);
-  const maps = readMaps(child.pid);
+  // Read until the child is quiet: the same rollup before and after.
+  let smaps, maps, rollup;
+  for (let attempt = 0;; attempt++) {
+    const before = readSmapsRollup(child.pid);
+    smaps = readSmaps(child.pid);
+    maps = readMaps(child.pid);
+    rollup = readSmapsRollup(child.pid);
+    if (before.rss === rollup.rss && before.anonymous === rollup.anonymous || attempt === 20) break;
+  }
   assertEquals(
     smaps.map((e) => [e.start, e.end, e.path]),
     maps.map((e) => [e.start, e.end, e.path]),
   );
-  const rollup = readSmapsRollup(child.pid);
   assertEquals(rollup.start, maps[0].start);
   const sum = (
     k:
