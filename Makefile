@@ -3,6 +3,8 @@
 #   make run     the tour of every capability on this machine
 #   make test    the whole suite (C tests under sanitizers, static checks, deno test)
 #   make bench   the benchmarks, each beside its C or copying baseline
+#   make test-vm   the /dev/mem tests in a QEMU guest (also part of make test)
+#   make bench-vm  the /dev/mem benchmark in the guest, printed by the host
 #
 # Deno: the one on PATH, else the pinned npm build installed into .tools/.
 
@@ -23,7 +25,7 @@ BENCH_C := $(patsubst bench/c/%.c,build/bench/lib%.so,$(wildcard bench/c/*.c))
 BENCH_CFLAGS := -O2 -g -fPIC -std=c11 -Wall -Wextra -Werror -shared
 V8FLAGS := --v8-flags=--js-immutable-arraybuffer
 
-.PHONY: all build deno run test test-c bench bindgen clean
+.PHONY: all build deno run test test-c test-vm bench bench-vm bindgen clean
 
 all: build
 
@@ -43,7 +45,7 @@ $(TOOLS_DENO):
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION)
 
 run: build deno
-	$(DENO) run --allow-ffi --allow-read=$(CURDIR)/cli.ts,/proc/self/maps,/proc/self/pagemap $(V8FLAGS) cli.ts tour
+	$(DENO) run --allow-ffi --allow-read=$(CURDIR)/cli.ts,/proc/self/maps,/proc/self/pagemap,/dev/mem,/proc/iomem $(V8FLAGS) cli.ts tour
 
 test: build deno
 	DENO="$(DENO)" CC="$(CC)" SAN_CFLAGS="$(SAN_CFLAGS)" bash tests/run.sh
@@ -54,7 +56,13 @@ build/bench/lib%.so: bench/c/%.c
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
 bench: build deno $(BENCH_C)
-	$(DENO) bench --allow-ffi --allow-read=/proc $(V8FLAGS) bench/
+	$(DENO) bench --allow-ffi --allow-read=/proc,/dev/mem,/dev/zero $(V8FLAGS) bench/
+
+test-vm: build deno $(BENCH_C)
+	DENO="$(DENO)" bash tests/vm/run.sh test
+
+bench-vm: build deno $(BENCH_C)
+	DENO="$(DENO)" bash tests/vm/run.sh bench
 
 bindgen: deno
 	$(DENO) task bindgen

@@ -31,6 +31,8 @@ import {
   pageSize,
   permissionFlags,
   permissionTable,
+  PhysicalMemory,
+  physicalRanges,
   Pkey,
   protect,
   readMaps,
@@ -39,6 +41,7 @@ import {
   stitch,
 } from "./mod.ts";
 import { mapsCommand, pagemapCommand } from "./cli/introspect.ts";
+import { physCommand } from "./cli/phys.ts";
 
 const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
@@ -292,6 +295,48 @@ function tour(): number {
     });
   }
 
+  const physFlags = [...permissionFlags("physRead", "/dev/mem"), "--allow-read=/proc/iomem"];
+  run("Physical memory through /dev/mem, refusals explained", physFlags, () => {
+    try {
+      using mem = PhysicalMemory.open();
+      say(`PhysicalMemory.open() -> "${mem.device}"`);
+      const s = mem.smbios();
+      say(
+        `smbios(): ${s.entryPoint.anchor} entry point at ${hex(s.entryPoint.address)}, ` +
+          `SMBIOS ${s.version}: ${s.system?.manufacturer} ${s.system?.product}, ` +
+          `serial ${s.system?.serial}`,
+      );
+      say(`readU32(${hex(s.entryPoint.address)}) -> ${hex(mem.readU32(s.entryPoint.address))}`);
+    } catch (e) {
+      if (!(e instanceof MemkitError || e instanceof Deno.errors.NotFound)) throw e;
+      const code = e instanceof MemkitError ? e.code : e.name;
+      say(`PhysicalMemory.open() here: ${yellow(code)}`);
+      say(e.message);
+      say(dim("(make test-vm runs the /dev/mem tests in a QEMU guest whose kernel has it)"));
+    }
+    try {
+      const ranges = physicalRanges();
+      const ram = ranges.filter((r) => r.name === "System RAM");
+      const bytes = ram.reduce((sum, r) => sum + (r.end - r.start), 0);
+      say(
+        `physicalRanges(): ${ranges.length} ranges in /proc/iomem, System RAM ${
+          formatBytes(bytes, { binary: true })
+        } in ${ram.length} ranges`,
+      );
+      const low = ram.find((r) => r.start >= 0x100000);
+      if (low) {
+        say(
+          `under STRICT_DEVMEM, RAM such as ${hex(low.start)}-${
+            hex(low.end - 1)
+          } is refused; the BIOS area 0xf0000-0xfffff and device ranges are not`,
+        );
+      }
+    } catch (e) {
+      if (!(e instanceof MemkitError)) throw e;
+      say(`physicalRanges(): ${e.message}`);
+    }
+  });
+
   console.log(
     `\n${bold("Permissions")} ${
       dim("(memkit permissions <operation> <target> prints the minimal flags)")
@@ -331,6 +376,7 @@ Usage:
   memkit permissions [operation] [target]       the permission table, or one operation's flags
   memkit maps <pid|self> [--json]               a process's mappings with sizes, like pmap -X
   memkit pagemap <pid|self> <start>[-end|+len]  pages, frames and flags of a range, like page-types
+  memkit phys read|peek|poke|smbios|ranges ...  physical memory through /dev/mem (phys --help)
 
 Options:
   -h, --help                                    this help`;
@@ -364,6 +410,8 @@ export function main(args: string[]): number {
       return mapsCommand(args.slice(args.indexOf("maps") + 1));
     case "pagemap":
       return pagemapCommand(args.slice(args.indexOf("pagemap") + 1));
+    case "phys":
+      return physCommand(args.slice(args.indexOf("phys") + 1));
     default:
       console.error(`Unknown command "${command}"\n\n${HELP}`);
       return 2;

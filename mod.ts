@@ -14,6 +14,9 @@
  *   {@linkcode Pagemap}, {@linkcode kpageflags}: a process's mappings, its
  *   pages' state and physical addresses, gated on `--allow-read` for the
  *   `/proc` file read;
+ * - {@linkcode PhysicalMemory}, {@linkcode physicalRanges}, {@linkcode smbios}:
+ *   physical memory through `/dev/mem`, with exact-width accesses and errors
+ *   that name the kernel rule that refused;
  * - {@linkcode permissionTable}: what each operation needs, enforced before
  *   any native call.
  *
@@ -47,6 +50,28 @@ export {
   type TypedArrayConstructor,
 } from "./src/mapping.ts";
 export { mapFile, type MapFileOptions } from "./src/file.ts";
+export {
+  MAX_PHYS_ADDRESS,
+  type PhysCache,
+  PhysicalMemory,
+  type PhysicalMemoryOptions,
+  type PhysicalRange,
+  physicalRanges,
+  type PhysMapOptions,
+  smbios,
+} from "./src/phys.ts";
+export {
+  decodeSmbios,
+  decodeSmbiosTable,
+  findSmbiosEntryPoint,
+  parseSmbiosEntryPoint,
+  type Smbios,
+  type SmbiosBios,
+  type SmbiosEntryPoint,
+  type SmbiosStructure,
+  type SmbiosSystem,
+  smbiosUuid,
+} from "./src/smbios.ts";
 export {
   type Operation,
   permissionFlags,

@@ -56,6 +56,10 @@ extern "C" {
 /* Flags for mk_file_open. */
 #define MK_FILE_WRITE 1u
 
+/* Flags for mk_phys_open. */
+#define MK_PHYS_WRITE 1u    /* O_RDWR instead of O_RDONLY */
+#define MK_PHYS_UNCACHED 2u /* O_SYNC: mappings are uncached (UC-) */
+
 /* ---- core ---------------------------------------------------------- */
 
 /* MK_ABI_VERSION of the built library. */
@@ -236,6 +240,41 @@ MK_API int64_t mk_pagemap_scan(int32_t fd, uint64_t start, uint64_t end, const v
  * of n PFNs (uint64_t[n]) into out (uint64_t[n]); runs of consecutive PFNs
  * are one pread. Returns n. */
 MK_API int64_t mk_kpage_read(uint32_t which, const void *pfns, uint64_t n, void *out);
+/* ---- phys ---------------------------------------------------------- */
+
+/* Opens a physical memory device (a character device: /dev/mem, or another
+ * the caller names) with O_CLOEXEC, read-only or with MK_PHYS_WRITE
+ * read-write, and with MK_PHYS_UNCACHED O_SYNC; returns the descriptor, or
+ * -ENODEV when the path is not a character device (checked before opening
+ * and on what was opened). Permission to touch the path is checked by the
+ * caller (src/permissions.ts) before this is called. */
+MK_API int64_t mk_phys_open(const char *path, uint32_t flags);
+/* Copies length bytes at physical address into buf (pread, as dmidecode's
+ * fallback does); returns the bytes copied, which is short when the device
+ * refuses a page after the first, or -errno when it refuses the first. */
+MK_API int64_t mk_phys_read(int32_t fd, uint64_t address, uint8_t *buf,
+                            uint64_t length);
+/* Maps the page holding address, does one load of exactly width bytes (1, 2,
+ * 4 or 8; address a multiple of width) and unmaps it; stores the value in
+ * value[0..8) in host byte order. -EINVAL for a bad width or alignment. */
+MK_API int64_t mk_phys_peek(int32_t fd, uint64_t address, uint32_t width,
+                            uint8_t *value);
+/* Maps the page holding address read-write, does one store of exactly width
+ * bytes of value, and unmaps it. */
+MK_API int64_t mk_phys_poke(int32_t fd, uint64_t address, uint32_t width,
+                            uint64_t value);
+/* One load of exactly width bytes at a virtual address inside a live memkit
+ * mapping; stores the value in value[0..8) in host byte order. */
+MK_API int64_t mk_phys_load(uint64_t address, uint32_t width, uint8_t *value);
+/* One store of exactly width bytes at a virtual address inside a live
+ * writable memkit mapping. */
+MK_API int64_t mk_phys_store(uint64_t address, uint32_t width, uint64_t value);
+/* Reads /proc/iomem (the path is fixed) into buf; returns its size, or
+ * -ERANGE when it does not fit in capacity bytes. */
+MK_API int64_t mk_phys_iomem(uint8_t *buf, uint64_t capacity);
+/* Reads /sys/kernel/security/lockdown (the path is fixed) into buf; returns
+ * its size, or -ERANGE when it does not fit in capacity bytes. */
+MK_API int64_t mk_phys_lockdown(uint8_t *buf, uint64_t capacity);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,8 @@ export const MK = {
   PKEY_DISABLE_ACCESS: 1,
   PKEY_DISABLE_WRITE: 2,
   FILE_WRITE: 1,
+  PHYS_WRITE: 1,
+  PHYS_UNCACHED: 2,
   PROC_MAPS: 0,
   PROC_SMAPS: 1,
   PROC_SMAPS_ROLLUP: 2,
@@ -295,6 +297,78 @@ export const symbols = {
       "buffer", // const void *pfns
       "u64", // uint64_t n
       "buffer", // void *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Opens a physical memory device (a character device: /dev/mem, or another the caller names) with O_CLOEXEC, read-only or with MK_PHYS_WRITE read-write, and with MK_PHYS_UNCACHED O_SYNC; returns the descriptor, or -ENODEV when the path is not a character device (checked before opening and on what was opened). Permission to touch the path is checked by the caller (src/permissions.ts) before this is called. */
+  mk_phys_open: {
+    parameters: [
+      "buffer", // const char *path
+      "u32", // uint32_t flags
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Copies length bytes at physical address into buf (pread, as dmidecode's fallback does); returns the bytes copied, which is short when the device refuses a page after the first, or -errno when it refuses the first. */
+  mk_phys_read: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t address
+      "buffer", // uint8_t *buf
+      "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Maps the page holding address, does one load of exactly width bytes (1, 2, 4 or 8; address a multiple of width) and unmaps it; stores the value in value[0..8) in host byte order. -EINVAL for a bad width or alignment. */
+  mk_phys_peek: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t address
+      "u32", // uint32_t width
+      "buffer", // uint8_t *value
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Maps the page holding address read-write, does one store of exactly width bytes of value, and unmaps it. */
+  mk_phys_poke: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t address
+      "u32", // uint32_t width
+      "u64", // uint64_t value
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** One load of exactly width bytes at a virtual address inside a live memkit mapping; stores the value in value[0..8) in host byte order. */
+  mk_phys_load: {
+    parameters: [
+      "u64", // uint64_t address
+      "u32", // uint32_t width
+      "buffer", // uint8_t *value
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** One store of exactly width bytes at a virtual address inside a live writable memkit mapping. */
+  mk_phys_store: {
+    parameters: [
+      "u64", // uint64_t address
+      "u32", // uint32_t width
+      "u64", // uint64_t value
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Reads /proc/iomem (the path is fixed) into buf; returns its size, or -ERANGE when it does not fit in capacity bytes. */
+  mk_phys_iomem: {
+    parameters: [
+      "buffer", // uint8_t *buf
+      "u64", // uint64_t capacity
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Reads /sys/kernel/security/lockdown (the path is fixed) into buf; returns its size, or -ERANGE when it does not fit in capacity bytes. */
+  mk_phys_lockdown: {
+    parameters: [
+      "buffer", // uint8_t *buf
+      "u64", // uint64_t capacity
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

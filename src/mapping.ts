@@ -204,6 +204,13 @@ export interface MappingInit {
   pieces: Piece[];
   /** The whole range to unmap, when it is more than the view (guard pages, a ring). */
   reserved?: { address: bigint; span: number };
+  /**
+   * Bytes of the first mapped page before the view starts (default 0):
+   * `address` is then the page-aligned mmap address, and the mapping's views,
+   * `address` and `length` cover `[address + offset, address + offset + length)`.
+   * Such a mapping is protected only as a whole, and cannot be stitched.
+   */
+  offset?: number;
 }
 
 const CONSTRUCT = Symbol("memkit.Mapping");
@@ -282,6 +289,8 @@ export class Mapping {
     limitMapping = (m, rights, dryRun) => m.#limit(rights, dryRun);
   }
   #address: bigint;
+  /** Bytes between the start of the first mapped page and the view (physical memory). */
+  #head: number;
   #length: number;
   #access: Access;
   /** Per-page `PROT_*` bits while pages differ ("mixed"); undefined while uniform. */
@@ -309,9 +318,11 @@ export class Mapping {
       throw new TypeError("Cannot construct a Mapping directly: use MemFd.map() or mapFile()");
     }
     const owners = new Set<Map<object, number>>();
+    const head = init.offset ?? 0;
+    this.#head = head;
     this.#region = {
       address: init.reserved?.address ?? init.address,
-      span: init.reserved?.span ?? roundUp(init.length, pageSize()),
+      span: init.reserved?.span ?? roundUp(head + init.length, pageSize()),
       refs: 0,
       live: true,
       backed: true,
@@ -327,7 +338,7 @@ export class Mapping {
       piece.owner.set(this.#region, Math.max(piece.owner.get(this.#region) ?? 0, end));
       owners.add(piece.owner);
     }
-    this.#address = init.address;
+    this.#address = init.address + BigInt(head);
     this.#length = init.length;
     this.#access = init.access;
     this.#maxAccess = init.maxAccess;
@@ -672,10 +683,19 @@ export class Mapping {
       });
     }
     const page = pageSize();
-    const span = roundUp(this.#length, page);
+    const head = this.#head;
+    const span = roundUp(head + this.#length, page);
     let off = 0;
     let end = span;
-    if (range !== undefined) [off, end] = this.#protectRange(range, page, span);
+    if (range !== undefined) {
+      if (head !== 0) {
+        throw new RangeError(
+          `Cannot protect part of "${this.#name}": its view starts ${head} bytes into a page; ` +
+            "protect the whole mapping",
+        );
+      }
+      [off, end] = this.#protectRange(range, page, span);
+    }
     const pages = this.#prot;
     let changes: boolean, lowersWrite: boolean, readable: boolean;
     if (pages === undefined) {
@@ -702,7 +722,8 @@ export class Mapping {
       });
     }
     if (lowersWrite) this.#dropWrite("protect");
-    const ret = lib().mk_map_protect(this.#address + BigInt(off), BigInt(end - off), wanted);
+    const start = this.#address - BigInt(head) + BigInt(off);
+    const ret = lib().mk_map_protect(start, BigInt(end - off), wanted);
     if (ret < 0n) check(ret, "protect", { path: this.#name });
     this.#readonly = undefined;
     this.#runs.clear();

@@ -104,6 +104,14 @@ export const permissionTable = {
       path: device,
     }],
   },
+  iomem: {
+    summary: "read /proc/iomem (the physical address map; explains /dev/mem refusals)",
+    needs: () => [ffi, { name: "read", path: "/proc/iomem" }],
+  },
+  lockdown: {
+    summary: "read /sys/kernel/security/lockdown (optional: names a lockdown refusal)",
+    needs: () => [ffi, { name: "read", path: "/sys/kernel/security/lockdown" }],
+  },
   shmOpen: {
     summary: "open POSIX shared memory <name>",
     needs: (name: string) => [ffi, { name: "read", path: `/dev/shm/${name}` }],

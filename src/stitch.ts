@@ -88,6 +88,11 @@ function validate(chunks: unknown, access: Access): Placed[] {
           }" only; stitch with access "r"`,
         });
       }
+      if (source.address % BigInt(pageSize()) !== 0n) {
+        throw new RangeError(
+          `Cannot stitch ${at}: the mapping of "${source.name}" does not start on a page boundary`,
+        );
+      }
       size = source.length;
     } else {
       throw new TypeError(`Cannot stitch ${at}: its source must be a MemFd or a Mapping`);

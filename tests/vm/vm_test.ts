@@ -1,0 +1,168 @@
+// flags: --allow-run=timeout --allow-read=tests/vm/cache --allow-write=tests/vm/cache --allow-env=MEMKIT_VM_ACCEL,MEMKIT_VM_TIMEOUT
+// The /dev/mem tests, in a QEMU guest (this machine's kernel has no /dev/mem).
+// Run from the checkout after tests/vm/prepare.sh (tests/vm/run.sh does both;
+// so do `make test-vm` and `make test`).
+//
+// Two boots, one after the other: the main one (SMBIOS 2.x firmware) runs
+// tests/vm/guest/phys_guest_test.ts, the pagemap marker and the lockdown
+// test; the second (`smbios-entry-point-type=64`) runs the SMBIOS 3.x tests.
+// Each guest result becomes one test here, so the suite's count includes
+// them. Then, with the guest still running, the host reads guest-physical
+// memory through QEMU's monitor (QMP pmemsave) at the addresses the guest
+// printed in MEMKIT-HOSTCHECK lines, and checks the bytes the guest saw are
+// there: the hypervisor's view of the same memory, ground truth from outside.
+import { assertEquals, assertGreater } from "@std/assert";
+import { boot, CACHE } from "./boot.ts";
+
+const hexBytes = (b: Uint8Array): string =>
+  [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+const random = (n: number): string => hexBytes(crypto.getRandomValues(new Uint8Array(n)));
+const UUID = "6d656d6b-6974-4000-8000-00000000cafe";
+
+interface Check {
+  name: string;
+  address: number;
+  expected: string;
+  seen?: string;
+  error?: string;
+}
+
+interface Run {
+  mode: string;
+  outcome: string;
+  log: string;
+  checks: Check[];
+  ivshmem?: Uint8Array;
+  seconds: number;
+  stderr: string;
+}
+
+async function run(mode: "test" | "smbios", env: Record<string, string>): Promise<Run> {
+  const guest = boot({ mode, serial: env.MEMKIT_SERIAL, uuid: UUID, env });
+  const outcome = await guest.done;
+  const log = guest.log();
+  const checks: Check[] = [];
+  if (outcome === "done") {
+    for (const m of log.matchAll(/^MEMKIT-HOSTCHECK (\S+) (0x[0-9a-f]+) ([0-9a-f]+)$/gm)) {
+      checks.push({ name: m[1], address: Number(m[2]), expected: m[3] });
+    }
+    const qmp = await guest.qmp();
+    for (const c of checks) {
+      try {
+        const scratch = `${CACHE}/run-${mode}/pmem.bin`;
+        c.seen = hexBytes(await qmp.readPhysical(c.address, c.expected.length / 2, scratch));
+      } catch (e) {
+        c.error = (e as Error).message;
+      }
+    }
+  }
+  await guest.stop();
+  let ivshmem: Uint8Array | undefined;
+  try {
+    ivshmem = Deno.readFileSync(guest.ivshmemPath).slice(0, 64);
+  } catch {
+    // reported by the test that needs it
+  }
+  return {
+    mode,
+    outcome,
+    log,
+    checks,
+    ivshmem,
+    seconds: guest.seconds(),
+    stderr: await guest.stderr(),
+  };
+}
+
+const serial = `MK-${random(6).toUpperCase()}`;
+const token = random(8);
+const marker = random(16);
+const main = await run("test", {
+  MEMKIT_SERIAL: serial,
+  MEMKIT_TOKEN: token,
+  MEMKIT_MARKER: marker,
+});
+const serial3 = `MK3-${random(6).toUpperCase()}`;
+const smbios3 = await run("smbios", { MEMKIT_SERIAL: serial3 });
+
+function section(log: string, name: string): string {
+  const at = log.indexOf(name);
+  return at < 0 ? "" : log.slice(at, at + 4000);
+}
+
+function register(r: Run, files: string[]): void {
+  const tag = r.mode === "test" ? "" : ` (${r.mode} boot)`;
+  Deno.test(`the guest${tag} boots, runs its tests and reports back in time`, () => {
+    const tail = r.log.split("\n").slice(-40).join("\n");
+    assertEquals(
+      r.outcome,
+      "done",
+      `guest ${r.outcome} after ${r.seconds.toFixed(1)} s:\n${tail}\n${r.stderr}`,
+    );
+    for (const file of files) {
+      const m = new RegExp(`^MEMKIT-GUEST-EXIT ${file} (\\d+)$`, "m").exec(r.log);
+      assertEquals(m?.[1], "0", `guest tests "${file}" exit status:\n${section(r.log, "ERRORS")}`);
+    }
+    const summaries = [...r.log.matchAll(/^(ok|FAILED) \| (\d+) passed/gm)];
+    assertEquals(summaries.length, files.length, "one deno test summary per file");
+    assertGreater(Number(summaries[0][2]), 0);
+    console.log(`guest run${tag}: ${r.seconds.toFixed(1)} s`);
+  });
+
+  // One test here per test result the guest printed.
+  for (const m of r.log.matchAll(/^(.+) \.\.\. (ok|FAILED|ignored)(?: \(.*\))?$/gm)) {
+    // Deno prints "name ..." when a test starts and the name again with its
+    // result, on one line when the test printed nothing.
+    const name = m[1].split(" ...").at(-1)!;
+    const result = m[2];
+    Deno.test({
+      name: `guest${tag}: ${name}`,
+      ignore: result === "ignored",
+      fn() {
+        assertEquals(result, "ok", `${name}\n${section(r.log, "ERRORS")}`);
+      },
+    });
+  }
+
+  for (const c of r.checks) {
+    Deno.test(
+      `the hypervisor sees the guest's bytes at guest-physical 0x${
+        c.address.toString(16)
+      } (${c.name})`,
+      () => {
+        assertEquals(c.error, undefined);
+        assertEquals(c.seen, c.expected);
+      },
+    );
+  }
+}
+
+register(main, ["phys", "lockdown"]);
+register(smbios3, ["smbios3"]);
+
+Deno.test("the SMBIOS entry points, BIOS area, ivshmem BAR and pagemap marker went through QMP", () => {
+  const names = [...main.checks, ...smbios3.checks].map((c) => c.name);
+  const expected = [
+    "smbios-entry-point",
+    "smbios-table",
+    "bios-area",
+    "ivshmem-bar",
+    "smbios3-entry-point",
+    "smbios3-table",
+  ];
+  // The pagemap check runs when the guest has Pagemap (src/pagemap.ts).
+  if (/^MEMKIT-PAGEMAP/m.test(main.log)) expected.push("pagemap-marker");
+  for (const n of expected) {
+    assertEquals(names.includes(n), true, `no MEMKIT-HOSTCHECK ${n} in the guest's output`);
+  }
+});
+
+Deno.test("writes through the guest's /dev/mem reach the ivshmem file on the host", () => {
+  const m = /^MEMKIT-HOSTFILE ivshmem 0 ([0-9a-f]+)$/m.exec(main.log);
+  assertEquals(typeof m?.[1], "string", "the guest reported its writes");
+  const expected = m![1];
+  assertEquals(hexBytes(main.ivshmem!.slice(0, expected.length / 2)), expected);
+  // The token the host chose, written by writeU64, little-endian.
+  const le = token.match(/../g)!.reverse().join("");
+  assertEquals(expected.slice(0, 16), le);
+});
