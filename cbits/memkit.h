@@ -246,7 +246,8 @@ MK_API int64_t mk_kpage_read(uint32_t which, const void *pfns, uint64_t n, void 
  * the caller names) with O_CLOEXEC, read-only or with MK_PHYS_WRITE
  * read-write, and with MK_PHYS_UNCACHED O_SYNC; returns the descriptor, or
  * -ENODEV when the path is not a character device (checked before opening
- * and on what was opened). Permission to touch the path is checked by the
+ * and on what was opened), -EROFS for MK_PHYS_WRITE on a major-1 device other
+ * than /dev/mem (a writable /dev/zero mapping faults past its size). Permission to touch the path is checked by the
  * caller (src/permissions.ts) before this is called. */
 MK_API int64_t mk_phys_open(const char *path, uint32_t flags);
 /* Copies length bytes at physical address into buf (pread, as dmidecode's

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define MK_PHYS_ALL (MK_PHYS_WRITE | MK_PHYS_UNCACHED)
@@ -35,6 +36,11 @@ MK_API int64_t mk_phys_open(const char *path, uint32_t flags) {
   struct stat st;
   if (stat(path, &st) < 0) return -errno;
   if (!S_ISCHR(st.st_mode)) return -ENODEV;
+  /* Of the kernel's "mem" devices (major 1), only /dev/mem (1:1) maps
+   * physical memory. A writable shared mapping of the others (/dev/zero)
+   * is anonymous memory the size of the mapping, which faults (SIGBUS) at
+   * any offset past it: those open read-only, where mappings are private. */
+  if ((flags & MK_PHYS_WRITE) && major(st.st_rdev) == 1 && minor(st.st_rdev) != 1) return -EROFS;
   int oflags = O_CLOEXEC | O_NOCTTY;
   oflags |= (flags & MK_PHYS_WRITE) ? O_RDWR : O_RDONLY;
   if (flags & MK_PHYS_UNCACHED) oflags |= O_SYNC;

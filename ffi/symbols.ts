@@ -300,7 +300,7 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Opens a physical memory device (a character device: /dev/mem, or another the caller names) with O_CLOEXEC, read-only or with MK_PHYS_WRITE read-write, and with MK_PHYS_UNCACHED O_SYNC; returns the descriptor, or -ENODEV when the path is not a character device (checked before opening and on what was opened). Permission to touch the path is checked by the caller (src/permissions.ts) before this is called. */
+  /** Opens a physical memory device (a character device: /dev/mem, or another the caller names) with O_CLOEXEC, read-only or with MK_PHYS_WRITE read-write, and with MK_PHYS_UNCACHED O_SYNC; returns the descriptor, or -ENODEV when the path is not a character device (checked before opening and on what was opened), -EROFS for MK_PHYS_WRITE on a major-1 device other than /dev/mem (a writable /dev/zero mapping faults past its size). Permission to touch the path is checked by the caller (src/permissions.ts) before this is called. */
   mk_phys_open: {
     parameters: [
       "buffer", // const char *path

@@ -229,6 +229,10 @@ function openHint(device: string, errno: number): string | undefined {
     }
     case "ENODEV":
       return "not a character device: memkit opens only memory devices such as /dev/mem";
+    case "EROFS":
+      return "of the kernel's memory devices (major 1) only /dev/mem maps physical memory; a " +
+        "writable mapping of the others (/dev/zero) is anonymous memory that faults past its " +
+        "size, so memkit opens them read-only only";
   }
   return undefined;
 }
