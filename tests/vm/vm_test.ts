@@ -137,7 +137,12 @@ function register(r: Run, files: string[]): void {
   }
 }
 
-register(main, ["phys", "lockdown"]);
+register(main, ["phys", "pkey", "lockdown"]);
+
+Deno.test("under TCG the guest has protection keys, so the real Pkey path ran", () => {
+  if (Deno.env.get("MEMKIT_VM_ACCEL") === "kvm") return; // the host CPU decides
+  assertEquals(/^MEMKIT-PKEY (\w+)$/m.exec(main.log)?.[1], "present");
+});
 register(smbios3, ["smbios3"]);
 
 Deno.test("the SMBIOS entry points, BIOS area, ivshmem BAR and pagemap marker went through QMP", () => {
