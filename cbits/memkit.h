@@ -156,7 +156,8 @@ MK_API int64_t mk_pkey_free(int32_t key);
 /* pkey_mprotect(address, length, prot, key). */
 MK_API int64_t mk_pkey_mprotect(uint64_t address, uint64_t length, uint32_t prot,
                                 int32_t key);
-/* Sets the calling thread's rights for key (PKRU); -ENOSYS without OSPKE. */
+/* Sets the calling thread's rights for key 1-15 (PKRU; key 0, which tags all
+ * other memory, is refused); -ENOSYS without OSPKE. */
 MK_API int64_t mk_pkey_set(int32_t key, uint32_t rights);
 /* The calling thread's rights for key; -ENOSYS without OSPKE. */
 MK_API int64_t mk_pkey_get(int32_t key);

@@ -69,7 +69,8 @@ static inline void wrpkru(uint32_t pkru) {
 #endif
 
 MK_API int64_t mk_pkey_set(int32_t key, uint32_t rights) {
-  if (key < 0 || key > 15 || (rights & ~(uint32_t)MK_PKEY_RIGHTS)) return -EINVAL;
+  /* Key 0 tags all other memory of the process (the stack, the heap): never. */
+  if (key < 1 || key > 15 || (rights & ~(uint32_t)MK_PKEY_RIGHTS)) return -EINVAL;
 #if defined(__x86_64__) || defined(__i386__)
   if (!ospke()) return -ENOSYS;
   uint32_t pkru = rdpkru();

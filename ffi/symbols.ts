@@ -214,7 +214,7 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Sets the calling thread's rights for key (PKRU); -ENOSYS without OSPKE. */
+  /** Sets the calling thread's rights for key 1-15 (PKRU; key 0, which tags all other memory, is refused); -ENOSYS without OSPKE. */
   mk_pkey_set: {
     parameters: [
       "i32", // int32_t key

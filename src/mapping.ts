@@ -92,10 +92,18 @@ export interface Piece {
  * and nothing can reach it any more, or when all of them are collected.
  */
 export interface Region {
-  /** The start address. */
+  /** The start address of everything mapped (guard pages included). */
   readonly address: bigint;
   /** The mapped length in bytes: a multiple of the page size. */
   readonly span: number;
+  /** The start address of the view: where piece offsets (`at`) count from. */
+  readonly view: bigint;
+  /** The view's length rounded up to whole pages. */
+  readonly viewSpan: number;
+  /** The view's length in bytes. */
+  readonly length: number;
+  /** What is mapped, for messages. */
+  readonly name: string;
   /** Objects registered with the finalization registry and not yet collected. */
   refs: number;
   /** The range is mapped (the source's pages, or the zero placeholder). */
@@ -120,6 +128,23 @@ export interface Region {
   pkeyRights?: () => number;
 }
 
+/** Every region that maps memory now, for finding the mapping behind a bare buffer. */
+const liveRegions = new Set<Region>();
+
+/**
+ * The live, backed region whose view holds [address, address + length), and
+ * the offset of `address` in that view; for memkit's own modules (alias), not
+ * part of the API.
+ */
+export function regionAt(address: bigint, length: number): [Region, number] | undefined {
+  for (const r of liveRegions) {
+    if (!r.backed) continue;
+    const offset = address - r.view;
+    if (offset >= 0n && offset + BigInt(length) <= BigInt(r.viewSpan)) return [r, Number(offset)];
+  }
+  return undefined;
+}
+
 const registry = new FinalizationRegistry<Region>((region) => {
   region.refs--;
   if (region.refs === 0) unmapRegion(region);
@@ -128,6 +153,7 @@ const registry = new FinalizationRegistry<Region>((region) => {
 function unmapRegion(region: Region): void {
   if (!region.live) return;
   region.live = false;
+  liveRegions.delete(region);
   unback(region);
   if (region.pinned) lib().mk_map_scrub(region.address, BigInt(region.span));
   else lib().mk_map_unmap(region.address, BigInt(region.span));
@@ -169,6 +195,29 @@ function holdReadonly(region: Region, target: ArrayBuffer): void {
   region.refs++;
   region.readonly++;
   readonlyRegistry.register(target, region);
+}
+
+/**
+ * What a Mapping's finalization sees: its region, and the writable buffers
+ * it handed out and has not detached. A buffer found detached then was moved
+ * out of memkit's reach (a transfer list), so the range must stay mapped.
+ */
+interface Holding {
+  region: Region;
+  buffers: ArrayBuffer[];
+}
+
+const mappingRegistry = new FinalizationRegistry<Holding>(({ region, buffers }) => {
+  if (buffers.some((b) => isDetached(b))) region.pinned = true;
+  region.refs--;
+  if (region.refs === 0) unmapRegion(region);
+});
+
+const detachedGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "detached")!.get!;
+
+/** ArrayBuffer.prototype.detached, as it was when memkit loaded (user code cannot patch it). */
+function isDetached(buffer: ArrayBuffer): boolean {
+  return detachedGetter.call(buffer) as boolean;
 }
 
 function hold(region: Region, target: object): void {
@@ -239,8 +288,6 @@ export function limitByPkey(mapping: Mapping, rights: number, dryRun = false): v
   limitMapping(mapping, rights, dryRun);
 }
 
-const EMPTY = new ArrayBuffer(0);
-
 /**
  * A range of this process's address space mapped by memkit.
  *
@@ -299,8 +346,9 @@ export class Mapping {
   #name: string;
   #closed = false;
   #writable: ArrayBuffer | undefined;
+  /** The region, and every writable buffer handed out and not detached (the whole one too). */
+  #holding: Holding;
   /** Writable buffers over parts of a mixed mapping. */
-  #partial: ArrayBuffer[] = [];
   /** The current writable and read-only buffers of a mixed mapping, by first page. */
   #runs = new Map<number, ArrayBuffer>();
   #readonlyRuns = new Map<number, ArrayBuffer>();
@@ -331,7 +379,12 @@ export class Mapping {
       readonly: 0,
       pinned: false,
       maxAccess: init.maxAccess,
+      view: init.address + BigInt(head),
+      viewSpan: roundUp(init.length, pageSize()),
+      length: init.length,
+      name: init.name,
     };
+    liveRegions.add(this.#region);
     for (const piece of init.pieces) {
       if (!piece.owner) continue;
       const end = piece.offset + piece.length;
@@ -343,7 +396,9 @@ export class Mapping {
     this.#access = init.access;
     this.#maxAccess = init.maxAccess;
     this.#name = init.name;
-    hold(this.#region, this);
+    this.#holding = { region: this.#region, buffers: [] };
+    this.#region.refs++;
+    mappingRegistry.register(this, this.#holding, this);
   }
 
   /** The start address in this process, as a bigint. */
@@ -416,7 +471,8 @@ export class Mapping {
   #common(off: number, len: number): number {
     if (!this.#prot) return this.#effective(PROT[this.#access]);
     const page = pageSize();
-    const p0 = Math.floor(off / page);
+    // An empty range at the very end: the protection of the last page.
+    const p0 = Math.min(Math.floor(off / page), this.#prot.length - 1);
     const p1 = Math.max(p0 + 1, Math.ceil((off + len) / page));
     let prot = 0xff;
     for (let i = p0; i < p1; i++) prot &= this.#prot[i];
@@ -426,7 +482,7 @@ export class Mapping {
   /** A buffer over [off, off + len) and the offset in the mapping where it starts. */
   #buffer(op: string, off: number, len: number): [ArrayBuffer, number] {
     this.#alive(op);
-    if (this.#writable?.detached) this.#detachWritable(); // moved away: pins the region
+    if (this.#moved()) this.#detachWritable(); // pins the region
     const prot = this.#common(off, len);
     if (!(prot & MK.PROT_READ)) {
       const where = this.#prot ? ` at offset ${off}` : "";
@@ -436,7 +492,7 @@ export class Mapping {
       );
     }
     if (!this.#prot) return [prot & MK.PROT_WRITE ? this.#whole() : this.#immutable(op), 0];
-    if (len === 0) return [EMPTY, off];
+    if (len === 0) return [new ArrayBuffer(0), off]; // its own: nothing to share or steal
     // Parts of a mixed mapping get a buffer over the run of pages around the
     // request that all allow the access, so no view can reach a page whose
     // protection would make it fault. One buffer per run, until the next
@@ -453,13 +509,12 @@ export class Mapping {
     const end = Math.min(last * page, this.#length);
     const cache = need & MK.PROT_WRITE ? this.#runs : this.#readonlyRuns;
     let buffer = cache.get(first);
-    if (buffer?.detached) this.#detachWritable(); // moved away: pins the region
-    if (buffer === undefined || buffer.detached || buffer.byteLength !== end - start) {
+    if (buffer === undefined || isDetached(buffer) || buffer.byteLength !== end - start) {
       const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(start), end - start);
       if (need & MK.PROT_WRITE) {
         Object.setPrototypeOf(raw, GUARDED);
         hold(this.#region, raw);
-        this.#partial.push(raw);
+        this.#holding.buffers.push(raw);
         buffer = raw;
       } else {
         buffer = this.#freeze(op, raw);
@@ -474,6 +529,7 @@ export class Mapping {
       const ab = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(0), this.#length);
       Object.setPrototypeOf(ab, GUARDED);
       hold(this.#region, ab);
+      this.#holding.buffers.push(ab);
       this.#writable = ab;
     }
     return this.#writable;
@@ -722,9 +778,20 @@ export class Mapping {
       });
     }
     if (lowersWrite) this.#dropWrite("protect");
-    const start = this.#address - BigInt(head) + BigInt(off);
-    const ret = lib().mk_map_protect(start, BigInt(end - off), wanted);
-    if (ret < 0n) check(ret, "protect", { path: this.#name });
+    const base = this.#address - BigInt(head);
+    const ret = lib().mk_map_protect(base + BigInt(off), BigInt(end - off), wanted);
+    if (ret < 0n) {
+      // mprotect works mapping by mapping and stops at the first refusal: put
+      // back what it changed before it, so memkit's record stays the truth.
+      for (let a = off; a < end;) {
+        const old = pages ? pages[a / page] : PROT[this.#access];
+        let b = a + page;
+        while (b < end && (pages ? pages[b / page] : old) === old) b += page;
+        lib().mk_map_protect(base + BigInt(a), BigInt(b - a), old);
+        a = b;
+      }
+      check(ret, "protect", { path: this.#name });
+    }
     this.#readonly = undefined;
     this.#runs.clear();
     this.#readonlyRuns.clear();
@@ -792,7 +859,7 @@ export class Mapping {
       });
     }
     if (!dryRun) this.#dropWrite("set the protection key of");
-    else if (this.#region.pinned || this.#writable?.detached) {
+    else if (this.#region.pinned || this.#moved()) {
       throw new MemkitError(16, "set the protection key of", {
         path: this.#name,
         hint: "a writable view's buffer was transferred out of memkit's reach, so write " +
@@ -804,17 +871,23 @@ export class Mapping {
   }
 
   #detachWritable(): void {
-    const buffers = this.#writable ? [this.#writable, ...this.#partial] : this.#partial;
+    const buffers = this.#holding.buffers.splice(0);
     this.#writable = undefined;
-    this.#partial = [];
     this.#runs.clear();
     for (const ab of buffers) {
       letGo(this.#region, ab);
       // Detached already: someone moved it past the guard; memkit cannot reach
       // the moved buffer, so the range must stay mapped (scrubbed on close).
-      if (ab.detached) this.#region.pinned = true;
+      if (isDetached(ab)) this.#region.pinned = true;
       else transfer.call(ab, 0);
     }
+  }
+
+  /** Whether a writable buffer handed out was moved away (a transfer list). */
+  #moved(): boolean {
+    const buffers = this.#holding.buffers;
+    for (let i = 0; i < buffers.length; i++) if (isDetached(buffers[i])) return true;
+    return false;
   }
 
   /**
@@ -836,21 +909,23 @@ export class Mapping {
    */
   close(): void {
     if (this.#closed) return;
-    this.#closed = true;
     this.#detachWritable();
-    letGo(this.#region, this);
-    this.#readonly = undefined;
-    this.#readonlyRuns.clear();
     const region = this.#region;
-    unback(region);
     if (!region.pinned && region.readonly > 0) {
       // Immutable buffers cannot be detached: swap the pages for zeros in
       // place; the registry unmaps the placeholder after their collection.
+      // Should the kernel refuse, the mapping stays open (and its source
+      // guarded against shrinking): the views must keep their pages.
       const ret = lib().mk_map_placeholder(region.address, BigInt(region.span));
       if (ret < 0n) check(ret, "close", { path: this.#name });
+      unback(region);
     } else {
       unmapRegion(region);
     }
+    this.#closed = true;
+    if (mappingRegistry.unregister(this)) region.refs--;
+    this.#readonly = undefined;
+    this.#readonlyRuns.clear();
   }
 
   /** Calls `close()`, for `using`. */

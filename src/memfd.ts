@@ -46,11 +46,21 @@ export interface MapOptions {
   access?: "r" | "rw";
 }
 
-let regionsOfMemFd: (memfd: MemFd) => Map<Region, number>;
+/** What memkit's own modules read of a memfd: its private state, not its (patchable) getters. */
+export interface MemFdState {
+  /** The descriptor; -1 once closed. */
+  fd: number;
+  /** The name given at creation. */
+  name: string;
+  /** The live regions mapping it, and how far into it each reaches. */
+  regions: Map<Region, number>;
+}
 
-/** A memfd's table of live regions; for memkit's own modules (stitch), not part of the API. */
-export function memfdRegions(memfd: MemFd): Map<Region, number> {
-  return regionsOfMemFd(memfd);
+let stateOfMemFd: (memfd: MemFd) => MemFdState | undefined;
+
+/** A memfd's private state, or undefined for anything else; for memkit's own modules (stitch). */
+export function memfdState(memfd: unknown): MemFdState | undefined {
+  return stateOfMemFd(memfd as MemFd);
 }
 
 const closer = new FinalizationRegistry<number>((fd) => {
@@ -83,7 +93,10 @@ export class MemFd {
   /** Live regions mapping this memfd, and how far into it each reaches. */
   #regions = new Map<Region, number>();
   static {
-    regionsOfMemFd = (m) => m.#regions;
+    stateOfMemFd = (m) =>
+      m !== null && typeof m === "object" && #fd in m
+        ? { fd: m.#fd, name: m.#name, regions: m.#regions }
+        : undefined;
   }
 
   private constructor(fd: number, name: string, sealable: boolean) {
@@ -206,7 +219,10 @@ export class MemFd {
     const fd = this.#alive("resize");
     const n = inRange(size, "size", 0, MAX_BYTES);
     const end = this.#mappedEnd();
-    if (n < end) {
+    // A page faults once it starts at or past the end: shrinking is safe down
+    // to the page that holds the last mapped byte.
+    const page = pageSize();
+    if (Math.ceil(n / page) < Math.ceil(end / page)) {
       throw new MemkitError(16, "resize", {
         path: `memfd:${this.#name}`,
         hint: `a live mapping reaches byte ${end}, so size ${n} would make it fault (SIGBUS); ` +

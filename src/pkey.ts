@@ -94,7 +94,8 @@ function retag(mapping: Mapping, key: number): void {
 export class Pkey {
   #key: number;
   #rights: number;
-  #mappings = new Set<Mapping>();
+  /** The mappings assigned to the key, held weakly: a key does not keep them alive. */
+  #mappings = new Set<WeakRef<Mapping>>();
 
   private constructor(key: number, rights: number) {
     this.#key = key;
@@ -161,6 +162,17 @@ export class Pkey {
     return new Pkey(Number(ret), rights);
   }
 
+  /** The assigned mappings still open; forgets the others. */
+  #live(): Mapping[] {
+    const out: Mapping[] = [];
+    for (const ref of this.#mappings) {
+      const m = ref.deref();
+      if (m === undefined || m.closed) this.#mappings.delete(ref);
+      else out.push(m);
+    }
+    return out;
+  }
+
   /** The key's number (1 to 15 on x86); -1 once freed. */
   get key(): number {
     return this.#key;
@@ -198,10 +210,11 @@ export class Pkey {
     if (mapping.closed) {
       throw new Deno.errors.BadResource(`Cannot assign the key: the mapping is closed`);
     }
-    // Bring the page protection (and memkit's views) to `access` first, then
-    // retag the pages: pkey_mprotect with the same protection changes only the key.
-    mapping.protect(next);
+    // Check what the key's rights would refuse before changing anything; then
+    // bring the page protection (and memkit's views) to `access`, and retag
+    // the pages: pkey_mprotect with the same protection changes only the key.
     limitByPkey(mapping, this.#rights, true);
+    mapping.protect(next);
     const region = regionOf(mapping);
     const ret = lib().mk_pkey_mprotect(
       mapping.address,
@@ -214,7 +227,7 @@ export class Pkey {
     }
     limitByPkey(mapping, this.#rights);
     region.pkeyRights = () => (this.#key < 0 ? 0 : this.#rights);
-    this.#mappings.add(mapping);
+    this.#mappings.add(new WeakRef(mapping));
   }
 
   /**
@@ -237,14 +250,12 @@ export class Pkey {
   set(access: Access): void {
     const key = this.#alive("set the key's rights");
     const rights = rightsOf(toAccess(access, ["none", "r", "rw"]));
-    for (const m of this.#mappings) {
-      if (m.closed) this.#mappings.delete(m);
-      else limitByPkey(m, rights, true);
-    }
+    const live = this.#live();
+    for (const m of live) limitByPkey(m, rights, true); // throws before anything changed
     const ret = lib().mk_pkey_set(key, rights);
     if (ret < 0n) throw new MemkitError(Number(-ret), "set the rights of a protection key");
-    for (const m of this.#mappings) limitByPkey(m, rights);
     this.#rights = rights;
+    for (const m of live) limitByPkey(m, rights);
   }
 
   /**
@@ -290,9 +301,7 @@ export class Pkey {
     this.#key = -1;
     // Give the pages back to the default key 0: a key allocated later may
     // reuse this number with other rights.
-    for (const m of this.#mappings) {
-      if (!m.closed) retag(m, 0);
-    }
+    for (const m of this.#live()) retag(m, 0);
     this.#mappings.clear();
     lib().mk_pkey_free(key);
   }

@@ -12,13 +12,15 @@ import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
 import {
   type Access,
   createMapping,
-  Mapping,
+  type Mapping,
   type Piece,
   PROT,
+  type Region,
+  regionAt,
   regionOf,
   toAccess,
 } from "./mapping.ts";
-import { MemFd, memfdRegions } from "./memfd.ts";
+import { type MemFd, memfdState } from "./memfd.ts";
 
 /** One chunk of a {@linkcode stitch}: a page-aligned window of a memfd or of a mapping. */
 export interface Chunk {
@@ -36,12 +38,14 @@ export interface StitchOptions {
   access?: "r" | "rw";
 }
 
-/** A chunk after validation. */
-interface Placed {
-  source: MemFd | Mapping;
-  offset: number;
-  length: number;
-}
+/**
+ * A chunk after validation, in memkit's own terms: a memfd's descriptor, or
+ * a region (a mapping's memory). Nothing here reads a public getter, which
+ * user code could patch between the checks and the system call.
+ */
+type Placed =
+  | { fd: number; regions: Map<object, number>; offset: number; length: number; name: string }
+  | { region: Region; offset: number; length: number; name: string };
 
 const MAX_CHUNKS = 2 ** 32 - 1;
 /** Each half of MK_STITCH_ADDRESS, the first word of an address-kind chunk. */
@@ -57,7 +61,7 @@ function validate(chunks: unknown, access: Access): Placed[] {
     throw new RangeError(`Cannot stitch ${chunks.length} chunks: at most ${MAX_CHUNKS}`);
   }
   const page = pageSize();
-  const sizes = new Map<MemFd, number>();
+  const sizes = new Map<number, number>();
   const out: Placed[] = new Array(chunks.length);
   let total = 0;
   for (let i = 0; i < chunks.length; i++) {
@@ -66,42 +70,49 @@ function validate(chunks: unknown, access: Access): Placed[] {
     if (chunk === null || typeof chunk !== "object") {
       throw new TypeError(`Cannot stitch ${at}: expected { source, offset, length }`);
     }
-    const { source } = chunk;
+    const { source, offset: rawOffset, length: rawLength } = chunk;
+    const memfd = memfdState(source);
+    const region = memfd || source === null || typeof source !== "object"
+      ? undefined
+      : regionOfAny(source);
     let size: number;
-    if (source instanceof MemFd) {
-      if (source.closed) {
-        throw new Deno.errors.BadResource(`Cannot stitch ${at}: memfd "${source.name}" is closed`);
+    let name: string;
+    if (memfd) {
+      name = `memfd:${memfd.name}`;
+      if (memfd.fd < 0) {
+        throw new Deno.errors.BadResource(`Cannot stitch ${at}: memfd "${memfd.name}" is closed`);
       }
-      size = sizes.get(source) ?? source.size;
-      sizes.set(source, size);
-    } else if (source instanceof Mapping) {
-      if (source.closed) {
+      size = sizes.get(memfd.fd) ??
+        check(lib().mk_core_fd_size(memfd.fd), "get the size of memfd", { path: name });
+      sizes.set(memfd.fd, size);
+    } else if (region) {
+      name = region.name;
+      if (!region.backed) {
         throw new Deno.errors.BadResource(
-          `Cannot stitch ${at}: the mapping of "${source.name}" is closed`,
+          `Cannot stitch ${at}: the mapping of "${name}" is closed`,
         );
       }
-      if (access === "rw" && regionOf(source).maxAccess !== "rw") {
+      if (region.view % BigInt(page) !== 0n) {
+        throw new RangeError(
+          `Cannot stitch ${at}: the mapping of "${name}" does not start on a page boundary`,
+        );
+      }
+      if (access === "rw" && region.maxAccess !== "rw") {
         throw new MemkitError(13, "stitch", {
-          path: source.name,
-          hint: `${at} comes from a source opened for access "${
-            regionOf(source).maxAccess
-          }" only; stitch with access "r"`,
+          path: name,
+          hint: `${at} comes from a source opened for access "${region.maxAccess}" only; ` +
+            'stitch with access "r"',
         });
       }
-      if (source.address % BigInt(pageSize()) !== 0n) {
-        throw new RangeError(
-          `Cannot stitch ${at}: the mapping of "${source.name}" does not start on a page boundary`,
-        );
-      }
-      size = source.length;
+      size = region.length;
     } else {
       throw new TypeError(`Cannot stitch ${at}: its source must be a MemFd or a Mapping`);
     }
     const limit = roundUp(size, page);
-    const offset = inRange(chunk.offset ?? 0, `the offset of ${at}`, 0, MAX_BYTES);
-    const length = chunk.length === undefined
+    const offset = inRange(rawOffset ?? 0, `the offset of ${at}`, 0, MAX_BYTES);
+    const length = rawLength === undefined
       ? limit - offset
-      : inRange(chunk.length, `the length of ${at}`, 1, MAX_BYTES);
+      : inRange(rawLength, `the length of ${at}`, 1, MAX_BYTES);
     if (offset % page !== 0 || length % page !== 0) {
       throw new RangeError(
         `Cannot stitch ${at}: offset ${offset} and length ${length} must be multiples of ` +
@@ -124,17 +135,33 @@ function validate(chunks: unknown, access: Access): Placed[] {
     if (total > MAX_BYTES) {
       throw new RangeError(`Cannot stitch ${at}: the total passes ${MAX_BYTES} bytes`);
     }
-    out[i] = { source, offset, length };
+    out[i] = memfd
+      ? { fd: memfd.fd, regions: memfd.regions, offset, length, name }
+      : { region: region!, offset, length, name };
   }
   return out;
 }
 
-/** The source windows behind [offset, offset + length) of a mapping, with where each starts. */
-function piecesOf(source: Mapping, offset: number, length: number): [Piece, number][] {
+/** The region of a memkit Mapping, or undefined for any other object. */
+function regionOfAny(value: object): Region | undefined {
+  try {
+    return regionOf(value as Mapping);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The source windows behind [offset, offset + length) of a region's view,
+ * each with where it starts in the view. A window's last page counts whole:
+ * the source backs it up to its end (a memfd of 5000 bytes maps 2 pages).
+ */
+function piecesOf(region: Region, offset: number, length: number): [Piece, number][] {
+  const page = pageSize();
   const out: [Piece, number][] = [];
-  for (const p of regionOf(source).pieces) {
+  for (const p of region.pieces) {
     const start = Math.max(offset, p.at);
-    const end = Math.min(offset + length, p.at + p.length);
+    const end = Math.min(offset + length, p.at + roundUp(p.length, page));
     if (start >= end) continue;
     out.push([{ ...p, offset: p.offset + (start - p.at), at: start, length: end - start }, start]);
   }
@@ -184,11 +211,7 @@ class NativeChunks {
 }
 
 function describe(chunks: Placed[]): string {
-  const names = [
-    ...new Set(
-      chunks.map((c) => c.source instanceof MemFd ? `memfd:${c.source.name}` : c.source.name),
-    ),
-  ];
+  const names = [...new Set(chunks.map((c) => c.name))];
   const shown = names.slice(0, 3);
   const more = names.length > 3 ? `, +${names.length - 3} more` : "";
   return `stitch of ${chunks.length} chunk${chunks.length === 1 ? "" : "s"} (${
@@ -207,26 +230,35 @@ function mapCountLimit(): string {
 }
 
 /** Places the validated chunks in one native call; returns the mapping. */
-function place(chunks: Placed[], access: "r" | "rw", name: string, length: number): Mapping {
+function place(
+  chunks: Placed[],
+  access: "r" | "rw",
+  name: string,
+  length: number,
+  operation = "stitch",
+): Mapping {
   const page = pageSize();
   const native = new NativeChunks();
   const pieces: Piece[] = [];
+  let keyed = false;
   let at = 0;
   for (let i = 0; i < chunks.length; i++) {
-    const { source, offset, length } = chunks[i];
-    if (source instanceof MemFd) {
+    const chunk = chunks[i];
+    const { offset, length } = chunk;
+    if ("fd" in chunk) {
       // The native side merges neighbours that continue each other in one descriptor.
-      native.push(source.fd, offset, length, i);
-      const regions = memfdRegions(source);
-      pieces.push({ source: regions, owner: regions, offset, at, length });
+      native.push(chunk.fd, offset, length, i);
+      pieces.push({ source: chunk.regions, owner: chunk.regions, offset, at, length });
       at += length;
       continue;
     }
     // A mapping's chunk: one native chunk per source window it covers (the
     // kernel aliases a window from its start address on, whatever follows).
+    const region = chunk.region;
+    keyed ||= region.pkeyRights !== undefined;
     let last: Piece | undefined;
-    for (const [p, start] of piecesOf(source, offset, length)) {
-      const address = source.address + BigInt(start);
+    for (const [p, start] of piecesOf(region, offset, length)) {
+      const address = region.view + BigInt(start);
       const placed: Piece = { ...p, at: at + (start - offset) };
       if (p.paged) {
         for (let o = 0; o < p.length; o += page) {
@@ -245,34 +277,17 @@ function place(chunks: Placed[], access: "r" | "rw", name: string, length: numbe
     }
     at += length;
   }
-  const report = new BigUint64Array(3);
-  const ret = lib().mk_map_stitch(native.words, native.count, PROT[access], report);
-  if (ret < 0n) {
-    const failed = Number(report[0]);
-    const needed = Number(report[1]);
-    const errno = Number(-ret);
-    const index = failed < native.count ? native.from[failed] : -1;
-    const which = index >= 0 ? `chunk ${index} (of ${chunks.length})` : "the view";
-    let hint = `placing ${which} failed`;
-    if (errno === 12) {
-      hint += `; the request needs ${needed} mapping${needed === 1 ? "" : "s"} (neighbouring ` +
-        `chunks that continue each other share one) besides those the process has, and ` +
-        `${mapCountLimit()}; use larger chunks, or raise the limit (sysctl vm.max_map_count)`;
-    } else if (errno === 22 && index >= 0 && chunks[index].source instanceof Mapping) {
-      hint += `; ${PRIVATE_HINT}`;
-    } else if (errno === 13) {
-      hint += `; a source does not allow access "${access}"`;
-    }
-    throw new MemkitError(errno, "stitch", { path: name, hint });
-  }
+  const ret = placeNative(native, chunks.length, access, name, operation);
   // An alias inherits its source's protection key; this new view is not
   // limited by that key's rights, so give its pages the default key 0.
-  if (chunks.some((c) => c.source instanceof Mapping && regionOf(c.source).pkeyRights)) {
-    lib().mk_pkey_mprotect(ret, BigInt(roundUp(length, page)), PROT[access], 0);
+  if (keyed) {
+    const retag = lib().mk_pkey_mprotect(ret, BigInt(roundUp(length, page)), PROT[access], 0);
+    if (retag < 0n) {
+      lib().mk_map_unmap(ret, BigInt(roundUp(length, page)));
+      check(retag, operation, { path: name, hint: "giving the new view protection key 0 failed" });
+    }
   }
-  const readOnlySource = chunks.some((c) =>
-    c.source instanceof Mapping && regionOf(c.source).maxAccess !== "rw"
-  );
+  const readOnlySource = chunks.some((c) => "region" in c && c.region.maxAccess !== "rw");
   return createMapping({
     address: ret,
     length,
@@ -281,6 +296,40 @@ function place(chunks: Placed[], access: "r" | "rw", name: string, length: numbe
     name,
     pieces,
   });
+}
+
+/** The one native call; turns a failure into an error naming the chunk. */
+function placeNative(
+  native: NativeChunks,
+  count: number,
+  access: "r" | "rw",
+  name: string,
+  operation: string,
+): bigint {
+  const report = new BigUint64Array(3);
+  const ret = lib().mk_map_stitch(native.words, native.count, PROT[access], report);
+  if (ret >= 0n) return ret;
+  const failed = Number(report[0]);
+  const needed = Number(report[1]);
+  const placed = Number(report[2]);
+  const errno = Number(-ret);
+  const index = failed < native.count ? native.from[failed] : -1;
+  let hint: string;
+  if (index < 0 && placed === 0 && errno === 12) {
+    hint = "reserving the address space for the whole view failed (too large for this process)";
+  } else {
+    hint = `placing ${index >= 0 ? `chunk ${index} (of ${count})` : "the view"} failed`;
+    if (errno === 12) {
+      hint += `; the request needs ${needed} mapping${needed === 1 ? "" : "s"} (neighbouring ` +
+        `chunks that continue each other share one) besides those the process has, and ` +
+        `${mapCountLimit()}; use larger chunks, or raise the limit (sysctl vm.max_map_count)`;
+    } else if (errno === 22 && index >= 0 && operation === "alias") {
+      hint += `; ${PRIVATE_HINT}`;
+    } else if (errno === 13) {
+      hint += `; a source does not allow access "${access}"`;
+    }
+  }
+  throw new MemkitError(errno, operation, { path: name, hint });
 }
 
 /**
@@ -390,11 +439,10 @@ export function alias(
   options: StitchOptions = {},
 ): Mapping {
   const access = toAccess(options.access ?? "rw", ["r", "rw"]) as "r" | "rw";
-  if (source instanceof Mapping) {
-    const page = pageSize();
-    const [chunk] = validate([{ source, offset: 0, length: roundUp(source.length, page) }], access);
-    const mapping = place([chunk], access, `alias of ${source.name}`, source.length);
-    return mapping;
+  const region = source !== null && typeof source === "object" ? regionOfAny(source) : undefined;
+  if (region) {
+    const [chunk] = validate([{ source, offset: 0 }], access);
+    return place([chunk], access, `alias of ${region.name}`, region.length, "alias");
   }
   const view = ArrayBuffer.isView(source)
     ? new Uint8Array(source.buffer, source.byteOffset, source.byteLength)
@@ -405,31 +453,34 @@ export function alias(
     throw new TypeError("Cannot alias: expected a Mapping, an ArrayBuffer or a typed array");
   }
   if (view.byteLength === 0) throw new RangeError("Cannot alias an empty buffer");
-  if ((view.buffer as ArrayBuffer).detached) {
-    throw new TypeError("Cannot alias a detached buffer");
-  }
   const page = BigInt(pageSize());
   const start = Deno.UnsafePointer.value(Deno.UnsafePointer.of(view));
   const first = start - start % page;
-  const end = start + BigInt(view.byteLength);
-  const span = Number(end - first + (page - 1n)) - Number((end - first + (page - 1n)) % page);
+  const span = Number((start + BigInt(view.byteLength) - first + page - 1n) / page * page);
+  const name = `alias of a ${view.byteLength}-byte buffer`;
+  // A view memkit handed out: alias the mapping's memory, so its sources
+  // know of the alias (a memfd cannot shrink under it) and keys are reset.
+  const found = regionAt(first, span);
+  if (found) {
+    const [owner, offset] = found;
+    const placed: Placed = { region: owner, offset, length: span, name: owner.name };
+    if (owner.view % page !== 0n) {
+      throw new RangeError(`Cannot alias: the mapping of "${owner.name}" does not start on a page`);
+    }
+    return place([placed], access, name, span, "alias");
+  }
   // Not memkit's memory: nothing says which pages belong to one source, so
   // each page is aliased on its own (the kernel merges neighbours again).
   const native = new NativeChunks();
   for (let o = 0; o < span; o += Number(page)) {
     native.push(ADDRESS_WORD, first + BigInt(o), Number(page), 0);
   }
-  const report = new BigUint64Array(3);
-  const ret = lib().mk_map_stitch(native.words, native.count, PROT[access], report);
-  const name = `alias of a ${view.byteLength}-byte buffer`;
-  if (ret < 0n) {
-    check(ret, "alias", { path: name, hints: { EINVAL: PRIVATE_HINT } });
-  }
+  const ret = placeNative(native, 1, access, name, "alias");
   return createMapping({
     address: ret,
     length: span,
     access,
-    maxAccess: access,
+    maxAccess: "rw",
     name,
     pieces: [{ source: {}, offset: 0, at: 0, length: span, paged: true }],
   });

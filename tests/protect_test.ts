@@ -4,7 +4,7 @@
 // kernel's maps show each range's protection, and a protection is only this
 // process's (a second process, Python, keeps its own access).
 import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows } from "@std/assert";
-import { guarded, MemFd, MemkitError, pageSize, protect, protection } from "../mod.ts";
+import { guarded, MemFd, MemkitError, pageSize, protect, protection, stitch } from "../mod.ts";
 import { linesIn, procMaps } from "./fixtures/procmaps.ts";
 
 const PAGE = pageSize();
@@ -199,4 +199,31 @@ Deno.test("protection() agrees with the kernel's maps for memkit's mappings and 
   assertEquals(protection(0n), null);
   assertEquals(protection(g.address - BigInt(PAGE) - 1n)?.start !== g.address - BigInt(PAGE), true);
   assertThrows(() => protection(-1n), RangeError);
+});
+
+Deno.test("a protect() the kernel refuses halfway is undone: memkit's record stays the truth", () => {
+  // A read-only stitch of a writable memfd and one sealed against writing:
+  // mprotect to "rw" changes the first mapping, then refuses the second.
+  using a = MemFd.create("writable", { size: PAGE });
+  using b = MemFd.create("sealed", { size: PAGE });
+  b.seal(["future-write"]);
+  using s = stitch([{ source: a }, { source: b }], { access: "r" });
+  const err = assertThrows(() => s.protect("rw"), MemkitError);
+  assertEquals(err.code, "EACCES");
+  assertEquals(s.access, "r");
+  assertEquals(linesIn(s.address, s.length).map((l) => l.perms), ["r--s", "r--s"]);
+  assertEquals(protection(s.address)?.access, "r");
+});
+
+Deno.test("empty views are fine anywhere in a mixed mapping, the end included", () => {
+  using fd = MemFd.create("empty", { size: 2 * PAGE });
+  using m = fd.map();
+  m.protect("r", { offset: PAGE });
+  assertEquals(m.bytes(2 * PAGE, 0).length, 0);
+  assertEquals(m.read(2 * PAGE, 0).length, 0);
+  const empty = m.bytes(0, 0);
+  empty.buffer.transfer(); // its own empty buffer: moving it harms nothing
+  assertEquals(m.bytes(0, 0).length, 0);
+  m.protect("none", { offset: PAGE });
+  assertThrows(() => m.bytes(2 * PAGE, 0), TypeError, "none"); // like the last page
 });

@@ -132,3 +132,14 @@ Deno.test("the zero placeholder of a closed read-only mapping goes when its last
   assertEquals(r.value, 0);
   assert(r.released !== r.placeholder, `placeholder still there: ${r.released}`);
 });
+
+Deno.test("a buffer moved by a transfer list survives its mapping's collection: scrubbed, not unmapped", () => {
+  const r = child("transfer-list-then-gc");
+  assertMatch(
+    String(r.after),
+    / rw-p 00000000 00:00 0 /,
+    "private zero pages, no longer the memfd",
+  );
+  assertEquals(r.value, 0);
+  assertEquals(r.memfd, 0);
+});

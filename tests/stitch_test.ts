@@ -314,3 +314,58 @@ Deno.test("stitch() and alias() of closed mappings are BadResource errors", () =
   assertThrows(() => stitch([{ source: m }]), Deno.errors.BadResource);
   fd.close();
 });
+
+Deno.test("alias() of a memkit view's buffer knows its memfd: no shrinking under it", () => {
+  using fd = tagged("buffer-owner", 2, 50);
+  const m = fd.map();
+  using a = alias(m.bytes().buffer);
+  m.close(); // the alias alone maps the memfd now
+  const err = assertThrows(() => fd.resize(0), MemkitError);
+  assertEquals(err.code, "EBUSY");
+  assertEquals(firstBytes(a, 2), [50, 51]);
+  a.close();
+  fd.resize(0);
+});
+
+Deno.test("mappings whose length is not a page multiple can be aliased and stitched", () => {
+  using fd = MemFd.create("odd", { size: 5000 });
+  using m = fd.map();
+  m.bytes()[4999] = 9;
+  using a = alias(m);
+  assertEquals([a.length, a.bytes()[4999]], [5000, 9]);
+  using s = stitch([{ source: m }, { source: m, length: PAGE }]);
+  assertEquals([s.length, s.bytes()[4999], s.bytes()[2 * PAGE + 4999 - PAGE]], [3 * PAGE, 9, 0]);
+  fd.resize(6000); // growing within the mapped pages is fine
+  fd.resize(4097); // so is shrinking within the last mapped page
+  assertThrows(() => fd.resize(4096), MemkitError, "reaches byte");
+});
+
+Deno.test("a view too large to reserve says so, not vm.max_map_count", () => {
+  // Two windows of 64 TiB: all of x86-64's 128 TiB of user space, never free.
+  using big = MemFd.create("big", { size: 2 ** 46 });
+  const err = assertThrows(() => stitch([{ source: big }, { source: big }]), MemkitError);
+  assertEquals(err.code, "ENOMEM");
+  assertStringIncludes(err.message, "reserving the address space");
+});
+
+Deno.test("stitch() reads memkit's own state, not getters user code may patch", () => {
+  using a = tagged("patched", 2, 60);
+  using m = a.map();
+  const fdGetter = Object.getOwnPropertyDescriptor(MemFd.prototype, "fd")!;
+  const addressGetter = Object.getOwnPropertyDescriptor(
+    Object.getPrototypeOf(m),
+    "address",
+  )!;
+  Object.defineProperty(MemFd.prototype, "fd", { get: () => 0, configurable: true });
+  Object.defineProperty(Object.getPrototypeOf(m), "address", {
+    get: () => 0n,
+    configurable: true,
+  });
+  try {
+    using s = stitch([{ source: a }, { source: m, offset: PAGE }]);
+    assertEquals(firstBytes(s, 3), [60, 61, 61]);
+  } finally {
+    Object.defineProperty(MemFd.prototype, "fd", fdGetter);
+    Object.defineProperty(Object.getPrototypeOf(m), "address", addressGetter);
+  }
+});

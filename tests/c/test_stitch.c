@@ -176,6 +176,7 @@ static void test_limits_and_keys(void) {
   }
   CHECK_ERR(mk_pkey_alloc(4), EINVAL, "unknown rights are -EINVAL");
   CHECK_ERR(mk_pkey_set(16, 0), EINVAL, "key 16 does not exist");
+  CHECK_ERR(mk_pkey_set(0, MK_PKEY_DISABLE_ACCESS), EINVAL, "key 0 (all other memory) is refused");
   CHECK_ERR(mk_pkey_get(-1), EINVAL, "key -1 does not exist");
   CHECK_ERR(mk_pkey_mprotect(0, page, MK_PROT_READ, 0), EINVAL, "pkey_mprotect of address 0");
 }
