@@ -305,10 +305,10 @@ export function limitByPkey(mapping: Mapping, rights: number, dryRun = false): v
  * - a writable view's buffer refuses `transfer()` (and its kin), since a
  *   moved buffer could outlive the mapping. A transfer list
  *   (`structuredClone`, `postMessage`) gets past that; memkit notices at the
- *   next `close()`, `protect()` or view of the mapping and from then on keeps
- *   the range mapped as private zero pages instead of unmapping it. A mapping
- *   left to the garbage collector after such a transfer is the one case
- *   memkit cannot cover: do not transfer views, copy them (`read()`).
+ *   next `close()`, `protect()` or view of the mapping, or when the garbage
+ *   collector frees it, and from then on keeps the range mapped as private
+ *   zero pages instead of unmapping it. Copy views (`read()`), do not
+ *   transfer them.
  *
  * A view keeps its mapping alive: garbage collection never unmaps memory
  * that JavaScript can still reach, and unmaps what nothing reaches.
