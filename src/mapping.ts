@@ -307,8 +307,9 @@ export function limitByPkey(mapping: Mapping, rights: number, dryRun = false): v
  *   (`structuredClone`, `postMessage`) gets past that; memkit notices at the
  *   next `close()`, `protect()` or view of the mapping, or when the garbage
  *   collector frees it, and from then on keeps the range mapped as private
- *   zero pages instead of unmapping it. Copy views (`read()`), do not
- *   transfer them.
+ *   zero pages instead of unmapping it. Not covered: dropping the mapping
+ *   first and moving a view it left behind afterwards. Copy views
+ *   (`read()`), do not transfer them.
  *
  * A view keeps its mapping alive: garbage collection never unmaps memory
  * that JavaScript can still reach, and unmaps what nothing reaches.

@@ -3,31 +3,14 @@
 // as root without CAP_SYS_ADMIN (setpriv), through the real cli.ts.
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { Pagemap, readMaps, readSmaps } from "../mod.ts";
-
-const checkout = new URL("..", import.meta.url).pathname;
-const cli = `${checkout}cli.ts`;
+import { type CliResult, memkitCli } from "./fixtures/cli.ts";
 
 function memkit(
   flags: string[],
   args: string[],
   opts: { dropAdmin?: boolean } = {},
-): { code: number; stdout: string; stderr: string } {
-  const deno = [Deno.execPath(), "run", ...flags, cli, ...args];
-  const [cmd, ...rest] = opts.dropAdmin
-    ? ["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", ...deno]
-    : deno;
-  const r = new Deno.Command(cmd, {
-    args: rest,
-    cwd: checkout,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  return {
-    code: r.code,
-    stdout: new TextDecoder().decode(r.stdout),
-    stderr: new TextDecoder().decode(r.stderr),
-  };
+): CliResult {
+  return memkitCli(flags, args, opts.dropAdmin);
 }
 
 function sleeper(): Deno.ChildProcess & AsyncDisposable {

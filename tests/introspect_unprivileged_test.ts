@@ -4,33 +4,9 @@
 // translate() explains instead of returning address 0; kpageflags and
 // another user's maps are a clear EACCES even when Deno's flags allow them.
 import { assertEquals, assertStringIncludes } from "@std/assert";
+import { nobodyPackage } from "./fixtures/nobody.ts";
 
-const checkout = new URL("..", import.meta.url).pathname;
-const isRoot = Deno.uid() === 0;
-const dir = isRoot ? Deno.makeTempDirSync({ prefix: "memkit-nobody-introspect-" }) : "";
-// nobody may not be able to read the checkout (a clone under /root): run a
-// copy of the package, and of Deno itself if nobody cannot run it in place.
-const root = `${dir}/pkg/`;
-let deno = Deno.execPath();
-function run(cmd: string, args: string[]): boolean {
-  return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
-}
-if (isRoot) {
-  Deno.chmodSync(dir, 0o777);
-  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-  Deno.mkdirSync(`${root}build`, { recursive: true });
-  Deno.mkdirSync(`${root}tests`, { recursive: true });
-  const pieces = ["mod.ts", "src", "ffi"].map((p) => checkout + p);
-  if (
-    !run("cp", ["-r", ...pieces, root]) ||
-    !run("cp", [`${checkout}build/libmemkit.so`, `${root}build/`]) ||
-    !run("cp", ["-r", `${checkout}tests/fixtures`, `${root}tests/`])
-  ) throw new Error("Cannot copy the package for the unprivileged tests");
-  if (!run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", deno, "--version"])) {
-    if (!run("cp", [deno, `${dir}/deno-bin`])) throw new Error("Cannot copy deno");
-    deno = `${dir}/deno-bin`;
-  }
-}
+const { isRoot, dir, root, deno } = nobodyPackage("memkit-nobody-introspect-");
 
 interface Outcome {
   ok: boolean;

@@ -4,27 +4,10 @@
 // /dev/mem); the guest tests cover /dev/mem itself.
 import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { physicalRanges } from "../mod.ts";
+import { type CliResult, memkitCli } from "./fixtures/cli.ts";
 
-const checkout = new URL("..", import.meta.url).pathname;
-
-function memkit(
-  flags: string[],
-  args: string[],
-  dropAdmin = false,
-): { code: number; stdout: string; stderr: string } {
-  const deno = [Deno.execPath(), "run", ...flags, `${checkout}cli.ts`, "phys", ...args];
-  const [cmd, ...rest] = dropAdmin
-    ? ["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", ...deno]
-    : deno;
-  const r = new Deno.Command(cmd, {
-    args: rest,
-    cwd: checkout,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  const d = new TextDecoder();
-  return { code: r.code, stdout: d.decode(r.stdout), stderr: d.decode(r.stderr) };
+function memkit(flags: string[], args: string[], dropAdmin = false): CliResult {
+  return memkitCli(flags, ["phys", ...args], dropAdmin);
 }
 
 const zero = ["--allow-ffi", "--allow-read=/dev/zero", "--device=/dev/zero"];
