@@ -109,7 +109,7 @@ cp -r mod.ts src ffi "$root/memkit/"
 cp build/libmemkit.so "$root/memkit/build/"
 cp -r tests/vm/guest "$root/memkit/tests/vm/"
 mkdir -p "$root/memkit/tests/fixtures"
-cp tests/fixtures/protect_child.ts "$root/memkit/tests/fixtures/"
+cp tests/fixtures/protect_child.ts tests/fixtures/attempt.ts "$root/memkit/tests/fixtures/"
 cp bench/phys_bench.ts "$root/memkit/bench/"
 cp build/bench/libphys_baseline.so "$root/memkit/build/bench/" 2>/dev/null || true
 (cd "$root" && find . | "$BUSYBOX" cpio -o -H newc >../memkit.cpio 2>/dev/null) || exit 1
