@@ -52,6 +52,7 @@ export class RingBuffer {
   #head = 0; // bytes consumed so far
   #tail = 0; // bytes committed so far
   #reserved = 0;
+  #closed = false;
   #bytes: Uint8Array<ArrayBuffer>;
 
   private constructor(mapping: Mapping, size: number) {
@@ -108,9 +109,7 @@ export class RingBuffer {
   }
 
   #alive(op: string): void {
-    if (this.#mapping.closed) {
-      throw new Deno.errors.BadResource(`Cannot ${op}: the ring is closed`);
-    }
+    if (this.#closed) throw new Deno.errors.BadResource(`Cannot ${op}: the ring is closed`);
   }
 
   /** The capacity in bytes. */
@@ -135,7 +134,7 @@ export class RingBuffer {
 
   /** Whether `close()` was called. */
   get closed(): boolean {
-    return this.#mapping.closed;
+    return this.#closed;
   }
 
   /**
@@ -292,15 +291,15 @@ export class RingBuffer {
   }
 
   #count(n: unknown, max: number, op: string, what: string): number {
+    // The common case first, without a call: this runs once per message.
+    if (typeof n === "number" && n >= 0 && n <= max && Number.isInteger(n)) return n;
     const len = inRange(n, "length", 0, Number.MAX_SAFE_INTEGER);
-    if (len > max) {
-      throw new RangeError(`Cannot ${op} ${len} bytes: only ${max} ${what}`);
-    }
-    return len;
+    throw new RangeError(`Cannot ${op} ${len} bytes: only ${max} ${what}`);
   }
 
   /** Unmaps the ring; views handed out are detached (they read `undefined`). Idempotent. */
   close(): void {
+    this.#closed = true;
     this.#mapping.close();
   }
 
