@@ -248,6 +248,10 @@ const PERMS: readonly string[] = Array.from(
 /** Device strings ("fd:01") by major * 2^20 + minor: a process has few. */
 const DEVICES = new Map<number, string>();
 
+/** The end of the line parsed last, as a number (-1: none) and as a bigint. */
+let lastEndN = -1;
+let lastEnd = 0n;
+
 /** Parses the maps line t[b, e) (or the header line of an smaps block). */
 function parseLine(t: string, b: number, e: number): MapsEntry {
   const dash = t.indexOf("-", b);
@@ -282,8 +286,11 @@ function parseLine(t: string, b: number, e: number): MapsEntry {
   const kind = kindOf(path, inode, deleted);
   const startN = hexAt(t, b, dash), endN = hexAt(t, dash + 1, s1);
   const wide = dash - b > 13 || s1 - dash - 1 > 13;
-  const start = wide ? hexBigAt(t, b, dash) : BigInt(startN);
+  // Mappings often follow each other: reuse the previous end as this start.
+  const start = wide ? hexBigAt(t, b, dash) : startN === lastEndN ? lastEnd : BigInt(startN);
   const end = wide ? hexBigAt(t, dash + 1, s1) : BigInt(endN);
+  lastEndN = wide ? -1 : endN;
+  lastEnd = end;
   const r = t.charCodeAt(s1 + 1) === 0x72, w = t.charCodeAt(s1 + 2) === 0x77;
   const x = t.charCodeAt(s1 + 3) === 0x78, sh = t.charCodeAt(s1 + 4) === 0x73;
   const perms = PERMS[(r ? 8 : 0) | (w ? 4 : 0) | (x ? 2 : 0) | (sh ? 1 : 0)];
