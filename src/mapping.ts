@@ -128,7 +128,10 @@ export interface Region {
   pkeyRights?: () => number;
 }
 
-/** Every region that maps memory now, for finding the mapping behind a bare buffer. */
+/**
+ * The live regions that handed out a buffer, for finding the mapping behind
+ * a bare buffer (only a buffer memkit made can point into a region).
+ */
 const liveRegions = new Set<Region>();
 
 /**
@@ -369,9 +372,11 @@ export class Mapping {
     const owners = new Set<Map<object, number>>();
     const head = init.offset ?? 0;
     this.#head = head;
+    const view = head === 0 ? init.address : init.address + BigInt(head);
+    const page = pageSize();
     this.#region = {
       address: init.reserved?.address ?? init.address,
-      span: init.reserved?.span ?? roundUp(head + init.length, pageSize()),
+      span: init.reserved?.span ?? roundUp(head + init.length, page),
       refs: 0,
       live: true,
       backed: true,
@@ -380,19 +385,18 @@ export class Mapping {
       readonly: 0,
       pinned: false,
       maxAccess: init.maxAccess,
-      view: init.address + BigInt(head),
-      viewSpan: roundUp(init.length, pageSize()),
+      view,
+      viewSpan: roundUp(init.length, page),
       length: init.length,
       name: init.name,
     };
-    liveRegions.add(this.#region);
     for (const piece of init.pieces) {
       if (!piece.owner) continue;
       const end = piece.offset + piece.length;
       piece.owner.set(this.#region, Math.max(piece.owner.get(this.#region) ?? 0, end));
       owners.add(piece.owner);
     }
-    this.#address = init.address + BigInt(head);
+    this.#address = view;
     this.#length = init.length;
     this.#access = init.access;
     this.#maxAccess = init.maxAccess;
@@ -511,6 +515,7 @@ export class Mapping {
     const cache = need & MK.PROT_WRITE ? this.#runs : this.#readonlyRuns;
     let buffer = cache.get(first);
     if (buffer === undefined || isDetached(buffer) || buffer.byteLength !== end - start) {
+      liveRegions.add(this.#region);
       const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(start), end - start);
       if (need & MK.PROT_WRITE) {
         Object.setPrototypeOf(raw, GUARDED);
@@ -527,6 +532,7 @@ export class Mapping {
 
   #whole(): ArrayBuffer {
     if (!this.#writable) {
+      liveRegions.add(this.#region);
       const ab = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(0), this.#length);
       Object.setPrototypeOf(ab, GUARDED);
       hold(this.#region, ab);
@@ -538,6 +544,7 @@ export class Mapping {
 
   #immutable(op: string): ArrayBuffer {
     if (!this.#readonly) {
+      liveRegions.add(this.#region);
       const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(0), this.#length);
       this.#readonly = this.#freeze(op, raw);
     }
@@ -872,9 +879,10 @@ export class Mapping {
   }
 
   #detachWritable(): void {
-    const buffers = this.#holding.buffers.splice(0);
     this.#writable = undefined;
-    this.#runs.clear();
+    if (this.#runs.size > 0) this.#runs.clear();
+    if (this.#holding.buffers.length === 0) return;
+    const buffers = this.#holding.buffers.splice(0);
     for (const ab of buffers) {
       letGo(this.#region, ab);
       // Detached already: someone moved it past the guard; memkit cannot reach
