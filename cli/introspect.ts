@@ -49,14 +49,40 @@ const UNITS: Record<string, bigint> = {
   t: 1n << 40n,
 };
 
-/** A number: hexadecimal with 0x, else decimal, with an optional K/M/G/T suffix (binary). */
+/**
+ * A number: hexadecimal with 0x, else decimal, with an optional K/M/G/T suffix (binary).
+ *
+ * @param text The number as typed.
+ * @returns Its value.
+ *
+ * @example
+ * ```ts
+ * import { parseAmount } from "./introspect.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals([parseAmount("0x1000"), parseAmount("4K"), parseAmount("1GiB")], [4096n, 4096n, 1n << 30n]);
+ * ```
+ */
 export function parseAmount(text: string): bigint {
   const m = /^(0x[0-9a-f]+|[0-9]+)([kmgt]?)(?:i?b)?$/i.exec(text.trim());
   if (!m) throw new TypeError(`Cannot read the number "${text}": expected 0x1000, 4096 or 4K`);
   return BigInt(m[1]) * UNITS[m[2].toLowerCase()];
 }
 
-/** `<start>`, `<start>-<end>` or `<start>+<length>`: a byte range. */
+/**
+ * `<start>`, `<start>-<end>` or `<start>+<length>`: a byte range.
+ *
+ * @param text The range as typed.
+ * @returns Its start and end (exclusive).
+ *
+ * @example
+ * ```ts
+ * import { parseRange } from "./introspect.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(parseRange("0x400000+4M"), { start: 0x400000n, end: 0x800000n });
+ * ```
+ */
 export function parseRange(text: string | undefined): { start: bigint; end: bigint } {
   if (text === undefined) throw new TypeError("Missing the range: <start>[-end|+length]");
   const plus = text.indexOf("+");
@@ -107,6 +133,13 @@ device, inode, sizes (Rss, Pss, dirty, anonymous, swap, locked), kind, path.
  *
  * @param args The arguments after `maps`.
  * @returns The exit code.
+ *
+ * @example
+ * ```ts ignore
+ * // deno run --allow-ffi --allow-read=/proc/self/maps,/proc/self/smaps cli.ts maps self
+ * import { mapsCommand } from "./introspect.ts";
+ * Deno.exit(mapsCommand(["self"]));
+ * ```
  */
 export function mapsCommand(args: string[]): number {
   const flags = parseArgs(args, {
@@ -258,6 +291,13 @@ class Progress {
  *
  * @param args The arguments after `pagemap`.
  * @returns The exit code.
+ *
+ * @example
+ * ```ts ignore
+ * // deno run --allow-ffi --allow-read=/proc/self/pagemap cli.ts pagemap self 0x400000+4M
+ * import { pagemapCommand } from "./introspect.ts";
+ * Deno.exit(pagemapCommand(["self", "0x400000+4M"]));
+ * ```
  */
 export function pagemapCommand(args: string[]): number {
   const flags = parseArgs(args, {

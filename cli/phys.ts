@@ -59,7 +59,21 @@ function width(text: string | undefined): 8 | 16 | 32 | 64 {
   throw new TypeError(`Cannot use the width "${text ?? ""}": expected 8, 16, 32 or 64 (bits)`);
 }
 
-/** The classic hexdump: address, 16 bytes in hex, the printable ones as text. */
+/**
+ * The classic hexdump: address, 16 bytes in hex, the printable ones as text.
+ *
+ * @param bytes The bytes.
+ * @param address The address of the first one.
+ * @returns One line per 16 bytes.
+ *
+ * @example
+ * ```ts
+ * import { hexdump } from "./phys.ts";
+ * import { assertStringIncludes } from "@std/assert";
+ *
+ * assertStringIncludes(hexdump(new TextEncoder().encode("_SM_"), 0xf0000), "_SM_");
+ * ```
+ */
 export function hexdump(bytes: Uint8Array, address: number): string {
   const lines: string[] = [];
   for (let at = 0; at < bytes.length; at += 16) {
@@ -124,6 +138,13 @@ function printSmbios(s: Smbios): void {
  *
  * @param args The arguments after `phys`.
  * @returns The exit code: 0, 1 failure, 2 bad arguments, 3 missing permission.
+ *
+ * @example
+ * ```ts ignore
+ * // deno run --allow-ffi --allow-read=/dev/mem cli.ts phys smbios
+ * import { physCommand } from "./phys.ts";
+ * Deno.exit(physCommand(["smbios"]));
+ * ```
  */
 export function physCommand(args: string[]): number {
   const flags = parseArgs(args, {

@@ -66,7 +66,7 @@ echo "== static checks"
 static fmt "$DENO" fmt --check
 static lint "$DENO" lint
 static check "$DENO" check mod.ts cli.ts ffi/bindgen.ts tests/ bench/
-static doc-lint "$DENO" doc --lint mod.ts
+static doc-lint "$DENO" doc --lint mod.ts cli.ts cli/introspect.ts cli/phys.ts
 static bindgen "$DENO" run --allow-read=cbits,ffi ffi/bindgen.ts --check
 
 echo "== deno test"
@@ -130,7 +130,7 @@ fi
 # The introspection examples read this process's /proc files (and, as root, kpageflags).
 run_deno_test doc --doc --allow-ffi --v8-flags=--js-immutable-arraybuffer \
   --allow-read=/proc/self/maps,/proc/self/smaps,/proc/self/smaps_rollup,/proc/self/pagemap,/proc/kpageflags,/proc/kpagecount \
-  mod.ts src/*.ts ffi/errors.ts ffi/loader.ts
+  mod.ts src/*.ts ffi/errors.ts ffi/loader.ts cli/*.ts
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then
