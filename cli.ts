@@ -35,6 +35,7 @@ import {
   physicalRanges,
   Pkey,
   protect,
+  protection,
   readMaps,
   readOnlyViewsSupported,
   RingBuffer,
@@ -219,6 +220,11 @@ function tour(): number {
         hex(g.address - BigInt(page))
       } and ${hex(g.address + BigInt(page))}`,
     );
+    const mapsRead = { name: "read", path: "/proc/self/maps" } as const;
+    if (Deno.permissions.querySync(mapsRead).state === "granted") {
+      const [guard, usable] = [protection(g.address - 1n), protection(g.address)];
+      say(`protection(): the kernel says ${guard?.perms} before, ${usable?.perms} inside`);
+    }
     using fd = MemFd.create("tour-pages", { size: 3 * page });
     using m = fd.map();
     protect({ mapping: m, offset: page, length: page }, "none");
