@@ -6,7 +6,8 @@
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import { nobodyPackage } from "./fixtures/nobody.ts";
 
-const { isRoot, dir, root, deno } = nobodyPackage("memkit-nobody-introspect-");
+const nobody = nobodyPackage("memkit-nobody-introspect-");
+const { isRoot, root } = nobody;
 
 interface Outcome {
   ok: boolean;
@@ -17,25 +18,11 @@ interface Outcome {
 }
 
 function asNobody(flags: string[], args: string[]): Outcome {
-  const r = new Deno.Command("setpriv", {
-    args: [
-      "--reuid=65534",
-      "--regid=65534",
-      "--clear-groups",
-      deno,
-      "run",
-      "--allow-ffi",
-      ...flags,
-      `${root}tests/fixtures/introspect.ts`,
-      ...args,
-    ],
-    env: { DENO_DIR: `${dir}/deno`, HOME: dir },
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  const stderr = new TextDecoder().decode(r.stderr);
-  assertEquals(r.code, 0, stderr);
-  return JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").at(-1)!);
+  return nobody.run([
+    ...flags,
+    `${root}tests/fixtures/introspect.ts`,
+    ...args,
+  ]) as unknown as Outcome;
 }
 
 Deno.test({

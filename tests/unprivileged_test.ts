@@ -5,28 +5,10 @@
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import { nobodyPackage } from "./fixtures/nobody.ts";
 
-const { isRoot, dir, root, deno } = nobodyPackage("memkit-nobody-");
+const nobody = nobodyPackage("memkit-nobody-");
+const { isRoot, dir, root } = nobody;
 
-function asNobody(args: string[]): Record<string, unknown> {
-  const r = new Deno.Command("setpriv", {
-    args: [
-      "--reuid=65534",
-      "--regid=65534",
-      "--clear-groups",
-      deno,
-      "run",
-      "--allow-ffi",
-      ...args,
-    ],
-    env: { DENO_DIR: `${dir}/deno`, HOME: dir },
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  const stderr = new TextDecoder().decode(r.stderr);
-  assertEquals(r.signal, null, stderr);
-  assertEquals(r.code, 0, stderr);
-  return JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").at(-1)!);
-}
+const asNobody = nobody.run;
 
 Deno.test({
   name: "memfds, aliases and the close() safety net work without privilege",
