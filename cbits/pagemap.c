@@ -77,7 +77,10 @@ MK_API int64_t mk_pagemap_read(int32_t fd, uint64_t vaddr, uint64_t pages, void 
   uint64_t page = page_size();
   if (vaddr % page != 0) return -EINVAL;
   if (pages > 0 && (raw == NULL || frame == NULL || flags == NULL)) return -EFAULT;
-  if (pages > UINT64_MAX / page || vaddr > UINT64_MAX - pages * page) return -EOVERFLOW;
+  /* The range may end exactly at 2^64: its last byte is vaddr + pages * page - 1. */
+  if (pages > UINT64_MAX / page || (pages > 0 && pages * page - 1 > UINT64_MAX - vaddr)) {
+    return -EOVERFLOW;
+  }
   uint64_t *e = raw;
   double *f = frame;
   int64_t got = read_entries(fd, vaddr / page, pages, e);

@@ -12,17 +12,24 @@
 
 #define MK_PHYS_ALL (MK_PHYS_WRITE | MK_PHYS_UNCACHED)
 
-/* Checks that fd is a character device; closes it and returns -ENODEV if not. */
-static int64_t mk_phys_check_chr(int fd) {
+/* Of the kernel's "mem" devices (major 1), only /dev/mem (1:1) maps
+ * physical memory. A writable shared mapping of the others (/dev/zero) is
+ * anonymous memory the size of the mapping, which faults (SIGBUS) at any
+ * offset past it: those open read-only, where mappings are private. */
+static int64_t mk_phys_refused(const struct stat *st, uint32_t flags) {
+  if (!S_ISCHR(st->st_mode)) return -ENODEV;
+  if ((flags & MK_PHYS_WRITE) && major(st->st_rdev) == 1 && minor(st->st_rdev) != 1) return -EROFS;
+  return 0;
+}
+
+/* Checks what fd really is (the path may have changed since it was looked
+ * at: a symlink swapped in between); closes it and returns -errno if refused. */
+static int64_t mk_phys_check_fd(int fd, uint32_t flags) {
   struct stat st;
-  if (fstat(fd, &st) < 0) {
-    int err = errno;
+  int64_t ret = fstat(fd, &st) < 0 ? -(int64_t)errno : mk_phys_refused(&st, flags);
+  if (ret < 0) {
     close(fd);
-    return -err;
-  }
-  if (!S_ISCHR(st.st_mode)) {
-    close(fd);
-    return -ENODEV;
+    return ret;
   }
   return fd;
 }
@@ -35,18 +42,14 @@ MK_API int64_t mk_phys_open(const char *path, uint32_t flags) {
    * open, and again on what was opened. */
   struct stat st;
   if (stat(path, &st) < 0) return -errno;
-  if (!S_ISCHR(st.st_mode)) return -ENODEV;
-  /* Of the kernel's "mem" devices (major 1), only /dev/mem (1:1) maps
-   * physical memory. A writable shared mapping of the others (/dev/zero)
-   * is anonymous memory the size of the mapping, which faults (SIGBUS) at
-   * any offset past it: those open read-only, where mappings are private. */
-  if ((flags & MK_PHYS_WRITE) && major(st.st_rdev) == 1 && minor(st.st_rdev) != 1) return -EROFS;
+  int64_t refused = mk_phys_refused(&st, flags);
+  if (refused < 0) return refused;
   int oflags = O_CLOEXEC | O_NOCTTY;
   oflags |= (flags & MK_PHYS_WRITE) ? O_RDWR : O_RDONLY;
   if (flags & MK_PHYS_UNCACHED) oflags |= O_SYNC;
   int fd = open(path, oflags);
   if (fd < 0) return -errno;
-  return mk_phys_check_chr(fd);
+  return mk_phys_check_fd(fd, flags);
 }
 
 MK_API int64_t mk_phys_read(int32_t fd, uint64_t address, uint8_t *buf, uint64_t length) {

@@ -35,8 +35,8 @@ export function procPath(pid: ProcessId, op: Operation): string {
   return `/proc/${pid}/${FILES[op]}`;
 }
 
-function grantedNoPrompt(path: string): boolean {
-  return Deno.permissions.querySync({ name: "read", path }).state === "granted";
+function readState(path: string): Deno.PermissionState {
+  return Deno.permissions.querySync({ name: "read", path }).state;
 }
 
 /**
@@ -49,11 +49,16 @@ export function gateProc(op: Operation, pid: ProcessId): void {
   const target = String(pid);
   const own = pid === "self" || pid === Deno.pid;
   if (own) {
+    // Both forms name the same file: an explicit deny of either one wins;
+    // a grant of the other form stands in only where the named one would
+    // prompt (never where it is denied).
     const other = pid === "self" ? String(Deno.pid) : "self";
-    if (
-      grantedNoPrompt(`/proc/${target}/${FILES[op]}`) ||
-      grantedNoPrompt(`/proc/${other}/${FILES[op]}`)
-    ) {
+    const named = readState(`/proc/${target}/${FILES[op]}`);
+    const alias = readState(`/proc/${other}/${FILES[op]}`);
+    if (named !== "denied" && alias === "denied") {
+      requirePermissions(op, other); // throws NotCapable naming the denied path
+    }
+    if (named === "granted" || (named === "prompt" && alias === "granted")) {
       requirePermissions("load");
       return;
     }

@@ -85,6 +85,35 @@ export const PageBits = {
  * assertEquals(pages.raw[2] >> 63n, 1n);
  * ```
  */
+/**
+ * Checks, right before the native call writes them, that the columns are
+ * what they must be: the right types, `pages` long, and writable memory
+ * (not detached, not immutable) — fields that JavaScript could have
+ * replaced since the result was made.
+ */
+function checkColumns(
+  cols: { raw: unknown; frame: unknown; flags: unknown },
+  pages: number,
+): void {
+  const ok = (a: unknown, Ctor: { new (n: number): ArrayBufferView }) =>
+    a instanceof Ctor && (a as unknown as { length: number }).length === pages &&
+    !isDetached(a.buffer as ArrayBuffer) &&
+    !(a.buffer as { immutable?: boolean }).immutable &&
+    !(a.buffer instanceof SharedArrayBuffer);
+  if (!ok(cols.raw, BigUint64Array) || !ok(cols.frame, Float64Array) || !ok(cols.flags, Uint8Array)) {
+    throw new TypeError(
+      `Cannot read into those columns: expected a BigUint64Array, a Float64Array and a ` +
+        `Uint8Array of ${pages} elements each, writable`,
+    );
+  }
+}
+
+const detachedGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "detached")!.get!;
+
+function isDetached(buffer: ArrayBuffer): boolean {
+  return detachedGetter.call(buffer) as boolean;
+}
+
 export class PagemapPages {
   /** The virtual address of the first page. */
   readonly address: bigint;
@@ -405,6 +434,7 @@ export class Pagemap {
     cols: { raw: BigUint64Array; frame: Float64Array; flags: Uint8Array },
   ): number {
     const fd = this.#alive(op);
+    checkColumns(cols, pages);
     const ret = lib().mk_pagemap_read(
       fd,
       address,
@@ -622,6 +652,20 @@ export class Pagemap {
       const walked = this.#walkEnd[0];
       if (walked <= at || n < cap) break; // the walk is complete (or ended at the top)
       at = walked;
+    }
+    if (out.length === 0) {
+      // Nothing found, or nothing to find: a process that has exited reads
+      // as empty everywhere, which read() and translate() report as NotFound.
+      const probe = lib().mk_pagemap_read(
+        fd,
+        0n,
+        1n,
+        this.#one.raw,
+        this.#one.frame,
+        this.#one.flags,
+        null,
+      );
+      if (probe === 0n) throw noAddressSpace(this.#pid, "pagemap", "scan the pagemap");
     }
     return out;
   }

@@ -382,6 +382,9 @@ export class PhysicalMemory {
     const have = this.#fds[cache];
     if (have !== undefined) return have;
     const flags = (this.#write ? MK.PHYS_WRITE : 0) | (cache === "uncached" ? MK.PHYS_UNCACHED : 0);
+    // Every open is gated, the lazy second one (the other cache mode) too:
+    // a permission revoked since open() must hold.
+    requirePermissions(this.#write ? "physWrite" : "physRead", this.#device);
     const ret = lib().mk_phys_open(this.#cdevice, flags);
     if (ret < 0n) {
       const errno = Number(-ret);
@@ -540,11 +543,13 @@ export class PhysicalMemory {
     for (const t of this.#tracked) {
       if (phys < t.phys || phys + width > t.phys + t.length) continue;
       if (!t.region.live || !t.region.backed) continue;
+      // Only through a Mapping this process can still ask: its page's
+      // protection now (after protect() on part of it, pages differ), and no
+      // protection key whose rights memkit cannot see per access.
       const m = t.ref.deref();
-      // A collected Mapping whose pages are still mapped has live views, and
-      // views exist only while the pages are readable; writes want the
-      // Mapping itself, to know its protection now.
-      const ok = m ? m.access === "rw" || (!write && m.access === "r") : !write;
+      if (m === undefined || m.closed || t.region.pkeyRights !== undefined) continue;
+      const access = m.accessAt(phys - t.phys);
+      const ok = write ? access === "rw" : access === "r" || access === "rw" || access === "rx";
       if (ok) return BigInt(t.base + (phys - t.physBase));
     }
     return undefined;
@@ -723,7 +728,16 @@ export class PhysicalMemory {
           "(on EFI machines the firmware passes it elsewhere: /sys/firmware/dmi/tables)",
       );
     }
-    const table = this.#copy(entryPoint.tableAddress, entryPoint.tableLength);
+    // The entry point is firmware data: a table of 0 bytes, over 1 MiB (real
+    // ones are a few KiB) or beyond physical addresses is a corrupt one.
+    const { tableAddress, tableLength } = entryPoint;
+    if (tableLength < 4 || tableLength > 1 << 20 || tableAddress + tableLength > MAX_PHYS_ADDRESS) {
+      throw new SyntaxError(
+        `Cannot read the SMBIOS table: its entry point gives ${tableLength} bytes at ` +
+          `${hex(tableAddress)}, not a table (expected 4 bytes to 1 MiB below 2^52)`,
+      );
+    }
+    const table = this.#copy(tableAddress, tableLength);
     return decodeSmbios(entryPoint, table);
   }
 

@@ -101,6 +101,13 @@ function checksumOk(bytes: Uint8Array, start: number, length: number): boolean {
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
+/** Throws TypeError unless `value` is a Uint8Array: the decoders read bytes. */
+function bytesOnly(value: unknown, fn: string): void {
+  if (!(value instanceof Uint8Array)) {
+    throw new TypeError(`Cannot decode with ${fn}(): expected a Uint8Array of SMBIOS bytes`);
+  }
+}
+
 /**
  * Parses and checks the SMBIOS entry point at the start of `bytes`: the
  * anchor, the stated length, the checksum (and for 2.x the `_DMI_`
@@ -132,6 +139,7 @@ const hex = (n: number): string => `0x${n.toString(16)}`;
  * ```
  */
 export function parseSmbiosEntryPoint(bytes: Uint8Array, address = 0): SmbiosEntryPoint {
+  bytesOnly(bytes, "parseSmbiosEntryPoint");
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const where = `SMBIOS entry point at ${hex(address)}`;
   if (anchorAt(bytes, 0, "_SM3_")) {
@@ -204,6 +212,7 @@ export function findSmbiosEntryPoint(
   segment: Uint8Array,
   base: number,
 ): SmbiosEntryPoint | undefined {
+  bytesOnly(segment, "findSmbiosEntryPoint");
   let found: SmbiosEntryPoint | undefined;
   for (let at = 0; at + 16 <= segment.length; at += 16) {
     const is3 = anchorAt(segment, at, "_SM3_");
@@ -243,6 +252,7 @@ export function findSmbiosEntryPoint(
  * ```
  */
 export function decodeSmbiosTable(table: Uint8Array, count?: number): SmbiosStructure[] {
+  bytesOnly(table, "decodeSmbiosTable");
   const out: SmbiosStructure[] = [];
   let at = 0;
   while (at + 4 <= table.length && (count === undefined || out.length < count)) {
@@ -314,6 +324,7 @@ export function smbiosUuid(
   bytes: Uint8Array,
   version: { major: number; minor: number },
 ): string | undefined {
+  bytesOnly(bytes, "smbiosUuid");
   if (bytes.length < 16) return undefined;
   const b = [...bytes.subarray(0, 16)];
   if (b.every((x) => x === 0) || b.every((x) => x === 0xff)) return undefined;

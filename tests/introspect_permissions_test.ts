@@ -59,6 +59,14 @@ Deno.test("for this process's own pid, /proc/self/maps and /proc/<pid>/maps are 
   assertEquals(child(["--allow-ffi", "--allow-read=/proc/self/maps"], ["find", "own"]).ok, true);
 });
 
+Deno.test("an explicit deny of either form of this process's path wins over a grant of the other", () => {
+  const flags = ["--allow-ffi", "--allow-read=/proc", "--deny-read=/proc/self/maps"];
+  assertEquals(child(flags, ["maps"]).name, "NotCapable");
+  assertEquals(child(flags, ["maps", "own"]).name, "NotCapable");
+  const pagemap = ["--allow-ffi", "--allow-read=/proc", "--deny-read=/proc/self/pagemap"];
+  assertEquals(child(pagemap, ["pagemap"]).name, "NotCapable");
+});
+
 Deno.test("another pid needs its own path: /proc/self/maps does not grant /proc/1/maps", () => {
   const r = child(["--allow-ffi", "--allow-read=/proc/self/maps"], ["maps", "1"]);
   assertEquals(r.name, "NotCapable");

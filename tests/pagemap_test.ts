@@ -181,6 +181,11 @@ Deno.test("the pagemap of a missing pid is NotFound, and of a process that exits
   child.kill("SIGKILL");
   await child.status;
   assertThrows(() => pm.read(4096n, 1), Deno.errors.NotFound, "no address space");
+  assertThrows(
+    () => pm.scan({ start: 0n, length: 1 << 30 }),
+    Deno.errors.NotFound,
+    "no address space",
+  );
   const done = new Deno.Command("true").spawn();
   await done.status;
   assertThrows(() => Pagemap.open(done.pid), Deno.errors.NotFound);
@@ -201,4 +206,20 @@ Deno.test("read({ into }) overwrites an earlier result's columns instead of allo
   const other = pm.read(m.address, 4, { into: first });
   assert(other.flags.buffer !== first.flags.buffer, "a different length gets new columns");
   assertThrows(() => pm.read(m.address, 8, { into: {} as never }), TypeError);
+  // Columns JavaScript replaced since: checked again right before the native
+  // call writes them (too short, wrong type, an immutable view).
+  const tampered = pm.read(m.address, 8) as unknown as Record<string, unknown>;
+  const check = (column: string, value: unknown) => {
+    const saved = tampered[column];
+    Object.defineProperty(tampered, column, { value, configurable: true });
+    assertThrows(() => pm.read(m.address, 8, { into: tampered as never }), TypeError, "columns");
+    Object.defineProperty(tampered, column, { value: saved, configurable: true });
+  };
+  check("raw", new BigUint64Array(1));
+  check("frame", new Uint8Array(8));
+  const immutable = (new ArrayBuffer(8) as unknown as { transferToImmutable(): ArrayBuffer })
+    .transferToImmutable();
+  check("flags", new Uint8Array(immutable));
+  using ro = fd.map({ access: "r" });
+  check("flags", ro.bytes(0, 8));
 });

@@ -1,4 +1,4 @@
-// flags: --allow-ffi --allow-read=/dev/mem,/dev/zero,/proc/iomem,/tmp --allow-write=/dev/zero,/tmp --allow-run=cat --allow-sys=uid --v8-flags=--js-immutable-arraybuffer
+// flags: --allow-ffi --allow-read=/dev/mem,/dev/zero,/proc/iomem,/tmp --allow-write=/dev/zero,/tmp --allow-run=cat --allow-sys=uid --v8-flags=--js-immutable-arraybuffer,--expose-gc
 // PhysicalMemory on this host: the kernel has no /dev/mem (CONFIG_DEVMEM
 // unset), so the error must say so; /dev/zero, a character device that maps
 // like memory holding zeros, exercises the mapping, copying and exact-width
@@ -294,4 +294,36 @@ Deno.test("structures without strings end with two NULs, and a short header is r
   assertEquals([...s[0].data], [4, 5, 1, 0, 9]);
   assertThrows(() => decodeSmbiosTable(new Uint8Array([1, 2, 0, 0, 0, 0])), SyntaxError);
   assertMatch(String(decodeSmbiosTable(new Uint8Array(0)).length), /^0$/);
+});
+
+Deno.test("the SMBIOS decoders refuse anything but bytes", () => {
+  assertThrows(() => decodeSmbiosTable("_SM3_" as never), TypeError, "Uint8Array");
+  assertThrows(() => parseSmbiosEntryPoint([0x5f] as never), TypeError, "Uint8Array");
+  assertThrows(() => findSmbiosEntryPoint({} as never, 0), TypeError, "Uint8Array");
+  assertThrows(() => smbiosUuid(null as never, { major: 3, minor: 0 }), TypeError, "Uint8Array");
+});
+
+Deno.test("readU8 never touches a page a collected mapping left PROT_NONE", async () => {
+  using mem = PhysicalMemory.open({ device: "/dev/zero" });
+  // A 2-page mapping, its second page protected "none", the Mapping object
+  // dropped and collected while a view of its first page stays alive.
+  const view = (() => {
+    const m = mem.map(0x100000, 2 * 4096);
+    m.protect("none", { offset: 4096, length: 4096 });
+    return m.bytes(0, 16);
+  })();
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 0));
+    (globalThis as { gc?: () => void }).gc!();
+  }
+  assertEquals(view[0], 0);
+  assertEquals(mem.readU8(0x100000 + 4096 + 8), 0); // through a page of its own, not a fault
+});
+
+Deno.test("a permission revoked after open() stops the second (uncached) open of the device", () => {
+  // Revocation lasts for the rest of this process: this test comes last.
+  using mem = PhysicalMemory.open({ device: "/dev/zero" });
+  mem.map(0xf0000, 16).close(); // the default-cache descriptor
+  Deno.permissions.revokeSync({ name: "read", path: "/dev/zero" });
+  assertThrows(() => mem.map(0xf0000, 16, { cache: "uncached" }), Deno.errors.NotCapable);
 });
