@@ -100,7 +100,9 @@ function checkColumns(
     !isDetached(a.buffer as ArrayBuffer) &&
     !(a.buffer as { immutable?: boolean }).immutable &&
     !(a.buffer instanceof SharedArrayBuffer);
-  if (!ok(cols.raw, BigUint64Array) || !ok(cols.frame, Float64Array) || !ok(cols.flags, Uint8Array)) {
+  if (
+    !ok(cols.raw, BigUint64Array) || !ok(cols.frame, Float64Array) || !ok(cols.flags, Uint8Array)
+  ) {
     throw new TypeError(
       `Cannot read into those columns: expected a BigUint64Array, a Float64Array and a ` +
         `Uint8Array of ${pages} elements each, writable`,
