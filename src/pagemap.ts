@@ -67,25 +67,6 @@ export const PageBits = {
 } as const;
 
 /**
- * The pagemap entries of a range of pages, by column: element `i` is the
- * page at `address + i * pageSize`. Made by {@linkcode Pagemap.read}.
- *
- * @example Columns, not objects
- * ```ts
- * // deno run --allow-ffi --allow-read=/proc/self/pagemap
- * import { MemFd, Pagemap } from "@memkit/memkit";
- * import { assertEquals } from "@std/assert";
- *
- * using fd = MemFd.create("columns", { size: 3 * 4096 });
- * using m = fd.map();
- * m.bytes()[2 * 4096] = 1;
- * using pm = Pagemap.open();
- * const pages = pm.read(m.address, 3);
- * assertEquals([pages.length, pages.presentCount, pages.present(2)], [3, 1, true]);
- * assertEquals(pages.raw[2] >> 63n, 1n);
- * ```
- */
-/**
  * Checks, right before the native call writes them, that the columns are
  * what they must be: the right types, `pages` long, and writable memory
  * (not detached, not immutable) — fields that JavaScript could have
@@ -116,6 +97,25 @@ function isDetached(buffer: ArrayBuffer): boolean {
   return detachedGetter.call(buffer) as boolean;
 }
 
+/**
+ * The pagemap entries of a range of pages, by column: element `i` is the
+ * page at `address + i * pageSize`. Made by {@linkcode Pagemap.read}.
+ *
+ * @example Columns, not objects
+ * ```ts
+ * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+ * import { MemFd, Pagemap } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("columns", { size: 3 * 4096 });
+ * using m = fd.map();
+ * m.bytes()[2 * 4096] = 1;
+ * using pm = Pagemap.open();
+ * const pages = pm.read(m.address, 3);
+ * assertEquals([pages.length, pages.presentCount, pages.present(2)], [3, 1, true]);
+ * assertEquals(pages.raw[2] >> 63n, 1n);
+ * ```
+ */
 export class PagemapPages {
   /** The virtual address of the first page. */
   readonly address: bigint;
