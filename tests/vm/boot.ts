@@ -51,8 +51,6 @@ export interface Guest {
   stop(): Promise<void>;
   /** QEMU's own stderr, for diagnostics. */
   stderr(): Promise<string>;
-  /** Seconds from start to `done`. */
-  seconds(): number;
 }
 
 function env(name: string): string | undefined {
@@ -185,8 +183,6 @@ export function boot(options: BootOptions): Guest {
     args.push("-smbios", `type=1,manufacturer=memkit,serial=${options.serial}`);
   }
   if (options.uuid) args.push("-uuid", options.uuid);
-  const started = performance.now();
-  let finished = 0;
   const child = new Deno.Command("timeout", {
     args,
     stdin: "piped",
@@ -216,20 +212,16 @@ export function boot(options: BootOptions): Guest {
     return text;
   };
   const done = (async (): Promise<"done" | "exited" | "timeout"> => {
-    const deadline = started + timeout * 1000;
-    while (performance.now() < deadline) {
-      if (read().includes("MEMKIT-GUEST-DONE")) {
-        finished = performance.now();
-        return "done";
-      }
+    // A timer says when to give up waiting (timeout(1) kills QEMU as well).
+    const expired = AbortSignal.timeout(timeout * 1000);
+    while (!expired.aborted) {
+      if (read().includes("MEMKIT-GUEST-DONE")) return "done";
       if (exited) {
         read();
-        finished = performance.now();
         return "exited";
       }
       await new Promise((r) => setTimeout(r, 250));
     }
-    finished = performance.now();
     return "timeout";
   })();
   return {
@@ -248,7 +240,6 @@ export function boot(options: BootOptions): Guest {
       await qmp.close();
     },
     stderr: () => stderrText,
-    seconds: () => ((finished || performance.now()) - started) / 1000,
   };
 }
 
@@ -262,7 +253,7 @@ if (import.meta.main) {
   });
   const how = await guest.done;
   await guest.stop();
-  console.log(`\n[host] guest ${how} after ${guest.seconds().toFixed(1)} s`);
+  console.log(`\n[host] guest ${how}`);
   const log = guest.log();
   const m = /MEMKIT-DEVMEM runs=(\d+) seconds=([\d.]+)/.exec(log);
   if (m) {
