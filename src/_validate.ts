@@ -83,3 +83,13 @@ export function cString(value: unknown, what: string): Uint8Array<ArrayBuffer> {
   }
   return encoder.encode(value + "\0");
 }
+
+const detachedGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "detached")!.get!;
+
+/**
+ * `ArrayBuffer.prototype.detached` as it was when memkit loaded: user code
+ * that patches the getter cannot make a moved buffer look attached.
+ */
+export function isDetached(buffer: ArrayBuffer): boolean {
+  return detachedGetter.call(buffer) as boolean;
+}

@@ -8,7 +8,7 @@
 import { check, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
-import { aligned, inRange, roundUp } from "./_validate.ts";
+import { aligned, inRange, isDetached, roundUp } from "./_validate.ts";
 
 /**
  * How memory may be accessed: not at all, read-only, read-write, or read and
@@ -216,13 +216,6 @@ const mappingRegistry = new FinalizationRegistry<Holding>(({ region, buffers }) 
   if (region.refs === 0) unmapRegion(region);
 });
 
-const detachedGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "detached")!.get!;
-
-/** ArrayBuffer.prototype.detached, as it was when memkit loaded (user code cannot patch it). */
-function isDetached(buffer: ArrayBuffer): boolean {
-  return detachedGetter.call(buffer) as boolean;
-}
-
 function hold(region: Region, target: object): void {
   region.refs++;
   registry.register(target, region, target);
@@ -269,9 +262,16 @@ const CONSTRUCT = Symbol("memkit.Mapping");
 let regionOfMapping: (m: Mapping) => Region | undefined;
 let limitMapping: (m: Mapping, rights: number, dryRun: boolean) => void;
 
+/** The region behind a memkit Mapping, undefined for any other value; for memkit's own modules. */
+export function findRegion(value: unknown): Region | undefined {
+  return value !== null && typeof value === "object"
+    ? regionOfMapping(value as Mapping)
+    : undefined;
+}
+
 /** The region behind a mapping; for memkit's own modules, not part of the API. */
 export function regionOf(mapping: Mapping): Region {
-  const region = regionOfMapping(mapping);
+  const region = findRegion(mapping);
   if (!region) throw new TypeError("Cannot use this value: expected a memkit Mapping");
   return region;
 }

@@ -26,6 +26,7 @@ import {
   toAddress,
 } from "./_proc.ts";
 import { requirePermissions } from "./permissions.ts";
+import { isDetached } from "./_validate.ts";
 
 const U64 = 1n << 64n;
 const PFN_HIDDEN_WHY = "the kernel shows page frame numbers only to processes with " +
@@ -89,12 +90,6 @@ function checkColumns(
         `Uint8Array of ${pages} elements each, writable`,
     );
   }
-}
-
-const detachedGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "detached")!.get!;
-
-function isDetached(buffer: ArrayBuffer): boolean {
-  return detachedGetter.call(buffer) as boolean;
 }
 
 /**
@@ -428,6 +423,13 @@ export class Pagemap {
     return this.#fd;
   }
 
+  /** Throws NotFound when the process has no address space left (exited): its pagemap reads empty. */
+  #checkAddressSpace(fd: number, op: string): void {
+    const one = this.#one;
+    const got = lib().mk_pagemap_read(fd, 0n, 1n, one.raw, one.frame, one.flags, null);
+    if (got === 0n) throw noAddressSpace(this.#pid, "pagemap", op);
+  }
+
   /** Reads entries into the given columns; returns the pages read, after the end checks. */
   #readInto(
     op: string,
@@ -450,16 +452,7 @@ export class Pagemap {
     if (got < pages) {
       // Short: the end of the address space, or a process that has exited
       // (whose pagemap reads empty everywhere).
-      const probe = lib().mk_pagemap_read(
-        fd,
-        0n,
-        1n,
-        this.#one.raw,
-        this.#one.frame,
-        this.#one.flags,
-        null,
-      );
-      if (probe === 0n) throw noAddressSpace(this.#pid, "pagemap", op);
+      this.#checkAddressSpace(fd, op);
       const end = address + BigInt(got) * BigInt(this.#page);
       throw new RangeError(
         `Cannot ${op} ${pages} pages at ${hex(address)}: past the end of the address space ` +
@@ -658,16 +651,7 @@ export class Pagemap {
     if (out.length === 0) {
       // Nothing found, or nothing to find: a process that has exited reads
       // as empty everywhere, which read() and translate() report as NotFound.
-      const probe = lib().mk_pagemap_read(
-        fd,
-        0n,
-        1n,
-        this.#one.raw,
-        this.#one.frame,
-        this.#one.flags,
-        null,
-      );
-      if (probe === 0n) throw noAddressSpace(this.#pid, "pagemap", "scan the pagemap");
+      this.#checkAddressSpace(fd, "scan the pagemap");
     }
     return out;
   }

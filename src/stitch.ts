@@ -12,12 +12,12 @@ import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
 import {
   type Access,
   createMapping,
+  findRegion,
   type Mapping,
   type Piece,
   PROT,
   type Region,
   regionAt,
-  regionOf,
   toAccess,
 } from "./mapping.ts";
 import { type MemFd, memfdState } from "./memfd.ts";
@@ -72,9 +72,7 @@ function validate(chunks: unknown, access: Access): Placed[] {
     }
     const { source, offset: rawOffset, length: rawLength } = chunk;
     const memfd = memfdState(source);
-    const region = memfd || source === null || typeof source !== "object"
-      ? undefined
-      : regionOfAny(source);
+    const region = memfd ? undefined : findRegion(source);
     let size: number;
     let name: string;
     if (memfd) {
@@ -140,15 +138,6 @@ function validate(chunks: unknown, access: Access): Placed[] {
       : { region: region!, offset, length, name };
   }
   return out;
-}
-
-/** The region of a memkit Mapping, or undefined for any other object. */
-function regionOfAny(value: object): Region | undefined {
-  try {
-    return regionOf(value as Mapping);
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -439,7 +428,7 @@ export function alias(
   options: StitchOptions = {},
 ): Mapping {
   const access = toAccess(options.access ?? "rw", ["r", "rw"]) as "r" | "rw";
-  const region = source !== null && typeof source === "object" ? regionOfAny(source) : undefined;
+  const region = findRegion(source);
   if (region) {
     const [chunk] = validate([{ source, offset: 0 }], access);
     return place([chunk], access, `alias of ${region.name}`, region.length, "alias");
