@@ -28,6 +28,7 @@ import {
   type ScanRegion,
   type SmapsEntry,
 } from "../mod.ts";
+import { fail } from "./_fail.ts";
 
 const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 const size = (n: number): string => formatBytes(n, { binary: true });
@@ -96,14 +97,6 @@ export function parseRange(text: string | undefined): { start: bigint; end: bigi
   }
   const start = parseAmount(text);
   return { start, end: start + 1n };
-}
-
-function fail(e: unknown): number {
-  const err = e as Error;
-  const code = e instanceof MemkitError ? ` (${e.code})` : "";
-  console.error(`memkit: ${err.name}${code}: ${err.message}`);
-  if (e instanceof Deno.errors.NotCapable) return 3;
-  return e instanceof TypeError || e instanceof RangeError ? 2 : 1;
 }
 
 function printFlags(flags: string[], command: string): void {

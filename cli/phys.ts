@@ -17,13 +17,13 @@ import { parseArgs } from "@std/cli/parse-args";
 import { format as formatBytes } from "@std/fmt/bytes";
 import { bold, dim } from "@std/fmt/colors";
 import {
-  MemkitError,
   type Operation,
   permissionFlags,
   PhysicalMemory,
   physicalRanges,
   type Smbios,
 } from "../mod.ts";
+import { fail } from "./_fail.ts";
 
 const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
@@ -59,6 +59,13 @@ function width(text: string | undefined): 8 | 16 | 32 | 64 {
   throw new TypeError(`Cannot use the width "${text ?? ""}": expected 8, 16, 32 or 64 (bits)`);
 }
 
+/** One load of exactly `bits` bits. */
+function readWidth(mem: PhysicalMemory, at: number, bits: 8 | 16 | 32 | 64): number | bigint {
+  if (bits === 8) return mem.readU8(at);
+  if (bits === 16) return mem.readU16(at);
+  return bits === 32 ? mem.readU32(at) : mem.readU64(at);
+}
+
 /**
  * The classic hexdump: address, 16 bytes in hex, the printable ones as text.
  *
@@ -90,14 +97,6 @@ export function hexdump(bytes: Uint8Array, address: number): string {
     );
   }
   return lines.join("\n");
-}
-
-function fail(e: unknown): number {
-  const err = e as Error;
-  const code = e instanceof MemkitError ? ` (${e.code})` : "";
-  console.error(`memkit: ${err.name}${code}: ${err.message}`);
-  if (e instanceof Deno.errors.NotCapable) return 3;
-  return e instanceof TypeError || e instanceof RangeError ? 2 : 1;
 }
 
 const json = (value: unknown): string =>
@@ -182,13 +181,7 @@ export function physCommand(args: string[]): number {
         const bits = width(rest[1]);
         if (need("physRead", device)) return 0;
         using mem = PhysicalMemory.open({ device, cache });
-        const v = bits === 8
-          ? mem.readU8(at)
-          : bits === 16
-          ? mem.readU16(at)
-          : bits === 32
-          ? mem.readU32(at)
-          : mem.readU64(at);
+        const v = readWidth(mem, at, bits);
         console.log(`${hex(at)}: 0x${v.toString(16).padStart(bits / 4, "0")}`);
         return 0;
       }
@@ -209,13 +202,7 @@ export function physCommand(args: string[]): number {
         else if (bits === 32) mem.writeU32(at, Number(value));
         else if (bits === 16) mem.writeU16(at, Number(value));
         else mem.writeU8(at, Number(value));
-        const back = bits === 8
-          ? mem.readU8(at)
-          : bits === 16
-          ? mem.readU16(at)
-          : bits === 32
-          ? mem.readU32(at)
-          : mem.readU64(at);
+        const back = readWidth(mem, at, bits);
         console.log(
           `${hex(at)}: wrote 0x${value.toString(16).padStart(bits / 4, "0")}, read back 0x${
             back.toString(16).padStart(bits / 4, "0")
