@@ -84,19 +84,25 @@ static void test_other_errors(void) {
   CHECK_PERMS(hole, "none", "refused calls mapped nothing there");
 }
 
+/* Maps all of fd twice, read-write and read-only (checked); on failure
+ * unmaps what was mapped, closes fd and returns 0. */
+static int map_pair(int32_t fd, uint64_t len, int64_t *rw, int64_t *ro) {
+  *rw = mk_map_fd(fd, 0, len, MK_PROT_READ | MK_PROT_WRITE);
+  *ro = mk_map_fd(fd, 0, len, MK_PROT_READ);
+  if (CHECK_OK(*rw, "map the memfd read-write") & CHECK_OK(*ro, "map it again read-only")) return 1;
+  if (*rw >= 0) mk_map_unmap((uint64_t)*rw, len);
+  if (*ro >= 0) mk_map_unmap((uint64_t)*ro, len);
+  mk_core_close(fd);
+  return 0;
+}
+
 static void test_alias(void) {
   const uint64_t n = 4, len = n * page;
   int32_t fd = filled_memfd("memkit-alias", n, 3);
   if (!CHECK(fd >= 0, "a 4-page memfd for aliasing")) return;
 
-  int64_t rw = mk_map_fd(fd, 0, len, MK_PROT_READ | MK_PROT_WRITE);
-  int64_t ro = mk_map_fd(fd, 0, len, MK_PROT_READ);
-  if (!CHECK_OK(rw, "map the memfd read-write") | !CHECK_OK(ro, "map it again read-only")) {
-    if (rw >= 0) mk_map_unmap((uint64_t)rw, len);
-    if (ro >= 0) mk_map_unmap((uint64_t)ro, len);
-    mk_core_close(fd);
-    return;
-  }
+  int64_t rw, ro;
+  if (!map_pair(fd, len, &rw, &ro)) return;
   volatile unsigned char *w = (volatile unsigned char *)(uintptr_t)rw;
   const volatile unsigned char *r = (const volatile unsigned char *)(uintptr_t)ro;
   CHECK(rw != ro, "the two mappings are at different addresses");
@@ -182,14 +188,8 @@ static void test_placeholder(void) {
   const uint64_t n = 3, len = n * page;
   int32_t fd = filled_memfd("memkit-placeholder", n, 9);
   if (!CHECK(fd >= 0, "a 3-page memfd for placeholders")) return;
-  int64_t rw = mk_map_fd(fd, 0, len, MK_PROT_READ | MK_PROT_WRITE);
-  int64_t ro = mk_map_fd(fd, 0, len, MK_PROT_READ);
-  if (!CHECK_OK(rw, "map the memfd read-write") | !CHECK_OK(ro, "map it again read-only")) {
-    if (rw >= 0) mk_map_unmap((uint64_t)rw, len);
-    if (ro >= 0) mk_map_unmap((uint64_t)ro, len);
-    mk_core_close(fd);
-    return;
-  }
+  int64_t rw, ro;
+  if (!map_pair(fd, len, &rw, &ro)) return;
   const volatile unsigned char *r = (const volatile unsigned char *)(uintptr_t)ro;
   volatile unsigned char *w = (volatile unsigned char *)(uintptr_t)rw;
   w[0] = 0xc3;
