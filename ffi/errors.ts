@@ -55,6 +55,22 @@ const ERRNOS: Record<number, readonly [string, string]> = {
   107: ["ENOTCONN", "Transport endpoint is not connected"],
 };
 
+/**
+ * Errno values by name (`ERRNO.EBUSY` is 16), from the same table as the
+ * messages, so that no code compares against a bare number.
+ *
+ * @example Comparing a native result with an errno by name
+ * ```ts
+ * import { ERRNO } from "./errors.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(ERRNO.ESRCH, 3);
+ * ```
+ */
+export const ERRNO: Readonly<Record<string, number>> = Object.freeze(
+  Object.fromEntries(Object.entries(ERRNOS).map(([n, [code]]) => [code, Number(n)])),
+);
+
 /** What {@linkcode MemkitError} is built from. */
 export interface MemkitErrorOptions {
   /** The path the operation touched, where there is one. */

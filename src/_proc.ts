@@ -1,7 +1,7 @@
 // Shared by the introspection modules: which process, the permission gate
 // for its /proc files, and the errors a user expects from them.
 
-import { MemkitError } from "../ffi/errors.ts";
+import { ERRNO, MemkitError } from "../ffi/errors.ts";
 import { type Operation, requirePermissions } from "./permissions.ts";
 
 /** A process: its pid, or `"self"` for the calling process. */
@@ -69,17 +69,16 @@ export function gateProc(op: Operation, pid: ProcessId): void {
 /** The error for a failed /proc read: NotFound for a missing process, else MemkitError. */
 export function procError(errno: number, pid: ProcessId, op: Operation, verb: string): Error {
   const path = procPath(pid, op);
-  if (errno === 2) {
+  if (errno === ERRNO.ENOENT) {
     return new Deno.errors.NotFound(
       `Cannot ${verb} "${path}": no process with pid ${pid} (it does not exist or has exited)`,
     );
   }
-  if (errno === 3) return noAddressSpace(pid, op, verb);
-  const hints: Record<number, string> = {
-    13: "reading another user's process needs its uid or CAP_SYS_PTRACE (ptrace read access)",
-    1: "reading another user's process needs its uid or CAP_SYS_PTRACE (ptrace read access)",
-  };
-  return new MemkitError(errno, verb, { path, hint: hints[errno] });
+  if (errno === ERRNO.ESRCH) return noAddressSpace(pid, op, verb);
+  const hint = errno === ERRNO.EACCES || errno === ERRNO.EPERM
+    ? "reading another user's process needs its uid or CAP_SYS_PTRACE (ptrace read access)"
+    : undefined;
+  return new MemkitError(errno, verb, { path, hint });
 }
 
 /** The error for a process without an address space (a zombie, or a kernel thread). */

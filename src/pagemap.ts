@@ -13,7 +13,7 @@
  * @module
  */
 
-import { check } from "../ffi/errors.ts";
+import { check, ERRNO } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import {
@@ -627,6 +627,11 @@ export class Pagemap {
     const cap = vec.length / 3;
     while (at < end) {
       const ret = lib().mk_pagemap_scan(fd, at, end, masks, flags, vec, BigInt(cap), this.#walkEnd);
+      // A process that has exited: kernels answer ESRCH (6.18) or ENOENT, or
+      // read as empty (below); each is the NotFound that read() raises.
+      if (ret === -BigInt(ERRNO.ESRCH) || ret === -BigInt(ERRNO.ENOENT)) {
+        throw noAddressSpace(this.#pid, "pagemap", "scan the pagemap");
+      }
       const n = check(ret, "scan the pagemap", {
         path: `/proc/${this.#pid}/pagemap`,
         hints: {
