@@ -5,6 +5,7 @@
 // another user's maps are a clear EACCES even when Deno's flags allow them.
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import { nobodyPackage } from "./fixtures/nobody.ts";
+import { probed } from "./fixtures/skip.ts";
 
 const nobody = nobodyPackage("memkit-nobody-introspect-");
 const { isRoot, root } = nobody;
@@ -25,9 +26,9 @@ function asNobody(flags: string[], args: string[]): Outcome {
   ]) as unknown as Outcome;
 }
 
-Deno.test({
+probed({
   name: "as nobody, pagemap shows a touched page present with pfnVisible false",
-  ignore: !isRoot,
+  skip: !isRoot && "not root: only root can switch to nobody with setpriv",
   fn() {
     const r = asNobody(["--allow-read=/proc/self/pagemap"], ["pagemap"]);
     assertEquals(r.ok, true, r.message);
@@ -39,10 +40,10 @@ Deno.test({
   },
 });
 
-Deno.test({
+probed({
   name:
     "as nobody, translate() throws PermissionDenied naming CAP_SYS_ADMIN instead of returning 0",
-  ignore: !isRoot,
+  skip: !isRoot && "not root: only root can switch to nobody with setpriv",
   fn() {
     const v = asNobody(["--allow-read=/proc/self/pagemap"], ["pagemap"]).value!;
     assertEquals(v.phys, undefined);
@@ -53,9 +54,9 @@ Deno.test({
   },
 });
 
-Deno.test({
+probed({
   name: "as nobody, kpageflags is EACCES with a hint even with --allow-read=/proc/kpageflags",
-  ignore: !isRoot,
+  skip: !isRoot && "not root: only root can switch to nobody with setpriv",
   fn() {
     const r = asNobody(["--allow-read=/proc/kpageflags"], ["kpageflags"]);
     assertEquals([r.ok, r.name, r.code], [false, "MemkitError", "EACCES"]);
@@ -66,9 +67,9 @@ Deno.test({
   },
 });
 
-Deno.test({
+probed({
   name: "as nobody, its own maps read fine and init's maps are EACCES with the reason",
-  ignore: !isRoot,
+  skip: !isRoot && "not root: only root can switch to nobody with setpriv",
   fn() {
     const own = asNobody(["--allow-read=/proc/self/maps"], ["maps"]);
     assertEquals(own.ok, true, own.message);

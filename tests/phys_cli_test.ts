@@ -5,6 +5,7 @@
 import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { physicalRanges } from "../mod.ts";
 import { type CliResult, memkitCli } from "./fixtures/cli.ts";
+import { probed } from "./fixtures/skip.ts";
 
 function memkit(flags: string[], args: string[], dropAdmin = false): CliResult {
   return memkitCli(flags, ["phys", ...args], dropAdmin);
@@ -67,9 +68,9 @@ Deno.test("memkit phys ranges lists /proc/iomem nested, as physicalRanges() does
   assertMatch(text.stdout, /^ +0x100000-0x[0-9a-f]+ +[\d.]+ [KMG]iB {2}System RAM$/m);
 });
 
-Deno.test({
+probed({
   name: "without CAP_SYS_ADMIN the kernel hides /proc/iomem's addresses, and memkit says so",
-  ignore: Deno.uid() !== 0,
+  skip: Deno.uid() !== 0 && "not root: there is no CAP_SYS_ADMIN to drop",
   fn() {
     const r = memkit(["--allow-ffi", "--allow-read=/proc/iomem"], ["ranges"], true);
     assertEquals(r.code, 1, r.stdout);

@@ -2,9 +2,13 @@
 # The whole suite, as `make test` runs it. Each step counts: a C test or a
 # Deno test case by its own result, a static check as one test. Every test
 # file runs with the flags its first `// flags:` line names (never the allow-all flag), with
-# $DENO standing for the Deno binary. Ends with `tests: N passed, N failed`.
+# $DENO standing for the Deno binary. Every test program and file runs under
+# a timeout (a hung test fails with its name). Skips are counted and listed
+# with their reasons (`SKIP: <test>: <why>`), and the kernel log is scanned
+# for BUG/WARNING/Oops after the run. Ends with
+# `tests: N passed, N failed, N skipped`.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 DENO=${DENO:-deno}
 CC=${CC:-cc}
 SAN_CFLAGS=${SAN_CFLAGS:--O1 -g -std=c11 -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all}
@@ -13,13 +17,26 @@ DENO_REAL=$(readlink -f "$(command -v "$DENO")")
 export NO_COLOR=1 DENO_NO_UPDATE_CHECK=1
 passed=0
 failed=0
+skipped=0
 failures=()
+skips=()
+# Per test program or file; MEMKIT_TEST_TIMEOUT overrides (seconds).
+timeout_c=${MEMKIT_TEST_TIMEOUT:-300}
+timeout_deno=${MEMKIT_TEST_TIMEOUT:-900}
 log=build/test-logs
 mkdir -p "$log"
 rm -f "$log/summary.txt"
 
 pass() { passed=$((passed + $1)); }
 fail() { failed=$((failed + $1)); failures+=("$2"); }
+# One skipped test, with its reason.
+skip() {
+  skipped=$((skipped + 1))
+  skips+=("$1")
+}
+# The kernel's log so far, to compare after the run (empty where unreadable).
+kernel_log() { dmesg 2>/dev/null || true; }
+kernel_last_line=$(kernel_log | tail -n 1)
 
 # One static check: passes when the command exits 0.
 static() {
@@ -48,7 +65,8 @@ for src in tests/c/test_*.c; do
     fail 1 "$name (build)"
     continue
   fi
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 "$bin" >"$log/$name.log" 2>&1
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    timeout -k 10 "$timeout_c" "$bin" >"$log/$name.log" 2>&1
   rc=$?
   ok=$(grep -c '^ok ' "$log/$name.log")
   notok=$(grep -c '^not ok ' "$log/$name.log")
@@ -56,9 +74,15 @@ for src in tests/c/test_*.c; do
   cat "$log/$name.log"
   pass "$ok"
   [ "$notok" -gt 0 ] && fail "$notok" "$name"
-  if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ "$notok" -eq 0 ]; then
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    echo "FAIL $name: timed out after ${timeout_c}s"
+    fail 1 "$name (timed out)"
+  elif [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ "$notok" -eq 0 ]; then
     fail 1 "$name (exit $rc)"
   fi
+  while IFS= read -r line; do
+    skip "$name: ${line#skip * - }"
+  done < <(grep '^skip ' "$log/$name.log")
   [ "$skip" -gt 0 ] && echo "     ($skip skipped)"
 done
 
@@ -68,6 +92,16 @@ static lint "$DENO" lint
 static check "$DENO" check mod.ts cli.ts ffi/bindgen.ts tests/ bench/
 static doc-lint "$DENO" doc --lint mod.ts cli.ts cli/introspect.ts cli/phys.ts
 static bindgen "$DENO" run --allow-read=cbits,ffi ffi/bindgen.ts --check
+# The package as JSR would publish it: every export's imports are included.
+static publish "$DENO" publish --dry-run --allow-dirty
+# Every shell script of the suite and the build.
+scripts=(tests/run.sh tests/vm/run.sh tests/vm/prepare.sh tests/vm/init .ci/run)
+if command -v shellcheck >/dev/null 2>&1; then
+  static shellcheck shellcheck -x "${scripts[@]}"
+else
+  echo "skip shellcheck: not installed (apt-get install shellcheck; .ci/run does)"
+  skip "shellcheck: not installed (apt-get install shellcheck; .ci/run installs it)"
+fi
 
 echo "== deno test"
 # Runs one deno test invocation and adds its counts.
@@ -76,15 +110,28 @@ run_deno_test() {
   shift
   local out="$log/deno-$name.log"
   echo "-- $name: deno test $*"
-  "$DENO" test "$@" >"$out" 2>&1
+  timeout -k 10 "$timeout_deno" "$DENO" test "$@" >"$out" 2>&1
   local rc=$?
   local summary
   summary=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$out" | tail -n 1)
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    cat "$out"
+    echo "FAIL $name: timed out after ${timeout_deno}s"
+    fail 1 "$name (timed out)"
+    return
+  fi
   if [ -z "$summary" ]; then
     cat "$out"
     fail 1 "$name (no result: exit $rc)"
     return
   fi
+  # Each ignored test, with the reason its file printed (SKIP: <test>: <why>).
+  local test why
+  while IFS= read -r test; do
+    why=$(grep -F "SKIP: $test: " "$out" | head -n 1)
+    why=${why#"SKIP: $test: "}
+    skip "$name: $test: ${why:-no reason printed (use probed() in tests/fixtures/skip.ts)}"
+  done < <(sed -nE 's/^(.*[^ ]) \.\.\. ignored( \(.*\))?$/\1/p' "$out" | sed -E 's/^.* \.\.\. //')
   local p f
   p=$(sed -E 's/^[A-Za-z]+ \| ([0-9]+) passed.*/\1/' <<<"$summary")
   f=$(sed -E 's/.*\| ([0-9]+) failed.*/\1/' <<<"$summary")
@@ -113,6 +160,7 @@ DENO="$DENO" bash tests/vm/prepare.sh >"$log/vm-prepare.log" 2>&1
 vm_rc=$?
 if [ $vm_rc -eq 77 ]; then
   grep '^SKIP' "$log/vm-prepare.log"
+  skip "vm: $(grep -m1 '^SKIP' "$log/vm-prepare.log" | sed 's/^SKIP: //')"
 elif [ $vm_rc -ne 0 ]; then
   cat "$log/vm-prepare.log"
   fail 1 "vm (prepare)"
@@ -132,9 +180,29 @@ run_deno_test doc --doc --allow-ffi --v8-flags=--js-immutable-arraybuffer \
   --allow-read=/proc/self/maps,/proc/self/smaps,/proc/self/smaps_rollup,/proc/self/pagemap,/proc/kpageflags,/proc/kpagecount \
   mod.ts src/*.ts ffi/errors.ts ffi/loader.ts cli/*.ts
 
+# The kernel's own trouble during the run (liburing's habit): any BUG,
+# WARNING, Oops or kernel general protection fault is a failure. User-space
+# faults ("traps:", "segfault at") are the safety tests' children, not this.
+# The lines after the last one seen at the start (all of them if it rolled out).
+kernel_log | awk -v last="$kernel_last_line" 'seen { print } $0 == last { seen = 1; n = NR }
+  { all[NR] = $0 } END { if (!seen || last == "") for (i = 1; i <= NR; i++) print all[i] }' \
+  >"$log/kernel.log"
+if grep -E '(BUG:|WARNING:|Oops|general protection fault)' "$log/kernel.log" |
+  grep -v 'traps: ' >"$log/kernel-trouble.log"; then
+  echo "FAIL kernel log (see $log/kernel.log)"
+  cat "$log/kernel-trouble.log"
+  fail 1 "kernel log"
+else
+  echo "ok   kernel log: no BUG, WARNING or Oops during the run"
+  pass 1
+fi
+
 echo
+if [ ${#skips[@]} -gt 0 ]; then
+  for s in "${skips[@]}"; do echo "SKIP: $s"; done
+fi
 if [ ${#failures[@]} -gt 0 ]; then
   echo "failed: ${failures[*]}"
 fi
-echo "tests: $passed passed, $failed failed" | tee "$log/summary.txt"
+echo "tests: $passed passed, $failed failed, $skipped skipped" | tee "$log/summary.txt"
 [ "$failed" -eq 0 ]

@@ -4,15 +4,16 @@
 // Deno's flags allow them.
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import { nobodyPackage } from "./fixtures/nobody.ts";
+import { probed } from "./fixtures/skip.ts";
 
 const nobody = nobodyPackage("memkit-nobody-");
 const { isRoot, dir, root } = nobody;
 
 const asNobody = nobody.run;
 
-Deno.test({
+probed({
   name: "memfds, aliases and the close() safety net work without privilege",
-  ignore: !isRoot,
+  skip: !isRoot && "not root: only root can switch to nobody with setpriv",
   fn() {
     const r = asNobody([
       "--allow-run=cat",
@@ -26,9 +27,9 @@ Deno.test({
   },
 });
 
-Deno.test({
+probed({
   name: "stitching, aliases, rings, guard pages and page protections work without privilege",
-  ignore: !isRoot,
+  skip: !isRoot && "not root: only root can switch to nobody with setpriv",
   fn() {
     const fixture = `${root}tests/fixtures/protect_child.ts`;
     const flags = ["--v8-flags=--js-immutable-arraybuffer", fixture];
@@ -42,9 +43,9 @@ Deno.test({
   },
 });
 
-Deno.test({
+probed({
   name: "a file the kernel refuses to nobody is EACCES even when Deno's flags allow it",
-  ignore: !isRoot,
+  skip: !isRoot && "not root: only root can switch to nobody with setpriv",
   fn() {
     const secret = `${dir}/root-only`;
     Deno.writeTextFileSync(secret, "secret\n", { mode: 0o600 });
@@ -62,9 +63,9 @@ Deno.test({
   },
 });
 
-Deno.test({
+probed({
   name: "a file nobody may read but not write maps r, and rw is EACCES",
-  ignore: !isRoot,
+  skip: !isRoot && "not root: only root can switch to nobody with setpriv",
   fn() {
     const shared = `${dir}/readable`;
     Deno.writeTextFileSync(shared, "readable\n");

@@ -12,7 +12,7 @@
 # are unchanged; the memkit archive is rebuilt each time (it is small).
 # Environment: DENO (the Deno binary to put in the guest, default `deno`).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 CACHE=tests/vm/cache
 mkdir -p "$CACHE"
 
@@ -61,12 +61,14 @@ if [ ! -s "$KERNEL" ]; then
       sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n 1)
   fi
   [ -n "$pkg" ] || skip "apt knows no linux-image-cloud-amd64 here"
-  if ! ls "$CACHE"/"$pkg"_*.deb >/dev/null 2>&1; then
+  debs=("$CACHE"/"$pkg"_*.deb)
+  if [ ! -e "${debs[0]}" ]; then
     (cd "$CACHE" && apt-get download "$pkg" >download.log 2>&1) ||
       skip "cannot download $pkg (see $CACHE/download.log)"
   fi
   rm -rf "$CACHE/kernel"
-  dpkg -x "$(ls "$CACHE"/"$pkg"_*.deb | head -n 1)" "$CACHE/kernel" || exit 1
+  debs=("$CACHE"/"$pkg"_*.deb)
+  dpkg -x "${debs[0]}" "$CACHE/kernel" || exit 1
   cp "$CACHE"/kernel/boot/vmlinuz-* "$KERNEL" || exit 1
   cp "$CACHE"/kernel/boot/config-* "$CACHE/config" || exit 1
   rm -rf "$CACHE/kernel"

@@ -5,7 +5,7 @@
 # then boots it. Prints `SKIP: <reason>` and exits 0 only where QEMU or the
 # kernel package cannot be had.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 DENO=${DENO:-deno}
 export NO_COLOR=1 DENO_NO_UPDATE_CHECK=1
 mode=${1:-test}

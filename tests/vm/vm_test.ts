@@ -11,8 +11,18 @@
 // memory through QEMU's monitor (QMP pmemsave) at the addresses the guest
 // printed in MEMKIT-HOSTCHECK lines, and checks the bytes the guest saw are
 // there: the hypervisor's view of the same memory, ground truth from outside.
-import { assertEquals, assertGreater } from "@std/assert";
+import { assert, assertEquals, assertGreater } from "@std/assert";
 import { boot, CACHE } from "./boot.ts";
+import { probed } from "../fixtures/skip.ts";
+
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** Kernel log lines that mean the kernel itself went wrong (user-space faults excluded). */
+export function kernelTrouble(log: string): string[] {
+  return log.split("\n").filter((l) =>
+    /\b(BUG:|WARNING:|Oops|general protection fault)/.test(l) && !/\btraps: /.test(l)
+  );
+}
 
 const hexBytes = (b: Uint8Array): string =>
   [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
@@ -112,14 +122,26 @@ function register(r: Run, files: string[]): void {
     // result, on one line when the test printed nothing.
     const name = m[1].split(" ...").at(-1)!;
     const result = m[2];
-    Deno.test({
+    // A guest test that skipped printed its reason as "SKIP: <name>: <why>".
+    const why = result === "ignored"
+      ? (r.log.match(new RegExp(`^SKIP: ${escape(name)}: (.*)$`, "m"))?.[1] ??
+        "ignored in the guest, which printed no reason")
+      : false;
+    probed({
       name: `guest${tag}: ${name}`,
-      ignore: result === "ignored",
+      skip: why,
       fn() {
         assertEquals(result, "ok", `${name}\n${section(r.log, "ERRORS")}`);
       },
     });
   }
+
+  Deno.test(`the guest's kernel${tag} logged no BUG, WARNING, Oops or general protection fault`, () => {
+    const dmesg = /^MEMKIT-DMESG-BEGIN$([\s\S]*?)^MEMKIT-DMESG-END$/m.exec(r.log);
+    assert(dmesg, "the guest printed its kernel log");
+    const bad = kernelTrouble(r.log);
+    assertEquals(bad, [], `the guest's kernel log:\n${bad.join("\n")}`);
+  });
 
   for (const c of r.checks) {
     Deno.test(
