@@ -16,6 +16,7 @@ export const MK = {
   SEAL_WRITE: 8,
   SEAL_FUTURE_WRITE: 16,
   SEAL_EXEC: 32,
+  STITCH_ADDRESS: 0xffffffffffffffffn,
   PKEY_DISABLE_ACCESS: 1,
   PKEY_DISABLE_WRITE: 2,
   FILE_WRITE: 1,

@@ -60,6 +60,10 @@ Deno.test("a failed load names every path tried and the command that builds the 
     MEMKIT_LIB: `${dir}/missing.so`,
   });
   assertEquals(r.ok, false);
+  assertEquals(r.name, "NotFound");
+  const causes = r.causes as string[];
+  assertEquals(causes.length, 2, "one cause per candidate");
+  assertStringIncludes(causes[0], `${dir}/missing.so`);
   const message = String(r.message);
   assertStringIncludes(message, "Cannot load the memkit native library");
   assertStringIncludes(message, `MEMKIT_LIB: ${dir}/missing.so`);
