@@ -21,6 +21,9 @@ let loaded: { symbols: Symbols; path: string; pageSize: number } | undefined;
 
 function envPath(): string | undefined {
   try {
+    // Query first: reading an ungranted variable would prompt in a terminal.
+    const state = Deno.permissions.querySync({ name: "env", variable: "MEMKIT_LIB" }).state;
+    if (state !== "granted") return undefined;
     return Deno.env.get("MEMKIT_LIB") || undefined;
   } catch (e) {
     // Without --allow-env=MEMKIT_LIB the variable counts as not set.
