@@ -1,0 +1,35 @@
+// flags: --allow-run=timeout,script --allow-read=.
+// `make run`, the README's first command, in a pseudo-terminal as a newcomer
+// types it: the tour runs every section and never stops at a permission
+// prompt (Deno prompts only when a terminal is attached).
+import { assertEquals, assertStringIncludes } from "@std/assert";
+
+const root = new URL("..", import.meta.url).pathname;
+
+Deno.test("make run tours every capability in a terminal without a single permission prompt", () => {
+  const r = new Deno.Command("timeout", {
+    args: ["300", "script", "-qec", "make --no-print-directory run", "/dev/null"],
+    cwd: root,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  // deno-lint-ignore no-control-regex
+  const out = (new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr))
+    .replace(/\x1b\[[0-9;]*m/g, "");
+  assertEquals(/Deno requests|Allow\? \[y\/n/.test(out), false, `a prompt:\n${out}`);
+  assertEquals(r.code, 0, out);
+  for (
+    const section of [
+      "Load the native library",
+      "One memfd, two addresses",
+      "Stitch chunks",
+      "A ring buffer mapped twice",
+      "Guard pages, page protections, protection keys",
+      "Seals",
+      "Where memory lives",
+      "Map a file",
+      "Physical memory through /dev/mem",
+    ]
+  ) assertStringIncludes(out, `▸ ${section}`);
+});
