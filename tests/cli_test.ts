@@ -122,6 +122,19 @@ Deno.test("memkit phys peek passes an address on exactly, so the refusal names i
   assertStringIncludes(r.stderr, '"1311768467463790328"');
 });
 
+Deno.test("memkit pagemap takes a range's start exactly, not rounded through a number", () => {
+  // As a JavaScript number, 0x7fffffffffff1001 prints as 9223372036854714000 (0x...0e90).
+  const r = memkit(["--allow-ffi", "--allow-read=/proc/self/pagemap"], [
+    "pagemap",
+    "self",
+    "0x7fffffffffff1001",
+    "--json",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assertEquals([out.start, out.end], ["0x7fffffffffff1000", "0x7fffffffffff2000"]);
+});
+
 // ---- help, global options, exit codes ----
 
 Deno.test("memkit <command> --help prints that command's help, whichever side the flag is on", () => {
