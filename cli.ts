@@ -47,10 +47,8 @@ import {
 } from "./mod.ts";
 import { mapsCommand, pagemapCommand } from "./cli/introspect.ts";
 import { physCommand } from "./cli/phys.ts";
-import { EXIT_CODES, flagsFor, readArgs } from "./cli/_args.ts";
+import { EXIT_CODES, flagsFor, hex, readArgs } from "./cli/_args.ts";
 import { fail } from "./cli/_fail.ts";
-
-const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
 function granted(flags: string[]): string | undefined {
   for (const flag of flags) {

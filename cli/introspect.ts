@@ -26,10 +26,9 @@ import {
   type ScanRegion,
   type SmapsEntry,
 } from "../mod.ts";
-import { EXIT_CODES, flagsFor, parseRange, printPermissions, readArgs } from "./_args.ts";
+import { EXIT_CODES, flagsFor, hex, parseRange, printPermissions, readArgs } from "./_args.ts";
 import { fail } from "./_fail.ts";
 
-const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 const size = (n: number): string => formatBytes(n, { binary: true });
 
 function parsePid(text: string | undefined): ProcessId {
@@ -40,10 +39,6 @@ function parsePid(text: string | undefined): ProcessId {
   }
   return Number(text);
 }
-
-// The one number and range parser of the CLI lives in _args.ts; these two
-// stay importable from here, where they were first.
-export { parseAmount, parseRange } from "./_args.ts";
 
 const json = (value: unknown): string =>
   JSON.stringify(

@@ -26,13 +26,12 @@ import {
   EXIT_CODES,
   fitWidth,
   flagsFor,
+  hex,
   parseAmount,
   printPermissions,
   readArgs,
 } from "./_args.ts";
 import { fail } from "./_fail.ts";
-
-const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
 const HELP = `memkit phys <command> [--device=/dev/mem] [--permissions]
 
