@@ -8,6 +8,7 @@ import type { PhysicalMemory, PhysicalMemoryOptions } from "../mod.ts";
 import { parseAmount, parseRange, readArgs } from "../cli/_args.ts";
 import { physCommand, pokeArgs } from "../cli/phys.ts";
 import { type CliResult, memkitCli } from "./fixtures/cli.ts";
+import { probed } from "./fixtures/skip.ts";
 
 const memkit = (flags: string[], args: string[]): CliResult => memkitCli(flags, args);
 
@@ -310,19 +311,23 @@ print(hex(at), flush=True)
 sys.stdin.read()
 `;
 
-function thpEnabled(): boolean {
+/** Why a transparent huge page cannot be had here, or false. */
+function noThp(): string | false {
+  if (Deno.uid() !== 0) return "not root: /proc/kpageflags is readable by root only";
   const r = new Deno.Command("python3", {
     args: ["-c", "print(open('/sys/kernel/mm/transparent_hugepage/enabled').read())"],
     stdout: "piped",
     stderr: "null",
   }).outputSync();
-  return r.code === 0 && !new TextDecoder().decode(r.stdout).includes("[never]");
+  const mode = new TextDecoder().decode(r.stdout);
+  if (r.code !== 0) return "no /sys/kernel/mm/transparent_hugepage (a kernel without THP)";
+  return mode.includes("[never]") && "transparent huge pages are off (enabled is [never])";
 }
 
-Deno.test({
+probed({
   name:
     "memkit pagemap --flags splits a run where the frames' flags change (a THP's head and tails)",
-  ignore: Deno.uid() !== 0 || !thpEnabled(),
+  skip: noThp(),
   async fn() {
     const child = new Deno.Command("python3", {
       args: ["-c", THP],
