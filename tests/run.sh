@@ -137,7 +137,7 @@ echo "== static checks"
 static fmt "$DENO" fmt --check
 static lint "$DENO" lint
 static check "$DENO" check mod.ts cli.ts ffi/bindgen.ts tests/ bench/
-static doc-lint "$DENO" doc --lint mod.ts cli.ts cli/introspect.ts cli/phys.ts
+static doc-lint "$DENO" doc --lint mod.ts cli.ts cli/*.ts
 static bindgen "$DENO" run --allow-read=cbits,ffi ffi/bindgen.ts --check
 # The package as JSR would publish it: every export's imports are included.
 static publish "$DENO" publish --dry-run --allow-dirty
