@@ -142,3 +142,28 @@ Deno.bench({
     m.close();
   },
 });
+
+// ---- the same cycle with a writable view handed out ----
+
+const VIEW_CYCLE = "memfd create+map+bytes()+close (4 KiB)";
+
+Deno.bench({
+  name: "C: memfd_create, ftruncate, fstat, mmap, munmap, close",
+  group: VIEW_CYCLE,
+  baseline: true,
+  fn() {
+    ok(c.bl_cycle(), "bl_cycle");
+  },
+});
+
+Deno.bench({
+  name: "memkit: MemFd.create + map + bytes() + close",
+  group: VIEW_CYCLE,
+  fn() {
+    const fd = MemFd.create("bench", { size: 4096 });
+    const m = fd.map();
+    m.bytes()[0] = 1;
+    m.close();
+    fd.close();
+  },
+});
