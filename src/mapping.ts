@@ -171,9 +171,14 @@ const registry = new FinalizationRegistry<Region>((region) => {
 // QUARANTINE_RANGES later ranges came in, or QUARANTINE_BYTES of them: an op
 // still in flight by then is the limit the README states.
 
-/** How many closed ranges the quarantine keeps (one VMA each, at most). */
+/**
+ * How many closed ranges memkit keeps reserved as private zero pages (at
+ * most one mapping, a VMA, each; neighbours merge) before it unmaps the
+ * oldest: a native op still writing into a view after that many later
+ * closes could reach whatever the kernel maps there next.
+ */
 export const QUARANTINE_RANGES = 64;
-/** How many bytes of address space it keeps before it releases early. */
+/** How many bytes of address space the quarantine keeps before it releases early (16 GiB). */
 export const QUARANTINE_BYTES = 16 * 2 ** 30;
 /** How many of the newest ranges it keeps even beyond QUARANTINE_BYTES. */
 const QUARANTINE_KEEP = 8;
@@ -369,11 +374,18 @@ export function limitByPkey(mapping: Mapping, rights: number, dryRun = false): v
  *   so a stale writable view reads `undefined` and has length 0;
  * - a read-only mapping's views are immutable `ArrayBuffer`s (a write throws
  *   a TypeError); since V8 cannot detach those, `close()` replaces the pages
- *   with a read-only zero mapping, so stale read-only views read zeros, and
- *   that placeholder is unmapped once the last such view is collected;
+ *   in place with private zero pages, so stale read-only views read zeros;
+ * - Deno's own APIs keep a view's address, not its buffer (a socket read in
+ *   flight completes into it after `close()`): a range that handed out a
+ *   view is never unmapped at `close()` but kept as private read-write zero
+ *   pages in a quarantine of 64 ranges, so a late
+ *   write lands there and never in another mapping; the oldest range is
+ *   unmapped when a newer one comes in past that bound;
  * - `protect()` detaches writable views before it takes write access away
  *   from any page, and refuses `"none"` while read-only views are reachable;
- *   a view never covers a page its protection would make fault.
+ *   a view never covers a page its protection would make fault. Lowering a
+ *   protection moves a mapping that handed out views to a new `address`
+ *   and quarantines the old range.
  * - a writable view's buffer refuses `transfer()` (and its kin), since a
  *   moved buffer could outlive the mapping. A transfer list
  *   (`structuredClone`, `postMessage`) gets past that; memkit notices at the
@@ -476,7 +488,10 @@ export class Mapping {
     mappingRegistry.register(this, this.#holding, this);
   }
 
-  /** The start address in this process, as a bigint. */
+  /**
+   * The start address in this process, as a bigint. A `protect()` that
+   * lowers the protection of a mapping that handed out views changes it.
+   */
   get address(): bigint {
     return this.#address;
   }
@@ -773,7 +788,13 @@ export class Mapping {
    * any page first detaches every writable view; `"none"` is refused while
    * read-only views may still be reachable (a view dropped by the caller
    * counts until the garbage collector has seen it). Changing part of the
-   * mapping makes its access `"mixed"`.
+   * mapping makes its access `"mixed"`. Taking read or write access away
+   * from a mapping that handed out views moves it to a new
+   * {@linkcode Mapping.address} (the same memory), and the old range goes to
+   * the quarantine like a closed one: a Deno op still holding an old view's
+   * address writes there, not into pages that would now fault. It stays in
+   * place while read-only views of it are reachable (they go on showing the
+   * memory), and for physical memory and views starting inside a page.
    *
    * @param access The new protection.
    * @param range The part to change: `offset` a multiple of the page size,
@@ -932,13 +953,15 @@ export class Mapping {
    * created over it. A Deno op that still holds an old view's address (a
    * read in flight, a TLS copy) then lands in those pages instead of pages
    * the new protection would make fault, and never in another mapping.
-   * Stays in place where the kernel cannot make the second mapping
+   * Stays in place while read-only views of it are reachable (they must go
+   * on showing the memory), where the kernel cannot make the second mapping
    * (physical memory), for a view that starts inside a page, and for a range
    * pinned by a moved buffer.
    */
   #relocate(): void {
     const old = this.#region;
-    if (!old.viewed || old.pinned || this.#head !== 0) return;
+    // Immutable views of it must keep showing the memory: those stay in place.
+    if (!old.viewed || old.pinned || old.readonly > 0 || this.#head !== 0) return;
     this.#detachWritable(); // every writable buffer points into the old range
     if (old.pinned) return;
     const page = pageSize();
@@ -1054,7 +1077,10 @@ export class Mapping {
 
   /**
    * Unmaps the memory. Writable views are detached first (they read
-   * `undefined`); read-only views read zeros from then on. Idempotent.
+   * `undefined`); read-only views read zeros from then on. When a view was
+   * ever handed out, the range stays reserved as private zero pages in the
+   * quarantine (a Deno op may still hold its address) and is unmapped after
+   * 64 later such closes. Idempotent.
    *
    * @example
    * ```ts

@@ -59,15 +59,30 @@ async function child(scenario: string, action?: string): Promise<Run["report"]> 
 
 // ---- what only Deno can fix: its ops write into immutable buffers ----
 
+Deno.test("Deno 2.9: getRandomValues() and encodeInto() write into an immutable ArrayBuffer (the reproduction, pinned)", async () => {
+  const r = await child("immutable-repro");
+  assertStringIncludes(String(r.fill), "throws:TypeError", "V8's own built-ins refuse");
+  // When these fail, Deno's ops refuse immutable buffers: update the README.
+  assertEquals(r.getRandomValues, "value:8");
+  assertEquals(r.changed, true);
+  assertEquals(r.encodeInto, "value:2");
+  assertEquals(r.encoded, 104);
+});
+
 for (
   const [scenario, api] of [
     ["getRandomValues-readonly", "crypto.getRandomValues()"],
     ["encodeInto-readonly", "TextEncoder.encodeInto()"],
     ["ffi-buffer-readonly", 'a "buffer" argument of Deno.dlopen()'],
+    ["tls-read-readonly", "a TLS read (rustls copies in user space)"],
   ]
 ) {
   Deno.test(`Deno 2.9: ${api} into an open read-only view dies of SIGSEGV (Deno's bug, pinned)`, async () => {
     const r = await run(scenario);
+    if (r.report.skip) {
+      console.log(`skipped: ${r.report.skip}`);
+      return;
+    }
     // When this fails, Deno refuses immutable buffers there now: update the
     // README's table ("what only Deno can fix") and turn this into a survival test.
     assertEquals(r.signal, "SIGSEGV", `expected today's crash, got ${JSON.stringify(r)}`);
@@ -79,6 +94,15 @@ Deno.test("a file read into an open read-only view fails with EFAULT, sync and a
     const r = await child(scenario);
     assertStringIncludes(String(r.result), "Bad address (os error 14)", scenario);
   }
+});
+
+Deno.test("a BYOB read moves a writable view's buffer past memkit's guard: close() pins the range, no fault", async () => {
+  const r = await child("byob-read");
+  assertEquals(r.moved, 16 * 4096);
+  assertEquals(r.movedAfterClose, 0, "the moved buffer reads the private zero pages");
+  assertEquals(r.reused, false);
+  assertEquals(r.probesUntouched, true);
+  assertEquals(r.quarantined, 0, "pinned: never released, so not in the quarantine");
 });
 
 Deno.test("native writes into the stale view of a closed read-only mapping are harmless", async () => {
@@ -150,4 +174,15 @@ Deno.test("CompressionStream: a view closed right after write() reaches the op d
   assertEquals(r.leaked, false);
   assertEquals(r.received, 0, "the transform saw a detached (empty) chunk");
   assertEquals(r.probesUntouched, true);
+});
+
+Deno.test("the quarantine is bounded: at most QUARANTINE_RANGES ranges and as many mappings", async () => {
+  const r = await child("quarantine-cost");
+  assertEquals(r.plainQuarantined, 0, "a mapping that never handed out a view is unmapped at once");
+  assertEquals(r.viewedQuarantined, r.limit);
+  assertEquals(r.quarantinedBytes, Number(r.limit) * Number(r.size));
+  assert(Number(r.viewedGrowth) <= Number(r.limit), `${r.viewedGrowth} more mappings`);
+  console.log(
+    `  /proc/self/maps grew by ${r.viewedGrowth} lines for ${r.limit} quarantined ranges`,
+  );
 });
