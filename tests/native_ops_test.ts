@@ -17,8 +17,12 @@ interface Run {
   stderr: string;
 }
 
-async function run(scenario: string, action?: string): Promise<Run> {
-  const r = await new Deno.Command(Deno.execPath(), {
+/**
+ * Runs a scenario; with `stdin`, writes it to the child's standard input
+ * once the child printed "ready" (its read is in flight by then).
+ */
+async function run(scenario: string, action?: string, stdin?: Uint8Array): Promise<Run> {
+  const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--allow-ffi",
@@ -32,11 +36,30 @@ async function run(scenario: string, action?: string): Promise<Run> {
       scenario,
       ...(action ? [action] : []),
     ],
+    stdin: stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
-  }).output();
-  const stdout = new TextDecoder().decode(r.stdout);
+  }).spawn();
+  let stdout = "";
+  const decoder = new TextDecoder();
+  const reading = (async () => {
+    let fed = false;
+    for await (const chunk of child.stdout) {
+      stdout += decoder.decode(chunk, { stream: true });
+      if (stdin && !fed && stdout.includes("ready\n")) {
+        fed = true;
+        const w = child.stdin.getWriter();
+        await w.write(stdin);
+        await w.close();
+      }
+    }
+  })();
+  const [r, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stderr).text(),
+    reading,
+  ]);
   const last = stdout.trim().split("\n").at(-1) ?? "";
   let report = {};
   try {
@@ -44,12 +67,16 @@ async function run(scenario: string, action?: string): Promise<Run> {
   } catch {
     // killed before it printed: the caller looks at the signal
   }
-  return { signal: r.signal, code: r.code, report, stderr: new TextDecoder().decode(r.stderr) };
+  return { signal: r.signal, code: r.code, report, stderr };
 }
 
 /** Runs a scenario that must survive, and returns its report. */
-async function child(scenario: string, action?: string): Promise<Run["report"]> {
-  const r = await run(scenario, action);
+async function child(
+  scenario: string,
+  action?: string,
+  stdin?: Uint8Array,
+): Promise<Run["report"]> {
+  const r = await run(scenario, action, stdin);
   const what = `"${scenario}${action ? ` ${action}` : ""}"`;
   assertEquals(r.signal, null, `${what} was killed by ${r.signal}:\n${r.stderr}`);
   assertEquals(r.code, 0, `${what} exited ${r.code}:\n${JSON.stringify(r.report)}\n${r.stderr}`);
@@ -137,6 +164,15 @@ for (const api of ["tcp", "unix", "tls", "fifo"]) {
       assert(Number(r.quarantined) >= 1, "the old range waits in the quarantine");
     });
   }
+}
+
+for (const action of ["close", "protect-r", "protect-none"]) {
+  Deno.test(`a Deno.stdin read in flight, then ${action}(): the late bytes reach no other mapping`, async () => {
+    const r = await child("stdin-read", action, new Uint8Array(4096).fill(0xab));
+    assertEquals(r.reused, false);
+    assertEquals(r.probesUntouched, true, "a fresh mapping took the op's bytes");
+    assertEquals(r.read, "value:4096");
+  });
 }
 
 // ---- writes in flight: the op reads the view after the action ----
