@@ -113,6 +113,18 @@ MK_API int64_t mk_map_placeholder(uint64_t address, uint64_t length);
  * write through but memkit can no longer detach; the source's pages are
  * released, and the range stays mapped for the life of the process. */
 MK_API int64_t mk_map_scrub(uint64_t address, uint64_t length);
+/* Moves a mapping away from addresses that native code may still hold
+ * (a Deno op reading into a view that JavaScript can no longer reach):
+ * reserves `span` bytes elsewhere (PROT_NONE, private), places in it a second
+ * mapping of the same shared memory for each of the `count` runs (two words
+ * each: offset from `address` and length, page multiples; mremap(old_size 0),
+ * so each run must be one window of one shared source and takes the
+ * protection of its first page), then replaces [address, address + span) in
+ * place with private read-write zero pages (MAP_FIXED, MAP_NORESERVE), so the
+ * old range stays taken and whatever still writes there touches only those.
+ * Returns the new address; on failure nothing has changed. */
+MK_API int64_t mk_map_relocate(uint64_t address, uint64_t span, const uint64_t *runs,
+                               uint32_t count);
 
 /* ---- stitch ------------------------------------------------------- */
 

@@ -159,6 +159,16 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
+  /** Moves a mapping away from addresses that native code may still hold (a Deno op reading into a view that JavaScript can no longer reach): reserves `span` bytes elsewhere (PROT_NONE, private), places in it a second mapping of the same shared memory for each of the `count` runs (two words each: offset from `address` and length, page multiples; mremap(old_size 0), so each run must be one window of one shared source and takes the protection of its first page), then replaces [address, address + span) in place with private read-write zero pages (MAP_FIXED, MAP_NORESERVE), so the old range stays taken and whatever still writes there touches only those. Returns the new address; on failure nothing has changed. */
+  mk_map_relocate: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t span
+      "buffer", // const uint64_t *runs
+      "u32", // uint32_t count
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
   /** Maps `count` chunks side by side into one new range, zero-copy: reserves the whole length PROT_NONE, then places each chunk inside it with MAP_FIXED | MAP_SHARED, merging neighbours that continue each other in the same descriptor into one mmap. `chunks` holds three words per chunk: { fd, offset, length } a window of a descriptor, or { MK_STITCH_ADDRESS, address, length } shared memory this process has mapped (placed with mremap(old_size 0), which maps `length` bytes of the source from that address's offset: the range must be one window of one source; such chunks are never merged); offsets, addresses and lengths are page multiples. The result gets `prot`. `report` (3 words) receives: [0] the index of the chunk that failed (count when none did), [1] the number of mappings the request needs, [2] how many were placed. On failure everything placed is unmapped again. Returns the start address. */
   mk_map_stitch: {
     parameters: [
