@@ -10,7 +10,7 @@ import { check, ERRNO, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { aligned, inRange, roundUp } from "./_validate.ts";
-import { type Access, findRegion, type Mapping, type Region } from "./mapping.ts";
+import { type Access, findRegion, Mapping, type Region } from "./mapping.ts";
 import type { MappingRange } from "./protect.ts";
 import { requirePermissions } from "./permissions.ts";
 
@@ -173,7 +173,8 @@ function resolve(op: string, target: unknown): Span {
   let length: unknown;
   let region = findRegion(target);
   if (region === undefined) {
-    if (target === null || typeof target !== "object") {
+    // An object made from Mapping.prototype without being one: its getters would throw.
+    if (target === null || typeof target !== "object" || target instanceof Mapping) {
       throw new TypeError(`Cannot ${op}: expected a Mapping or { mapping, offset, length }`);
     }
     // Each property read once: a getter cannot change the range after the checks.
