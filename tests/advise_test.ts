@@ -230,7 +230,7 @@ Deno.test({
     const v = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
     assertEquals(v.survived, true, r.stdout);
     assertEquals([v.stale, v.staleLength], [undefined, 0]); // detached first
-    for (const k of ["bytes", "across", "view", "read", "write"]) {
+    for (const k of ["bytes", "across", "view", "read", "write", "afterProtect"]) {
       assert(String(v[k]).startsWith("throws:TypeError"), `${k}: ${v[k]}`);
     }
     assertStringIncludes(v.protect, "throws:MemkitError:EBUSY");
