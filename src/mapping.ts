@@ -1002,7 +1002,7 @@ export class Mapping {
    *
    * @param range The part to unlock, in whole pages; default the whole mapping.
    *
-   * @example
+   * @example Lock, then unlock
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    *
