@@ -13,14 +13,16 @@
  *   lines of the summary.
  *
  * Measured on this project's build machine (Linux 6.18.44 in a Firecracker
- * guest, 2 cores, shmem without THP, Deno 2.9.6), `make build/bench/libadvise.so`
- * then `deno bench --allow-ffi bench/advise_bench.ts` (with n: 10; the file
- * runs 5 iterations a case to keep `make bench` short): JavaScript
- * 16.6 s per GiB, `populate-write` 1.7 s, C 16.4 s: populate-write is 10.0x
- * faster than touching every page from JavaScript, and JavaScript's loop
- * costs nothing beside the faults (1.01x of C). Each fault here is a trap
- * out of the guest (about 50 us; a C program on this machine measures
- * 3.1 s for 256 MiB touched, 0.25 s populated), so the ratio is this
+ * guest, 2 cores shared with other jobs, shmem without THP, Deno 2.9.6):
+ * `make build/bench/libadvise.so`, then
+ * `deno bench --allow-ffi --v8-flags=--js-immutable-arraybuffer bench/advise_bench.ts`.
+ * Two runs: with n 10, JavaScript 16.6 s per GiB, `populate-write` 1.7 s,
+ * C 16.4 s (10.0x); with n 5 (the file as it is), 9.3 s, 1.1 s and 10.3 s
+ * (8.2x). So populate-write is 8-10x faster than touching every page from
+ * JavaScript, whose loop costs nothing beside the faults (C's is no
+ * faster). Each fault here is a trap out of the guest (about 35-60 us; a C
+ * program measures 3.1 s for 256 MiB touched, 0.25 s populated), so the
+ * ratio is this
  * machine's: on bare metal a fault costs under a microsecond and the gain
  * of one madvise is smaller. The pages the three cases allocate are the
  * same (fresh shmem pages, mapped writable).
