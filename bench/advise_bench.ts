@@ -22,9 +22,8 @@
  * JavaScript, whose loop costs nothing beside the faults (C's is no
  * faster). Each fault here is a trap out of the guest (about 35-60 us; a C
  * program measures 3.1 s for 256 MiB touched, 0.25 s populated), so the
- * ratio is this
- * machine's: on bare metal a fault costs under a microsecond and the gain
- * of one madvise is smaller. The pages the three cases allocate are the
+ * ratio is this machine's: on bare metal a fault costs under a microsecond
+ * and the gain of one madvise is smaller. The pages the three cases allocate are the
  * same (fresh shmem pages, mapped writable).
  */
 
