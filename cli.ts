@@ -24,9 +24,11 @@ import { bold, cyan, dim, green, red, yellow } from "@std/fmt/colors";
 import { format as formatBytes } from "@std/fmt/bytes";
 import {
   alias,
+  compactMemory,
   findMapping,
   guarded,
   libraryPath,
+  lock,
   mapFile,
   MemFd,
   MemkitError,
@@ -299,6 +301,39 @@ function tour(): number {
     } else {
       say(yellow("PFNs are hidden: the kernel shows them only with CAP_SYS_ADMIN (root)"));
     }
+  });
+
+  // A locked page is resident, not fixed: compaction may move it (vm.compact_unevictable_allowed).
+  const compactFlags = [
+    ...permissionFlags("pagemap", "self"),
+    ...permissionFlags("compactMemory").slice(1),
+  ];
+  run("Locked means resident, not fixed: a frame across compaction", compactFlags, () => {
+    using fd = MemFd.create("tour-lock", { size: page });
+    using m = fd.map();
+    m.bytes()[0] = 1;
+    lock(m);
+    say(`lock(m): mlock2 of ${hex(m.address)}; resident until unlock() or close()`);
+    using pm = Pagemap.open("self");
+    if (!pm.pfnVisible) {
+      say(yellow("PFNs are hidden: the kernel shows them only with CAP_SYS_ADMIN (root)"));
+      return;
+    }
+    const before = pm.translate(m.address)!;
+    try {
+      compactMemory();
+    } catch (e) {
+      if (!(e instanceof MemkitError)) throw e;
+      say(yellow(`compactMemory(): ${e.message}`));
+      return;
+    }
+    const after = pm.translate(m.address)!;
+    say(
+      `frame ${hex(before)}, after writing 1 to /proc/sys/vm/compact_memory ${hex(after)}: ${
+        before === after ? "not moved this time" : green("moved, though locked")
+      }`,
+    );
+    say(dim("a frame number is a snapshot, never a handle: read it again before each use"));
   });
 
   const self = new URL(import.meta.url);

@@ -174,6 +174,54 @@ MK_API int64_t mk_pkey_set(int32_t key, uint32_t rights);
 /* The calling thread's rights for key; -ENOSYS without OSPKE. */
 MK_API int64_t mk_pkey_get(int32_t key);
 
+/* ---- advise (pinning and advice) ---------------------------------- */
+
+/* Flags for mk_advise_lock. */
+#define MK_LOCK_ONFAULT 1u /* MLOCK_ONFAULT: lock pages as they fault in, do not prefault */
+
+/* Advice for mk_advise_range: the MADV_* values of Linux, defined here
+ * because the system headers may be older than the kernel. */
+#define MK_MADV_NORMAL 0u
+#define MK_MADV_RANDOM 1u
+#define MK_MADV_SEQUENTIAL 2u
+#define MK_MADV_WILLNEED 3u
+#define MK_MADV_DONTNEED 4u
+#define MK_MADV_FREE 8u            /* private anonymous memory only */
+#define MK_MADV_REMOVE 9u          /* punches a hole in the backing file */
+#define MK_MADV_HUGEPAGE 14u
+#define MK_MADV_NOHUGEPAGE 15u
+#define MK_MADV_COLD 20u           /* Linux 5.4 */
+#define MK_MADV_PAGEOUT 21u        /* Linux 5.4 */
+#define MK_MADV_POPULATE_READ 22u  /* Linux 5.14 */
+#define MK_MADV_POPULATE_WRITE 23u /* Linux 5.14 */
+#define MK_MADV_GUARD_INSTALL 102u /* Linux 6.13 (6.15 for shared and file memory) */
+#define MK_MADV_GUARD_REMOVE 103u  /* Linux 6.13 (6.15 for shared and file memory) */
+
+/* Bits of mk_advise_probe's result: where the kernel accepts the advice. */
+#define MK_PROBE_PRIVATE 1u /* on private anonymous memory */
+#define MK_PROBE_SHARED 2u  /* on shared memory (a memfd's, shmem) */
+
+/* mlock2(address, length, flags): flags 0 or MK_LOCK_ONFAULT. -ENOMEM or
+ * -EPERM (limit 0) when RLIMIT_MEMLOCK refuses, -EAGAIN when some pages
+ * could not be locked. */
+MK_API int64_t mk_advise_lock(uint64_t address, uint64_t length, uint32_t flags);
+/* munlock(address, length). */
+MK_API int64_t mk_advise_unlock(uint64_t address, uint64_t length);
+/* madvise(address, length, advice) for one of the MK_MADV_* values above
+ * (-EINVAL for any other). */
+MK_API int64_t mk_advise_range(uint64_t address, uint64_t length, uint32_t advice);
+/* Whether the kernel knows an MK_MADV_* advice: tries it on a throwaway page
+ * of private anonymous and one of shared anonymous memory; returns the
+ * MK_PROBE_* bits of those that accepted it (0: the kernel lacks it). */
+MK_API int64_t mk_advise_probe(uint32_t advice);
+/* getrlimit(RLIMIT_MEMLOCK): out receives 2 uint64_t, the soft and the hard
+ * limit in bytes (UINT64_MAX for unlimited). */
+MK_API int64_t mk_advise_memlock_limit(uint64_t *out);
+/* Writes "1" to /proc/sys/vm/compact_memory (the path is fixed): the kernel
+ * compacts every zone before the write returns. Root only; the caller checks
+ * the permission to write it. */
+MK_API int64_t mk_advise_compact(void);
+
 /* ---- proc / pagemap / kpage (introspection) ------------------------ */
 
 /* Which file of /proc/<pid> mk_proc_read reads. */

@@ -22,6 +22,24 @@ export const MK = {
   FILE_WRITE: 1,
   PHYS_WRITE: 1,
   PHYS_UNCACHED: 2,
+  LOCK_ONFAULT: 1,
+  MADV_NORMAL: 0,
+  MADV_RANDOM: 1,
+  MADV_SEQUENTIAL: 2,
+  MADV_WILLNEED: 3,
+  MADV_DONTNEED: 4,
+  MADV_FREE: 8,
+  MADV_REMOVE: 9,
+  MADV_HUGEPAGE: 14,
+  MADV_NOHUGEPAGE: 15,
+  MADV_COLD: 20,
+  MADV_PAGEOUT: 21,
+  MADV_POPULATE_READ: 22,
+  MADV_POPULATE_WRITE: 23,
+  MADV_GUARD_INSTALL: 102,
+  MADV_GUARD_REMOVE: 103,
+  PROBE_PRIVATE: 1,
+  PROBE_SHARED: 2,
   PROC_MAPS: 0,
   PROC_SMAPS: 1,
   PROC_SMAPS_ROLLUP: 2,
@@ -238,6 +256,51 @@ export const symbols = {
     parameters: [
       "i32", // int32_t key
     ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** mlock2(address, length, flags): flags 0 or MK_LOCK_ONFAULT. -ENOMEM or -EPERM (limit 0) when RLIMIT_MEMLOCK refuses, -EAGAIN when some pages could not be locked. */
+  mk_advise_lock: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t length
+      "u32", // uint32_t flags
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** munlock(address, length). */
+  mk_advise_unlock: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** madvise(address, length, advice) for one of the MK_MADV_* values above (-EINVAL for any other). */
+  mk_advise_range: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t length
+      "u32", // uint32_t advice
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Whether the kernel knows an MK_MADV_* advice: tries it on a throwaway page of private anonymous and one of shared anonymous memory; returns the MK_PROBE_* bits of those that accepted it (0: the kernel lacks it). */
+  mk_advise_probe: {
+    parameters: [
+      "u32", // uint32_t advice
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** getrlimit(RLIMIT_MEMLOCK): out receives 2 uint64_t, the soft and the hard limit in bytes (UINT64_MAX for unlimited). */
+  mk_advise_memlock_limit: {
+    parameters: [
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Writes "1" to /proc/sys/vm/compact_memory (the path is fixed): the kernel compacts every zone before the write returns. Root only; the caller checks the permission to write it. */
+  mk_advise_compact: {
+    parameters: [],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
   /** Reads the whole of /proc/<pid>/{maps,smaps,smaps_rollup} (`which`, an MK_PROC_* value; pid 0 means /proc/self) into buf. Returns the file's length; when that exceeds cap, only cap bytes were stored and the caller retries with a larger buffer. -ENOENT when the process does not exist. */

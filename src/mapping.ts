@@ -5,10 +5,17 @@
  * @module
  */
 
-import { check, MemkitError } from "../ffi/errors.ts";
+import { check, ERRNO, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { aligned, inRange, isDetached, roundUp } from "./_validate.ts";
+import {
+  type Advice,
+  advise as adviseRange,
+  lock as lockRange,
+  type LockOptions,
+  unlock as unlockRange,
+} from "./advise.ts";
 
 /**
  * How memory may be accessed: not at all, read-only, read-write, or read and
@@ -131,6 +138,12 @@ export interface Region {
   readonly maxAccess: Access;
   /** The calling thread's rights (`PKEY_DISABLE_*`) of the protection key assigned to it. */
   pkeyRights?: () => number;
+  /**
+   * One byte per page of the view, 1 where `advise(..., "guard")` installed a
+   * guard marker (src/advise.ts): those pages are "none", and protect() keeps
+   * them so while the marker is there.
+   */
+  guards?: Uint8Array;
 }
 
 /**
@@ -854,6 +867,15 @@ export class Mapping {
       }
       [off, end] = this.#protectRange(range, page, span);
     }
+    if (
+      wanted !== MK.PROT_NONE && this.#region.guards?.subarray(off / page, end / page).includes(1)
+    ) {
+      throw new MemkitError(ERRNO.EBUSY, "protect", {
+        path: this.#name,
+        hint:
+          'guard markers make those pages fault whatever their protection; advise "unguard" first',
+      });
+    }
     const pages = this.#prot;
     let changes: boolean, lowersWrite: boolean, readable: boolean, lowers: boolean;
     const taken = (now: number) => now & ~wanted & (MK.PROT_READ | MK.PROT_WRITE);
@@ -1125,4 +1147,85 @@ export class Mapping {
       this.address.toString(16)
     }, ${this.#length} bytes, ${state} }`;
   }
+
+  // ---- pinning and advice: thin delegates of src/advise.ts ----
+
+  /**
+   * Locks the mapping, or a page-aligned range of it, in memory (`mlock2`);
+   * see {@linkcode lock}.
+   *
+   * @param options `onFault`: lock pages as they fault in (`MLOCK_ONFAULT`).
+   * @param range The part to lock, in whole pages; default the whole mapping.
+   *
+   * @example Lock on fault
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   *
+   * using fd = MemFd.create("m-lock", { size: 4096 });
+   * using m = fd.map();
+   * m.lock({ onFault: true });
+   * m.bytes()[0] = 1; // this page is locked from now on
+   * m.unlock();
+   * ```
+   */
+  lock(options?: LockOptions, range?: { offset?: number; length?: number }): void {
+    lockRange(part(this, "lock", range), options);
+  }
+
+  /**
+   * Unlocks the mapping, or a page-aligned range of it (`munlock`); see
+   * {@linkcode unlock}.
+   *
+   * @param range The part to unlock, in whole pages; default the whole mapping.
+   *
+   * @example Lock, then unlock
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   *
+   * using fd = MemFd.create("m-unlock", { size: 4096 });
+   * using m = fd.map();
+   * m.lock();
+   * m.unlock();
+   * ```
+   */
+  unlock(range?: { offset?: number; length?: number }): void {
+    unlockRange(part(this, "unlock", range));
+  }
+
+  /**
+   * Gives the kernel advice about the mapping, or a page-aligned range of it
+   * (`madvise`); see {@linkcode advise} for each advice and why none can
+   * make a view fault.
+   *
+   * @param advice The advice.
+   * @param range The part it is about, in whole pages; default the whole mapping.
+   *
+   * @example Drop the page table entries of a memfd's mapping
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using fd = MemFd.create("m-advise", { size: 4096 });
+   * using m = fd.map();
+   * m.bytes()[0] = 3;
+   * m.advise("dontneed");
+   * assertEquals(m.bytes()[0], 3); // shared memory keeps its data
+   * ```
+   */
+  advise(advice: Advice, range?: { offset?: number; length?: number }): void {
+    adviseRange(part(this, "advise", range), advice);
+  }
+}
+
+/** A delegate's target: the mapping, or `{ mapping, offset, length }` for a range object. */
+function part(
+  mapping: Mapping,
+  op: string,
+  range: { offset?: number; length?: number } | undefined,
+): Mapping | { mapping: Mapping; offset?: number; length?: number } {
+  if (range === undefined) return mapping;
+  if (range === null || typeof range !== "object") {
+    throw new TypeError(`Cannot ${op}: expected a range { offset, length }`);
+  }
+  return { mapping, offset: range.offset, length: range.length };
 }

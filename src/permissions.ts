@@ -123,6 +123,10 @@ export const permissionTable = {
       path: `/dev/shm/${name}`,
     }],
   },
+  compactMemory: {
+    summary: "write /proc/sys/vm/compact_memory (compact memory now; root only)",
+    needs: () => [ffi, { name: "write", path: "/proc/sys/vm/compact_memory" }],
+  },
   socket: {
     summary: "use a Unix socket path",
     needs: (path: string) => [ffi, { name: "read", path }, { name: "write", path }],
