@@ -549,7 +549,7 @@ export function advise(target: Mapping | MappingRange, advice: Advice): void {
 
 /** "guard": the range to "none" through the mapping (views first), then the markers. */
 function guard(s: Span, info: AdviceInfo, name: string): void {
-  const { mapping, region, off, end, page } = s;
+  const { mapping, off, end, page } = s;
   const path = mapping.name;
   if (s.base !== mapping.address) {
     throw new RangeError(
@@ -559,7 +559,11 @@ function guard(s: Span, info: AdviceInfo, name: string): void {
   const before = accessRuns(s);
   if (s.whole) mapping.protect("none");
   else mapping.protect("none", { offset: off, length: end - off });
-  const ret = lib().mk_advise_range(s.base + BigInt(off), BigInt(end - off), info.value);
+  // Lowering the protection may have moved the mapping (a viewed range goes
+  // to the quarantine, see Mapping.protect): the markers go where it is now.
+  const region = findRegion(mapping)!;
+  const base = mapping.address;
+  const ret = lib().mk_advise_range(base + BigInt(off), BigInt(end - off), info.value);
   if (ret < 0n) {
     // Put the protections back (the views detached stay detached: harmless).
     for (const [a, b, access] of before) {

@@ -978,12 +978,15 @@ export class Mapping {
    * Stays in place while read-only views of it are reachable (they must go
    * on showing the memory), where the kernel cannot make the second mapping
    * (physical memory), for a view that starts inside a page, and for a range
-   * pinned by a moved buffer.
+   * pinned by a moved buffer, or over guard markers (`advise(..., "guard")`),
+   * which belong to the range's page tables and would not move with it.
    */
   #relocate(): void {
     const old = this.#region;
     // Immutable views of it must keep showing the memory: those stay in place.
     if (!old.viewed || old.pinned || old.readonly > 0 || this.#head !== 0) return;
+    // Guard markers live in the page tables of this range: a move would drop them.
+    if (old.guards?.includes(1)) return;
     this.#detachWritable(); // every writable buffer points into the old range
     if (old.pinned) return;
     const page = pageSize();
