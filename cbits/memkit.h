@@ -77,8 +77,17 @@ MK_API int64_t mk_core_fd_size(int32_t fd);
  * With MK_MEMFD_NOEXEC, returns -EINVAL if the kernel lacks
  * MFD_NOEXEC_SEAL (Linux < 6.3). */
 MK_API int64_t mk_memfd_create(const char *name, uint32_t flags);
-/* ftruncate(fd, size). */
-MK_API int64_t mk_memfd_resize(int32_t fd, uint64_t size);
+/* ftruncate(fd, size), refused with -EBUSY when it would shrink the file
+ * under a mapping of this process: any mapping of the file (made by memkit
+ * or not: a second copy of it, a Worker, a map of /proc/self/fd/N) whose
+ * file range ends past size rounded up to a page, where touching it would
+ * raise SIGBUS. busy (3 uint64_t, or NULL) then receives that mapping's
+ * start, end and how far into the file it reaches. The kernel is asked
+ * (PROCMAP_QUERY on /proc/self/maps, Linux 6.11+; else /proc/self/maps is
+ * parsed): this process's own map only, read for safety, not on anyone's
+ * behalf. Not covered: a thread that maps the file between the check and
+ * ftruncate, and other processes' mappings (seal against shrinking). */
+MK_API int64_t mk_memfd_resize(int32_t fd, uint64_t size, uint64_t *busy);
 /* fcntl(fd, F_ADD_SEALS, seals). */
 MK_API int64_t mk_memfd_seal(int32_t fd, uint32_t seals);
 /* fcntl(fd, F_GET_SEALS): the current seal bits. */

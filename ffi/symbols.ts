@@ -79,11 +79,12 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** ftruncate(fd, size). */
+  /** ftruncate(fd, size), refused with -EBUSY when it would shrink the file under a mapping of this process: any mapping of the file (made by memkit or not: a second copy of it, a Worker, a map of /proc/self/fd/N) whose file range ends past size rounded up to a page, where touching it would raise SIGBUS. busy (3 uint64_t, or NULL) then receives that mapping's start, end and how far into the file it reaches. The kernel is asked (PROCMAP_QUERY on /proc/self/maps, Linux 6.11+; else /proc/self/maps is parsed): this process's own map only, read for safety, not on anyone's behalf. Not covered: a thread that maps the file between the check and ftruncate, and other processes' mappings (seal against shrinking). */
   mk_memfd_resize: {
     parameters: [
       "i32", // int32_t fd
       "u64", // uint64_t size
+      "buffer", // uint64_t *busy
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
