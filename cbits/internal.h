@@ -21,6 +21,10 @@ static inline int64_t mk_ret(long ret) { return ret < 0 ? -(int64_t)errno : (int
 int mk_proc_path(char *out, size_t size, int32_t pid, const char *file);
 int mk_proc_open(int32_t pid, const char *file);
 
+/* file.c: 0 when fd and pathfd (an O_PATH descriptor) are the same file,
+ * -ESTALE when not (the path changed after it was checked), or -errno. */
+int mk_file_same(int fd, int pathfd);
+
 /* The UAPI of PROCMAP_QUERY (linux/fs.h, Linux 6.11): installed headers may
  * predate it, so memkit carries its own copy under its own names. */
 struct mk_procmap_query {
