@@ -186,6 +186,59 @@ static void test_resize_under_mappings(void) {
   mk_core_close(f);
 }
 
+/* A line of /proc/self/maps longer than the parser's buffer: a file whose
+ * path is full of newlines, which the kernel prints as "\012" each. */
+static void test_maps_long_line(void) {
+  uint64_t page = (uint64_t)mk_core_page_size();
+  char top[] = "/tmp/memkit-longline-XXXXXX";
+  if (!CHECK(mkdtemp(top) != NULL, "make a directory for a long path")) return;
+  int dir = open(top, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  char name[251];
+  memset(name, '\n', 250);
+  name[250] = '\0';
+  int ok = dir >= 0;
+  for (int i = 0; ok && i < 9; i++) { /* 9 x 250 newlines: over 9000 bytes printed */
+    int next = mkdirat(dir, name, 0700) == 0 ? openat(dir, name, O_PATH | O_DIRECTORY | O_CLOEXEC)
+                                             : -1;
+    close(dir);
+    dir = next;
+    ok = dir >= 0;
+  }
+  int fd = ok ? openat(dir, "f", O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+  if (!CHECK(fd >= 0 && ftruncate(fd, (off_t)(2 * page)) == 0, "a file under that path")) {
+    if (dir >= 0) close(dir);
+    return;
+  }
+  void *m = mmap(NULL, 2 * page, PROT_READ, MAP_SHARED, fd, 0);
+  int64_t mfd = mk_memfd_create("memkit-after-long-line", 0);
+  CHECK_EQ(mk_memfd_resize((int32_t)mfd, 2 * page, NULL), 0, "a memfd beside it");
+  void *n = mmap(NULL, 2 * page, PROT_READ, MAP_SHARED, (int)mfd, 0);
+  if (CHECK(m != MAP_FAILED && n != MAP_FAILED, "map both")) {
+    struct stat a, b;
+    fstat(fd, &a);
+    fstat((int)mfd, &b);
+    uint64_t q[3], t[3];
+    CHECK_EQ(mk_memfd_mapped_past(major(a.st_dev), minor(a.st_dev), a.st_ino, page, 1, t), 1,
+             "parsing finds the mapping whose line is longer than its buffer");
+    CHECK_EQ(t[0], (uint64_t)(uintptr_t)m, "at its address");
+    CHECK_EQ(mk_memfd_mapped_past(major(b.st_dev), minor(b.st_dev), b.st_ino, page, 1, t), 1,
+             "parsing still finds the memfd's mapping beside it");
+    CHECK_EQ(mk_memfd_mapped_past(major(b.st_dev), minor(b.st_dev), b.st_ino, page, 0, q), 1,
+             "and so does PROCMAP_QUERY");
+    CHECK(memcmp(q, t, sizeof q) == 0, "both report the same mapping");
+    CHECK_ERR(mk_memfd_resize((int32_t)mfd, 0, NULL), EBUSY, "the memfd cannot shrink under it");
+  }
+  if (m != MAP_FAILED) munmap(m, 2 * page);
+  if (n != MAP_FAILED) munmap(n, 2 * page);
+  mk_core_close((int32_t)mfd);
+  close(fd);
+  close(dir);
+  /* Remove the chain again: rm -r in C. */
+  char cmd[64];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", top);
+  CHECK(system(cmd) == 0, "remove the long path");
+}
+
 static void test_seals(void) {
   int64_t page = mk_core_page_size();
   int64_t fd = mk_memfd_create("memkit-seals", MK_MEMFD_SEALABLE);
@@ -345,6 +398,7 @@ int main(void) {
   test_create_errors();
   test_resize();
   test_resize_under_mappings();
+  test_maps_long_line();
   test_seals();
   test_write_seals();
   test_not_sealable();
