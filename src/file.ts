@@ -54,8 +54,9 @@ export interface MapFileOptions {
  * @returns The mapping.
  * @throws {Deno.errors.NotCapable} When a permission is missing.
  * @throws {MemkitError} When the file cannot be opened (`ENOENT`, `EACCES`),
- * is not a regular file (`ENODEV`), or, for `"rw"`, its blocks cannot be
- * reserved (`ENOSPC`, `EOPNOTSUPP`).
+ * is not a regular file (`ENODEV`), names another file by the time it is
+ * opened than when it was checked (`ESTALE`), or, for `"rw"`, its blocks
+ * cannot be reserved (`ENOSPC`, `EOPNOTSUPP`).
  *
  * @example
  * ```ts ignore

@@ -325,13 +325,20 @@ export class PhysicalMemory {
    * Requires `--allow-ffi`, `--allow-read=<device>` and, with `write: true`,
    * `--allow-write=<device>`.
    *
+   * The path checked is the path opened: `device` is made absolute (against
+   * `Deno.cwd()`) and `.`, `..` and repeated slashes are collapsed first, as
+   * Deno's check does (so `"/dev/../dev/mem"` is `"/dev/mem"`, and
+   * {@linkcode PhysicalMemory.device} reports that form). When it is a
+   * symlink, the device it leads to needs the same permissions.
+   *
    * @param options The device (default `/dev/mem`), write access and cache mode.
    * @returns The open device.
    * @throws {Deno.errors.NotCapable} When a permission is missing.
    * @throws {MemkitError} `ENOENT` (no `/dev/mem`: a kernel without
    * `CONFIG_DEVMEM`), `EACCES` (not root), `EPERM` (lockdown, or no
-   * `CAP_SYS_RAWIO`), `ENODEV` (not a character device); each message says
-   * which and what would change it.
+   * `CAP_SYS_RAWIO`), `ENODEV` (not a character device), `ESTALE` (the path
+   * named another file by the time it was opened); each message says which
+   * and what would change it.
    *
    * @example Nothing is opened without --allow-read for the device
    * ```ts
