@@ -3,7 +3,7 @@
 
 /** The integer constants of `cbits/memkit.h`, without their `MK_` prefix. */
 export const MK = {
-  ABI_VERSION: 1,
+  ABI_VERSION: 2,
   PROT_NONE: 0,
   PROT_READ: 1,
   PROT_WRITE: 2,
@@ -98,11 +98,12 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** ftruncate(fd, size). */
+  /** ftruncate(fd, size), refused with -EBUSY when it would shrink the file under a mapping of this process: any mapping of the file (made by memkit or not: a second copy of it, a Worker, a map of /proc/self/fd/N) whose file range ends past size rounded up to a page, where touching it would raise SIGBUS. busy (3 uint64_t, or NULL) then receives that mapping's start, end and how far into the file it reaches. The kernel is asked (PROCMAP_QUERY on /proc/self/maps, Linux 6.11+; else /proc/self/maps is parsed): this process's own map only, read for safety, not on anyone's behalf. Not covered: a thread that maps the file between the check and ftruncate, and other processes' mappings (seal against shrinking). */
   mk_memfd_resize: {
     parameters: [
       "i32", // int32_t fd
       "u64", // uint64_t size
+      "buffer", // uint64_t *busy
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
@@ -126,11 +127,30 @@ export const symbols = {
     parameters: [],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Opens a regular file for mapping (O_CLOEXEC, read-only or with MK_FILE_WRITE read-write); returns the descriptor, or -ENODEV when the path is not a regular file. Permission to touch the path is checked by the caller (src/permissions.ts) before this is called. */
+  /** Looks an absolute path up with O_PATH (nothing is opened: no driver's open runs, nothing is read) and writes the path the kernel resolved it to (symlinks followed; readlink of /proc/self/fd/N, this process's own descriptor) into resolved, NUL-terminated, at most cap bytes. Returns the O_PATH descriptor, which mk_file_open and mk_phys_open take to check that they opened that same file; the caller closes it. -EINVAL for a relative path, -ENAMETOOLONG when the resolved path does not fit. The caller (src/permissions.ts) checks the permission for path before, and for the resolved path after. */
+  mk_file_path_open: {
+    parameters: [
+      "buffer", // const char *path
+      "buffer", // uint8_t *resolved
+      "u64", // uint64_t cap
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Opens a regular file for mapping (O_CLOEXEC, read-only or with MK_FILE_WRITE read-write); returns the descriptor. path is the absolute path the caller checked and looked up with mk_file_path_open (pathfd): -ENODEV when that is not a regular file (checked before opening), -ESTALE when the path names another file by the time it is opened. Permission to touch the path is checked by the caller (src/permissions.ts) before this is called. */
   mk_file_open: {
     parameters: [
       "buffer", // const char *path
       "u32", // uint32_t flags
+      "i32", // int32_t pathfd
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Reserves the blocks of [offset, offset + length) of a file opened for writing (fallocate FALLOC_FL_KEEP_SIZE), so that a store into a hole of a writable mapping cannot raise SIGBUS on a full filesystem: -ENOSPC up front instead. Where the filesystem cannot reserve (-EOPNOTSUPP), returns 0 when the window has no hole (SEEK_HOLE), else -EOPNOTSUPP. */
+  mk_file_reserve: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t offset
+      "u64", // uint64_t length
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
@@ -374,11 +394,12 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Opens a physical memory device (a character device: /dev/mem, or another the caller names) with O_CLOEXEC, read-only or with MK_PHYS_WRITE read-write, and with MK_PHYS_UNCACHED O_SYNC; returns the descriptor, or -ENODEV when the path is not a character device (checked before opening and on what was opened), -EROFS for MK_PHYS_WRITE on a major-1 device other than /dev/mem (a writable /dev/zero mapping faults past its size). Permission to touch the path is checked by the caller (src/permissions.ts) before this is called. */
+  /** Opens a physical memory device (a character device: /dev/mem, or another the caller names) with O_CLOEXEC, read-only or with MK_PHYS_WRITE read-write, and with MK_PHYS_UNCACHED O_SYNC; returns the descriptor. path is the absolute path the caller checked and looked up with mk_file_path_open (pathfd). -ENODEV when it is not a character device (checked before opening and on what was opened), -EROFS for MK_PHYS_WRITE on a major-1 device other than /dev/mem (a writable /dev/zero mapping faults past its size), -ESTALE when the path names another file by the time it is opened. Permission to touch the path is checked by the caller (src/permissions.ts) before this is called. */
   mk_phys_open: {
     parameters: [
       "buffer", // const char *path
       "u32", // uint32_t flags
+      "i32", // int32_t pathfd
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

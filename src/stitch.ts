@@ -22,6 +22,7 @@ import {
   toAccess,
 } from "./mapping.ts";
 import { type MemFd, memfdState } from "./memfd.ts";
+import { queryPermission } from "./permissions.ts";
 
 /** One chunk of a {@linkcode stitch}: a page-aligned window of a memfd or of a mapping. */
 export interface Chunk {
@@ -214,7 +215,7 @@ function describe(chunks: Placed[]): string {
 
 function mapCountLimit(): string {
   const desc = { name: "read", path: "/proc/sys/vm/max_map_count" } as const;
-  if (Deno.permissions.querySync(desc).state === "granted") {
+  if (queryPermission(desc) === "granted") {
     const limit = lib().mk_map_max_count();
     if (limit >= 0n) return `vm.max_map_count is ${limit}`;
   }

@@ -241,7 +241,7 @@ static void test_populate(void) {
   CHECK_EQ(mk_advise_probe(MK_MADV_POPULATE_READ), MK_PROBE_PRIVATE | MK_PROBE_SHARED,
            "the probe finds populate-read on private and shared memory");
   int64_t fd = mk_memfd_create("memkit-advise-populate", 0);
-  if (!CHECK(fd >= 0 && mk_memfd_resize((int32_t)fd, 8 * page) == 0, "an empty 8-page memfd"))
+  if (!CHECK(fd >= 0 && mk_memfd_resize((int32_t)fd, 8 * page, NULL) == 0, "an empty 8-page memfd"))
     return;
   uint64_t a = map_memfd((int32_t)fd, 8);
   if (!CHECK(a != 0, "its mapping")) return;
