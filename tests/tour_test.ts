@@ -29,6 +29,7 @@ Deno.test("make run tours every capability in a terminal without a single permis
       "Guard pages, page protections, protection keys",
       "Seals",
       "Where memory lives",
+      "Locked means resident, not fixed",
       "Map a file",
       "Physical memory through /dev/mem",
     ]
