@@ -4,6 +4,7 @@
  * @module
  */
 
+import { readOptions } from "./_args.ts";
 import { check } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
@@ -51,12 +52,13 @@ export interface MapFileOptions {
  * console.log(new TextDecoder().decode(m.bytes()));
  * ```
  */
-export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
+export function mapFile(path: string, options?: MapFileOptions): Mapping {
+  const opts = readOptions(options, "options", ["offset", "length", "access"] as const);
   const cpath = cString(path, "path");
   if (path === "") throw new TypeError('Cannot map "": expected a file path');
-  const access = toAccess(options.access ?? "r", ["r", "rw"]);
-  aligned(options.offset ?? 0, "offset", pageSize());
-  if (options.length !== undefined) inRange(options.length, "length", 1, MAX_BYTES);
+  const access = toAccess(opts.access ?? "r", ["r", "rw"]);
+  aligned(opts.offset ?? 0, "offset", pageSize());
+  if (opts.length !== undefined) inRange(opts.length, "length", 1, MAX_BYTES);
   requirePermissions(access === "rw" ? "mapFileWrite" : "mapFile", path);
   const fd = check(
     lib().mk_file_open(cpath, access === "rw" ? MK.FILE_WRITE : 0),
@@ -66,8 +68,8 @@ export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
   try {
     const size = check(lib().mk_core_fd_size(fd), "stat", { path });
     const { offset, length } = window(
-      options.offset,
-      options.length,
+      opts.offset,
+      opts.length,
       size,
       pageSize(),
       `"${path}"`,

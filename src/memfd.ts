@@ -8,20 +8,21 @@
 import { check, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
+import { list, lookup, readOptions, show } from "./_args.ts";
 import { cString, inRange, MAX_BYTES, window } from "./_validate.ts";
 import { type Access, createMapping, type Mapping, type Region, toAccess } from "./mapping.ts";
 
 /** A memfd seal (`F_SEAL_*`): what nobody may do to the memfd any more. */
 export type Seal = "seal" | "shrink" | "grow" | "write" | "future-write" | "exec";
 
-const SEALS: Record<Seal, number> = {
+const SEALS: Readonly<Record<Seal, number>> = Object.freeze({
   seal: MK.SEAL_SEAL,
   shrink: MK.SEAL_SHRINK,
   grow: MK.SEAL_GROW,
   write: MK.SEAL_WRITE,
   "future-write": MK.SEAL_FUTURE_WRITE,
   exec: MK.SEAL_EXEC,
-};
+});
 
 /** Options of {@linkcode MemFd.create}. */
 export interface MemFdOptions {
@@ -122,14 +123,15 @@ export class MemFd {
    * assertEquals(fd.size, 65536);
    * ```
    */
-  static create(name: string, options: MemFdOptions = {}): MemFd {
+  static create(name: string, options?: MemFdOptions): MemFd {
+    const opts = readOptions(options, "options", ["size", "sealable", "noexec"] as const);
     const cname = cString(name, "name");
     if (cname.length - 1 > 249) {
       throw new RangeError(`Cannot use name "${name}": longer than 249 bytes`);
     }
-    const size = inRange(options.size ?? 0, "size", 0, MAX_BYTES);
-    const sealable = options.sealable ?? true;
-    const noexec = options.noexec ?? false;
+    const size = inRange(opts.size ?? 0, "size", 0, MAX_BYTES);
+    const sealable = opts.sealable ?? true;
+    const noexec = opts.noexec ?? false;
     if (typeof sealable !== "boolean" || typeof noexec !== "boolean") {
       throw new TypeError("Cannot create a memfd: sealable and noexec must be booleans");
     }
@@ -283,16 +285,19 @@ export class MemFd {
    */
   seal(seals: Seal[]): void {
     if (!Array.isArray(seals)) throw new TypeError("Cannot seal: expected an array of seals");
+    const names = list(seals, "seals");
     let bits = 0;
-    for (const s of seals) {
-      if (!(s in SEALS)) {
+    for (let i = 0; i < names.length; i++) {
+      // Own keys only: "toString" or "constructor" name no seal.
+      const bit = lookup(SEALS, names[i]);
+      if (bit === undefined) {
         throw new TypeError(
-          `Cannot use seal "${String(s)}": expected one of ${
+          `Cannot use seal "${show(names[i])}": expected one of ${
             Object.keys(SEALS).map((k) => `"${k}"`).join(", ")
           }`,
         );
       }
-      bits |= SEALS[s];
+      bits |= bit;
     }
     const fd = this.#alive("seal");
     if (!this.#sealable) {
@@ -335,13 +340,14 @@ export class MemFd {
    * assertEquals(m.access, "r");
    * ```
    */
-  map(options: MapOptions = {}): Mapping {
-    const access = toAccess(options.access ?? "rw", ["r", "rw"]);
+  map(options?: MapOptions): Mapping {
+    const opts = readOptions(options, "options", ["offset", "length", "access"] as const);
+    const access = toAccess(opts.access ?? "rw", ["r", "rw"]);
     const fd = this.#alive("map");
     const name = `memfd:${this.#name}`;
     const { offset, length } = window(
-      options.offset,
-      options.length,
+      opts.offset,
+      opts.length,
       this.size,
       pageSize(),
       `"${name}"`,

@@ -13,6 +13,8 @@
  * @module
  */
 
+import { lookup, show, string } from "./_args.ts";
+
 /** One Deno permission an operation needs. */
 export interface PermissionNeed {
   /** The permission's name, as in `--allow-<name>`. */
@@ -147,6 +149,18 @@ function descriptor(need: PermissionNeed): Deno.PermissionDescriptor {
   }
 }
 
+/**
+ * The needs of `operation` for `target`: the row found by own key only (so
+ * "toString" names no operation), the target a primitive string.
+ */
+function needsOf(operation: unknown, target: unknown): PermissionNeed[] {
+  const row = lookup(permissionTable, operation);
+  if (row === undefined) {
+    throw new TypeError(`Cannot use operation "${show(operation)}": not in the permission table`);
+  }
+  return row.needs(string(target, "target")) as PermissionNeed[];
+}
+
 function deniedMessage(need: PermissionNeed): string {
   const what = need.path === undefined
     ? `${need.name} access`
@@ -174,7 +188,7 @@ function deniedMessage(need: PermissionNeed): string {
  * ```
  */
 export function requirePermissions(operation: Operation, target = ""): void {
-  for (const need of permissionTable[operation].needs(target) as PermissionNeed[]) {
+  for (const need of needsOf(operation, target)) {
     const desc = descriptor(need);
     let state = Deno.permissions.querySync(desc).state;
     if (state === "prompt") state = Deno.permissions.requestSync(desc).state;
@@ -201,7 +215,7 @@ export function requirePermissions(operation: Operation, target = ""): void {
  * ```
  */
 export function permissionFlags(operation: Operation, target = ""): string[] {
-  return (permissionTable[operation].needs(target) as PermissionNeed[]).map((n) =>
+  return needsOf(operation, target).map((n) =>
     n.path === undefined ? `--allow-${n.name}` : `--allow-${n.name}=${n.path}`
   );
 }
