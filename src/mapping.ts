@@ -30,6 +30,7 @@ import {
   SetPrototypeDelete,
   setValues,
   TypedArrayPrototypeFill,
+  TypedArrayPrototypeGetLength,
   TypedArrayPrototypeSet,
 } from "./_primordials.ts";
 import { aligned, inRange, isDetached, roundUp } from "./_validate.ts";
@@ -523,7 +524,7 @@ export class Mapping {
     if (!this.#prot) return this.#effective(PROT[this.#access]);
     const page = pageSize();
     // An empty range at the very end: the protection of the last page.
-    const p0 = MathMin(MathFloor(off / page), this.#prot.length - 1);
+    const p0 = MathMin(MathFloor(off / page), TypedArrayPrototypeGetLength(this.#prot) - 1);
     const p1 = MathMax(p0 + 1, MathCeil((off + len) / page));
     let prot = 0xff;
     for (let i = p0; i < p1; i++) prot &= this.#prot[i];
@@ -555,7 +556,7 @@ export class Mapping {
     let first = MathFloor(off / page);
     let last = MathMax(first + 1, MathCeil((off + len) / page));
     while (first > 0 && allows(first - 1)) first--;
-    while (last < pages.length && allows(last)) last++;
+    while (last < TypedArrayPrototypeGetLength(pages) && allows(last)) last++;
     const start = first * page;
     const end = MathMin(last * page, this.#length);
     const cache = need & MK.PROT_WRITE ? this.#runs : this.#readonlyRuns;
@@ -808,7 +809,10 @@ export class Mapping {
             "protect the whole mapping",
         );
       }
-      [off, end] = this.#protectRange(area, page, span);
+      // Indexed, not destructured: destructuring calls Array.prototype[Symbol.iterator].
+      const bounds = this.#protectRange(area, page, span);
+      off = bounds[0];
+      end = bounds[1];
     }
     const pages = this.#prot;
     let changes: boolean, lowersWrite: boolean, readable: boolean;
@@ -863,7 +867,8 @@ export class Mapping {
     TypedArrayPrototypeFill(table, wanted, off / page, end / page);
     const first = table[0];
     let uniform = true;
-    for (let i = 1; i < table.length && uniform; i++) uniform = table[i] === first;
+    const count = TypedArrayPrototypeGetLength(table);
+    for (let i = 1; i < count && uniform; i++) uniform = table[i] === first;
     if (uniform) {
       this.#prot = undefined;
       this.#access = accessOf(first)!;

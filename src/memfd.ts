@@ -9,6 +9,15 @@ import { check, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { list, lookup, readOptions, show } from "./_args.ts";
+import {
+  BigIntCtor,
+  FinalizationRegistryPrototypeRegister,
+  FinalizationRegistryPrototypeUnregister,
+  mapEntries,
+  MapPrototypeClear,
+  MapPrototypeDelete,
+  MathCeil,
+} from "./_primordials.ts";
 import { cString, inRange, MAX_BYTES, window } from "./_validate.ts";
 import { type Access, createMapping, type Mapping, type Region, toAccess } from "./mapping.ts";
 
@@ -104,7 +113,7 @@ export class MemFd {
     this.#fd = fd;
     this.#name = name;
     this.#sealable = sealable;
-    closer.register(this, fd, this);
+    FinalizationRegistryPrototypeRegister(closer, this, fd, this);
   }
 
   /**
@@ -224,7 +233,7 @@ export class MemFd {
     // A page faults once it starts at or past the end: shrinking is safe down
     // to the page that holds the last mapped byte.
     const page = pageSize();
-    if (Math.ceil(n / page) < Math.ceil(end / page)) {
+    if (MathCeil(n / page) < MathCeil(end / page)) {
       throw new MemkitError(16, "resize", {
         path: `memfd:${this.#name}`,
         hint: `a live mapping reaches byte ${end}, so size ${n} would make it fault (SIGBUS); ` +
@@ -242,13 +251,18 @@ export class MemFd {
         });
       }
     }
-    check(lib().mk_memfd_resize(fd, BigInt(n)), "resize", { path: `memfd:${this.#name}` });
+    check(lib().mk_memfd_resize(fd, BigIntCtor(n)), "resize", { path: `memfd:${this.#name}` });
   }
 
   #mappedEnd(): number {
+    // Built-ins captured at load: this check is all that stands between a
+    // shrink and a mapping past the end (SIGBUS).
     let end = 0;
-    for (const [r, reach] of this.#regions) {
-      if (!r.backed) this.#regions.delete(r);
+    const entries = mapEntries(this.#regions);
+    for (let i = 0; i < entries.length; i++) {
+      const r = entries[i][0];
+      const reach = entries[i][1];
+      if (!r.backed) MapPrototypeDelete(this.#regions, r);
       else if (reach > end) end = reach;
     }
     return end;
@@ -373,10 +387,12 @@ export class MemFd {
   /** Closes the descriptor. Mappings stay valid until they are closed. Idempotent. */
   close(): void {
     if (this.#fd < 0) return;
-    closer.unregister(this);
+    // Captured at load: a patched unregister would leave the finalizer to
+    // close this descriptor number again, after it was reused.
+    FinalizationRegistryPrototypeUnregister(closer, this);
     const fd = this.#fd;
     this.#fd = -1;
-    this.#regions.clear();
+    MapPrototypeClear(this.#regions);
     check(lib().mk_core_close(fd), "close memfd", { path: this.#name });
   }
 

@@ -66,13 +66,13 @@ function validate(given: unknown, access: Access): Placed[] {
   if (given2.length > MAX_CHUNKS) {
     throw new RangeError(`Cannot stitch ${given2.length} chunks: at most ${MAX_CHUNKS}`);
   }
-  const chunks = safeArray<Snapshot<"source" | "offset" | "length">>();
+  const chunks = safeArray<Snapshot<"source" | "offset" | "length"> | null>();
   for (let i = 0; i < given2.length; i++) {
     const chunk = given2[i];
-    if (chunk === null || typeof chunk !== "object") {
-      throw new TypeError(`Cannot stitch chunk ${i}: expected { source, offset, length }`);
-    }
-    chunks[i] = readOptions(chunk, `chunk ${i}`, ["source", "offset", "length"] as const);
+    // Not an object: refused in order below, so the first bad chunk is named.
+    chunks[i] = chunk === null || typeof chunk !== "object"
+      ? null
+      : readOptions(chunk, `chunk ${i}`, ["source", "offset", "length"] as const);
   }
   const page = pageSize();
   const sizes = new Map<number, number>();
@@ -80,7 +80,13 @@ function validate(given: unknown, access: Access): Placed[] {
   let total = 0;
   for (let i = 0; i < chunks.length; i++) {
     const at = `chunk ${i}`;
-    const { source, offset: rawOffset, length: rawLength } = chunks[i];
+    const chunk = chunks[i];
+    if (chunk === null) {
+      throw new TypeError(`Cannot stitch ${at}: expected { source, offset, length }`);
+    }
+    const source = chunk.source;
+    const rawOffset = chunk.offset;
+    const rawLength = chunk.length;
     const memfd = memfdState(source);
     const region = memfd ? undefined : findRegion(source);
     let size: number;
