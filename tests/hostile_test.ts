@@ -222,6 +222,14 @@ Deno.test("null options are memkit's TypeError everywhere; undefined means the d
     ["RingBuffer.create", () => RingBuffer.create(PAGE, null as never)],
     ["findMapping", () => findMapping(0n, "self", null as never)],
     ["PhysicalMemory.open", () => PhysicalMemory.open(null as never)],
+    ["Pagemap.read", () => {
+      using pm = Pagemap.open();
+      return pm.read(m.address, 1, null as never);
+    }],
+    ["Pagemap.scan", () => {
+      using pm = Pagemap.open();
+      return pm.scan({ start: m.address, length: BigInt(PAGE) }, null as never);
+    }],
   ];
   for (const [what, f] of calls) {
     const e = assertThrows(f, TypeError, undefined, what);
