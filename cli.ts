@@ -365,7 +365,7 @@ function permissions(op?: string, target = "<target>"): number {
     }
     return 0;
   }
-  if (!(op in permissionTable)) {
+  if (!Object.hasOwn(permissionTable, op)) { // own keys: "toString" is no operation
     console.error(
       `Unknown operation "${op}": expected one of ${Object.keys(permissionTable).join(", ")}`,
     );
