@@ -39,8 +39,9 @@ async function fuzz(seed: number, extra: string[] = []): Promise<void> {
     "run",
     "--allow-ffi",
     "--allow-run=cat",
-    // protection(): the kernel's word on each page's protection.
-    "--allow-read=/proc/self/maps",
+    // protection(): the kernel's word on each page's protection; hostile
+    // mode also reads the pagemap.
+    "--allow-read=/proc/self/maps,/proc/self/pagemap",
     "--no-prompt",
     V8_FLAGS,
     fixture,
