@@ -1,6 +1,7 @@
 // Shared by the introspection modules: which process, the permission gate
 // for its /proc files, and the errors a user expects from them.
 
+import { show } from "./_args.ts";
 import { ERRNO, MemkitError } from "../ffi/errors.ts";
 import { type Operation, queryPermission, requirePermissions } from "./permissions.ts";
 
@@ -22,7 +23,7 @@ const FILES: Partial<Record<Operation, string>> = {
 export function nativePid(pid: unknown): number {
   if (pid === "self") return 0;
   if (typeof pid !== "number" || !Number.isInteger(pid)) {
-    throw new TypeError(`Cannot use pid "${String(pid)}": expected a positive integer or "self"`);
+    throw new TypeError(`Cannot use pid "${show(pid)}": expected a positive integer or "self"`);
   }
   if (pid < 1 || pid > PID_MAX) {
     throw new RangeError(`Cannot use pid "${pid}": expected 1 to ${PID_MAX}, or "self"`);
@@ -99,7 +100,7 @@ export function toAddress(value: unknown, what = "address"): bigint {
   }
   if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
   throw new TypeError(
-    `Cannot use ${what} "${String(value)}": expected a bigint or a non-negative safe integer`,
+    `Cannot use ${what} "${show(value)}": expected a bigint or a non-negative safe integer`,
   );
 }
 

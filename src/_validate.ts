@@ -1,13 +1,23 @@
 // Argument checks shared by every capability: each throws TypeError or
-// RangeError with the offending value quoted, before any system call.
+// RangeError with the offending value quoted, before any system call. They
+// accept primitives only (see _args.ts) and quote values with show(), which
+// runs none of the caller's code.
+
+import { show } from "./_args.ts";
+import {
+  ArrayBufferPrototypeGetDetached,
+  MathCeil,
+  NumberIsInteger,
+  uncurryThis,
+} from "./_primordials.ts";
 
 /** The largest byte count memkit accepts for one mapping (2^47, user space on x86-64). */
 export const MAX_BYTES = 2 ** 47;
 
 /** Throws TypeError unless `value` is an integer number. */
 export function integer(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw new TypeError(`Cannot use ${what} "${String(value)}": expected an integer number`);
+  if (typeof value !== "number" || !NumberIsInteger(value)) {
+    throw new TypeError(`Cannot use ${what} "${show(value)}": expected an integer number`);
   }
   return value;
 }
@@ -32,7 +42,7 @@ export function aligned(value: unknown, what: string, page: number): number {
 
 /** Rounds `n` up to a multiple of `page`. */
 export function roundUp(n: number, page: number): number {
-  return Math.ceil(n / page) * page;
+  return MathCeil(n / page) * page;
 }
 
 /**
@@ -72,24 +82,24 @@ export function window(
 }
 
 const encoder = new TextEncoder();
+const encode = uncurryThis(TextEncoder.prototype.encode);
+const includes = uncurryThis(String.prototype.includes);
 
 /** Encodes a string as a NUL-terminated C string, refusing embedded NULs. */
 export function cString(value: unknown, what: string): Uint8Array<ArrayBuffer> {
   if (typeof value !== "string") {
-    throw new TypeError(`Cannot use ${what} "${String(value)}": expected a string`);
+    throw new TypeError(`Cannot use ${what} "${show(value)}": expected a string`);
   }
-  if (value.includes("\0")) {
+  if (includes(value, "\0")) {
     throw new TypeError(`Cannot use ${what} "${value.replaceAll("\0", "\\0")}": contains NUL`);
   }
-  return encoder.encode(value + "\0");
+  return encode(encoder, value + "\0");
 }
-
-const detachedGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "detached")!.get!;
 
 /**
  * `ArrayBuffer.prototype.detached` as it was when memkit loaded: user code
  * that patches the getter cannot make a moved buffer look attached.
  */
 export function isDetached(buffer: ArrayBuffer): boolean {
-  return detachedGetter.call(buffer) as boolean;
+  return ArrayBufferPrototypeGetDetached(buffer);
 }

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { readOptions } from "./_args.ts";
 import { check } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
@@ -67,12 +68,13 @@ export interface MapFileOptions {
  * console.log(new TextDecoder().decode(m.bytes()));
  * ```
  */
-export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
+export function mapFile(path: string, options?: MapFileOptions): Mapping {
+  const opts = readOptions(options, "options", ["offset", "length", "access"] as const);
   cString(path, "path");
   if (path === "") throw new TypeError('Cannot map "": expected a file path');
-  const access = toAccess(options.access ?? "r", ["r", "rw"]);
-  aligned(options.offset ?? 0, "offset", pageSize());
-  if (options.length !== undefined) inRange(options.length, "length", 1, MAX_BYTES);
+  const access = toAccess(opts.access ?? "r", ["r", "rw"]);
+  aligned(opts.offset ?? 0, "offset", pageSize());
+  if (opts.length !== undefined) inRange(opts.length, "length", 1, MAX_BYTES);
   const looked = lookUp(access === "rw" ? "mapFileWrite" : "mapFile", path, false, () => undefined);
   const name = looked.path;
   const fd = check(
@@ -86,8 +88,8 @@ export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
   try {
     const size = check(lib().mk_core_fd_size(fd), "stat", { path: name });
     const { offset, length } = window(
-      options.offset,
-      options.length,
+      opts.offset,
+      opts.length,
       size,
       pageSize(),
       `"${name}"`,

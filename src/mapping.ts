@@ -8,6 +8,31 @@
 import { check, ERRNO, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
+import { readOptions, show, typedLength } from "./_args.ts";
+import {
+  ArrayBufferPrototypeGetByteLength,
+  ArrayBufferPrototypeTransfer,
+  BigIntCtor,
+  FinalizationRegistryPrototypeRegister,
+  FinalizationRegistryPrototypeUnregister,
+  MapPrototypeClear,
+  MapPrototypeDelete,
+  MapPrototypeGet,
+  MapPrototypeSet,
+  MathCeil,
+  MathFloor,
+  MathMax,
+  MathMin,
+  ObjectSetPrototypeOf,
+  safeArray,
+  SetPrototypeAdd,
+  SetPrototypeClear,
+  SetPrototypeDelete,
+  setValues,
+  TypedArrayPrototypeFill,
+  TypedArrayPrototypeGetLength,
+  TypedArrayPrototypeSet,
+} from "./_primordials.ts";
 import { aligned, inRange, isDetached, roundUp } from "./_validate.ts";
 import {
   type Advice,
@@ -24,29 +49,37 @@ import {
  */
 export type Access = "none" | "r" | "rw" | "rx";
 
-/** The `PROT_*` bits of each access. */
-export const PROT: Record<Access, number> = {
-  none: MK.PROT_NONE,
-  r: MK.PROT_READ,
-  rw: MK.PROT_READ | MK.PROT_WRITE,
-  rx: MK.PROT_READ | MK.PROT_EXEC,
-};
+const ALL_ACCESS: readonly Access[] = Object.freeze(["none", "r", "rw", "rx"] as const);
+
+/** The `PROT_*` bits of each access (no prototype: only these four are keys). */
+export const PROT: Readonly<Record<Access, number>> = Object.freeze(
+  Object.assign(Object.create(null), {
+    none: MK.PROT_NONE,
+    r: MK.PROT_READ,
+    rw: MK.PROT_READ | MK.PROT_WRITE,
+    rx: MK.PROT_READ | MK.PROT_EXEC,
+  }),
+);
 
 /** The access of `PROT_*` bits, where it is one memkit names. */
 export function accessOf(prot: number): Access | undefined {
-  return (Object.keys(PROT) as Access[]).find((a) => PROT[a] === prot);
+  for (let i = 0; i < ALL_ACCESS.length; i++) {
+    if (PROT[ALL_ACCESS[i]] === prot) return ALL_ACCESS[i];
+  }
+  return undefined;
 }
 
-const ALL_ACCESS: readonly Access[] = ["none", "r", "rw", "rx"];
-
-/** Throws TypeError unless `value` is an {@linkcode Access}. */
+/**
+ * Throws TypeError unless `value` is an {@linkcode Access}: a primitive
+ * string (an object that converts to one is refused, never converted).
+ */
 export function toAccess(value: unknown, allowed: readonly Access[] = ALL_ACCESS): Access {
-  if (typeof value === "string" && (allowed as readonly string[]).includes(value)) {
-    return value as Access;
+  if (typeof value === "string") {
+    for (let i = 0; i < allowed.length; i++) if (allowed[i] === value) return value as Access;
   }
-  throw new TypeError(
-    `Cannot use access "${String(value)}": expected ${allowed.map((a) => `"${a}"`).join(", ")}`,
-  );
+  let names = "";
+  for (let i = 0; i < allowed.length; i++) names += `${i > 0 ? ", " : ""}"${allowed[i]}"`;
+  throw new TypeError(`Cannot use access "${show(value)}": expected ${names}`);
 }
 
 /**
@@ -158,13 +191,24 @@ const liveRegions = new Set<Region>();
  * part of the API.
  */
 export function regionAt(address: bigint, length: number): [Region, number] | undefined {
-  for (const r of liveRegions) {
+  const regions = setValues(liveRegions);
+  for (let i = 0; i < regions.length; i++) {
+    const r = regions[i];
     if (!r.backed) continue;
     const offset = address - r.view;
-    if (offset >= 0n && offset + BigInt(length) <= BigInt(r.viewSpan)) return [r, Number(offset)];
+    if (offset >= 0n && offset + BigIntCtor(length) <= BigIntCtor(r.viewSpan)) {
+      return [r, Number(offset)];
+    }
   }
   return undefined;
 }
+
+// Everything below that decides whether memory may be unmapped (detaching,
+// unmapping, the finalization callbacks) calls built-ins captured at load
+// (_primordials.ts), never methods looked up at the time of the call.
+
+const getArrayBuffer = Deno.UnsafePointerView.getArrayBuffer;
+const pointerCreate = Deno.UnsafePointer.create;
 
 const registry = new FinalizationRegistry<Region>((region) => {
   region.refs--;
@@ -196,7 +240,7 @@ export const QUARANTINE_BYTES = 16 * 2 ** 30;
 /** How many of the newest ranges it keeps even beyond QUARANTINE_BYTES. */
 const QUARANTINE_KEEP = 8;
 
-const quarantine: Region[] = [];
+const quarantine: Region[] = safeArray();
 let quarantineBytes = 0;
 
 /**
@@ -204,7 +248,11 @@ let quarantineBytes = 0;
  * as private zero pages; for memkit's tests and benchmarks, not part of the API.
  */
 export function quarantined(): { address: bigint; span: number }[] {
-  return quarantine.map((r) => ({ address: r.address, span: r.span }));
+  const out: { address: bigint; span: number }[] = [];
+  for (let i = 0; i < quarantine.length; i++) {
+    out.push({ address: quarantine[i].address, span: quarantine[i].span });
+  }
+  return out;
 }
 
 /** Nothing in JavaScript reaches the region any more: off its source, into the quarantine. */
@@ -222,41 +270,42 @@ function release(region: Region): void {
  */
 function vacate(region: Region): bigint {
   if (!region.viewed && !region.pinned) {
-    const ret = lib().mk_map_unmap(region.address, BigInt(region.span));
+    const ret = lib().mk_map_unmap(region.address, BigIntCtor(region.span));
     if (ret >= 0n) {
       region.live = false;
       unback(region);
     }
     return ret;
   }
-  const ret = lib().mk_map_scrub(region.address, BigInt(region.span));
+  const ret = lib().mk_map_scrub(region.address, BigIntCtor(region.span));
   if (ret >= 0n) unback(region);
   return ret;
 }
 
 function enqueue(region: Region): void {
-  quarantine.push(region);
+  quarantine[quarantine.length] = region; // a prototype-less array: no patched push
   quarantineBytes += region.span;
   while (
     quarantine.length > QUARANTINE_RANGES ||
     (quarantineBytes > QUARANTINE_BYTES && quarantine.length > QUARANTINE_KEEP)
   ) {
-    const old = quarantine.shift()!;
+    const old = quarantine[0];
+    for (let i = 1; i < quarantine.length; i++) quarantine[i - 1] = quarantine[i];
+    quarantine.length--;
     quarantineBytes -= old.span;
     old.live = false;
-    lib().mk_map_unmap(old.address, BigInt(old.span));
+    lib().mk_map_unmap(old.address, BigIntCtor(old.span));
   }
 }
 
 /** Marks a region as no longer mapping its sources, for their resize checks. */
 function unback(region: Region): void {
   region.backed = false;
-  liveRegions.delete(region);
-  for (const owner of region.owners) owner.delete(region);
-  region.owners.clear();
+  SetPrototypeDelete(liveRegions, region);
+  const owners = setValues(region.owners);
+  for (let i = 0; i < owners.length; i++) MapPrototypeDelete(owners[i], region);
+  SetPrototypeClear(region.owners);
 }
-
-const transfer = ArrayBuffer.prototype.transfer;
 
 function refuseTransfer(): never {
   throw new TypeError(
@@ -284,7 +333,7 @@ const readonlyRegistry = new FinalizationRegistry<Region>((region) => {
 function holdReadonly(region: Region, target: ArrayBuffer): void {
   region.refs++;
   region.readonly++;
-  readonlyRegistry.register(target, region);
+  FinalizationRegistryPrototypeRegister(readonlyRegistry, target, region);
 }
 
 /**
@@ -298,18 +347,18 @@ interface Holding {
 }
 
 const mappingRegistry = new FinalizationRegistry<Holding>(({ region, buffers }) => {
-  if (buffers.some((b) => isDetached(b))) region.pinned = true;
+  for (let i = 0; i < buffers.length; i++) if (isDetached(buffers[i])) region.pinned = true;
   region.refs--;
   if (region.refs === 0) release(region);
 });
 
 function hold(region: Region, target: object): void {
   region.refs++;
-  registry.register(target, region, target);
+  FinalizationRegistryPrototypeRegister(registry, target, region, target);
 }
 
 function letGo(region: Region, target: object): void {
-  if (registry.unregister(target)) region.refs--;
+  if (FinalizationRegistryPrototypeUnregister(registry, target)) region.refs--;
 }
 
 /** A typed array constructor that {@linkcode Mapping.view} accepts. */
@@ -466,7 +515,7 @@ export class Mapping {
     const owners = new Set<Map<object, number>>();
     const head = init.offset ?? 0;
     this.#head = head;
-    const view = head === 0 ? init.address : init.address + BigInt(head);
+    const view = head === 0 ? init.address : init.address + BigIntCtor(head);
     const page = pageSize();
     this.#region = {
       address: init.reserved?.address ?? init.address,
@@ -488,17 +537,21 @@ export class Mapping {
     for (const piece of init.pieces) {
       if (!piece.owner) continue;
       const end = piece.offset + piece.length;
-      piece.owner.set(this.#region, Math.max(piece.owner.get(this.#region) ?? 0, end));
-      owners.add(piece.owner);
+      MapPrototypeSet(
+        piece.owner,
+        this.#region,
+        MathMax(MapPrototypeGet(piece.owner, this.#region) ?? 0, end),
+      );
+      SetPrototypeAdd(owners, piece.owner);
     }
     this.#address = view;
     this.#length = init.length;
     this.#access = init.access;
     this.#maxAccess = init.maxAccess;
     this.#name = init.name;
-    this.#holding = { region: this.#region, buffers: [] };
+    this.#holding = { region: this.#region, buffers: safeArray() };
     this.#region.refs++;
-    mappingRegistry.register(this, this.#holding, this);
+    FinalizationRegistryPrototypeRegister(mappingRegistry, this, this.#holding, this);
   }
 
   /**
@@ -543,7 +596,7 @@ export class Mapping {
     this.#alive("read the protection");
     const off = inRange(offset, "offset", 0, this.#length - 1);
     if (!this.#prot) return this.#access;
-    return accessOf(this.#prot[Math.floor(off / pageSize())])!;
+    return accessOf(this.#prot[MathFloor(off / pageSize())])!;
   }
 
   /** What is mapped: `memfd:<name>`, a file path, or a description. */
@@ -575,8 +628,8 @@ export class Mapping {
     if (!this.#prot) return this.#effective(PROT[this.#access]);
     const page = pageSize();
     // An empty range at the very end: the protection of the last page.
-    const p0 = Math.min(Math.floor(off / page), this.#prot.length - 1);
-    const p1 = Math.max(p0 + 1, Math.ceil((off + len) / page));
+    const p0 = MathMin(MathFloor(off / page), TypedArrayPrototypeGetLength(this.#prot) - 1);
+    const p1 = MathMax(p0 + 1, MathCeil((off + len) / page));
     let prot = 0xff;
     for (let i = p0; i < p1; i++) prot &= this.#prot[i];
     return this.#effective(prot);
@@ -604,39 +657,42 @@ export class Mapping {
     const pages = this.#prot;
     const need = prot & MK.PROT_WRITE ? MK.PROT_READ | MK.PROT_WRITE : MK.PROT_READ;
     const allows = (i: number) => (this.#effective(pages[i]) & need) === need;
-    let first = Math.floor(off / page);
-    let last = Math.max(first + 1, Math.ceil((off + len) / page));
+    let first = MathFloor(off / page);
+    let last = MathMax(first + 1, MathCeil((off + len) / page));
     while (first > 0 && allows(first - 1)) first--;
-    while (last < pages.length && allows(last)) last++;
+    while (last < TypedArrayPrototypeGetLength(pages) && allows(last)) last++;
     const start = first * page;
-    const end = Math.min(last * page, this.#length);
+    const end = MathMin(last * page, this.#length);
     const cache = need & MK.PROT_WRITE ? this.#runs : this.#readonlyRuns;
-    let buffer = cache.get(first);
-    if (buffer === undefined || isDetached(buffer) || buffer.byteLength !== end - start) {
-      liveRegions.add(this.#region);
+    let buffer = MapPrototypeGet(cache, first);
+    if (
+      buffer === undefined || isDetached(buffer) ||
+      ArrayBufferPrototypeGetByteLength(buffer) !== end - start
+    ) {
+      SetPrototypeAdd(liveRegions, this.#region);
       this.#region.viewed = true;
-      const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(start), end - start);
+      const raw = getArrayBuffer(this.#pointer(start), end - start);
       if (need & MK.PROT_WRITE) {
-        Object.setPrototypeOf(raw, GUARDED);
+        ObjectSetPrototypeOf(raw, GUARDED);
         hold(this.#region, raw);
-        this.#holding.buffers.push(raw);
+        this.#holding.buffers[this.#holding.buffers.length] = raw;
         buffer = raw;
       } else {
         buffer = this.#freeze(op, raw);
       }
-      cache.set(first, buffer);
+      MapPrototypeSet(cache, first, buffer);
     }
     return [buffer, start];
   }
 
   #whole(): ArrayBuffer {
     if (!this.#writable) {
-      liveRegions.add(this.#region);
+      SetPrototypeAdd(liveRegions, this.#region);
       this.#region.viewed = true;
-      const ab = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(0), this.#length);
-      Object.setPrototypeOf(ab, GUARDED);
+      const ab = getArrayBuffer(this.#pointer(0), this.#length);
+      ObjectSetPrototypeOf(ab, GUARDED);
       hold(this.#region, ab);
-      this.#holding.buffers.push(ab);
+      this.#holding.buffers[this.#holding.buffers.length] = ab;
       this.#writable = ab;
     }
     return this.#writable;
@@ -644,9 +700,9 @@ export class Mapping {
 
   #immutable(op: string): ArrayBuffer {
     if (!this.#readonly) {
-      liveRegions.add(this.#region);
+      SetPrototypeAdd(liveRegions, this.#region);
       this.#region.viewed = true;
-      const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(0), this.#length);
+      const raw = getArrayBuffer(this.#pointer(0), this.#length);
       this.#readonly = this.#freeze(op, raw);
     }
     return this.#readonly;
@@ -662,7 +718,7 @@ export class Mapping {
   }
 
   #pointer(offset: number): Deno.PointerObject {
-    return Deno.UnsafePointer.create(this.#address + BigInt(offset))!;
+    return pointerCreate(this.#address + BigIntCtor(offset))!;
   }
 
   #range(offset: unknown, length: unknown, unit = 1): [number, number] {
@@ -670,7 +726,7 @@ export class Mapping {
     if (off % unit !== 0) {
       throw new RangeError(`Cannot use offset "${off}": not a multiple of ${unit}`);
     }
-    const max = Math.floor((this.#length - off) / unit);
+    const max = MathFloor((this.#length - off) / unit);
     const len = length === undefined ? max : inRange(length, "length", 0, max);
     return [off, len];
   }
@@ -723,15 +779,13 @@ export class Mapping {
    * ```
    */
   view<T>(Ctor: TypedArrayConstructor<T>, offset = 0, length?: number): T {
-    if (typeof Ctor !== "function" || !Number.isInteger(Ctor.BYTES_PER_ELEMENT)) {
+    // Read once: a getter could answer the check one size and the view another.
+    const size = typeof Ctor === "function" ? Ctor.BYTES_PER_ELEMENT : undefined;
+    if (typeof size !== "number" || size !== 1 && size !== 2 && size !== 4 && size !== 8) {
       throw new TypeError("Cannot create a view: expected a typed array constructor");
     }
-    const [off, len] = this.#range(offset, length, Ctor.BYTES_PER_ELEMENT);
-    const [buffer, base] = this.#buffer(
-      "view the mapping",
-      off,
-      len * Ctor.BYTES_PER_ELEMENT,
-    );
+    const [off, len] = this.#range(offset, length, size);
+    const [buffer, base] = this.#buffer("view the mapping", off, len * size);
     return new Ctor(buffer, off - base, len);
   }
 
@@ -784,15 +838,14 @@ export class Mapping {
    */
   write(data: Uint8Array, offset = 0): void {
     this.#alive("write the mapping");
-    if (!(data instanceof Uint8Array)) {
-      throw new TypeError("Cannot write: expected a Uint8Array");
-    }
-    const [off] = this.#range(offset, data.length);
-    if (!(this.#common(off, data.length) & MK.PROT_WRITE)) {
+    // The length from the engine's slot, not a `length` the caller redefined.
+    const n = typedLength(data, "Uint8Array", "data");
+    const [off] = this.#range(offset, n);
+    if (!(this.#common(off, n) & MK.PROT_WRITE)) {
       throw new TypeError(`Cannot write "${this.#name}": its protection is "${this.access}"`);
     }
-    const [buffer, base] = this.#buffer("write the mapping", off, data.length);
-    new Uint8Array(buffer, off - base, data.length).set(data);
+    const [buffer, base] = this.#buffer("write the mapping", off, n);
+    TypedArrayPrototypeSet(new Uint8Array(buffer, off - base, n), data);
   }
 
   /**
@@ -844,8 +897,12 @@ export class Mapping {
    * ```
    */
   protect(access: Access, range?: { offset?: number; length?: number }): void {
+    // Copies first: a primitive access, the range's fields read once each.
+    access = toAccess(access);
     const wanted = PROT[access];
-    if (wanted === undefined || !Object.hasOwn(PROT, access)) toAccess(access); // throws
+    const area = range === undefined
+      ? undefined
+      : readOptions(range, "range", ["offset", "length"] as const);
     this.#alive("protect the mapping");
     if ((wanted & MK.PROT_WRITE) && this.#maxAccess !== "rw") {
       throw new MemkitError(13, "protect", {
@@ -858,14 +915,17 @@ export class Mapping {
     const span = roundUp(head + this.#length, page);
     let off = 0;
     let end = span;
-    if (range !== undefined) {
+    if (area !== undefined) {
       if (head !== 0) {
         throw new RangeError(
           `Cannot protect part of "${this.#name}": its view starts ${head} bytes into a page; ` +
             "protect the whole mapping",
         );
       }
-      [off, end] = this.#protectRange(range, page, span);
+      // Indexed, not destructured: destructuring calls Array.prototype[Symbol.iterator].
+      const bounds = this.#protectRange(area, page, span);
+      off = bounds[0];
+      end = bounds[1];
     }
     if (
       wanted !== MK.PROT_NONE && this.#region.guards?.subarray(off / page, end / page).includes(1)
@@ -910,8 +970,8 @@ export class Mapping {
     }
     if (lowersWrite) this.#dropWrite("protect");
     if (lowers) this.#relocate();
-    const base = this.#address - BigInt(head);
-    const ret = lib().mk_map_protect(base + BigInt(off), BigInt(end - off), wanted);
+    const base = this.#address - BigIntCtor(head);
+    const ret = lib().mk_map_protect(base + BigIntCtor(off), BigIntCtor(end - off), wanted);
     if (ret < 0n) {
       // mprotect works mapping by mapping and stops at the first refusal: put
       // back what it changed before it, so memkit's record stays the truth.
@@ -919,24 +979,26 @@ export class Mapping {
         const old = pages ? pages[a / page] : PROT[this.#access];
         let b = a + page;
         while (b < end && (pages ? pages[b / page] : old) === old) b += page;
-        lib().mk_map_protect(base + BigInt(a), BigInt(b - a), old);
+        lib().mk_map_protect(base + BigIntCtor(a), BigIntCtor(b - a), old);
         a = b;
       }
       check(ret, "protect", { path: this.#name });
     }
     this.#readonly = undefined;
-    this.#runs.clear();
-    this.#readonlyRuns.clear();
+    MapPrototypeClear(this.#runs);
+    MapPrototypeClear(this.#readonlyRuns);
     if (off === 0 && end === span) {
       this.#prot = undefined;
       this.#access = access;
       return;
     }
-    const table = pages ?? new Uint8Array(span / page).fill(PROT[this.#access]);
-    table.fill(wanted, off / page, end / page);
+    const table = pages ?? new Uint8Array(span / page);
+    if (!pages) TypedArrayPrototypeFill(table, PROT[this.#access]);
+    TypedArrayPrototypeFill(table, wanted, off / page, end / page);
     const first = table[0];
     let uniform = true;
-    for (let i = 1; i < table.length && uniform; i++) uniform = table[i] === first;
+    const count = TypedArrayPrototypeGetLength(table);
+    for (let i = 1; i < count && uniform; i++) uniform = table[i] === first;
     if (uniform) {
       this.#prot = undefined;
       this.#access = accessOf(first)!;
@@ -947,13 +1009,10 @@ export class Mapping {
 
   /** Checks a `{ offset, length }` for protect(); returns [start, end) in whole pages. */
   #protectRange(
-    range: { offset?: number; length?: number },
+    range: { readonly offset?: unknown; readonly length?: unknown },
     page: number,
     span: number,
   ): [number, number] {
-    if (range === null || typeof range !== "object") {
-      throw new TypeError("Cannot protect: expected a range { offset, length }");
-    }
     const off = aligned(range.offset ?? 0, "offset", page);
     if (off >= this.#length) {
       throw new RangeError(`Cannot protect from offset "${off}": beyond the mapping's length`);
@@ -1076,20 +1135,22 @@ export class Mapping {
       });
     }
     this.#readonly = undefined;
-    this.#readonlyRuns.clear();
+    MapPrototypeClear(this.#readonlyRuns);
   }
 
   #detachWritable(): void {
     this.#writable = undefined;
-    if (this.#runs.size > 0) this.#runs.clear();
-    if (this.#holding.buffers.length === 0) return;
-    const buffers = this.#holding.buffers.splice(0);
-    for (const ab of buffers) {
+    MapPrototypeClear(this.#runs);
+    const buffers = this.#holding.buffers;
+    if (buffers.length === 0) return;
+    this.#holding.buffers = safeArray();
+    for (let i = 0; i < buffers.length; i++) {
+      const ab = buffers[i];
       letGo(this.#region, ab);
       // Detached already: someone moved it past the guard; memkit cannot reach
       // the moved buffer, so the range must stay mapped (scrubbed on close).
       if (isDetached(ab)) this.#region.pinned = true;
-      else transfer.call(ab, 0);
+      else ArrayBufferPrototypeTransfer(ab, 0);
     }
   }
 
@@ -1132,10 +1193,10 @@ export class Mapping {
     const ret = vacate(region);
     if (ret < 0n) check(ret, "close", { path: this.#name });
     this.#closed = true;
-    if (mappingRegistry.unregister(this)) region.refs--;
+    if (FinalizationRegistryPrototypeUnregister(mappingRegistry, this)) region.refs--;
     if (region.refs === 0) release(region);
     this.#readonly = undefined;
-    this.#readonlyRuns.clear();
+    MapPrototypeClear(this.#readonlyRuns);
   }
 
   /** Calls `close()`, for `using`. */

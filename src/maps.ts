@@ -12,6 +12,7 @@
  * @module
  */
 
+import { readOptions, show } from "./_args.ts";
 import { lib } from "../ffi/loader.ts";
 import {
   gateProc,
@@ -592,13 +593,14 @@ function fromQuery(out: BigUint64Array, rawName: string): MapsEntry {
 export function findMapping(
   address: bigint | number,
   pid: ProcessId = "self",
-  options: FindMappingOptions = {},
+  options?: FindMappingOptions,
 ): MapsEntry | null {
+  const opts = readOptions(options, "options", ["method"] as const);
   const addr = toAddress(address);
-  const method = options.method ?? "auto";
-  if (!["auto", "query", "text"].includes(method)) {
+  const method = opts.method ?? "auto";
+  if (method !== "auto" && method !== "query" && method !== "text") {
     throw new TypeError(
-      `Cannot use method "${String(method)}": expected "auto", "query" or "text"`,
+      `Cannot use method "${show(method)}": expected "auto", "query" or "text"`,
     );
   }
   const native = nativePid(pid);

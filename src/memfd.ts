@@ -8,20 +8,27 @@
 import { check, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
+import { list, lookup, readOptions, show } from "./_args.ts";
+import {
+  BigIntCtor,
+  FinalizationRegistryPrototypeRegister,
+  FinalizationRegistryPrototypeUnregister,
+  MapPrototypeClear,
+} from "./_primordials.ts";
 import { cString, inRange, MAX_BYTES, window } from "./_validate.ts";
 import { type Access, createMapping, type Mapping, type Region, toAccess } from "./mapping.ts";
 
 /** A memfd seal (`F_SEAL_*`): what nobody may do to the memfd any more. */
 export type Seal = "seal" | "shrink" | "grow" | "write" | "future-write" | "exec";
 
-const SEALS: Record<Seal, number> = {
+const SEALS: Readonly<Record<Seal, number>> = Object.freeze({
   seal: MK.SEAL_SEAL,
   shrink: MK.SEAL_SHRINK,
   grow: MK.SEAL_GROW,
   write: MK.SEAL_WRITE,
   "future-write": MK.SEAL_FUTURE_WRITE,
   exec: MK.SEAL_EXEC,
-};
+});
 
 /** Options of {@linkcode MemFd.create}. */
 export interface MemFdOptions {
@@ -103,7 +110,7 @@ export class MemFd {
     this.#fd = fd;
     this.#name = name;
     this.#sealable = sealable;
-    closer.register(this, fd, this);
+    FinalizationRegistryPrototypeRegister(closer, this, fd, this);
   }
 
   /**
@@ -122,14 +129,15 @@ export class MemFd {
    * assertEquals(fd.size, 65536);
    * ```
    */
-  static create(name: string, options: MemFdOptions = {}): MemFd {
+  static create(name: string, options?: MemFdOptions): MemFd {
+    const opts = readOptions(options, "options", ["size", "sealable", "noexec"] as const);
     const cname = cString(name, "name");
     if (cname.length - 1 > 249) {
       throw new RangeError(`Cannot use name "${name}": longer than 249 bytes`);
     }
-    const size = inRange(options.size ?? 0, "size", 0, MAX_BYTES);
-    const sealable = options.sealable ?? true;
-    const noexec = options.noexec ?? false;
+    const size = inRange(opts.size ?? 0, "size", 0, MAX_BYTES);
+    const sealable = opts.sealable ?? true;
+    const noexec = opts.noexec ?? false;
     if (typeof sealable !== "boolean" || typeof noexec !== "boolean") {
       throw new TypeError("Cannot create a memfd: sealable and noexec must be booleans");
     }
@@ -243,7 +251,7 @@ export class MemFd {
     const n = inRange(size, "size", 0, MAX_BYTES);
     const current = this.size;
     const busy = new BigUint64Array(3);
-    const ret = lib().mk_memfd_resize(fd, BigInt(n), busy);
+    const ret = lib().mk_memfd_resize(fd, BigIntCtor(n), busy);
     if (ret >= 0n) return;
     const [start, end, reach] = busy;
     check(ret, "resize", {
@@ -289,16 +297,19 @@ export class MemFd {
    */
   seal(seals: Seal[]): void {
     if (!Array.isArray(seals)) throw new TypeError("Cannot seal: expected an array of seals");
+    const names = list(seals, "seals");
     let bits = 0;
-    for (const s of seals) {
-      if (!(s in SEALS)) {
+    for (let i = 0; i < names.length; i++) {
+      // Own keys only: "toString" or "constructor" name no seal.
+      const bit = lookup(SEALS, names[i]);
+      if (bit === undefined) {
         throw new TypeError(
-          `Cannot use seal "${String(s)}": expected one of ${
+          `Cannot use seal "${show(names[i])}": expected one of ${
             Object.keys(SEALS).map((k) => `"${k}"`).join(", ")
           }`,
         );
       }
-      bits |= SEALS[s];
+      bits |= bit;
     }
     const fd = this.#alive("seal");
     if (!this.#sealable) {
@@ -341,13 +352,14 @@ export class MemFd {
    * assertEquals(m.access, "r");
    * ```
    */
-  map(options: MapOptions = {}): Mapping {
-    const access = toAccess(options.access ?? "rw", ["r", "rw"]);
+  map(options?: MapOptions): Mapping {
+    const opts = readOptions(options, "options", ["offset", "length", "access"] as const);
+    const access = toAccess(opts.access ?? "rw", ["r", "rw"]);
     const fd = this.#alive("map");
     const name = `memfd:${this.#name}`;
     const { offset, length } = window(
-      options.offset,
-      options.length,
+      opts.offset,
+      opts.length,
       this.size,
       pageSize(),
       `"${name}"`,
@@ -373,10 +385,12 @@ export class MemFd {
   /** Closes the descriptor. Mappings stay valid until they are closed. Idempotent. */
   close(): void {
     if (this.#fd < 0) return;
-    closer.unregister(this);
+    // Captured at load: a patched unregister would leave the finalizer to
+    // close this descriptor number again, after it was reused.
+    FinalizationRegistryPrototypeUnregister(closer, this);
     const fd = this.#fd;
     this.#fd = -1;
-    this.#regions.clear();
+    MapPrototypeClear(this.#regions);
     check(lib().mk_core_close(fd), "close memfd", { path: this.#name });
   }
 

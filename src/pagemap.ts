@@ -13,6 +13,14 @@
  * @module
  */
 
+import { boolean, list as copyList, lookup, readOptions, show } from "./_args.ts";
+import {
+  ArrayBufferPrototypeGetByteLength,
+  isTypedArray,
+  TypedArrayPrototypeGetBuffer,
+  TypedArrayPrototypeGetLength,
+  uncurryThis,
+} from "./_primordials.ts";
 import { check, ERRNO } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
@@ -67,6 +75,21 @@ export const PageBits = {
   GUARD: MK.PM_GUARD,
 } as const;
 
+const immutableGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "immutable")?.get;
+const ArrayBufferPrototypeGetImmutable = immutableGetter
+  ? uncurryThis(immutableGetter) as (b: unknown) => boolean
+  : () => false;
+
+/** Whether `b` is a non-shared ArrayBuffer, neither detached nor immutable. */
+function writableBuffer(b: unknown): boolean {
+  try {
+    ArrayBufferPrototypeGetByteLength(b); // throws for a SharedArrayBuffer
+  } catch {
+    return false;
+  }
+  return !isDetached(b as ArrayBuffer) && !ArrayBufferPrototypeGetImmutable(b);
+}
+
 /**
  * Checks, right before the native call writes them, that the columns are
  * what they must be: the right types, `pages` long, and writable memory
@@ -77,13 +100,14 @@ function checkColumns(
   cols: { raw: unknown; frame: unknown; flags: unknown },
   pages: number,
 ): void {
-  const ok = (a: unknown, Ctor: { new (n: number): ArrayBufferView }) =>
-    a instanceof Ctor && (a as unknown as { length: number }).length === pages &&
-    !isDetached(a.buffer as ArrayBuffer) &&
-    !(a.buffer as { immutable?: boolean }).immutable &&
-    !(a.buffer instanceof SharedArrayBuffer);
+  // Kinds, lengths and buffers from the engine's slots: a `length` or
+  // `buffer` property redefined on a column changes nothing.
+  const ok = (a: unknown, kind: string) =>
+    isTypedArray(a, kind) && TypedArrayPrototypeGetLength(a) === pages &&
+    writableBuffer(TypedArrayPrototypeGetBuffer(a));
   if (
-    !ok(cols.raw, BigUint64Array) || !ok(cols.frame, Float64Array) || !ok(cols.flags, Uint8Array)
+    !ok(cols.raw, "BigUint64Array") || !ok(cols.frame, "Float64Array") ||
+    !ok(cols.flags, "Uint8Array")
   ) {
     throw new TypeError(
       `Cannot read into those columns: expected a BigUint64Array, a Float64Array and a ` +
@@ -236,7 +260,7 @@ export type PageCategory =
   | "guard"
   | "wp-allowed";
 
-const CATEGORY_BITS: Record<PageCategory, number> = {
+const CATEGORY_BITS: Readonly<Record<PageCategory, number>> = {
   "wp-allowed": MK.PAGE_IS_WPALLOWED,
   written: MK.PAGE_IS_WRITTEN,
   file: MK.PAGE_IS_FILE,
@@ -253,12 +277,15 @@ function categoryMask(list: unknown, what: string): number {
   if (!Array.isArray(list)) {
     throw new TypeError(`Cannot use ${what}: expected an array of categories`);
   }
+  const names = copyList(list, what);
   let mask = 0;
-  for (const c of list) {
-    const bit = CATEGORY_BITS[c as PageCategory];
+  for (let i = 0; i < names.length; i++) {
+    const c = names[i];
+    // Own keys only: "constructor" or "toString" name no category.
+    const bit = lookup(CATEGORY_BITS, c);
     if (bit === undefined) {
       throw new TypeError(
-        `Cannot use the page category "${String(c)}": expected one of ${
+        `Cannot use the page category "${show(c)}": expected one of ${
           Object.keys(CATEGORY_BITS).join(", ")
         }`,
       );
@@ -470,7 +497,7 @@ export class Pagemap {
       );
     }
     if (typeof pages !== "number" || !Number.isInteger(pages) || pages < 1 || pages > 2 ** 40) {
-      throw new RangeError(`Cannot ${op} "${String(pages)}" pages: expected 1 to 2^40`);
+      throw new RangeError(`Cannot ${op} "${show(pages)}" pages: expected 1 to 2^40`);
     }
     if (addr + BigInt(pages) * BigInt(this.#page) > U64) {
       throw new RangeError(
@@ -506,14 +533,26 @@ export class Pagemap {
    * assertEquals(pm.read(m.address, 64).presentCount, 0);
    * ```
    */
-  read(address: bigint | number, pages: number, options: ReadOptions = {}): PagemapPages {
+  read(address: bigint | number, pages: number, options?: ReadOptions): PagemapPages {
+    const opts = readOptions(options, "options", ["into"] as const);
     const addr = this.#checkRange(address, pages, "read the pagemap");
-    const into = options.into;
+    const into = opts.into;
     if (into !== undefined && !(into instanceof PagemapPages)) {
       throw new TypeError("Cannot read into that: expected a PagemapPages from read()");
     }
-    const cols = into !== undefined && into.length === pages
-      ? { raw: into.raw, frame: into.frame, flags: into.flags }
+    // The columns read once each; whether they fit is decided from the
+    // engine's slots (checkColumns), never from `length` properties.
+    const given = into === undefined
+      ? undefined
+      : readOptions(into, "into", ["raw", "frame", "flags"] as const);
+    const fits = given !== undefined && isTypedArray(given.flags, "Uint8Array") &&
+      TypedArrayPrototypeGetLength(given.flags) === pages;
+    const cols = fits
+      ? given as {
+        raw: BigUint64Array<ArrayBuffer>;
+        frame: Float64Array<ArrayBuffer>;
+        flags: Uint8Array<ArrayBuffer>;
+      }
       : {
         raw: new BigUint64Array(pages),
         frame: new Float64Array(pages),
@@ -597,30 +636,36 @@ export class Pagemap {
    * assertEquals(regions[0].categories, ["file", "present"]);
    * ```
    */
-  scan(range: AddressRange, options: ScanOptions = {}): ScanRegion[] {
+  scan(range: AddressRange, options?: ScanOptions): ScanRegion[] {
     if (typeof range !== "object" || range === null) {
       throw new TypeError("Cannot scan: expected a range { start, end } or { start, length }");
     }
-    const start = toAddress(range.start, "start");
+    const area = readOptions(range, "range", ["start", "end", "length"] as const);
+    const opts = readOptions(
+      options,
+      "options",
+      ["require", "exclude", "anyOf", "report", "fallback"] as const,
+    );
+    const start = toAddress(area.start, "start");
     const page = BigInt(this.#page);
-    let end = "end" in range
-      ? (range.end === U64 ? U64 : toAddress(range.end, "end"))
-      : start + toAddress((range as { length: bigint | number }).length, "length");
+    let end = area.end !== undefined
+      ? (area.end === U64 ? U64 : toAddress(area.end, "end"))
+      : start + toAddress(area.length, "length");
     if (start % page !== 0n || end % page !== 0n || end < start || end > U64) {
       throw new RangeError(
         `Cannot scan ${hex(start)}-${hex(end)}: expected page-aligned bounds, start <= end < 2^64`,
       );
     }
     if (end === U64) end -= page; // the last page is never user memory
-    const require = categoryMask(options.require, "require");
-    const exclude = categoryMask(options.exclude, "exclude");
-    const anyOf = categoryMask(options.anyOf, "anyOf");
+    const require = categoryMask(opts.require, "require");
+    const exclude = categoryMask(opts.exclude, "exclude");
+    const anyOf = categoryMask(opts.anyOf, "anyOf");
     if (require & exclude) {
       throw new RangeError("Cannot scan: a category is both required and excluded");
     }
-    const report = options.report === undefined
+    const report = opts.report === undefined
       ? require | exclude | anyOf | MK.PAGE_IS_PRESENT | MK.PAGE_IS_SWAPPED | MK.PAGE_IS_FILE
-      : categoryMask(options.report, "report");
+      : categoryMask(opts.report, "report");
     if (report === 0) throw new RangeError("Cannot scan: report at least one category");
     const fd = this.#alive("scan the pagemap");
     const masks = this.#masks;
@@ -628,7 +673,11 @@ export class Pagemap {
     masks[1] = BigInt(exclude);
     masks[2] = BigInt(anyOf);
     masks[3] = BigInt(report);
-    const flags = options.fallback ? MK.SCAN_FALLBACK : 0;
+    const flags = opts.fallback === undefined
+      ? 0
+      : boolean(opts.fallback, "fallback")
+      ? MK.SCAN_FALLBACK
+      : 0;
     const out: ScanRegion[] = [];
     let at = start;
     const vec = this.#vec;
@@ -762,7 +811,7 @@ export class KPageFlags {
   /** Whether PFN number `i` has `flag`. */
   has(i: number, flag: KPageFlag): boolean {
     const bit = KPAGE_FLAGS.indexOf(flag);
-    if (bit < 0) throw new TypeError(`Cannot test the page flag "${String(flag)}": unknown`);
+    if (bit < 0) throw new TypeError(`Cannot test the page flag "${show(flag)}": unknown`);
     return ((this.raw[i] >> BigInt(bit)) & 1n) === 1n;
   }
 
@@ -774,7 +823,9 @@ export class KPageFlags {
 }
 
 function toPfns(pfns: unknown): BigUint64Array<ArrayBuffer> {
-  if (pfns instanceof BigUint64Array) return new BigUint64Array(pfns);
+  // A copy made from the engine's slots (a real BigUint64Array), else one
+  // pass over the iterable; nothing of the caller's is read afterwards.
+  if (isTypedArray(pfns, "BigUint64Array")) return new BigUint64Array(pfns as BigUint64Array);
   if (pfns === null || typeof pfns !== "object" || !(Symbol.iterator in pfns)) {
     throw new TypeError(
       "Cannot read page flags: expected PFNs as an array, typed array or iterable",
@@ -785,7 +836,7 @@ function toPfns(pfns: unknown): BigUint64Array<ArrayBuffer> {
   list.forEach((p, i) => {
     if (typeof p === "number" && Number.isSafeInteger(p) && p >= 0) out[i] = BigInt(p);
     else if (typeof p === "bigint" && p >= 0n && p < 1n << 55n) out[i] = p;
-    else throw new TypeError(`Cannot use the PFN "${String(p)}": expected a non-negative integer`);
+    else throw new TypeError(`Cannot use the PFN "${show(p)}": expected a non-negative integer`);
   });
   return out;
 }
@@ -795,9 +846,10 @@ function readKpage(
   pfns: BigUint64Array<ArrayBuffer>,
   path: string,
 ): BigUint64Array<ArrayBuffer> {
-  const out = new BigUint64Array(pfns.length);
-  if (pfns.length === 0) return out;
-  check(lib().mk_kpage_read(which, pfns, BigInt(pfns.length), out), "read", {
+  const n = TypedArrayPrototypeGetLength(pfns);
+  const out = new BigUint64Array(n);
+  if (n === 0) return out;
+  check(lib().mk_kpage_read(which, pfns, BigInt(n), out), "read", {
     path,
     hints: {
       EACCES: "it is readable by root only (CAP_SYS_ADMIN)",

@@ -13,6 +13,8 @@
  * @module
  */
 
+import { lookup, show, string } from "./_args.ts";
+
 /** One Deno permission an operation needs. */
 export interface PermissionNeed {
   /** The permission's name, as in `--allow-<name>`. */
@@ -37,7 +39,6 @@ const querySync = permissionApi.querySync.bind(permissionApi);
 const requestSync = permissionApi.requestSync.bind(permissionApi);
 const NotCapable = Deno.errors.NotCapable;
 const cwd = Deno.cwd;
-const hasOwn = Object.hasOwn;
 const freeze = Object.freeze;
 
 const ffi: PermissionNeed = freeze({ name: "ffi" });
@@ -183,15 +184,16 @@ function deniedMessage(need: PermissionNeed, via?: string): string {
   return `Requires ${what}${from}, run again with the --allow-${need.name} flag`;
 }
 
-/** The needs of an operation; a TypeError for a name that is not a row of the table. */
+/**
+ * The needs of `operation` for `target`: the row found by own key only (so
+ * "toString" names no operation), the target a primitive string.
+ */
 function needsOf(operation: unknown, target: unknown): PermissionNeed[] {
-  if (typeof operation !== "string" || !hasOwn(permissionTable, operation)) {
-    throw new TypeError(`Cannot check permissions: unknown operation "${String(operation)}"`);
+  const row = lookup(permissionTable, operation);
+  if (row === undefined) {
+    throw new TypeError(`Cannot use operation "${show(operation)}": not in the permission table`);
   }
-  if (typeof target !== "string") {
-    throw new TypeError(`Cannot check permissions for "${String(target)}": expected a string`);
-  }
-  return permissionTable[operation as Operation].needs(target) as PermissionNeed[];
+  return row.needs(string(target, "target")) as PermissionNeed[];
 }
 
 function requireAll(needs: PermissionNeed[], via?: string): void {

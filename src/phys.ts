@@ -10,9 +10,19 @@ import { check, errnoCode, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { cString, inRange, MAX_BYTES, roundUp } from "./_validate.ts";
-import { createMapping, type Mapping, type Region, regionOf } from "./mapping.ts";
+import { createMapping, Mapping, type Region, regionOf } from "./mapping.ts";
 import { absolutePath, queryPermission, requirePermissions } from "./permissions.ts";
 import { lookUp, openLookedUp, STALE_HINT } from "./_gate.ts";
+import { readOptions, show } from "./_args.ts";
+import { uncurryThis } from "./_primordials.ts";
+
+// A Mapping's own answers, as its class defines them (not a property the
+// caller defined on the instance): they decide whether a store may go
+// through a mapping.
+const mappingClosed = uncurryThis(
+  Object.getOwnPropertyDescriptor(Mapping.prototype, "closed")!.get!,
+) as (m: Mapping) => boolean;
+const mappingAccessAt = uncurryThis(Mapping.prototype.accessAt);
 import { decodeSmbios, findSmbiosEntryPoint, type Smbios } from "./smbios.ts";
 
 /** The highest physical address memkit accepts: 2^52, x86-64's architectural limit. */
@@ -349,15 +359,16 @@ export class PhysicalMemory {
    * assertThrows(() => PhysicalMemory.open(), Deno.errors.NotCapable);
    * ```
    */
-  static open(options: PhysicalMemoryOptions = {}): PhysicalMemory {
-    const device = options.device ?? "/dev/mem";
+  static open(options?: PhysicalMemoryOptions): PhysicalMemory {
+    const opts = readOptions(options, "options", ["device", "write", "cache"] as const);
+    const device = (opts.device ?? "/dev/mem") as string;
     cString(device, "device");
     if (device === "") throw new TypeError('Cannot open "": expected a device path');
-    const write = options.write ?? false;
+    const write = opts.write ?? false;
     if (typeof write !== "boolean") {
-      throw new TypeError(`Cannot use write "${String(write)}": expected a boolean`);
+      throw new TypeError(`Cannot use write "${show(write)}": expected a boolean`);
     }
-    const cache = toCache(options.cache ?? "default");
+    const cache = toCache(opts.cache ?? "default");
     // The device path as Deno's check sees it (absolute, `.`, `..` and
     // repeated slashes collapsed): the path checked is the path opened.
     const mem = new PhysicalMemory(CONSTRUCT, absolutePath(device), write, cache);
@@ -461,16 +472,17 @@ export class PhysicalMemory {
    * }
    * ```
    */
-  map(physAddress: number | bigint, length: number, options: PhysMapOptions = {}): Mapping {
+  map(physAddress: number | bigint, length: number, options?: PhysMapOptions): Mapping {
+    const opts = readOptions(options, "options", ["cache", "access"] as const);
     const phys = toPhys(physAddress);
     const len = inRange(length, "length", 1, MAX_BYTES);
     if (phys + len > MAX_PHYS_ADDRESS) {
       throw new RangeError(`Cannot map ${len} bytes at ${hex(phys)}: beyond 2^52`);
     }
-    const cache = toCache(options.cache ?? this.#cache);
-    const access = options.access ?? "r";
+    const cache = toCache(opts.cache ?? this.#cache);
+    const access = opts.access ?? "r";
     if (access !== "r" && access !== "rw") {
-      throw new TypeError(`Cannot use access "${String(access)}": expected "r", "rw"`);
+      throw new TypeError(`Cannot use access "${show(access)}": expected "r", "rw"`);
     }
     this.#alive("map physical memory");
     if (access === "rw" && !this.#write) {
@@ -560,8 +572,8 @@ export class PhysicalMemory {
       // protection now (after protect() on part of it, pages differ), and no
       // protection key whose rights memkit cannot see per access.
       const m = t.ref.deref();
-      if (m === undefined || m.closed || t.region.pkeyRights !== undefined) continue;
-      const access = m.accessAt(phys - t.phys);
+      if (m === undefined || mappingClosed(m) || t.region.pkeyRights !== undefined) continue;
+      const access = mappingAccessAt(m, phys - t.phys);
       const ok = write ? access === "rw" : access === "r" || access === "rw" || access === "rx";
       if (ok) return BigInt(t.base + (phys - t.physBase));
     }
@@ -716,7 +728,7 @@ export class PhysicalMemory {
    */
   writeU64(physAddress: number | bigint, value: bigint): void {
     if (typeof value !== "bigint" || value < 0n || value >= 1n << 64n) {
-      throw new RangeError(`Cannot use value "${String(value)}": expected a bigint 0 to 2^64 - 1`);
+      throw new RangeError(`Cannot use value "${show(value)}": expected a bigint 0 to 2^64 - 1`);
     }
     this.#poke(physAddress, 8, value);
   }
@@ -785,7 +797,7 @@ export class PhysicalMemory {
 
 function toCache(value: unknown): PhysCache {
   if (value === "default" || value === "uncached") return value;
-  throw new TypeError(`Cannot use cache "${String(value)}": expected "default", "uncached"`);
+  throw new TypeError(`Cannot use cache "${show(value)}": expected "default", "uncached"`);
 }
 
 /**

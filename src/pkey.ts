@@ -10,7 +10,28 @@
 import { MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
-import { type Access, limitByPkey, Mapping, PROT, regionOf, toAccess } from "./mapping.ts";
+import { uncurryThis } from "./_primordials.ts";
+import {
+  type Access,
+  findRegion,
+  limitByPkey,
+  Mapping,
+  PROT,
+  regionOf,
+  toAccess,
+} from "./mapping.ts";
+
+// A Mapping's own answers, as its class defines them: an instance property
+// the caller defined over `address` or `length` changes nothing.
+const proto = Mapping.prototype;
+const own = <R>(name: string) =>
+  uncurryThis(Object.getOwnPropertyDescriptor(proto, name)!.get!) as (m: Mapping) => R;
+const addressOf = own<bigint>("address");
+const lengthOf = own<number>("length");
+const closedOf = own<boolean>("closed");
+const nameOf = own<string>("name");
+const accessAtOf = uncurryThis(proto.accessAt);
+const protectOf = uncurryThis(proto.protect);
 
 const UNSUPPORTED_HINT = "this CPU or kernel has no memory protection keys (x86 PKU: " +
   'the "pku" and "ospke" flags of /proc/cpuinfo, and a kernel with ' +
@@ -45,13 +66,13 @@ function cpuHasKeys(): boolean {
 /** Tags every page of a mapping with `key`, keeping each page's protection. */
 function retag(mapping: Mapping, key: number): void {
   const page = BigInt(pageSize());
-  const pages = Math.ceil(mapping.length / Number(page));
+  const pages = Math.ceil(lengthOf(mapping) / Number(page));
   let start = 0;
   for (let i = 1; i <= pages; i++) {
-    const access = mapping.accessAt(start * Number(page));
-    if (i < pages && mapping.accessAt(i * Number(page)) === access) continue;
+    const access = accessAtOf(mapping, start * Number(page));
+    if (i < pages && accessAtOf(mapping, i * Number(page)) === access) continue;
     lib().mk_pkey_mprotect(
-      mapping.address + BigInt(start) * page,
+      addressOf(mapping) + BigInt(start) * page,
       BigInt(i - start) * page,
       PROT[access],
       key,
@@ -167,7 +188,7 @@ export class Pkey {
     const out: Mapping[] = [];
     for (const ref of this.#mappings) {
       const m = ref.deref();
-      if (m === undefined || m.closed) this.#mappings.delete(ref);
+      if (m === undefined || closedOf(m)) this.#mappings.delete(ref);
       else out.push(m);
     }
     return out;
@@ -205,25 +226,28 @@ export class Pkey {
    */
   assign(mapping: Mapping, access: Access = "rw"): void {
     const key = this.#alive("assign the key");
-    if (!(mapping instanceof Mapping)) throw new TypeError("Cannot assign: expected a Mapping");
+    // A brand check, not instanceof (which Symbol.hasInstance can answer).
+    if (findRegion(mapping) === undefined) {
+      throw new TypeError("Cannot assign: expected a Mapping");
+    }
     const next = toAccess(access);
-    if (mapping.closed) {
+    if (closedOf(mapping)) {
       throw new Deno.errors.BadResource(`Cannot assign the key: the mapping is closed`);
     }
     // Check what the key's rights would refuse before changing anything; then
     // bring the page protection (and memkit's views) to `access`, and retag
     // the pages: pkey_mprotect with the same protection changes only the key.
     limitByPkey(mapping, this.#rights, true);
-    mapping.protect(next);
+    protectOf(mapping, next);
     const region = regionOf(mapping);
     const ret = lib().mk_pkey_mprotect(
-      mapping.address,
-      BigInt(mapping.length),
+      addressOf(mapping),
+      BigInt(lengthOf(mapping)),
       PROT[next],
       key,
     );
     if (ret < 0n) {
-      throw new MemkitError(Number(-ret), "assign a protection key to", { path: mapping.name });
+      throw new MemkitError(Number(-ret), "assign a protection key to", { path: nameOf(mapping) });
     }
     limitByPkey(mapping, this.#rights);
     region.pkeyRights = () => (this.#key < 0 ? 0 : this.#rights);

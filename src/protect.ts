@@ -9,7 +9,17 @@ import { check } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
 import { MK } from "../ffi/symbols.ts";
-import { type Access, accessOf, createMapping, Mapping, PROT, toAccess } from "./mapping.ts";
+import { readOptions } from "./_args.ts";
+import { uncurryThis } from "./_primordials.ts";
+import {
+  type Access,
+  accessOf,
+  createMapping,
+  findRegion,
+  Mapping,
+  PROT,
+  toAccess,
+} from "./mapping.ts";
 import { findMapping } from "./maps.ts";
 
 /** A page-aligned part of a mapping, for {@linkcode protect}. */
@@ -51,12 +61,24 @@ export interface MappingRange {
  * ```
  */
 export function protect(target: Mapping | MappingRange, access: Access): void {
-  if (target instanceof Mapping) return target.protect(access);
-  if (target === null || typeof target !== "object" || !(target.mapping instanceof Mapping)) {
+  // A brand check, not instanceof (which Symbol.hasInstance can answer), and
+  // the range's fields read once, into memkit's own object.
+  if (findRegion(target) !== undefined) return mappingProtect(target as Mapping, access);
+  if (target === null || typeof target !== "object") {
     throw new TypeError("Cannot protect: expected a Mapping or { mapping, offset, length }");
   }
-  target.mapping.protect(access, { offset: target.offset, length: target.length });
+  const range = readOptions(target, "target", ["mapping", "offset", "length"] as const);
+  if (findRegion(range.mapping) === undefined) {
+    throw new TypeError("Cannot protect: expected a Mapping or { mapping, offset, length }");
+  }
+  mappingProtect(range.mapping as Mapping, access, {
+    offset: range.offset as number | undefined,
+    length: range.length as number | undefined,
+  });
 }
+
+/** `Mapping.prototype.protect` as memkit defined it. */
+const mappingProtect = uncurryThis(Mapping.prototype.protect);
 
 /** Options of {@linkcode guarded}. */
 export interface GuardedOptions {
@@ -90,10 +112,11 @@ export interface GuardedOptions {
  * assertEquals(m.length, 8192);
  * ```
  */
-export function guarded(length: number, options: GuardedOptions = {}): Mapping {
+export function guarded(length: number, options?: GuardedOptions): Mapping {
+  const opts = readOptions(options, "options", ["guardPages", "access"] as const);
   const len = inRange(length, "length", 1, MAX_BYTES);
-  const guardPages = inRange(options.guardPages ?? 1, "guardPages", 0, 2 ** 20);
-  const access = toAccess(options.access ?? "rw", ["none", "r", "rw"]);
+  const guardPages = inRange(opts.guardPages ?? 1, "guardPages", 0, 2 ** 20);
+  const access = toAccess(opts.access ?? "rw", ["none", "r", "rw"]);
   const page = pageSize();
   const span = roundUp(len, page);
   const guard = guardPages * page;

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { readOptions, string, typedLength } from "./_args.ts";
+import { TypedArrayPrototypeSet } from "./_primordials.ts";
 import { check } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { cString, inRange, MAX_BYTES } from "./_validate.ts";
@@ -77,13 +79,14 @@ export class RingBuffer {
    * assertEquals([ring.size, ring.readable, ring.writable], [65536, 0, 65536]);
    * ```
    */
-  static create(size: number, options: RingBufferOptions = {}): RingBuffer {
+  static create(size: number, options?: RingBufferOptions): RingBuffer {
+    const opts = readOptions(options, "options", ["name"] as const);
     const page = pageSize();
     const n = inRange(size, "size", page, MAX_BYTES / 2);
     if (n % page !== 0) {
       throw new RangeError(`Cannot use size "${n}": not a multiple of the page size (${page})`);
     }
-    const name = options.name ?? "ring";
+    const name = string(opts.name ?? "ring", "name");
     const cname = cString(name, "name");
     const fd = check(lib().mk_memfd_create(cname, 0), "create memfd", { path: name });
     try {
@@ -210,11 +213,12 @@ export class RingBuffer {
    */
   write(data: Uint8Array): void {
     this.#alive("write");
-    if (!(data instanceof Uint8Array)) throw new TypeError("Cannot write: expected a Uint8Array");
-    this.#count(data.length, this.writable, "write", "free");
+    // The length from the engine's slot, not a `length` the caller redefined.
+    const n = typedLength(data, "Uint8Array", "data");
+    this.#count(n, this.writable, "write", "free");
     const start = this.#tail % this.#size;
-    this.#bytes.set(data, start);
-    this.#tail += data.length;
+    TypedArrayPrototypeSet(this.#bytes, data, start);
+    this.#tail += n;
     this.#reserved = 0;
   }
 

@@ -7,6 +7,10 @@
  * @module
  */
 
+import { bytesOf, readOptions, show } from "./_args.ts";
+import { isTypedArray } from "./_primordials.ts";
+import { integer } from "./_validate.ts";
+
 /** An SMBIOS entry point, checked. */
 export interface SmbiosEntryPoint {
   /** `"_SM_"` (SMBIOS 2.x, 32-bit) or `"_SM3_"` (SMBIOS 3.x, 64-bit). */
@@ -102,10 +106,16 @@ function checksumOk(bytes: Uint8Array, start: number, length: number): boolean {
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /** Throws TypeError unless `value` is a Uint8Array: the decoders read bytes. */
-function bytesOnly(value: unknown, fn: string): void {
-  if (!(value instanceof Uint8Array)) {
+/**
+ * Checks for a real Uint8Array and returns memkit's own view of the same
+ * bytes, its extent from the engine's slots (not from properties the caller
+ * may have redefined).
+ */
+function bytesOnly(value: unknown, fn: string): Uint8Array<ArrayBuffer> {
+  if (!isTypedArray(value, "Uint8Array")) {
     throw new TypeError(`Cannot decode with ${fn}(): expected a Uint8Array of SMBIOS bytes`);
   }
+  return bytesOf(value)!;
 }
 
 /**
@@ -139,7 +149,8 @@ function bytesOnly(value: unknown, fn: string): void {
  * ```
  */
 export function parseSmbiosEntryPoint(bytes: Uint8Array, address = 0): SmbiosEntryPoint {
-  bytesOnly(bytes, "parseSmbiosEntryPoint");
+  bytes = bytesOnly(bytes, "parseSmbiosEntryPoint");
+  integer(address, "address");
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const where = `SMBIOS entry point at ${hex(address)}`;
   if (anchorAt(bytes, 0, "_SM3_")) {
@@ -212,7 +223,8 @@ export function findSmbiosEntryPoint(
   segment: Uint8Array,
   base: number,
 ): SmbiosEntryPoint | undefined {
-  bytesOnly(segment, "findSmbiosEntryPoint");
+  segment = bytesOnly(segment, "findSmbiosEntryPoint");
+  integer(base, "base");
   let found: SmbiosEntryPoint | undefined;
   for (let at = 0; at + 16 <= segment.length; at += 16) {
     const is3 = anchorAt(segment, at, "_SM3_");
@@ -252,7 +264,8 @@ export function findSmbiosEntryPoint(
  * ```
  */
 export function decodeSmbiosTable(table: Uint8Array, count?: number): SmbiosStructure[] {
-  bytesOnly(table, "decodeSmbiosTable");
+  table = bytesOnly(table, "decodeSmbiosTable");
+  if (count !== undefined) integer(count, "count");
   const out: SmbiosStructure[] = [];
   let at = 0;
   while (at + 4 <= table.length && (count === undefined || out.length < count)) {
@@ -324,7 +337,11 @@ export function smbiosUuid(
   bytes: Uint8Array,
   version: { major: number; minor: number },
 ): string | undefined {
-  bytesOnly(bytes, "smbiosUuid");
+  bytes = bytesOnly(bytes, "smbiosUuid");
+  const { major, minor } = readOptions(version, "version", ["major", "minor"] as const);
+  integer(major, "major version");
+  integer(minor, "minor version");
+  version = { major: major as number, minor: minor as number };
   if (bytes.length < 16) return undefined;
   const b = [...bytes.subarray(0, 16)];
   if (b.every((x) => x === 0) || b.every((x) => x === 0xff)) return undefined;
@@ -362,8 +379,14 @@ export function smbiosUuid(
  * ```
  */
 export function decodeSmbios(entryPoint: SmbiosEntryPoint, table: Uint8Array): Smbios {
-  const structures = decodeSmbiosTable(table, entryPoint.structureCount);
-  const { major, minor } = entryPoint.version;
+  if (entryPoint === null || typeof entryPoint !== "object") {
+    throw new TypeError(`Cannot use entryPoint "${show(entryPoint)}": expected an entry point`);
+  }
+  const ep = readOptions(entryPoint, "entryPoint", ["structureCount", "version"] as const);
+  const v = readOptions(ep.version, "the entry point's version", ["major", "minor"] as const);
+  const major = integer(v.major, "major version");
+  const minor = integer(v.minor, "minor version");
+  const structures = decodeSmbiosTable(table, ep.structureCount as number | undefined);
   const out: Smbios = { entryPoint, version: `${major}.${minor}`, structures };
   const t0 = structures.find((s) => s.type === 0);
   if (t0) {

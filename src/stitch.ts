@@ -6,6 +6,8 @@
  * @module
  */
 
+import { bytesOf, list, readOptions, type Snapshot } from "./_args.ts";
+import { safeArray, TypedArrayPrototypeGetByteLength } from "./_primordials.ts";
 import { check, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
@@ -57,25 +59,39 @@ if (BigInt(ADDRESS_WORD) * 0x100000001n !== MK.STITCH_ADDRESS) {
 }
 
 /** Checks every chunk before anything is mapped; errors name the chunk's index. */
-function validate(chunks: unknown, access: Access): Placed[] {
-  if (!Array.isArray(chunks)) {
+function validate(given: unknown, access: Access): Placed[] {
+  if (!Array.isArray(given)) {
     throw new TypeError("Cannot stitch: expected an array of chunks { source, offset, length }");
   }
-  if (chunks.length === 0) throw new RangeError("Cannot stitch: the list of chunks is empty");
-  if (chunks.length > MAX_CHUNKS) {
-    throw new RangeError(`Cannot stitch ${chunks.length} chunks: at most ${MAX_CHUNKS}`);
+  // Every descriptor is copied (one read of each field) before anything is
+  // checked: a getter that resizes a memfd or closes a mapping runs now,
+  // before the sizes are read, never between a check and the system call.
+  const given2 = list(given, "the chunks");
+  if (given2.length === 0) throw new RangeError("Cannot stitch: the list of chunks is empty");
+  if (given2.length > MAX_CHUNKS) {
+    throw new RangeError(`Cannot stitch ${given2.length} chunks: at most ${MAX_CHUNKS}`);
+  }
+  const chunks = safeArray<Snapshot<"source" | "offset" | "length"> | null>();
+  for (let i = 0; i < given2.length; i++) {
+    const chunk = given2[i];
+    // Not an object: refused in order below, so the first bad chunk is named.
+    chunks[i] = chunk === null || typeof chunk !== "object"
+      ? null
+      : readOptions(chunk, `chunk ${i}`, ["source", "offset", "length"] as const);
   }
   const page = pageSize();
   const sizes = new Map<number, number>();
   const out: Placed[] = new Array(chunks.length);
   let total = 0;
   for (let i = 0; i < chunks.length; i++) {
-    const chunk = chunks[i] as Chunk;
     const at = `chunk ${i}`;
-    if (chunk === null || typeof chunk !== "object") {
+    const chunk = chunks[i];
+    if (chunk === null) {
       throw new TypeError(`Cannot stitch ${at}: expected { source, offset, length }`);
     }
-    const { source, offset: rawOffset, length: rawLength } = chunk;
+    const source = chunk.source;
+    const rawOffset = chunk.offset;
+    const rawLength = chunk.length;
     const memfd = memfdState(source);
     const region = memfd ? undefined : findRegion(source);
     let size: number;
@@ -375,8 +391,9 @@ function placeNative(
  * assertEquals(am.bytes()[0], 9);
  * ```
  */
-export function stitch(chunks: readonly Chunk[], options: StitchOptions = {}): Mapping {
-  const access = toAccess(options.access ?? "rw", ["r", "rw"]) as "r" | "rw";
+export function stitch(chunks: readonly Chunk[], options?: StitchOptions): Mapping {
+  const opts = readOptions(options, "options", ["access"] as const);
+  const access = toAccess(opts.access ?? "rw", ["r", "rw"]) as "r" | "rw";
   const placed = validate(chunks, access);
   const length = placed.reduce((n, c) => n + c.length, 0);
   return place(placed, access, describe(placed), length);
@@ -430,28 +447,28 @@ const PRIVATE_HINT = "its memory is private (MAP_PRIVATE: the JavaScript heap, m
  */
 export function alias(
   source: Mapping | ArrayBuffer | ArrayBufferView,
-  options: StitchOptions = {},
+  options?: StitchOptions,
 ): Mapping {
-  const access = toAccess(options.access ?? "rw", ["r", "rw"]) as "r" | "rw";
+  const opts = readOptions(options, "options", ["access"] as const);
+  const access = toAccess(opts.access ?? "rw", ["r", "rw"]) as "r" | "rw";
   const region = findRegion(source);
   if (region) {
     const [chunk] = validate([{ source, offset: 0 }], access);
     return place([chunk], access, `alias of ${region.name}`, region.length, "alias");
   }
-  const view = ArrayBuffer.isView(source)
-    ? new Uint8Array(source.buffer, source.byteOffset, source.byteLength)
-    : source instanceof ArrayBuffer
-    ? new Uint8Array(source)
-    : undefined;
+  // The memory's extent from the engine's slots, not from properties the
+  // caller can redefine on the view.
+  const view = bytesOf(source);
   if (!view) {
     throw new TypeError("Cannot alias: expected a Mapping, an ArrayBuffer or a typed array");
   }
-  if (view.byteLength === 0) throw new RangeError("Cannot alias an empty buffer");
+  const byteLength = TypedArrayPrototypeGetByteLength(view);
+  if (byteLength === 0) throw new RangeError("Cannot alias an empty buffer");
   const page = BigInt(pageSize());
   const start = Deno.UnsafePointer.value(Deno.UnsafePointer.of(view));
   const first = start - start % page;
-  const span = Number((start + BigInt(view.byteLength) - first + page - 1n) / page * page);
-  const name = `alias of a ${view.byteLength}-byte buffer`;
+  const span = Number((start + BigInt(byteLength) - first + page - 1n) / page * page);
+  const name = `alias of a ${byteLength}-byte buffer`;
   // A view memkit handed out: alias the mapping's memory, so its sources
   // know of the alias (a memfd cannot shrink under it) and keys are reset.
   const found = regionAt(first, span);

@@ -1,4 +1,4 @@
-// flags: --allow-run=$DENO --allow-env=MEMKIT_FUZZ_SEED,MEMKIT_FUZZ_OPS
+// flags: --allow-run=$DENO --allow-env=MEMKIT_FUZZ_SEED,MEMKIT_FUZZ_OPS,MEMKIT_FUZZ_HOSTILE_SEEDS
 // Long random sequences of MemFd, Mapping, stitch, alias, guarded, protect
 // (page ranges) and RingBuffer calls, valid and invalid, in a child process
 // (tests/fixtures/fuzz_child.ts) that checks every view, copy, accessAt() and
@@ -14,6 +14,15 @@
 //
 // Bugs the fuzzer found are fixed; --lenient=<name>,... tolerates one again, to
 // replay a seed against an older memkit (the names are in fuzz_child.ts).
+//
+// Hostile mode (--hostile, issue 9) also feeds every entry point getters,
+// Proxies, prototype-less objects, Symbol.toPrimitive objects, typed arrays
+// with a redefined length, and patched built-ins (see fuzz_child.ts). The
+// suite runs it for a fresh seed and for seeds 1 to 3; seeds 1 to N with:
+//
+//   MEMKIT_FUZZ_HOSTILE_SEEDS=100 deno test --allow-run=<deno> \
+//     --allow-env=MEMKIT_FUZZ_SEED,MEMKIT_FUZZ_OPS,MEMKIT_FUZZ_HOSTILE_SEEDS tests/fuzz_test.ts \
+//     --filter "hostile callers"
 import { assertEquals, assertMatch } from "@std/assert";
 
 const fixture = new URL("./fixtures/fuzz_child.ts", import.meta.url).pathname;
@@ -21,6 +30,7 @@ const V8_FLAGS = "--v8-flags=--expose-gc,--js-immutable-arraybuffer";
 const OPS = Number(Deno.env.get("MEMKIT_FUZZ_OPS") || 15000);
 const chosen = Deno.env.get("MEMKIT_FUZZ_SEED");
 const randomSeed = chosen ? Number(chosen) : crypto.getRandomValues(new Uint32Array(1))[0];
+const HOSTILE_SEEDS = Number(Deno.env.get("MEMKIT_FUZZ_HOSTILE_SEEDS") || 3);
 
 /** Runs the child for `seed` and fails with everything needed to replay it. */
 async function fuzz(seed: number, extra: string[] = []): Promise<void> {
@@ -29,8 +39,9 @@ async function fuzz(seed: number, extra: string[] = []): Promise<void> {
     "run",
     "--allow-ffi",
     "--allow-run=cat",
-    // protection(): the kernel's word on each page's protection.
-    "--allow-read=/proc/self/maps",
+    // protection(): the kernel's word on each page's protection; hostile
+    // mode also reads the pagemap.
+    "--allow-read=/proc/self/maps,/proc/self/pagemap",
     "--no-prompt",
     V8_FLAGS,
     fixture,
@@ -83,5 +94,21 @@ Deno.test({
   name: "views whose buffer the caller tries to transfer away cannot crash the process",
   async fn() {
     await fuzz(randomSeed, ["--hostile"]);
+  },
+});
+
+// Hostile callers (issue 9): getters, Proxies and Symbol.toPrimitive objects
+// as arguments, redefined typed-array lengths, patched built-ins around
+// close(), protect(), resize() and the finalizers. Seeds 1 to
+// MEMKIT_FUZZ_HOSTILE_SEEDS (3 by default; 100 for the full run), two at a
+// time (the machine has two cores).
+Deno.test({
+  name: `hostile callers with seeds 1 to ${HOSTILE_SEEDS} never crash and always match the model`,
+  async fn() {
+    let next = 1;
+    const worker = async () => {
+      while (next <= HOSTILE_SEEDS) await fuzz(next++, ["--hostile"]);
+    };
+    await Promise.all([worker(), worker()]);
   },
 });
