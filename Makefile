@@ -19,8 +19,10 @@ SAN_CFLAGS := -O1 -g -std=c11 -Wall -Wextra -Werror -fsanitize=address,undefined
 
 SRCS := $(wildcard cbits/*.c)
 HDRS := $(wildcard cbits/*.h)
-OBJS := $(patsubst cbits/%.c,build/obj/%.o,$(SRCS))
-LIB := build/libmemkit.so
+# BUILD: where objects and the library go (the suite builds a clang copy in build/clang).
+BUILD ?= build
+OBJS := $(patsubst cbits/%.c,$(BUILD)/obj/%.o,$(SRCS))
+LIB := $(BUILD)/libmemkit.so
 BENCH_C := $(patsubst bench/c/%.c,build/bench/lib%.so,$(wildcard bench/c/*.c))
 BENCH_CFLAGS := -O2 -g -fPIC -std=c11 -Wall -Wextra -Werror -shared
 V8FLAGS := --v8-flags=--js-immutable-arraybuffer
@@ -31,7 +33,7 @@ all: build
 
 build: $(LIB)
 
-build/obj/%.o: cbits/%.c $(HDRS)
+$(BUILD)/obj/%.o: cbits/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -45,7 +47,7 @@ $(TOOLS_DENO):
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION)
 
 run: build deno
-	$(DENO) run --allow-ffi --allow-read=$(CURDIR)/cli.ts,/proc/self/maps,/proc/self/pagemap,/dev/mem,/proc/iomem $(V8FLAGS) cli.ts tour
+	$(DENO) run --allow-ffi --allow-read=$(CURDIR)/cli.ts,/proc/self/maps,/proc/self/pagemap,/dev/mem,/proc/iomem --allow-write=/proc/sys/vm/compact_memory $(V8FLAGS) cli.ts tour
 
 test: build deno
 	DENO="$(DENO)" CC="$(CC)" SAN_CFLAGS="$(SAN_CFLAGS)" bash tests/run.sh

@@ -11,18 +11,24 @@
  *   a step whose permission is missing is skipped with the flag to add.
  * - `permissions [operation] [target]`: the permission table, or the
  *   minimal flags for one operation.
+ * - `maps`, `pagemap`, `phys`: see `cli/`; each has its own `--help`.
+ *
+ * Options may come before or after the command. Exit codes: 0 done, 1 the
+ * operation failed, 2 bad arguments, 3 a permission is missing (the tour: 1
+ * when a step fails; a step skipped for a missing permission is not one).
  *
  * @module
  */
 
-import { parseArgs } from "@std/cli/parse-args";
-import { bold, cyan, dim, green, yellow } from "@std/fmt/colors";
+import { bold, cyan, dim, green, red, yellow } from "@std/fmt/colors";
 import { format as formatBytes } from "@std/fmt/bytes";
 import {
   alias,
+  compactMemory,
   findMapping,
   guarded,
   libraryPath,
+  lock,
   mapFile,
   MemFd,
   MemkitError,
@@ -43,8 +49,8 @@ import {
 } from "./mod.ts";
 import { mapsCommand, pagemapCommand } from "./cli/introspect.ts";
 import { physCommand } from "./cli/phys.ts";
-
-const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
+import { EXIT_CODES, flagsFor, hex, readArgs } from "./cli/_args.ts";
+import { fail } from "./cli/_fail.ts";
 
 function granted(flags: string[]): string | undefined {
   for (const flag of flags) {
@@ -61,30 +67,37 @@ function granted(flags: string[]): string | undefined {
   return undefined;
 }
 
-function step(title: string, flags: string[], body: () => void): boolean {
+/** How a tour step ended: a missing permission skips it, an error fails it. */
+type Outcome = "ran" | "skipped" | "failed";
+
+function step(title: string, flags: string[], body: () => void): Outcome {
   console.log(`\n${bold(cyan("▸ " + title))}  ${dim("needs " + flags.join(" "))}`);
   const missing = granted(flags);
   if (missing) {
     console.log(yellow(`  skipped: run again with ${missing}`));
-    return false;
+    return "skipped";
   }
   try {
     body();
-    return true;
+    return "ran";
   } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) {
+      console.log(yellow(`  skipped: ${e.message}`));
+      return "skipped";
+    }
     const code = e instanceof MemkitError ? ` (${e.code})` : "";
-    console.log(yellow(`  failed${code}: ${(e as Error).message}`));
-    return false;
+    console.log(red(`  failed${code}: ${(e as Error).message}`));
+    return "failed";
   }
 }
 
 const say = (text: string): void => console.log("  " + text);
 
-/** Runs the guided tour; returns the number of steps that did not run. */
+/** Runs the guided tour; returns the number of steps that failed (skipped ones are not). */
 function tour(): number {
-  let missed = 0;
+  const count: Record<Outcome, number> = { ran: 0, skipped: 0, failed: 0 };
   const run = (title: string, flags: string[], body: () => void) => {
-    if (!step(title, flags, body)) missed++;
+    count[step(title, flags, body)]++;
   };
   console.log(
     bold("memkit tour") + dim(` on ${Deno.build.os}/${Deno.build.arch}, Deno ${Deno.version.deno}`),
@@ -290,6 +303,39 @@ function tour(): number {
     }
   });
 
+  // A locked page is resident, not fixed: compaction may move it (vm.compact_unevictable_allowed).
+  const compactFlags = [
+    ...permissionFlags("pagemap", "self"),
+    ...permissionFlags("compactMemory").slice(1),
+  ];
+  run("Locked means resident, not fixed: a frame across compaction", compactFlags, () => {
+    using fd = MemFd.create("tour-lock", { size: page });
+    using m = fd.map();
+    m.bytes()[0] = 1;
+    lock(m);
+    say(`lock(m): mlock2 of ${hex(m.address)}; resident until unlock() or close()`);
+    using pm = Pagemap.open("self");
+    if (!pm.pfnVisible) {
+      say(yellow("PFNs are hidden: the kernel shows them only with CAP_SYS_ADMIN (root)"));
+      return;
+    }
+    const before = pm.translate(m.address)!;
+    try {
+      compactMemory();
+    } catch (e) {
+      if (!(e instanceof MemkitError)) throw e;
+      say(yellow(`compactMemory(): ${e.message}`));
+      return;
+    }
+    const after = pm.translate(m.address)!;
+    say(
+      `frame ${hex(before)}, after writing 1 to /proc/sys/vm/compact_memory ${hex(after)}: ${
+        before === after ? "not moved this time" : green("moved, though locked")
+      }`,
+    );
+    say(dim("a frame number is a snapshot, never a handle: read it again before each use"));
+  });
+
   const self = new URL(import.meta.url);
   if (self.protocol === "file:") {
     const path = decodeURIComponent(self.pathname);
@@ -351,7 +397,10 @@ function tour(): number {
   for (const [op, rule] of Object.entries(permissionTable)) {
     console.log(`  ${op.padEnd(13)} ${rule.summary}`);
   }
-  return missed;
+  const summary = `${count.ran} steps ran, ${count.skipped} skipped (a permission missing), ` +
+    `${count.failed} failed`;
+  console.log(`\n${count.failed > 0 ? red(summary) : summary}`);
+  return count.failed;
 }
 
 function permissions(op?: string, target = "<target>"): number {
@@ -365,13 +414,7 @@ function permissions(op?: string, target = "<target>"): number {
     }
     return 0;
   }
-  if (!(op in permissionTable)) {
-    console.error(
-      `Unknown operation "${op}": expected one of ${Object.keys(permissionTable).join(", ")}`,
-    );
-    return 2;
-  }
-  console.log(permissionFlags(op as Operation, target).join(" "));
+  console.log(flagsFor(op, target).join(" "));
   return 0;
 }
 
@@ -382,10 +425,54 @@ Usage:
   memkit permissions [operation] [target]       the permission table, or one operation's flags
   memkit maps <pid|self> [--json]               a process's mappings with sizes, like pmap -X
   memkit pagemap <pid|self> <start>[-end|+len]  pages, frames and flags of a range, like page-types
-  memkit phys read|peek|poke|smbios|ranges ...  physical memory through /dev/mem (phys --help)
+  memkit phys read|peek|poke|smbios|ranges ...  physical memory through /dev/mem
 
-Options:
-  -h, --help                                    this help`;
+  memkit <command> --help                       the command's own help and options
+
+Options (before or after the command):
+  -h, --help                                    this help, or the command's
+  --json, --permissions, ...                    the command's options (see its --help)
+
+${EXIT_CODES}
+  memkit tour exits 1 when a step fails; a step skipped for a missing permission is not a failure.`;
+
+const TOUR_HELP = `memkit tour
+
+A guided run of each capability on this machine, printing what it did, the
+addresses involved and the permissions each step needed. A step whose
+permission is missing is skipped, with the flag to add; grant more to see more:
+  deno run --allow-ffi --allow-read --v8-flags=--js-immutable-arraybuffer cli.ts tour
+
+${EXIT_CODES}
+  The tour exits 1 when a step fails; a skipped step is not a failure.`;
+
+const PERMISSIONS_HELP = `memkit permissions [operation] [target]
+
+Without an operation, the whole permission table; with one, the minimal deno
+flags for it on target (a path, a pid or a name). A path with a comma cannot
+be named in a deno flag (Deno splits the lists at commas): that is an error.
+
+${EXIT_CODES}`;
+
+/** Options that take a value, so that the value is not taken for the command. */
+const VALUE_OPTIONS = new Set(["--device", "--cache"]);
+
+/** The command (the first positional) and every other argument, in order. */
+function splitCommand(args: readonly string[]): { command?: string; rest: string[] } {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      if (i + 1 >= args.length) break;
+      return { command: args[i + 1], rest: [...args.slice(0, i), ...args.slice(i + 2)] };
+    }
+    if (arg.startsWith("-") && arg !== "-") {
+      if (VALUE_OPTIONS.has(arg)) i++;
+      continue;
+    }
+    return { command: arg, rest: [...args.slice(0, i), ...args.slice(i + 1)] };
+  }
+  return { rest: [...args] };
+}
 
 /**
  * Runs the `memkit` command with `args`.
@@ -400,26 +487,58 @@ Options:
  * ```
  */
 export function main(args: string[]): number {
-  const flags = parseArgs(args, { boolean: ["help"], alias: { h: "help" } });
-  const [command, ...rest] = flags._.map(String);
-  if (flags.help || command === undefined) {
-    console.log(HELP);
-    return command === undefined && !flags.help ? 2 : 0;
-  }
+  const { command, rest } = splitCommand(args);
   switch (command) {
+    case undefined: {
+      if (rest.length === 0) {
+        console.log(HELP);
+        return 2;
+      }
+      if (rest.some((a) => a === "-h" || a === "--help")) {
+        console.log(HELP);
+        return 0;
+      }
+      console.error(
+        `memkit: Missing the command: expected tour, permissions, maps, pagemap or phys ` +
+          `(its options, such as "${rest[0]}", may come before or after it)\n\n${HELP}`,
+      );
+      return 2;
+    }
     case "tour":
-      tour();
-      return 0;
+      try {
+        const flags = readArgs(rest, "tour", {});
+        if (flags.has("help")) {
+          console.log(TOUR_HELP);
+          return 0;
+        }
+        if (flags.positionals.length > 0) {
+          throw new TypeError(
+            `Cannot use "${flags.positionals[0]}": memkit tour takes no arguments`,
+          );
+        }
+      } catch (e) {
+        return fail(e);
+      }
+      return tour() > 0 ? 1 : 0;
     case "permissions":
-      return permissions(rest[0], rest[1]);
+      try {
+        const flags = readArgs(rest, "permissions", {});
+        if (flags.has("help")) {
+          console.log(PERMISSIONS_HELP);
+          return 0;
+        }
+        return permissions(flags.positionals[0], flags.positionals[1]);
+      } catch (e) {
+        return fail(e);
+      }
     case "maps":
-      return mapsCommand(args.slice(args.indexOf("maps") + 1));
+      return mapsCommand(rest);
     case "pagemap":
-      return pagemapCommand(args.slice(args.indexOf("pagemap") + 1));
+      return pagemapCommand(rest);
     case "phys":
-      return physCommand(args.slice(args.indexOf("phys") + 1));
+      return physCommand(rest);
     default:
-      console.error(`Unknown command "${command}"\n\n${HELP}`);
+      console.error(`memkit: Unknown command "${command}"\n\n${HELP}`);
       return 2;
   }
 }

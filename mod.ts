@@ -9,6 +9,8 @@
  * - {@linkcode RingBuffer}: a ring mapped twice, so every region is one view;
  * - {@linkcode protect}, {@linkcode guarded} and {@linkcode Pkey}: page
  *   protections, guard pages and protection keys;
+ * - {@linkcode lock} and {@linkcode advise}: pinning pages in memory
+ *   (`mlock2`) and advice to the kernel (`madvise`: populate, drop, guard);
  * - {@linkcode mapFile}: regular files, gated on `--allow-read`/`--allow-write`;
  * - {@linkcode readMaps}, {@linkcode readSmaps}, {@linkcode findMapping},
  *   {@linkcode Pagemap}, {@linkcode kpageflags}: a process's mappings, its
@@ -89,6 +91,15 @@ export {
   type Protection,
   protection,
 } from "./src/protect.ts";
+export {
+  type Advice,
+  adviceSupported,
+  advise,
+  compactMemory,
+  lock,
+  type LockOptions,
+  unlock,
+} from "./src/advise.ts";
 export { RingBuffer, type RingBufferOptions } from "./src/ring.ts";
 export { Pkey } from "./src/pkey.ts";
 export {

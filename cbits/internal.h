@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 
 #include "memkit.h"
 
@@ -19,5 +20,42 @@ static inline int64_t mk_ret(long ret) { return ret < 0 ? -(int64_t)errno : (int
  * read-only; both return 0 or a descriptor, or -errno. */
 int mk_proc_path(char *out, size_t size, int32_t pid, const char *file);
 int mk_proc_open(int32_t pid, const char *file);
+
+/* file.c: 0 when fd and pathfd (an O_PATH descriptor) are the same file,
+ * -ESTALE when not (the path changed after it was checked), or -errno. */
+int mk_file_same(int fd, int pathfd);
+
+/* The UAPI of PROCMAP_QUERY (linux/fs.h, Linux 6.11): installed headers may
+ * predate it, so memkit carries its own copy under its own names. */
+struct mk_procmap_query {
+  uint64_t size;
+  uint64_t query_flags;
+  uint64_t query_addr;
+  uint64_t vma_start;
+  uint64_t vma_end;
+  uint64_t vma_flags;
+  uint64_t vma_page_size;
+  uint64_t vma_offset;
+  uint64_t inode;
+  uint32_t dev_major;
+  uint32_t dev_minor;
+  uint32_t vma_name_size;
+  uint32_t build_id_size;
+  uint64_t vma_name_addr;
+  uint64_t build_id_addr;
+};
+#define MK_PROCMAP_QUERY _IOWR('f', 17, struct mk_procmap_query)
+#define MK_PROCMAP_QUERY_FLAGS 0x3fu
+#define MK_PROCMAP_COVERING_OR_NEXT 0x10u /* PROCMAP_QUERY_COVERING_OR_NEXT_VMA */
+#define MK_PROCMAP_FILE_BACKED 0x20u      /* PROCMAP_QUERY_FILE_BACKED_VMA */
+
+/* memfd.c: the first mapping of this process (whatever made it: memkit, a
+ * second copy of memkit, a Worker, mapFile of /proc/self/fd/N) that maps the
+ * file (major:minor, ino) past byte `end` of it. Asks the kernel: with
+ * PROCMAP_QUERY where it exists (Linux 6.11+), else (or with `parse`) by
+ * parsing /proc/self/maps. Returns 1 and fills found[3] (start, end, how far
+ * into the file it reaches), 0 when there is none, or -errno. */
+int mk_memfd_mapped_past(uint32_t dev_major, uint32_t dev_minor, uint64_t ino, uint64_t end,
+                         int parse, uint64_t found[3]);
 
 #endif /* MEMKIT_INTERNAL_H */

@@ -42,3 +42,35 @@ MK_API int64_t mk_map_scrub(uint64_t address, uint64_t length) {
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? -(int64_t)errno : 0;
 }
+
+MK_API int64_t mk_map_relocate(uint64_t address, uint64_t span, const uint64_t *runs,
+                               uint32_t count) {
+  if (address == 0 || span == 0 || !MK_FITS_OFF(span) || (count > 0 && runs == NULL)) {
+    return -EINVAL;
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    uint64_t off = runs[2 * i], len = runs[2 * i + 1];
+    if (len == 0 || off > span || len > span - off) return -EINVAL;
+  }
+  uint8_t *to = mmap(NULL, (size_t)span, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (to == MAP_FAILED) return -(int64_t)errno;
+  uint8_t *from = (uint8_t *)(uintptr_t)address;
+  for (uint32_t i = 0; i < count; i++) {
+    size_t off = (size_t)runs[2 * i], len = (size_t)runs[2 * i + 1];
+    void *p = mremap(from + off, 0, len, MREMAP_MAYMOVE | MREMAP_FIXED, to + off);
+    if (p == MAP_FAILED) {
+      int64_t err = -(int64_t)errno;
+      munmap(to, (size_t)span);
+      return err;
+    }
+  }
+  void *p = mmap(from, (size_t)span, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    int64_t err = -(int64_t)errno;
+    munmap(to, (size_t)span);
+    return err;
+  }
+  return (int64_t)(uintptr_t)to;
+}

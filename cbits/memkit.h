@@ -26,7 +26,7 @@ extern "C" {
 #define MK_NONBLOCKING
 
 /* The ABI version; bumped whenever a prototype below changes meaning. */
-#define MK_ABI_VERSION 1
+#define MK_ABI_VERSION 2
 
 /* Protection bits for mk_map_* (the PROT_* values of Linux). */
 #define MK_PROT_NONE 0
@@ -77,8 +77,17 @@ MK_API int64_t mk_core_fd_size(int32_t fd);
  * With MK_MEMFD_NOEXEC, returns -EINVAL if the kernel lacks
  * MFD_NOEXEC_SEAL (Linux < 6.3). */
 MK_API int64_t mk_memfd_create(const char *name, uint32_t flags);
-/* ftruncate(fd, size). */
-MK_API int64_t mk_memfd_resize(int32_t fd, uint64_t size);
+/* ftruncate(fd, size), refused with -EBUSY when it would shrink the file
+ * under a mapping of this process: any mapping of the file (made by memkit
+ * or not: a second copy of it, a Worker, a map of /proc/self/fd/N) whose
+ * file range ends past size rounded up to a page, where touching it would
+ * raise SIGBUS. busy (3 uint64_t, or NULL) then receives that mapping's
+ * start, end and how far into the file it reaches. The kernel is asked
+ * (PROCMAP_QUERY on /proc/self/maps, Linux 6.11+; else /proc/self/maps is
+ * parsed): this process's own map only, read for safety, not on anyone's
+ * behalf. Not covered: a thread that maps the file between the check and
+ * ftruncate, and other processes' mappings (seal against shrinking). */
+MK_API int64_t mk_memfd_resize(int32_t fd, uint64_t size, uint64_t *busy);
 /* fcntl(fd, F_ADD_SEALS, seals). */
 MK_API int64_t mk_memfd_seal(int32_t fd, uint32_t seals);
 /* fcntl(fd, F_GET_SEALS): the current seal bits. */
@@ -88,11 +97,30 @@ MK_API int64_t mk_memfd_noexec_supported(void);
 
 /* ---- file ---------------------------------------------------------- */
 
+/* Looks an absolute path up with O_PATH (nothing is opened: no driver's
+ * open runs, nothing is read) and writes the path the kernel resolved it to
+ * (symlinks followed; readlink of /proc/self/fd/N, this process's own
+ * descriptor) into resolved, NUL-terminated, at most cap bytes. Returns the
+ * O_PATH descriptor, which mk_file_open and mk_phys_open take to check that
+ * they opened that same file; the caller closes it. -EINVAL for a relative
+ * path, -ENAMETOOLONG when the resolved path does not fit. The caller
+ * (src/permissions.ts) checks the permission for path before, and for the
+ * resolved path after. */
+MK_API int64_t mk_file_path_open(const char *path, uint8_t *resolved, uint64_t cap);
 /* Opens a regular file for mapping (O_CLOEXEC, read-only or with
- * MK_FILE_WRITE read-write); returns the descriptor, or -ENODEV when the
- * path is not a regular file. Permission to touch the path is checked by
- * the caller (src/permissions.ts) before this is called. */
-MK_API int64_t mk_file_open(const char *path, uint32_t flags);
+ * MK_FILE_WRITE read-write); returns the descriptor. path is the absolute
+ * path the caller checked and looked up with mk_file_path_open (pathfd):
+ * -ENODEV when that is not a regular file (checked before opening),
+ * -ESTALE when the path names another file by the time it is opened.
+ * Permission to touch the path is checked by the caller (src/permissions.ts)
+ * before this is called. */
+MK_API int64_t mk_file_open(const char *path, uint32_t flags, int32_t pathfd);
+/* Reserves the blocks of [offset, offset + length) of a file opened for
+ * writing (fallocate FALLOC_FL_KEEP_SIZE), so that a store into a hole of a
+ * writable mapping cannot raise SIGBUS on a full filesystem: -ENOSPC up
+ * front instead. Where the filesystem cannot reserve (-EOPNOTSUPP), returns
+ * 0 when the window has no hole (SEEK_HOLE), else -EOPNOTSUPP. */
+MK_API int64_t mk_file_reserve(int32_t fd, uint64_t offset, uint64_t length);
 
 /* ---- map ----------------------------------------------------------- */
 
@@ -113,6 +141,18 @@ MK_API int64_t mk_map_placeholder(uint64_t address, uint64_t length);
  * write through but memkit can no longer detach; the source's pages are
  * released, and the range stays mapped for the life of the process. */
 MK_API int64_t mk_map_scrub(uint64_t address, uint64_t length);
+/* Moves a mapping away from addresses that native code may still hold
+ * (a Deno op reading into a view that JavaScript can no longer reach):
+ * reserves `span` bytes elsewhere (PROT_NONE, private), places in it a second
+ * mapping of the same shared memory for each of the `count` runs (two words
+ * each: offset from `address` and length, page multiples; mremap(old_size 0),
+ * so each run must be one window of one shared source and takes the
+ * protection of its first page), then replaces [address, address + span) in
+ * place with private read-write zero pages (MAP_FIXED, MAP_NORESERVE), so the
+ * old range stays taken and whatever still writes there touches only those.
+ * Returns the new address; on failure nothing has changed. */
+MK_API int64_t mk_map_relocate(uint64_t address, uint64_t span, const uint64_t *runs,
+                               uint32_t count);
 
 /* ---- stitch ------------------------------------------------------- */
 
@@ -161,6 +201,54 @@ MK_API int64_t mk_pkey_mprotect(uint64_t address, uint64_t length, uint32_t prot
 MK_API int64_t mk_pkey_set(int32_t key, uint32_t rights);
 /* The calling thread's rights for key; -ENOSYS without OSPKE. */
 MK_API int64_t mk_pkey_get(int32_t key);
+
+/* ---- advise (pinning and advice) ---------------------------------- */
+
+/* Flags for mk_advise_lock. */
+#define MK_LOCK_ONFAULT 1u /* MLOCK_ONFAULT: lock pages as they fault in, do not prefault */
+
+/* Advice for mk_advise_range: the MADV_* values of Linux, defined here
+ * because the system headers may be older than the kernel. */
+#define MK_MADV_NORMAL 0u
+#define MK_MADV_RANDOM 1u
+#define MK_MADV_SEQUENTIAL 2u
+#define MK_MADV_WILLNEED 3u
+#define MK_MADV_DONTNEED 4u
+#define MK_MADV_FREE 8u            /* private anonymous memory only */
+#define MK_MADV_REMOVE 9u          /* punches a hole in the backing file */
+#define MK_MADV_HUGEPAGE 14u
+#define MK_MADV_NOHUGEPAGE 15u
+#define MK_MADV_COLD 20u           /* Linux 5.4 */
+#define MK_MADV_PAGEOUT 21u        /* Linux 5.4 */
+#define MK_MADV_POPULATE_READ 22u  /* Linux 5.14 */
+#define MK_MADV_POPULATE_WRITE 23u /* Linux 5.14 */
+#define MK_MADV_GUARD_INSTALL 102u /* Linux 6.13 (6.15 for shared and file memory) */
+#define MK_MADV_GUARD_REMOVE 103u  /* Linux 6.13 (6.15 for shared and file memory) */
+
+/* Bits of mk_advise_probe's result: where the kernel accepts the advice. */
+#define MK_PROBE_PRIVATE 1u /* on private anonymous memory */
+#define MK_PROBE_SHARED 2u  /* on shared memory (a memfd's, shmem) */
+
+/* mlock2(address, length, flags): flags 0 or MK_LOCK_ONFAULT. -ENOMEM or
+ * -EPERM (limit 0) when RLIMIT_MEMLOCK refuses, -EAGAIN when some pages
+ * could not be locked. */
+MK_API int64_t mk_advise_lock(uint64_t address, uint64_t length, uint32_t flags);
+/* munlock(address, length). */
+MK_API int64_t mk_advise_unlock(uint64_t address, uint64_t length);
+/* madvise(address, length, advice) for one of the MK_MADV_* values above
+ * (-EINVAL for any other). */
+MK_API int64_t mk_advise_range(uint64_t address, uint64_t length, uint32_t advice);
+/* Whether the kernel knows an MK_MADV_* advice: tries it on a throwaway page
+ * of private anonymous and one of shared anonymous memory; returns the
+ * MK_PROBE_* bits of those that accepted it (0: the kernel lacks it). */
+MK_API int64_t mk_advise_probe(uint32_t advice);
+/* getrlimit(RLIMIT_MEMLOCK): out receives 2 uint64_t, the soft and the hard
+ * limit in bytes (UINT64_MAX for unlimited). */
+MK_API int64_t mk_advise_memlock_limit(uint64_t *out);
+/* Writes "1" to /proc/sys/vm/compact_memory (the path is fixed): the kernel
+ * compacts every zone before the write returns. Root only; the caller checks
+ * the permission to write it. */
+MK_API int64_t mk_advise_compact(void);
 
 /* ---- proc / pagemap / kpage (introspection) ------------------------ */
 
@@ -245,12 +333,15 @@ MK_API int64_t mk_kpage_read(uint32_t which, const void *pfns, uint64_t n, void 
 
 /* Opens a physical memory device (a character device: /dev/mem, or another
  * the caller names) with O_CLOEXEC, read-only or with MK_PHYS_WRITE
- * read-write, and with MK_PHYS_UNCACHED O_SYNC; returns the descriptor, or
- * -ENODEV when the path is not a character device (checked before opening
- * and on what was opened), -EROFS for MK_PHYS_WRITE on a major-1 device other
- * than /dev/mem (a writable /dev/zero mapping faults past its size). Permission to touch the path is checked by the
- * caller (src/permissions.ts) before this is called. */
-MK_API int64_t mk_phys_open(const char *path, uint32_t flags);
+ * read-write, and with MK_PHYS_UNCACHED O_SYNC; returns the descriptor.
+ * path is the absolute path the caller checked and looked up with
+ * mk_file_path_open (pathfd). -ENODEV when it is not a character device
+ * (checked before opening and on what was opened), -EROFS for MK_PHYS_WRITE
+ * on a major-1 device other than /dev/mem (a writable /dev/zero mapping
+ * faults past its size), -ESTALE when the path names another file by the
+ * time it is opened. Permission to touch the path is checked by the caller
+ * (src/permissions.ts) before this is called. */
+MK_API int64_t mk_phys_open(const char *path, uint32_t flags, int32_t pathfd);
 /* Copies length bytes at physical address into buf (pread, as dmidecode's
  * fallback does); returns the bytes copied, which is short when the device
  * refuses a page after the first, or -errno when it refuses the first. */

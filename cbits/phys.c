@@ -34,14 +34,14 @@ static int64_t mk_phys_check_fd(int fd, uint32_t flags) {
   return fd;
 }
 
-MK_API int64_t mk_phys_open(const char *path, uint32_t flags) {
-  if (path == NULL || path[0] == '\0') return -EINVAL;
+MK_API int64_t mk_phys_open(const char *path, uint32_t flags, int32_t pathfd) {
+  if (path == NULL || path[0] != '/') return -EINVAL;
   if (flags & ~MK_PHYS_ALL) return -EINVAL;
   /* Only a character device (/dev/mem, a framebuffer, a UIO region): opening
-   * a FIFO would block and a regular file is mapFile()'s job. Checked before
-   * open, and again on what was opened. */
+   * a FIFO would block and a regular file is mapFile()'s job. Checked on the
+   * file the gate looked up before opening, and again on what was opened. */
   struct stat st;
-  if (stat(path, &st) < 0) return -errno;
+  if (fstat(pathfd, &st) < 0) return -errno;
   int64_t refused = mk_phys_refused(&st, flags);
   if (refused < 0) return refused;
   int oflags = O_CLOEXEC | O_NOCTTY;
@@ -49,6 +49,11 @@ MK_API int64_t mk_phys_open(const char *path, uint32_t flags) {
   if (flags & MK_PHYS_UNCACHED) oflags |= O_SYNC;
   int fd = open(path, oflags);
   if (fd < 0) return -errno;
+  int same = mk_file_same(fd, pathfd);
+  if (same < 0) {
+    close(fd);
+    return same;
+  }
   return mk_phys_check_fd(fd, flags);
 }
 

@@ -13,27 +13,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* The UAPI of PROCMAP_QUERY (linux/fs.h, Linux 6.11): installed headers may
- * predate it, so memkit carries its own copy under its own names. */
-struct mk_procmap_query {
-  uint64_t size;
-  uint64_t query_flags;
-  uint64_t query_addr;
-  uint64_t vma_start;
-  uint64_t vma_end;
-  uint64_t vma_flags;
-  uint64_t vma_page_size;
-  uint64_t vma_offset;
-  uint64_t inode;
-  uint32_t dev_major;
-  uint32_t dev_minor;
-  uint32_t vma_name_size;
-  uint32_t build_id_size;
-  uint64_t vma_name_addr;
-  uint64_t build_id_addr;
-};
-#define MK_PROCMAP_QUERY _IOWR('f', 17, struct mk_procmap_query)
-#define MK_PROCMAP_QUERY_FLAGS 0x3fu
 
 static const char *const PROC_FILES[] = {"maps", "smaps", "smaps_rollup"};
 

@@ -10,7 +10,6 @@
  * @module
  */
 
-import { parseArgs } from "@std/cli/parse-args";
 import { format as formatBytes } from "@std/fmt/bytes";
 import { bold, dim, yellow } from "@std/fmt/colors";
 import {
@@ -21,16 +20,15 @@ import {
   type PageCategory,
   Pagemap,
   pageSize,
-  permissionFlags,
   type ProcessId,
   readMaps,
   readSmaps,
   type ScanRegion,
   type SmapsEntry,
 } from "../mod.ts";
+import { EXIT_CODES, flagsFor, hex, parseRange, printPermissions, readArgs } from "./_args.ts";
 import { fail } from "./_fail.ts";
 
-const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 const size = (n: number): string => formatBytes(n, { binary: true });
 
 function parsePid(text: string | undefined): ProcessId {
@@ -40,68 +38,6 @@ function parsePid(text: string | undefined): ProcessId {
     throw new TypeError(`Cannot use pid "${text}": expected a number, or self`);
   }
   return Number(text);
-}
-
-const UNITS: Record<string, bigint> = {
-  "": 1n,
-  k: 1n << 10n,
-  m: 1n << 20n,
-  g: 1n << 30n,
-  t: 1n << 40n,
-};
-
-/**
- * A number: hexadecimal with 0x, else decimal, with an optional K/M/G/T suffix (binary).
- *
- * @param text The number as typed.
- * @returns Its value.
- *
- * @example
- * ```ts
- * import { parseAmount } from "./introspect.ts";
- * import { assertEquals } from "@std/assert";
- *
- * assertEquals([parseAmount("0x1000"), parseAmount("4K"), parseAmount("1GiB")], [4096n, 4096n, 1n << 30n]);
- * ```
- */
-export function parseAmount(text: string): bigint {
-  const m = /^(0x[0-9a-f]+|[0-9]+)([kmgt]?)(?:i?b)?$/i.exec(text.trim());
-  if (!m) throw new TypeError(`Cannot read the number "${text}": expected 0x1000, 4096 or 4K`);
-  return BigInt(m[1]) * UNITS[m[2].toLowerCase()];
-}
-
-/**
- * `<start>`, `<start>-<end>` or `<start>+<length>`: a byte range.
- *
- * @param text The range as typed.
- * @returns Its start and end (exclusive).
- *
- * @example
- * ```ts
- * import { parseRange } from "./introspect.ts";
- * import { assertEquals } from "@std/assert";
- *
- * assertEquals(parseRange("0x400000+4M"), { start: 0x400000n, end: 0x800000n });
- * ```
- */
-export function parseRange(text: string | undefined): { start: bigint; end: bigint } {
-  if (text === undefined) throw new TypeError("Missing the range: <start>[-end|+length]");
-  const plus = text.indexOf("+");
-  const dash = text.indexOf("-");
-  if (plus > 0) {
-    const start = parseAmount(text.slice(0, plus));
-    return { start, end: start + parseAmount(text.slice(plus + 1)) };
-  }
-  if (dash > 0) {
-    return { start: parseAmount(text.slice(0, dash)), end: parseAmount(text.slice(dash + 1)) };
-  }
-  const start = parseAmount(text);
-  return { start, end: start + 1n };
-}
-
-function printFlags(flags: string[], command: string): void {
-  console.log(flags.join(" "));
-  console.log(dim(`deno run ${flags.join(" ")} cli.ts ${command}`));
 }
 
 const json = (value: unknown): string =>
@@ -119,7 +55,9 @@ Every mapping of a process, like pmap -X: address, permissions, offset,
 device, inode, sizes (Rss, Pss, dirty, anonymous, swap, locked), kind, path.
   --brief        /proc/<pid>/maps only (no sizes; needs only that file)
   --json         one JSON array (addresses as 0x strings, sizes in bytes)
-  --permissions  print the minimal deno flags for this call and exit`;
+  --permissions  print the minimal deno flags for this call and exit
+
+${EXIT_CODES}`;
 
 /**
  * Runs `memkit maps`.
@@ -135,27 +73,25 @@ device, inode, sizes (Rss, Pss, dirty, anonymous, swap, locked), kind, path.
  * ```
  */
 export function mapsCommand(args: string[]): number {
-  const flags = parseArgs(args, {
-    boolean: ["json", "brief", "permissions", "help"],
-    alias: { h: "help" },
-  });
-  if (flags.help) {
-    console.log(MAPS_HELP);
-    return 0;
-  }
   try {
-    const pid = parsePid(flags._[0]?.toString());
-    const op: Operation = flags.brief ? "maps" : "smaps";
-    if (flags.permissions) {
-      printFlags(permissionFlags(op, String(pid)), `maps ${pid}${flags.brief ? " --brief" : ""}`);
+    const flags = readArgs(args, "maps", { boolean: ["json", "brief", "permissions"] });
+    if (flags.has("help")) {
+      console.log(MAPS_HELP);
       return 0;
     }
-    const entries = flags.brief ? readMaps(pid) : readSmaps(pid);
-    if (flags.json) {
+    const brief = flags.has("brief");
+    const pid = parsePid(flags.positionals[0]);
+    const op: Operation = brief ? "maps" : "smaps";
+    if (flags.has("permissions")) {
+      printPermissions(flagsFor(op, String(pid)), "maps", args);
+      return 0;
+    }
+    const entries = brief ? readMaps(pid) : readSmaps(pid);
+    if (flags.has("json")) {
       console.log(json(entries));
       return 0;
     }
-    printMaps(pid, entries, !flags.brief);
+    printMaps(pid, entries, !brief);
     return 0;
   } catch (e) {
     return fail(e);
@@ -213,12 +149,16 @@ The pages of a range, like the kernel's page-types: runs of pages with the
 same state (present, swapped, file or shared, exclusive, soft-dirty, ...)
 and consecutive frames, with their physical frame numbers. Numbers are
 decimal or 0x hexadecimal, with an optional K, M, G or T suffix.
-  --flags        also the page flags of each frame (/proc/kpageflags; root)
+  --flags        also the page flags of the frames (/proc/kpageflags; root),
+                 in brackets; a run is split where they change, so every
+                 frame of a run has the flags shown
   --json         one JSON object
   --permissions  print the minimal deno flags for this call and exit
 
 Without CAP_SYS_ADMIN the kernel hides frame numbers (it reports 0): memkit
-says so instead of printing physical address 0.`;
+says so instead of printing physical address 0.
+
+${EXIT_CODES}`;
 
 const PFN_HIDDEN = "PFNs are hidden: the kernel shows page frame numbers only to processes " +
   "with CAP_SYS_ADMIN and reports 0 to everyone else (Linux 4.2+); run as root (with CAP_SYS_ADMIN) to see them.";
@@ -293,21 +233,19 @@ class Progress {
  * ```
  */
 export function pagemapCommand(args: string[]): number {
-  const flags = parseArgs(args, {
-    boolean: ["json", "flags", "permissions", "help"],
-    alias: { h: "help" },
-  });
-  if (flags.help) {
-    console.log(PAGEMAP_HELP);
-    return 0;
-  }
   try {
-    const pid = parsePid(flags._[0]?.toString());
-    const rangeText = flags._[1]?.toString();
-    if (flags.permissions) {
-      const needs = permissionFlags("pagemap", String(pid));
-      if (flags.flags) needs.push(...permissionFlags("kpageflags").slice(1));
-      printFlags(needs, `pagemap ${pid} ${rangeText ?? "<range>"}${flags.flags ? " --flags" : ""}`);
+    const flags = readArgs(args, "pagemap", { boolean: ["json", "flags", "permissions"] });
+    if (flags.has("help")) {
+      console.log(PAGEMAP_HELP);
+      return 0;
+    }
+    const pid = parsePid(flags.positionals[0]);
+    const rangeText = flags.positionals[1];
+    const withFlags = flags.has("flags");
+    if (flags.has("permissions")) {
+      const needs = flagsFor("pagemap", String(pid));
+      if (withFlags) needs.push(...flagsFor("kpageflags", "").slice(1));
+      printPermissions(needs, "pagemap", args);
       return 0;
     }
     const range = parseRange(rangeText);
@@ -315,8 +253,8 @@ export function pagemapCommand(args: string[]): number {
     const page = PS();
     const start = range.start - range.start % page;
     const end = (range.end + page - 1n) / page * page;
-    const report = pagemapRuns(pm, start, end, flags.flags);
-    if (flags.json) {
+    const report = pagemapRuns(pm, start, end, withFlags);
+    if (flags.has("json")) {
       console.log(json({ pid, ...report }));
       return 0;
     }
@@ -393,11 +331,6 @@ function pagemapRuns(pm: Pagemap, start: bigint, end: bigint, withFlags: boolean
     }
   }
   progress.end();
-  if (withFlags && pfnVisible) {
-    const withPfn = runs.filter((r) => r.pfn !== null);
-    const kf = kpageflags(withPfn.map((r) => r.pfn!));
-    withPfn.forEach((r, i) => r.kpageflags = kf.names(i));
-  }
   return {
     start,
     end,
@@ -406,8 +339,47 @@ function pagemapRuns(pm: Pagemap, start: bigint, end: bigint, withFlags: boolean
     swapped,
     pfnVisible,
     scan,
-    runs: runs.map((r) => ({ ...r, flags: [...r.flags] })),
+    runs: (withFlags && pfnVisible ? splitByPageFlags(runs) : runs)
+      .map((r) => ({ ...r, flags: [...r.flags] })),
   };
+}
+
+/**
+ * The runs split where the frames' kpageflags change (a transparent huge
+ * page's head and tails are consecutive frames with different flags), each
+ * piece labelled with the flags every one of its frames has.
+ */
+function splitByPageFlags(runs: Run[]): Run[] {
+  const CHUNK = 1 << 16;
+  const out: Run[] = [];
+  for (const run of runs) {
+    if (run.pfn === null) {
+      out.push(run);
+      continue;
+    }
+    let raw: bigint | undefined;
+    for (let done = 0; done < run.pages; done += CHUNK) {
+      const n = Math.min(CHUNK, run.pages - done);
+      const pfns = new BigUint64Array(n);
+      for (let i = 0; i < n; i++) pfns[i] = BigInt(run.pfn + done + i);
+      const kf = kpageflags(pfns);
+      for (let i = 0; i < n; i++) {
+        if (raw === kf.raw[i]) {
+          out[out.length - 1].pages++;
+          continue;
+        }
+        raw = kf.raw[i];
+        out.push({
+          start: run.start + BigInt(done + i) * PS(),
+          pages: 1,
+          pfn: run.pfn + done + i,
+          flags: run.flags,
+          kpageflags: kf.names(i),
+        });
+      }
+    }
+  }
+  return out;
 }
 
 function printPagemap(pid: ProcessId, r: PagemapReport): void {

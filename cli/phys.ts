@@ -13,19 +13,25 @@
  * @module
  */
 
-import { parseArgs } from "@std/cli/parse-args";
 import { format as formatBytes } from "@std/fmt/bytes";
 import { bold, dim } from "@std/fmt/colors";
 import {
   type Operation,
-  permissionFlags,
   PhysicalMemory,
+  type PhysicalMemoryOptions,
   physicalRanges,
   type Smbios,
 } from "../mod.ts";
+import {
+  EXIT_CODES,
+  fitWidth,
+  flagsFor,
+  hex,
+  parseAmount,
+  printPermissions,
+  readArgs,
+} from "./_args.ts";
 import { fail } from "./_fail.ts";
-
-const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
 const HELP = `memkit phys <command> [--device=/dev/mem] [--permissions]
 
@@ -39,28 +45,27 @@ const HELP = `memkit phys <command> [--device=/dev/mem] [--permissions]
   --cache=MODE   default, or uncached (O_SYNC, as devmem2 opens it)
   --permissions  print the minimal deno flags for this call and exit
 
-Addresses and lengths: 0x-prefixed hex or decimal, with an optional K/M/G suffix.`;
+Addresses and lengths: 0x-prefixed hex or decimal, with an optional K/M/G/T
+suffix. Values: 0x-prefixed hex or decimal, exact to the bit; one that does
+not fit the width is refused (exit code 2), never truncated.
 
-/** A non-negative number: 0x hex or decimal, with an optional K/M/G suffix (binary). */
-function amount(text: string | undefined, what: string): number {
-  if (text === undefined) throw new TypeError(`Missing the ${what}`);
-  const m = /^(0x[0-9a-f]+|[0-9]+)([kmg]?)$/i.exec(text.trim());
-  if (!m) throw new TypeError(`Cannot read the ${what} "${text}": expected 0xf0000, 4096 or 4K`);
-  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase()]!;
-  const n = Number(BigInt(m[1])) * unit;
-  if (!Number.isSafeInteger(n)) throw new RangeError(`Cannot use the ${what} "${text}": too large`);
-  return n;
-}
+${EXIT_CODES}`;
 
-function width(text: string | undefined): 8 | 16 | 32 | 64 {
+/** The most bytes `phys read` dumps at once (what PhysicalMemory.read() copies). */
+const MAX_READ = 1n << 30n;
+
+/** The width of one `peek`/`poke`, in bits. */
+export type Width = 8 | 16 | 32 | 64;
+
+function width(text: string | undefined): Width {
   if (text === "8" || text === "16" || text === "32" || text === "64") {
-    return Number(text) as 8 | 16 | 32 | 64;
+    return Number(text) as Width;
   }
   throw new TypeError(`Cannot use the width "${text ?? ""}": expected 8, 16, 32 or 64 (bits)`);
 }
 
 /** One load of exactly `bits` bits. */
-function readWidth(mem: PhysicalMemory, at: number, bits: 8 | 16 | 32 | 64): number | bigint {
+function readWidth(mem: PhysicalMemory, at: bigint, bits: Width): number | bigint {
   if (bits === 8) return mem.readU8(at);
   if (bits === 16) return mem.readU16(at);
   return bits === 32 ? mem.readU32(at) : mem.readU64(at);
@@ -70,7 +75,7 @@ function readWidth(mem: PhysicalMemory, at: number, bits: 8 | 16 | 32 | 64): num
  * The classic hexdump: address, 16 bytes in hex, the printable ones as text.
  *
  * @param bytes The bytes.
- * @param address The address of the first one.
+ * @param address The address of the first one (a number or a bigint).
  * @returns One line per 16 bytes.
  *
  * @example
@@ -81,7 +86,8 @@ function readWidth(mem: PhysicalMemory, at: number, bits: 8 | 16 | 32 | 64): num
  * assertStringIncludes(hexdump(new TextEncoder().encode("_SM_"), 0xf0000), "_SM_");
  * ```
  */
-export function hexdump(bytes: Uint8Array, address: number): string {
+export function hexdump(bytes: Uint8Array, address: number | bigint): string {
+  const base = BigInt(address);
   const lines: string[] = [];
   for (let at = 0; at < bytes.length; at += 16) {
     const row = bytes.subarray(at, at + 16);
@@ -91,7 +97,7 @@ export function hexdump(bytes: Uint8Array, address: number): string {
     const text = [...row].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : "."))
       .join("");
     lines.push(
-      `${(address + at).toString(16).padStart(8, "0")}  ${left.padEnd(23)}  ${
+      `${(base + BigInt(at)).toString(16).padStart(8, "0")}  ${left.padEnd(23)}  ${
         right.padEnd(23)
       }  |${text}|`,
     );
@@ -132,10 +138,68 @@ function printSmbios(s: Smbios): void {
   );
 }
 
+/** How `memkit phys` opens its device. */
+export interface PhysCommandOptions {
+  /**
+   * Opens the device: {@linkcode PhysicalMemory.open} unless a test gives a
+   * stand-in (this host has no `/dev/mem` to write to).
+   */
+  open?: (options: PhysicalMemoryOptions) => PhysicalMemory;
+}
+
+/**
+ * The arguments of `phys poke`: `<addr> <width> <value>`, each exact.
+ *
+ * @param args The arguments after `poke`, as typed.
+ * @returns The address, the width in bits and the value.
+ * @throws {TypeError} When one is missing or cannot be read.
+ * @throws {RangeError} When the value does not fit the width (the message quotes it as typed).
+ *
+ * @example The value as typed, to the last bit
+ * ```ts
+ * import { pokeArgs } from "./phys.ts";
+ * import { assertEquals, assertThrows } from "@std/assert";
+ *
+ * assertEquals(pokeArgs(["0xf0000", "64", "0x123456789abcdef1"]), {
+ *   address: 0xf0000n,
+ *   bits: 64,
+ *   value: 0x123456789abcdef1n,
+ * });
+ * assertThrows(() => pokeArgs(["0xf0000", "8", "0x100"]), RangeError, '"0x100"');
+ * ```
+ */
+export function pokeArgs(args: readonly string[]): { address: bigint; bits: Width; value: bigint } {
+  const address = parseAmount(args[0], "address");
+  const bits = width(args[1]);
+  const value = fitWidth(parseAmount(args[2], "value to write", false), bits, args[2]!);
+  return { address, bits, value };
+}
+
+function writeWidth(mem: PhysicalMemory, at: bigint, bits: Width, value: bigint): void {
+  if (bits === 64) mem.writeU64(at, value);
+  else if (bits === 32) mem.writeU32(at, Number(value));
+  else if (bits === 16) mem.writeU16(at, Number(value));
+  else mem.writeU8(at, Number(value));
+}
+
+const padded = (v: number | bigint, bits: number): string =>
+  `0x${v.toString(16).padStart(bits / 4, "0")}`;
+
+/** A length for PhysicalMemory.read(), which takes a number. */
+function readLength(text: string | undefined): number {
+  if (text === undefined) return 256;
+  const n = parseAmount(text, "length");
+  if (n > MAX_READ) {
+    throw new RangeError(`Cannot read "${text}" bytes at once: expected at most 1G`);
+  }
+  return Number(n);
+}
+
 /**
  * Runs `memkit phys`.
  *
- * @param args The arguments after `phys`.
+ * @param args The arguments after `phys` (flags may come first).
+ * @param options How to open the device (tests give a stand-in).
  * @returns The exit code: 0, 1 failure, 2 bad arguments, 3 missing permission.
  *
  * @example
@@ -145,83 +209,78 @@ function printSmbios(s: Smbios): void {
  * Deno.exit(physCommand(["smbios"]));
  * ```
  */
-export function physCommand(args: string[]): number {
-  const flags = parseArgs(args, {
-    boolean: ["json", "permissions", "help"],
-    string: ["device", "cache"],
-    alias: { h: "help" },
-    default: { device: "/dev/mem" },
-  });
-  const [command, ...rest] = flags._.map(String);
-  if (flags.help || command === undefined) {
-    console.log(HELP);
-    return command === undefined && !flags.help ? 2 : 0;
-  }
-  const device = flags.device;
+export function physCommand(args: string[], options: PhysCommandOptions = {}): number {
   try {
-    const cache = (flags.cache ?? "default") as "default" | "uncached";
+    const flags = readArgs(args, "phys", {
+      boolean: ["json", "permissions"],
+      string: ["device", "cache"],
+    });
+    const [command, ...rest] = flags.positionals;
+    if (flags.has("help") || command === undefined) {
+      console.log(HELP);
+      return command === undefined && !flags.has("help") ? 2 : 0;
+    }
+    const device = flags.value("device") ?? "/dev/mem";
+    const cache = (flags.value("cache") ?? "default") as "default" | "uncached";
+    const open = options.open ?? ((o: PhysicalMemoryOptions) => PhysicalMemory.open(o));
     const need = (op: Operation, target: string): boolean => {
-      if (!flags.permissions) return false;
-      const f = permissionFlags(op, target);
-      console.log(f.join(" "));
-      console.log(dim(`deno run ${f.join(" ")} cli.ts phys ${args.join(" ")}`));
+      if (!flags.has("permissions")) return false;
+      printPermissions(flagsFor(op, target), "phys", args);
       return true;
     };
     switch (command) {
       case "read": {
-        const at = amount(rest[0], "address");
-        const len = rest[1] === undefined ? 256 : amount(rest[1], "length");
+        const at = parseAmount(rest[0], "address");
+        const len = readLength(rest[1]);
         if (need("physRead", device)) return 0;
-        using mem = PhysicalMemory.open({ device, cache });
+        using mem = open({ device, cache });
         console.log(hexdump(mem.read(at, len), at));
         return 0;
       }
       case "peek": {
-        const at = amount(rest[0], "address");
+        const at = parseAmount(rest[0], "address");
         const bits = width(rest[1]);
         if (need("physRead", device)) return 0;
-        using mem = PhysicalMemory.open({ device, cache });
-        const v = readWidth(mem, at, bits);
-        console.log(`${hex(at)}: 0x${v.toString(16).padStart(bits / 4, "0")}`);
+        using mem = open({ device, cache });
+        console.log(`${hex(at)}: ${padded(readWidth(mem, at, bits), bits)}`);
         return 0;
       }
       case "poke": {
-        const at = amount(rest[0], "address");
-        const bits = width(rest[1]);
-        if (rest[2] === undefined) throw new TypeError("Missing the value to write");
-        if (!/^(0x[0-9a-f]+|[0-9]+)$/i.test(rest[2])) {
-          throw new TypeError(`Cannot read the value "${rest[2]}": expected 0x-hex or decimal`);
-        }
-        const value = BigInt(rest[2]);
-        if (value >= 1n << BigInt(bits)) {
-          throw new RangeError(`Cannot write ${rest[2]} in ${bits} bits`);
-        }
+        const { address: at, bits, value } = pokeArgs(rest);
         if (need("physWrite", device)) return 0;
-        using mem = PhysicalMemory.open({ device, cache, write: true });
-        if (bits === 64) mem.writeU64(at, value);
-        else if (bits === 32) mem.writeU32(at, Number(value));
-        else if (bits === 16) mem.writeU16(at, Number(value));
-        else mem.writeU8(at, Number(value));
-        const back = readWidth(mem, at, bits);
-        console.log(
-          `${hex(at)}: wrote 0x${value.toString(16).padStart(bits / 4, "0")}, read back 0x${
-            back.toString(16).padStart(bits / 4, "0")
-          }`,
-        );
+        let written = false;
+        try {
+          using mem = open({ device, cache, write: true });
+          writeWidth(mem, at, bits, value);
+          written = true;
+          const back = readWidth(mem, at, bits);
+          console.log(`${hex(at)}: wrote ${padded(value, bits)}, read back ${padded(back, bits)}`);
+        } catch (e) {
+          if (!written) {
+            console.error(
+              `memkit: nothing written: ${padded(value, bits)} (${bits} bits) at ${hex(at)}`,
+            );
+          } else {
+            console.error(
+              `memkit: wrote ${padded(value, bits)} at ${hex(at)}, then failed to read it back`,
+            );
+          }
+          throw e;
+        }
         return 0;
       }
       case "smbios": {
         if (need("physRead", device)) return 0;
-        using mem = PhysicalMemory.open({ device, cache });
+        using mem = open({ device, cache });
         const s = mem.smbios();
-        if (flags.json) console.log(json(s));
+        if (flags.has("json")) console.log(json(s));
         else printSmbios(s);
         return 0;
       }
       case "ranges": {
         if (need("iomem", "")) return 0;
         const ranges = physicalRanges();
-        if (flags.json) {
+        if (flags.has("json")) {
           console.log(json(ranges));
           return 0;
         }

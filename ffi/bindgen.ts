@@ -100,10 +100,29 @@ export function parsePrototypes(header: string): Prototype[] {
   return out;
 }
 
-/** Reads every integer `#define MK_NAME value` of a header. */
-export function parseConstants(header: string): [string, number][] {
-  const re = /^#define\s+MK_([A-Z0-9_]+)\s+(0x[0-9A-Fa-f]+|\d+)u?\b/gm;
-  return [...header.matchAll(re)].map((m) => [m[1], Number(m[2])]);
+/** The `#define MK_` lines that are markers of the header, not constants. */
+const MARKERS = new Set(["MK_API", "MK_NONBLOCKING"]);
+
+/**
+ * Reads every integer `#define MK_NAME value` of a header (decimal or hex,
+ * with any `u`/`l` suffix, a trailing comment allowed). A value above 2^53
+ * becomes a bigint, so that it is exact. Any other `#define MK_` is an error:
+ * a constant bindgen cannot translate must not silently go missing.
+ */
+export function parseConstants(header: string): [string, number | bigint][] {
+  const out: [string, number | bigint][] = [];
+  for (const line of header.split("\n")) {
+    const d = /^\s*#\s*define\s+(MK_[A-Za-z0-9_]*)\b(.*)$/.exec(line);
+    if (!d) continue;
+    if (MARKERS.has(d[1])) continue;
+    const m = /^\s+(0x[0-9A-Fa-f]+|\d+)[uUlL]*\s*(\/\*.*\*\/\s*|\/\/.*)?$/.exec(d[2]);
+    if (!m || !/^MK_[A-Z0-9_]+$/.test(d[1])) {
+      throw new TypeError(`Cannot translate "${line.trim()}": expected #define MK_NAME <integer>`);
+    }
+    const value = BigInt(m[1]);
+    out.push([d[1].slice(3), value > BigInt(Number.MAX_SAFE_INTEGER) ? value : Number(value)]);
+  }
+  return out;
 }
 
 /** Renders the text of `ffi/symbols.ts`. */
@@ -116,7 +135,7 @@ export function render(header: string): string {
     "export const MK = {",
   ];
   for (const [name, value] of parseConstants(header)) {
-    lines.push(`  ${name}: ${value},`);
+    lines.push(`  ${name}: ${typeof value === "bigint" ? `0x${value.toString(16)}n` : value},`);
   }
   lines.push("} as const;", "");
   lines.push(

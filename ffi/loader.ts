@@ -21,6 +21,9 @@ let loaded: { symbols: Symbols; path: string; pageSize: number } | undefined;
 
 function envPath(): string | undefined {
   try {
+    // Query first: reading an ungranted variable would prompt in a terminal.
+    const state = Deno.permissions.querySync({ name: "env", variable: "MEMKIT_LIB" }).state;
+    if (state !== "granted") return undefined;
     return Deno.env.get("MEMKIT_LIB") || undefined;
   } catch (e) {
     // Without --allow-env=MEMKIT_LIB the variable counts as not set.
@@ -113,6 +116,7 @@ function load(): NonNullable<typeof loaded> {
   if (loaded) return loaded;
   requireFfi();
   const tried: string[] = [];
+  const causes: Error[] = [];
   const candidates = libraryCandidates();
   if (!candidates.some(([origin]) => origin === "MEMKIT_LIB")) {
     tried.push("MEMKIT_LIB: not set (or not readable without --allow-env=MEMKIT_LIB)");
@@ -123,23 +127,26 @@ function load(): NonNullable<typeof loaded> {
       dl = Deno.dlopen(path, symbols);
     } catch (e) {
       tried.push(`${origin}: ${path} (${(e as Error).message.split("\n")[0]})`);
+      causes.push(e as Error);
       continue;
     }
     const abi = Number(dl.symbols.mk_core_abi_version());
     if (abi !== MK.ABI_VERSION) {
       dl.close();
-      tried.push(
-        `${origin}: ${path} (ABI version ${abi}, this module needs ${MK.ABI_VERSION}: rebuild it)`,
-      );
+      const why = `ABI version ${abi}, this module needs ${MK.ABI_VERSION}: rebuild it`;
+      tried.push(`${origin}: ${path} (${why})`);
+      causes.push(new Error(`${path}: ${why}`));
       continue;
     }
     const pageSize = Number(dl.symbols.mk_core_page_size());
     loaded = { symbols: dl.symbols, path, pageSize };
     return loaded;
   }
-  throw new Error(
+  // NotFound, with what each candidate answered as the cause.
+  throw new Deno.errors.NotFound(
     `Cannot load the memkit native library; tried:\n  ${tried.join("\n  ")}\n` +
       `Build it with \`${BUILD_COMMAND}\` in the memkit checkout, ` +
       "or set MEMKIT_LIB to the path of a libmemkit.so (and grant --allow-env=MEMKIT_LIB)",
+    { cause: new AggregateError(causes, "every candidate library failed to load") },
   );
 }

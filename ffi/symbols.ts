@@ -3,7 +3,7 @@
 
 /** The integer constants of `cbits/memkit.h`, without their `MK_` prefix. */
 export const MK = {
-  ABI_VERSION: 1,
+  ABI_VERSION: 2,
   PROT_NONE: 0,
   PROT_READ: 1,
   PROT_WRITE: 2,
@@ -16,11 +16,30 @@ export const MK = {
   SEAL_WRITE: 8,
   SEAL_FUTURE_WRITE: 16,
   SEAL_EXEC: 32,
+  STITCH_ADDRESS: 0xffffffffffffffffn,
   PKEY_DISABLE_ACCESS: 1,
   PKEY_DISABLE_WRITE: 2,
   FILE_WRITE: 1,
   PHYS_WRITE: 1,
   PHYS_UNCACHED: 2,
+  LOCK_ONFAULT: 1,
+  MADV_NORMAL: 0,
+  MADV_RANDOM: 1,
+  MADV_SEQUENTIAL: 2,
+  MADV_WILLNEED: 3,
+  MADV_DONTNEED: 4,
+  MADV_FREE: 8,
+  MADV_REMOVE: 9,
+  MADV_HUGEPAGE: 14,
+  MADV_NOHUGEPAGE: 15,
+  MADV_COLD: 20,
+  MADV_PAGEOUT: 21,
+  MADV_POPULATE_READ: 22,
+  MADV_POPULATE_WRITE: 23,
+  MADV_GUARD_INSTALL: 102,
+  MADV_GUARD_REMOVE: 103,
+  PROBE_PRIVATE: 1,
+  PROBE_SHARED: 2,
   PROC_MAPS: 0,
   PROC_SMAPS: 1,
   PROC_SMAPS_ROLLUP: 2,
@@ -79,11 +98,12 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** ftruncate(fd, size). */
+  /** ftruncate(fd, size), refused with -EBUSY when it would shrink the file under a mapping of this process: any mapping of the file (made by memkit or not: a second copy of it, a Worker, a map of /proc/self/fd/N) whose file range ends past size rounded up to a page, where touching it would raise SIGBUS. busy (3 uint64_t, or NULL) then receives that mapping's start, end and how far into the file it reaches. The kernel is asked (PROCMAP_QUERY on /proc/self/maps, Linux 6.11+; else /proc/self/maps is parsed): this process's own map only, read for safety, not on anyone's behalf. Not covered: a thread that maps the file between the check and ftruncate, and other processes' mappings (seal against shrinking). */
   mk_memfd_resize: {
     parameters: [
       "i32", // int32_t fd
       "u64", // uint64_t size
+      "buffer", // uint64_t *busy
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
@@ -107,11 +127,30 @@ export const symbols = {
     parameters: [],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Opens a regular file for mapping (O_CLOEXEC, read-only or with MK_FILE_WRITE read-write); returns the descriptor, or -ENODEV when the path is not a regular file. Permission to touch the path is checked by the caller (src/permissions.ts) before this is called. */
+  /** Looks an absolute path up with O_PATH (nothing is opened: no driver's open runs, nothing is read) and writes the path the kernel resolved it to (symlinks followed; readlink of /proc/self/fd/N, this process's own descriptor) into resolved, NUL-terminated, at most cap bytes. Returns the O_PATH descriptor, which mk_file_open and mk_phys_open take to check that they opened that same file; the caller closes it. -EINVAL for a relative path, -ENAMETOOLONG when the resolved path does not fit. The caller (src/permissions.ts) checks the permission for path before, and for the resolved path after. */
+  mk_file_path_open: {
+    parameters: [
+      "buffer", // const char *path
+      "buffer", // uint8_t *resolved
+      "u64", // uint64_t cap
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Opens a regular file for mapping (O_CLOEXEC, read-only or with MK_FILE_WRITE read-write); returns the descriptor. path is the absolute path the caller checked and looked up with mk_file_path_open (pathfd): -ENODEV when that is not a regular file (checked before opening), -ESTALE when the path names another file by the time it is opened. Permission to touch the path is checked by the caller (src/permissions.ts) before this is called. */
   mk_file_open: {
     parameters: [
       "buffer", // const char *path
       "u32", // uint32_t flags
+      "i32", // int32_t pathfd
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Reserves the blocks of [offset, offset + length) of a file opened for writing (fallocate FALLOC_FL_KEEP_SIZE), so that a store into a hole of a writable mapping cannot raise SIGBUS on a full filesystem: -ENOSPC up front instead. Where the filesystem cannot reserve (-EOPNOTSUPP), returns 0 when the window has no hole (SEEK_HOLE), else -EOPNOTSUPP. */
+  mk_file_reserve: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t offset
+      "u64", // uint64_t length
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
@@ -155,6 +194,16 @@ export const symbols = {
     parameters: [
       "u64", // uint64_t address
       "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Moves a mapping away from addresses that native code may still hold (a Deno op reading into a view that JavaScript can no longer reach): reserves `span` bytes elsewhere (PROT_NONE, private), places in it a second mapping of the same shared memory for each of the `count` runs (two words each: offset from `address` and length, page multiples; mremap(old_size 0), so each run must be one window of one shared source and takes the protection of its first page), then replaces [address, address + span) in place with private read-write zero pages (MAP_FIXED, MAP_NORESERVE), so the old range stays taken and whatever still writes there touches only those. Returns the new address; on failure nothing has changed. */
+  mk_map_relocate: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t span
+      "buffer", // const uint64_t *runs
+      "u32", // uint32_t count
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
@@ -229,6 +278,51 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
+  /** mlock2(address, length, flags): flags 0 or MK_LOCK_ONFAULT. -ENOMEM or -EPERM (limit 0) when RLIMIT_MEMLOCK refuses, -EAGAIN when some pages could not be locked. */
+  mk_advise_lock: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t length
+      "u32", // uint32_t flags
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** munlock(address, length). */
+  mk_advise_unlock: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** madvise(address, length, advice) for one of the MK_MADV_* values above (-EINVAL for any other). */
+  mk_advise_range: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t length
+      "u32", // uint32_t advice
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Whether the kernel knows an MK_MADV_* advice: tries it on a throwaway page of private anonymous and one of shared anonymous memory; returns the MK_PROBE_* bits of those that accepted it (0: the kernel lacks it). */
+  mk_advise_probe: {
+    parameters: [
+      "u32", // uint32_t advice
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** getrlimit(RLIMIT_MEMLOCK): out receives 2 uint64_t, the soft and the hard limit in bytes (UINT64_MAX for unlimited). */
+  mk_advise_memlock_limit: {
+    parameters: [
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Writes "1" to /proc/sys/vm/compact_memory (the path is fixed): the kernel compacts every zone before the write returns. Root only; the caller checks the permission to write it. */
+  mk_advise_compact: {
+    parameters: [],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
   /** Reads the whole of /proc/<pid>/{maps,smaps,smaps_rollup} (`which`, an MK_PROC_* value; pid 0 means /proc/self) into buf. Returns the file's length; when that exceeds cap, only cap bytes were stored and the caller retries with a larger buffer. -ENOENT when the process does not exist. */
   mk_proc_read: {
     parameters: [
@@ -300,11 +394,12 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Opens a physical memory device (a character device: /dev/mem, or another the caller names) with O_CLOEXEC, read-only or with MK_PHYS_WRITE read-write, and with MK_PHYS_UNCACHED O_SYNC; returns the descriptor, or -ENODEV when the path is not a character device (checked before opening and on what was opened), -EROFS for MK_PHYS_WRITE on a major-1 device other than /dev/mem (a writable /dev/zero mapping faults past its size). Permission to touch the path is checked by the caller (src/permissions.ts) before this is called. */
+  /** Opens a physical memory device (a character device: /dev/mem, or another the caller names) with O_CLOEXEC, read-only or with MK_PHYS_WRITE read-write, and with MK_PHYS_UNCACHED O_SYNC; returns the descriptor. path is the absolute path the caller checked and looked up with mk_file_path_open (pathfd). -ENODEV when it is not a character device (checked before opening and on what was opened), -EROFS for MK_PHYS_WRITE on a major-1 device other than /dev/mem (a writable /dev/zero mapping faults past its size), -ESTALE when the path names another file by the time it is opened. Permission to touch the path is checked by the caller (src/permissions.ts) before this is called. */
   mk_phys_open: {
     parameters: [
       "buffer", // const char *path
       "u32", // uint32_t flags
+      "i32", // int32_t pathfd
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

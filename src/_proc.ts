@@ -2,7 +2,7 @@
 // for its /proc files, and the errors a user expects from them.
 
 import { ERRNO, MemkitError } from "../ffi/errors.ts";
-import { type Operation, requirePermissions } from "./permissions.ts";
+import { type Operation, queryPermission, requirePermissions } from "./permissions.ts";
 
 /** A process: its pid, or `"self"` for the calling process. */
 export type ProcessId = number | "self";
@@ -36,7 +36,7 @@ export function procPath(pid: ProcessId, op: Operation): string {
 }
 
 function readState(path: string): Deno.PermissionState {
-  return Deno.permissions.querySync({ name: "read", path }).state;
+  return queryPermission({ name: "read", path });
 }
 
 /**

@@ -7,9 +7,9 @@
 import { check } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
+import { lookUp, openLookedUp, STALE_HINT } from "./_gate.ts";
 import { aligned, cString, inRange, MAX_BYTES, window } from "./_validate.ts";
 import { createMapping, type Mapping, toAccess } from "./mapping.ts";
-import { requirePermissions } from "./permissions.ts";
 
 /** Options of {@linkcode mapFile}. */
 export interface MapFileOptions {
@@ -29,18 +29,34 @@ export interface MapFileOptions {
  * checked before the native side opens anything; a missing one is
  * `Deno.errors.NotCapable` in Deno's own words.
  *
+ * The path checked is the path opened: `path` is made absolute (against
+ * `Deno.cwd()`) and `.`, `..` and repeated slashes are collapsed first, as
+ * Deno's check does, so `"/a/link/../f"` is `"/a/f"` (the kernel would have
+ * followed `link` before `..`). A symlink is followed, as Deno's own file
+ * API does, but the file it leads to must not be explicitly denied
+ * (`--deny-read`, or `--deny-write` for `"rw"`).
+ *
  * The one hazard memkit cannot remove: if another process truncates the file
  * while it is mapped, touching the pages past the new end raises SIGBUS and
  * kills this process. memkit checks the size when it maps, and never
  * truncates a mapped file itself, but cannot stop others. Map files that no
  * one else shrinks, or use a sealed `MemFd` for memory shared with others.
  *
+ * The same fault comes from a full filesystem: a store into a hole of a
+ * sparse file needs a block. So `"rw"` reserves the blocks of the window
+ * when it maps (`fallocate`), and refuses with `ENOSPC` up front; where the
+ * filesystem cannot reserve (`EOPNOTSUPP`), a window without holes is
+ * mapped and one with holes refused. Reserving allocates the holes for good
+ * (the file's size does not change).
+ *
  * @param path The file to map.
  * @param options The access and the window.
  * @returns The mapping.
  * @throws {Deno.errors.NotCapable} When a permission is missing.
  * @throws {MemkitError} When the file cannot be opened (`ENOENT`, `EACCES`),
- * or is not a regular file (`ENODEV`).
+ * is not a regular file (`ENODEV`), names another file by the time it is
+ * opened than when it was checked (`ESTALE`), or, for `"rw"`, its blocks
+ * cannot be reserved (`ENOSPC`, `EOPNOTSUPP`).
  *
  * @example
  * ```ts ignore
@@ -52,35 +68,51 @@ export interface MapFileOptions {
  * ```
  */
 export function mapFile(path: string, options: MapFileOptions = {}): Mapping {
-  const cpath = cString(path, "path");
+  cString(path, "path");
   if (path === "") throw new TypeError('Cannot map "": expected a file path');
   const access = toAccess(options.access ?? "r", ["r", "rw"]);
   aligned(options.offset ?? 0, "offset", pageSize());
   if (options.length !== undefined) inRange(options.length, "length", 1, MAX_BYTES);
-  requirePermissions(access === "rw" ? "mapFileWrite" : "mapFile", path);
+  const looked = lookUp(access === "rw" ? "mapFileWrite" : "mapFile", path, false, () => undefined);
+  const name = looked.path;
   const fd = check(
-    lib().mk_file_open(cpath, access === "rw" ? MK.FILE_WRITE : 0),
+    openLookedUp(
+      looked,
+      (cpath, pathFd) => lib().mk_file_open(cpath, access === "rw" ? MK.FILE_WRITE : 0, pathFd),
+    ),
     "open",
-    { path, hints: { ENODEV: "not a regular file" } },
+    { path: name, hints: { ENODEV: "not a regular file", ESTALE: STALE_HINT } },
   );
   try {
-    const size = check(lib().mk_core_fd_size(fd), "stat", { path });
+    const size = check(lib().mk_core_fd_size(fd), "stat", { path: name });
     const { offset, length } = window(
       options.offset,
       options.length,
       size,
       pageSize(),
-      `"${path}"`,
+      `"${name}"`,
     );
+    if (access === "rw") {
+      check(lib().mk_file_reserve(fd, BigInt(offset), BigInt(length)), "reserve blocks of", {
+        path: name,
+        hints: {
+          ENOSPC: "a writable mapping of its holes would fault (SIGBUS) once the filesystem " +
+            'is full, so memkit reserves them first; free space, or map it with access "r"',
+          EOPNOTSUPP: "its filesystem cannot reserve blocks (fallocate) and the window has " +
+            "holes, where a store could fault (SIGBUS); write the holes first, or map it " +
+            'with access "r"',
+        },
+      });
+    }
     const prot = access === "rw" ? MK.PROT_READ | MK.PROT_WRITE : MK.PROT_READ;
     const ret = lib().mk_map_fd(fd, BigInt(offset), BigInt(length), prot);
-    if (ret < 0n) check(ret, "map", { path });
+    if (ret < 0n) check(ret, "map", { path: name });
     return createMapping({
       address: ret,
       length,
       access,
       maxAccess: access,
-      name: path,
+      name,
       pieces: [{ source: {}, offset, at: 0, length }],
     });
   } finally {

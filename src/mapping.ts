@@ -5,10 +5,17 @@
  * @module
  */
 
-import { check, MemkitError } from "../ffi/errors.ts";
+import { check, ERRNO, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { aligned, inRange, isDetached, roundUp } from "./_validate.ts";
+import {
+  type Advice,
+  advise as adviseRange,
+  lock as lockRange,
+  type LockOptions,
+  unlock as unlockRange,
+} from "./advise.ts";
 
 /**
  * How memory may be accessed: not at all, read-only, read-write, or read and
@@ -106,7 +113,7 @@ export interface Region {
   readonly name: string;
   /** Objects registered with the finalization registry and not yet collected. */
   refs: number;
-  /** The range is mapped (the source's pages, or the zero placeholder). */
+  /** The range is mapped (the source's pages, or private zero pages in the quarantine). */
   live: boolean;
   /** The range still maps the source (false once closed). */
   backed: boolean;
@@ -117,6 +124,11 @@ export interface Region {
   /** Read-only (immutable) buffers registered and not yet collected. */
   readonly: number;
   /**
+   * A buffer was ever created over the range: native code (a Deno op) may
+   * hold its addresses, so the range is quarantined rather than unmapped.
+   */
+  viewed: boolean;
+  /**
    * A writable buffer was moved out of memkit's reach (a transfer that got
    * past the guard): the range is never unmapped, only scrubbed to private
    * zero pages, so the moved buffer can never fault.
@@ -126,6 +138,12 @@ export interface Region {
   readonly maxAccess: Access;
   /** The calling thread's rights (`PKEY_DISABLE_*`) of the protection key assigned to it. */
   pkeyRights?: () => number;
+  /**
+   * One byte per page of the view, 1 where `advise(..., "guard")` installed a
+   * guard marker (src/advise.ts): those pages are "none", and protect() keeps
+   * them so while the marker is there.
+   */
+  guards?: Uint8Array;
 }
 
 /**
@@ -150,21 +168,90 @@ export function regionAt(address: bigint, length: number): [Region, number] | un
 
 const registry = new FinalizationRegistry<Region>((region) => {
   region.refs--;
-  if (region.refs === 0) unmapRegion(region);
+  if (region.refs === 0) release(region);
 });
 
-function unmapRegion(region: Region): void {
+// ---- the quarantine: closed ranges that native code may still hold ----
+//
+// A Deno op given a view keeps its address, not its ArrayBuffer: detaching
+// the buffer does not stop a read in flight (TCP, TLS, a pipe, a file), which
+// completes into that address whenever data comes, and an op writing into an
+// immutable view writes past V8's checks. So a range that ever handed out a
+// buffer is never given back to the kernel at close(): its pages become
+// private read-write zero pages (MAP_FIXED, MAP_NORESERVE: no memory until
+// written), which such a write can only scribble on, and the range waits here.
+// It is unmapped (and may then be reused by any mapping) only after
+// QUARANTINE_RANGES later ranges came in, or QUARANTINE_BYTES of them: an op
+// still in flight by then is the limit the README states.
+
+/**
+ * How many closed ranges memkit keeps reserved as private zero pages (at
+ * most one mapping, a VMA, each; neighbours merge) before it unmaps the
+ * oldest: a native op still writing into a view after that many later
+ * closes could reach whatever the kernel maps there next.
+ */
+export const QUARANTINE_RANGES = 64;
+/** How many bytes of address space the quarantine keeps before it releases early (16 GiB). */
+export const QUARANTINE_BYTES = 16 * 2 ** 30;
+/** How many of the newest ranges it keeps even beyond QUARANTINE_BYTES. */
+const QUARANTINE_KEEP = 8;
+
+const quarantine: Region[] = [];
+let quarantineBytes = 0;
+
+/**
+ * The ranges in the quarantine now, oldest first: closed ranges kept reserved
+ * as private zero pages; for memkit's tests and benchmarks, not part of the API.
+ */
+export function quarantined(): { address: bigint; span: number }[] {
+  return quarantine.map((r) => ({ address: r.address, span: r.span }));
+}
+
+/** Nothing in JavaScript reaches the region any more: off its source, into the quarantine. */
+function release(region: Region): void {
   if (!region.live) return;
-  region.live = false;
-  liveRegions.delete(region);
-  unback(region);
-  if (region.pinned) lib().mk_map_scrub(region.address, BigInt(region.span));
-  else lib().mk_map_unmap(region.address, BigInt(region.span));
+  // Dropped without close(): its views may still be in a native op's hands.
+  if (region.backed && vacate(region) < 0n) return; // the kernel refused: it stays mapped
+  if (region.live && !region.pinned) enqueue(region);
+}
+
+/**
+ * Takes the source's pages out of the range: unmaps it when no buffer was
+ * ever created over it, else maps private zero pages over it in place. The
+ * kernel's result (negative: refused, nothing changed).
+ */
+function vacate(region: Region): bigint {
+  if (!region.viewed && !region.pinned) {
+    const ret = lib().mk_map_unmap(region.address, BigInt(region.span));
+    if (ret >= 0n) {
+      region.live = false;
+      unback(region);
+    }
+    return ret;
+  }
+  const ret = lib().mk_map_scrub(region.address, BigInt(region.span));
+  if (ret >= 0n) unback(region);
+  return ret;
+}
+
+function enqueue(region: Region): void {
+  quarantine.push(region);
+  quarantineBytes += region.span;
+  while (
+    quarantine.length > QUARANTINE_RANGES ||
+    (quarantineBytes > QUARANTINE_BYTES && quarantine.length > QUARANTINE_KEEP)
+  ) {
+    const old = quarantine.shift()!;
+    quarantineBytes -= old.span;
+    old.live = false;
+    lib().mk_map_unmap(old.address, BigInt(old.span));
+  }
 }
 
 /** Marks a region as no longer mapping its sources, for their resize checks. */
 function unback(region: Region): void {
   region.backed = false;
+  liveRegions.delete(region);
   for (const owner of region.owners) owner.delete(region);
   region.owners.clear();
 }
@@ -191,7 +278,7 @@ const GUARDED: ArrayBuffer = Object.create(ArrayBuffer.prototype, {
 const readonlyRegistry = new FinalizationRegistry<Region>((region) => {
   region.readonly--;
   region.refs--;
-  if (region.refs === 0) unmapRegion(region);
+  if (region.refs === 0) release(region);
 });
 
 function holdReadonly(region: Region, target: ArrayBuffer): void {
@@ -213,7 +300,7 @@ interface Holding {
 const mappingRegistry = new FinalizationRegistry<Holding>(({ region, buffers }) => {
   if (buffers.some((b) => isDetached(b))) region.pinned = true;
   region.refs--;
-  if (region.refs === 0) unmapRegion(region);
+  if (region.refs === 0) release(region);
 });
 
 function hold(region: Region, target: object): void {
@@ -300,11 +387,18 @@ export function limitByPkey(mapping: Mapping, rights: number, dryRun = false): v
  *   so a stale writable view reads `undefined` and has length 0;
  * - a read-only mapping's views are immutable `ArrayBuffer`s (a write throws
  *   a TypeError); since V8 cannot detach those, `close()` replaces the pages
- *   with a read-only zero mapping, so stale read-only views read zeros, and
- *   that placeholder is unmapped once the last such view is collected;
+ *   in place with private zero pages, so stale read-only views read zeros;
+ * - Deno's own APIs keep a view's address, not its buffer (a socket read in
+ *   flight completes into it after `close()`): a range that handed out a
+ *   view is never unmapped at `close()` but kept as private read-write zero
+ *   pages in a quarantine of 64 ranges, so a late
+ *   write lands there and never in another mapping; the oldest range is
+ *   unmapped when a newer one comes in past that bound;
  * - `protect()` detaches writable views before it takes write access away
  *   from any page, and refuses `"none"` while read-only views are reachable;
- *   a view never covers a page its protection would make fault.
+ *   a view never covers a page its protection would make fault. Lowering a
+ *   protection moves a mapping that handed out views to a new `address`
+ *   and quarantines the old range.
  * - a writable view's buffer refuses `transfer()` (and its kin), since a
  *   moved buffer could outlive the mapping. A transfer list
  *   (`structuredClone`, `postMessage`) gets past that; memkit notices at the
@@ -383,6 +477,7 @@ export class Mapping {
       pieces: init.pieces,
       owners,
       readonly: 0,
+      viewed: false,
       pinned: false,
       maxAccess: init.maxAccess,
       view,
@@ -406,7 +501,10 @@ export class Mapping {
     mappingRegistry.register(this, this.#holding, this);
   }
 
-  /** The start address in this process, as a bigint. */
+  /**
+   * The start address in this process, as a bigint. A `protect()` that
+   * lowers the protection of a mapping that handed out views changes it.
+   */
   get address(): bigint {
     return this.#address;
   }
@@ -516,6 +614,7 @@ export class Mapping {
     let buffer = cache.get(first);
     if (buffer === undefined || isDetached(buffer) || buffer.byteLength !== end - start) {
       liveRegions.add(this.#region);
+      this.#region.viewed = true;
       const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(start), end - start);
       if (need & MK.PROT_WRITE) {
         Object.setPrototypeOf(raw, GUARDED);
@@ -533,6 +632,7 @@ export class Mapping {
   #whole(): ArrayBuffer {
     if (!this.#writable) {
       liveRegions.add(this.#region);
+      this.#region.viewed = true;
       const ab = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(0), this.#length);
       Object.setPrototypeOf(ab, GUARDED);
       hold(this.#region, ab);
@@ -545,6 +645,7 @@ export class Mapping {
   #immutable(op: string): ArrayBuffer {
     if (!this.#readonly) {
       liveRegions.add(this.#region);
+      this.#region.viewed = true;
       const raw = Deno.UnsafePointerView.getArrayBuffer(this.#pointer(0), this.#length);
       this.#readonly = this.#freeze(op, raw);
     }
@@ -700,7 +801,13 @@ export class Mapping {
    * any page first detaches every writable view; `"none"` is refused while
    * read-only views may still be reachable (a view dropped by the caller
    * counts until the garbage collector has seen it). Changing part of the
-   * mapping makes its access `"mixed"`.
+   * mapping makes its access `"mixed"`. Taking read or write access away
+   * from a mapping that handed out views moves it to a new
+   * {@linkcode Mapping.address} (the same memory), and the old range goes to
+   * the quarantine like a closed one: a Deno op still holding an old view's
+   * address writes there, not into pages that would now fault. It stays in
+   * place while read-only views of it are reachable (they go on showing the
+   * memory), and for physical memory and views starting inside a page.
    *
    * @param access The new protection.
    * @param range The part to change: `offset` a multiple of the page size,
@@ -760,21 +867,37 @@ export class Mapping {
       }
       [off, end] = this.#protectRange(range, page, span);
     }
+    if (
+      wanted !== MK.PROT_NONE && this.#region.guards?.subarray(off / page, end / page).includes(1)
+    ) {
+      throw new MemkitError(ERRNO.EBUSY, "protect", {
+        path: this.#name,
+        hint:
+          'guard markers make those pages fault whatever their protection; advise "unguard" first',
+      });
+    }
     const pages = this.#prot;
-    let changes: boolean, lowersWrite: boolean, readable: boolean;
+    let changes: boolean, lowersWrite: boolean, readable: boolean, lowers: boolean;
+    const taken = (now: number) => now & ~wanted & (MK.PROT_READ | MK.PROT_WRITE);
     if (pages === undefined) {
       // Uniform: one comparison instead of a page table.
       const now = PROT[this.#access];
       changes = now !== wanted;
       lowersWrite = (now & MK.PROT_WRITE) !== 0 && (wanted & MK.PROT_WRITE) === 0;
       readable = (now & MK.PROT_READ) !== 0;
+      lowers = taken(now) !== 0;
     } else {
-      changes = lowersWrite = readable = false;
+      changes =
+        lowersWrite =
+        readable =
+        lowers =
+          false;
       for (let i = off / page; i < end / page; i++) {
         const now = pages[i];
         if (now !== wanted) changes = true;
         if ((now & MK.PROT_WRITE) && !(wanted & MK.PROT_WRITE)) lowersWrite = true;
         if (now & MK.PROT_READ) readable = true;
+        if (taken(now)) lowers = true;
       }
     }
     if (!changes) return;
@@ -786,6 +909,7 @@ export class Mapping {
       });
     }
     if (lowersWrite) this.#dropWrite("protect");
+    if (lowers) this.#relocate();
     const base = this.#address - BigInt(head);
     const ret = lib().mk_map_protect(base + BigInt(off), BigInt(end - off), wanted);
     if (ret < 0n) {
@@ -842,6 +966,83 @@ export class Mapping {
       );
     }
     return [off, roundUp(off + len, page)];
+  }
+
+  /**
+   * Before a protection goes down: moves the mapping to a new address (a
+   * second mapping of the same memory, `mk_map_relocate`) and leaves the old
+   * range to the quarantine as private zero pages, when a buffer was ever
+   * created over it. A Deno op that still holds an old view's address (a
+   * read in flight, a TLS copy) then lands in those pages instead of pages
+   * the new protection would make fault, and never in another mapping.
+   * Stays in place while read-only views of it are reachable (they must go
+   * on showing the memory), where the kernel cannot make the second mapping
+   * (physical memory), for a view that starts inside a page, and for a range
+   * pinned by a moved buffer, or over guard markers (`advise(..., "guard")`),
+   * which belong to the range's page tables and would not move with it.
+   */
+  #relocate(): void {
+    const old = this.#region;
+    // Immutable views of it must keep showing the memory: those stay in place.
+    if (!old.viewed || old.pinned || old.readonly > 0 || this.#head !== 0) return;
+    // Guard markers live in the page tables of this range: a move would drop them.
+    if (old.guards?.includes(1)) return;
+    this.#detachWritable(); // every writable buffer points into the old range
+    if (old.pinned) return;
+    const page = pageSize();
+    const into = Number(old.view - old.address);
+    const runs: bigint[] = [];
+    for (const p of old.pieces) {
+      const step = p.paged ? page : roundUp(p.length, page);
+      for (let a = 0; a < p.length; a += step) {
+        runs.push(BigInt(into + p.at + a), BigInt(Math.min(step, roundUp(p.length - a, page))));
+      }
+    }
+    const words = new BigUint64Array(runs);
+    const to = lib().mk_map_relocate(old.address, BigInt(old.span), words, runs.length / 2);
+    if (to < 0n) return;
+    const region: Region = {
+      address: to,
+      span: old.span,
+      view: to + BigInt(into),
+      viewSpan: old.viewSpan,
+      length: old.length,
+      name: old.name,
+      refs: 1, // this mapping's
+      live: true,
+      backed: true,
+      pieces: old.pieces,
+      owners: new Set(),
+      readonly: 0,
+      viewed: false,
+      pinned: false,
+      maxAccess: old.maxAccess,
+      pkeyRights: old.pkeyRights,
+    };
+    for (const owner of old.owners) {
+      const reach = owner.get(old);
+      if (reach === undefined) continue;
+      owner.set(region, reach);
+      region.owners.add(owner);
+    }
+    unback(old);
+    this.#region = region;
+    this.#holding.region = region;
+    this.#address = region.view;
+    this.#readonly = undefined;
+    this.#readonlyRuns.clear();
+    // Each run took the protection of its first page: put back every page's.
+    const span = roundUp(this.#length, page);
+    const table = this.#prot;
+    for (let a = 0; a < span;) {
+      const prot = table ? table[a / page] : PROT[this.#access];
+      let b = a + page;
+      while (b < span && (table ? table[b / page] : prot) === prot) b += page;
+      lib().mk_map_protect(region.view + BigInt(a), BigInt(b - a), prot);
+      a = b;
+    }
+    old.refs--; // the mapping now holds the new region
+    if (old.refs === 0) release(old);
   }
 
   /** Detaches the writable views before write access goes away. */
@@ -901,7 +1102,10 @@ export class Mapping {
 
   /**
    * Unmaps the memory. Writable views are detached first (they read
-   * `undefined`); read-only views read zeros from then on. Idempotent.
+   * `undefined`); read-only views read zeros from then on. When a view was
+   * ever handed out, the range stays reserved as private zero pages in the
+   * quarantine (a Deno op may still hold its address) and is unmapped after
+   * 64 later such closes. Idempotent.
    *
    * @example
    * ```ts
@@ -920,19 +1124,16 @@ export class Mapping {
     if (this.#closed) return;
     this.#detachWritable();
     const region = this.#region;
-    if (!region.pinned && region.readonly > 0) {
-      // Immutable buffers cannot be detached: swap the pages for zeros in
-      // place; the registry unmaps the placeholder after their collection.
-      // Should the kernel refuse, the mapping stays open (and its source
-      // guarded against shrinking): the views must keep their pages.
-      const ret = lib().mk_map_placeholder(region.address, BigInt(region.span));
-      if (ret < 0n) check(ret, "close", { path: this.#name });
-      unback(region);
-    } else {
-      unmapRegion(region);
-    }
+    // A Deno op may still hold a view's address (a read in flight completes
+    // into it), and immutable views cannot be detached: a range that handed
+    // out a buffer gets private zero pages in place, and the quarantine keeps
+    // it reserved. Should the kernel refuse, the mapping stays open (and its
+    // source guarded against shrinking): the views must keep their pages.
+    const ret = vacate(region);
+    if (ret < 0n) check(ret, "close", { path: this.#name });
     this.#closed = true;
     if (mappingRegistry.unregister(this)) region.refs--;
+    if (region.refs === 0) release(region);
     this.#readonly = undefined;
     this.#readonlyRuns.clear();
   }
@@ -949,4 +1150,85 @@ export class Mapping {
       this.address.toString(16)
     }, ${this.#length} bytes, ${state} }`;
   }
+
+  // ---- pinning and advice: thin delegates of src/advise.ts ----
+
+  /**
+   * Locks the mapping, or a page-aligned range of it, in memory (`mlock2`);
+   * see {@linkcode lock}.
+   *
+   * @param options `onFault`: lock pages as they fault in (`MLOCK_ONFAULT`).
+   * @param range The part to lock, in whole pages; default the whole mapping.
+   *
+   * @example Lock on fault
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   *
+   * using fd = MemFd.create("m-lock", { size: 4096 });
+   * using m = fd.map();
+   * m.lock({ onFault: true });
+   * m.bytes()[0] = 1; // this page is locked from now on
+   * m.unlock();
+   * ```
+   */
+  lock(options?: LockOptions, range?: { offset?: number; length?: number }): void {
+    lockRange(part(this, "lock", range), options);
+  }
+
+  /**
+   * Unlocks the mapping, or a page-aligned range of it (`munlock`); see
+   * {@linkcode unlock}.
+   *
+   * @param range The part to unlock, in whole pages; default the whole mapping.
+   *
+   * @example Lock, then unlock
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   *
+   * using fd = MemFd.create("m-unlock", { size: 4096 });
+   * using m = fd.map();
+   * m.lock();
+   * m.unlock();
+   * ```
+   */
+  unlock(range?: { offset?: number; length?: number }): void {
+    unlockRange(part(this, "unlock", range));
+  }
+
+  /**
+   * Gives the kernel advice about the mapping, or a page-aligned range of it
+   * (`madvise`); see {@linkcode advise} for each advice and why none can
+   * make a view fault.
+   *
+   * @param advice The advice.
+   * @param range The part it is about, in whole pages; default the whole mapping.
+   *
+   * @example Drop the page table entries of a memfd's mapping
+   * ```ts
+   * import { MemFd } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using fd = MemFd.create("m-advise", { size: 4096 });
+   * using m = fd.map();
+   * m.bytes()[0] = 3;
+   * m.advise("dontneed");
+   * assertEquals(m.bytes()[0], 3); // shared memory keeps its data
+   * ```
+   */
+  advise(advice: Advice, range?: { offset?: number; length?: number }): void {
+    adviseRange(part(this, "advise", range), advice);
+  }
+}
+
+/** A delegate's target: the mapping, or `{ mapping, offset, length }` for a range object. */
+function part(
+  mapping: Mapping,
+  op: string,
+  range: { offset?: number; length?: number } | undefined,
+): Mapping | { mapping: Mapping; offset?: number; length?: number } {
+  if (range === undefined) return mapping;
+  if (range === null || typeof range !== "object") {
+    throw new TypeError(`Cannot ${op}: expected a range { offset, length }`);
+  }
+  return { mapping, offset: range.offset, length: range.length };
 }

@@ -142,7 +142,9 @@ export class MemFd {
     if (size > 0) {
       try {
         // A fresh memfd: size 0, no mappings, no seals; skip resize()'s checks.
-        check(lib().mk_memfd_resize(fd, BigInt(size)), "resize", { path: `memfd:${name}` });
+        check(lib().mk_memfd_resize(fd, BigInt(size), null), "resize", {
+          path: `memfd:${name}`,
+        });
       } catch (e) {
         memfd.close();
         throw e;
@@ -201,9 +203,18 @@ export class MemFd {
    * Sets the size (`ftruncate`). Growing adds zero bytes. Shrinking below the
    * end of a live mapping is refused: touching those pages would be SIGBUS.
    *
+   * The kernel is asked, not memkit's bookkeeping: every mapping of this
+   * memfd in this process counts, whoever made it (memkit, a second copy of
+   * memkit, a Worker, a `mapFile()` of `/proc/self/fd/<fd>`). To do so memkit
+   * reads this process's own `/proc/self/maps` natively, with no permission
+   * asked: for safety, not on the caller's behalf, and nothing read is
+   * returned. Not covered: a thread that maps the memfd between that check
+   * and the `ftruncate`, and mappings in other processes (seal the memfd
+   * against shrinking before sharing it).
+   *
    * @param size The new size in bytes.
-   * @throws {MemkitError} `EBUSY` when a live mapping reaches past `size`;
-   * `EPERM` when a seal forbids the change.
+   * @throws {MemkitError} `EBUSY`, naming the mapping, when a mapping
+   * reaches past `size`; `EPERM` when a seal forbids the change.
    *
    * @example
    * ```ts
@@ -214,42 +225,37 @@ export class MemFd {
    * fd.resize(4096 * 3);
    * assertEquals(fd.size, 12288);
    * ```
+   *
+   * @example Shrinking under a mapping is refused
+   * ```ts
+   * import { MemFd, MemkitError } from "@memkit/memkit";
+   * import { assertEquals, assertThrows } from "@std/assert";
+   *
+   * using fd = MemFd.create("busy", { size: 8192 });
+   * using m = fd.map();
+   * const e = assertThrows(() => fd.resize(4096), MemkitError);
+   * assertEquals(e.code, "EBUSY");
+   * assertEquals(fd.size, 8192);
+   * ```
    */
   resize(size: number): void {
     const fd = this.#alive("resize");
     const n = inRange(size, "size", 0, MAX_BYTES);
-    const end = this.#mappedEnd();
-    // A page faults once it starts at or past the end: shrinking is safe down
-    // to the page that holds the last mapped byte.
-    const page = pageSize();
-    if (Math.ceil(n / page) < Math.ceil(end / page)) {
-      throw new MemkitError(16, "resize", {
-        path: `memfd:${this.#name}`,
-        hint: `a live mapping reaches byte ${end}, so size ${n} would make it fault (SIGBUS); ` +
-          "close that mapping first",
-      });
-    }
     const current = this.size;
-    if (n !== current && this.#sealable) {
-      const seals = this.#sealBits();
-      const forbid = n > current ? MK.SEAL_GROW : MK.SEAL_SHRINK;
-      if (seals & forbid) {
-        throw new MemkitError(1, "resize", {
-          path: `memfd:${this.#name}`,
-          hint: `it is sealed against ${n > current ? "growing" : "shrinking"}`,
-        });
-      }
-    }
-    check(lib().mk_memfd_resize(fd, BigInt(n)), "resize", { path: `memfd:${this.#name}` });
-  }
-
-  #mappedEnd(): number {
-    let end = 0;
-    for (const [r, reach] of this.#regions) {
-      if (!r.backed) this.#regions.delete(r);
-      else if (reach > end) end = reach;
-    }
-    return end;
+    const busy = new BigUint64Array(3);
+    const ret = lib().mk_memfd_resize(fd, BigInt(n), busy);
+    if (ret >= 0n) return;
+    const [start, end, reach] = busy;
+    check(ret, "resize", {
+      path: `memfd:${this.#name}`,
+      hints: {
+        EBUSY: `the mapping at 0x${start.toString(16)}-0x${end.toString(16)} reaches byte ` +
+          `${reach} of it, so size ${n} would make it fault (SIGBUS); close that mapping first`,
+        EPERM: `it is sealed against ${n > current ? "growing" : "shrinking"}`,
+        ENOENT: "memkit reads /proc/self/maps to check that no mapping reaches past the new " +
+          "size, and /proc is not mounted",
+      },
+    });
   }
 
   #sealBits(): number {

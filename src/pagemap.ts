@@ -533,6 +533,14 @@ export class Pagemap {
    * The physical address behind a virtual address, or `null` when its page
    * is not present (never touched, or swapped out).
    *
+   * The answer is a snapshot, never a handle: the kernel may move the page
+   * to another frame at any time, and locking it does not stop that.
+   * {@linkcode lock} (`mlock2`) keeps a page resident (never swapped out or
+   * reclaimed) but not in place: compaction migrates locked pages while
+   * `vm.compact_unevictable_allowed` is 1 (the default), and so do NUMA
+   * balancing and memory hot-unplug. Read the address again before each
+   * use, and never hand it to a device or to another process.
+   *
    * @param address Any virtual address.
    * @returns The physical address, as a bigint.
    * @throws {Deno.errors.PermissionDenied} When the kernel hides PFNs

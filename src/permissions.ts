@@ -29,7 +29,18 @@ export interface PermissionRule {
   needs(target: string): PermissionNeed[];
 }
 
-const ffi: PermissionNeed = { name: "ffi" };
+// The permission API and what the gate uses of the runtime, as they were when
+// memkit loaded: code that later replaces Deno.permissions.querySync (or
+// patches the table below) changes nothing the gate decides.
+const permissionApi = Deno.permissions;
+const querySync = permissionApi.querySync.bind(permissionApi);
+const requestSync = permissionApi.requestSync.bind(permissionApi);
+const NotCapable = Deno.errors.NotCapable;
+const cwd = Deno.cwd;
+const hasOwn = Object.hasOwn;
+const freeze = Object.freeze;
+
+const ffi: PermissionNeed = freeze({ name: "ffi" });
 
 /**
  * Every memkit operation and the permissions it needs. `target` is the path
@@ -46,6 +57,14 @@ const ffi: PermissionNeed = { name: "ffi" };
  *   { name: "read", path: "/tmp/x" },
  *   { name: "write", path: "/tmp/x" },
  * ]);
+ * ```
+ *
+ * @example The table cannot be changed
+ * ```ts
+ * import { permissionTable } from "@memkit/memkit";
+ * import { assert } from "@std/assert";
+ *
+ * assert(Object.isFrozen(permissionTable) && Object.isFrozen(permissionTable.mapFile));
  * ```
  */
 export const permissionTable = {
@@ -123,11 +142,20 @@ export const permissionTable = {
       path: `/dev/shm/${name}`,
     }],
   },
+  compactMemory: {
+    summary: "write /proc/sys/vm/compact_memory (compact memory now; root only)",
+    needs: () => [ffi, { name: "write", path: "/proc/sys/vm/compact_memory" }],
+  },
   socket: {
     summary: "use a Unix socket path",
     needs: (path: string) => [ffi, { name: "read", path }, { name: "write", path }],
   },
 } as const satisfies Record<string, PermissionRule>;
+
+// Frozen, rows and functions too, before any code outside this module can
+// reach it.
+freeze(permissionTable);
+for (const row of Object.values(permissionTable)) freeze(freeze(row).needs);
 
 /** The name of an operation in {@linkcode permissionTable}. */
 export type Operation = keyof typeof permissionTable;
@@ -147,22 +175,45 @@ function descriptor(need: PermissionNeed): Deno.PermissionDescriptor {
   }
 }
 
-function deniedMessage(need: PermissionNeed): string {
+function deniedMessage(need: PermissionNeed, via?: string): string {
   const what = need.path === undefined
     ? `${need.name} access`
     : `${need.name} access to "${need.path}"`;
-  return `Requires ${what}, run again with the --allow-${need.name} flag`;
+  const from = via === undefined ? "" : ` (what "${via}" resolves to)`;
+  return `Requires ${what}${from}, run again with the --allow-${need.name} flag`;
+}
+
+/** The needs of an operation; a TypeError for a name that is not a row of the table. */
+function needsOf(operation: unknown, target: unknown): PermissionNeed[] {
+  if (typeof operation !== "string" || !hasOwn(permissionTable, operation)) {
+    throw new TypeError(`Cannot check permissions: unknown operation "${String(operation)}"`);
+  }
+  if (typeof target !== "string") {
+    throw new TypeError(`Cannot check permissions for "${String(target)}": expected a string`);
+  }
+  return permissionTable[operation as Operation].needs(target) as PermissionNeed[];
+}
+
+function requireAll(needs: PermissionNeed[], via?: string): void {
+  for (const need of needs) {
+    const desc = descriptor(need);
+    let state = querySync(desc).state;
+    if (state === "prompt") state = requestSync(desc).state;
+    if (state !== "granted") throw new NotCapable(deniedMessage(need, via));
+  }
 }
 
 /**
  * Checks that every permission `operation` needs for `target` is granted,
  * asking for it where Deno would prompt, and throws
  * `Deno.errors.NotCapable` (in Deno's own words) for the first one that is
- * not. memkit calls this before any native call that touches a path.
+ * not. memkit calls this before any native call that touches a path, with
+ * the permission API as it was when memkit loaded.
  *
  * @param operation The row of {@linkcode permissionTable}.
  * @param target The path, pid, device or name the operation touches.
  * @throws {Deno.errors.NotCapable} When a permission is missing.
+ * @throws {TypeError} For an operation that is not in the table.
  *
  * @example A missing permission is an error, before anything is opened
  * ```ts
@@ -174,11 +225,56 @@ function deniedMessage(need: PermissionNeed): string {
  * ```
  */
 export function requirePermissions(operation: Operation, target = ""): void {
-  for (const need of permissionTable[operation].needs(target) as PermissionNeed[]) {
-    const desc = descriptor(need);
-    let state = Deno.permissions.querySync(desc).state;
-    if (state === "prompt") state = Deno.permissions.requestSync(desc).state;
-    if (state !== "granted") throw new Deno.errors.NotCapable(deniedMessage(need));
+  requireAll(needsOf(operation, target));
+}
+
+/**
+ * The state of one permission, from the permission API as it was when memkit
+ * loaded; for memkit's own modules, which only query (never prompt) for
+ * optional reads.
+ */
+export function queryPermission(desc: Deno.PermissionDescriptor): Deno.PermissionState {
+  return querySync(desc).state;
+}
+
+/**
+ * `path` made absolute and normalized lexically, as Deno's permission check
+ * does: relative to the working directory, with `.`, `..` and repeated
+ * slashes collapsed before any symlink is followed. memkit checks this path
+ * and hands this same string to the native side, so that what is opened is
+ * what was checked (the kernel would follow a symlink before `..`).
+ */
+export function absolutePath(path: string): string {
+  const full = path.startsWith("/") ? path : `${cwd()}/${path}`;
+  const parts: string[] = [];
+  for (const part of full.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join("/")}`;
+}
+
+/**
+ * The gate's second look, at the path the kernel resolved `checked` to
+ * (symlinks followed). With `strict` (devices), that path needs every
+ * permission of `operation` too; otherwise (regular files, which Deno's own
+ * file API lets a symlink lead anywhere) it must only not be explicitly
+ * denied. For memkit's own modules.
+ */
+export function requireResolved(
+  operation: Operation,
+  resolved: string,
+  checked: string,
+  strict: boolean,
+): void {
+  if (resolved === checked) return;
+  const needs = needsOf(operation, resolved);
+  if (strict) return requireAll(needs, checked);
+  for (const need of needs) {
+    if (need.path !== undefined && querySync(descriptor(need)).state === "denied") {
+      throw new NotCapable(deniedMessage(need, checked));
+    }
   }
 }
 
@@ -201,7 +297,7 @@ export function requirePermissions(operation: Operation, target = ""): void {
  * ```
  */
 export function permissionFlags(operation: Operation, target = ""): string[] {
-  return (permissionTable[operation].needs(target) as PermissionNeed[]).map((n) =>
+  return needsOf(operation, target).map((n) =>
     n.path === undefined ? `--allow-${n.name}` : `--allow-${n.name}=${n.path}`
   );
 }

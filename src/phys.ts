@@ -11,7 +11,8 @@ import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { cString, inRange, MAX_BYTES, roundUp } from "./_validate.ts";
 import { createMapping, type Mapping, type Region, regionOf } from "./mapping.ts";
-import { requirePermissions } from "./permissions.ts";
+import { absolutePath, queryPermission, requirePermissions } from "./permissions.ts";
+import { lookUp, openLookedUp, STALE_HINT } from "./_gate.ts";
 import { decodeSmbios, findSmbiosEntryPoint, type Smbios } from "./smbios.ts";
 
 /** The highest physical address memkit accepts: 2^52, x86-64's architectural limit. */
@@ -144,7 +145,7 @@ export function physicalRanges(): PhysicalRange[] {
 }
 
 function granted(path: string): boolean {
-  return Deno.permissions.querySync({ name: "read", path }).state === "granted";
+  return queryPermission({ name: "read", path }) === "granted";
 }
 
 /**
@@ -291,7 +292,6 @@ interface Tracked {
  */
 export class PhysicalMemory {
   #device: string;
-  #cdevice: Uint8Array<ArrayBuffer>;
   #write: boolean;
   #cache: PhysCache;
   #fds: Partial<Record<PhysCache, number>> = {};
@@ -315,7 +315,6 @@ export class PhysicalMemory {
       throw new TypeError("Cannot construct a PhysicalMemory directly: use PhysicalMemory.open()");
     }
     this.#device = device;
-    this.#cdevice = cString(device, "device");
     this.#write = write;
     this.#cache = cache;
   }
@@ -326,13 +325,20 @@ export class PhysicalMemory {
    * Requires `--allow-ffi`, `--allow-read=<device>` and, with `write: true`,
    * `--allow-write=<device>`.
    *
+   * The path checked is the path opened: `device` is made absolute (against
+   * `Deno.cwd()`) and `.`, `..` and repeated slashes are collapsed first, as
+   * Deno's check does (so `"/dev/../dev/mem"` is `"/dev/mem"`, and
+   * {@linkcode PhysicalMemory.device} reports that form). When it is a
+   * symlink, the device it leads to needs the same permissions.
+   *
    * @param options The device (default `/dev/mem`), write access and cache mode.
    * @returns The open device.
    * @throws {Deno.errors.NotCapable} When a permission is missing.
    * @throws {MemkitError} `ENOENT` (no `/dev/mem`: a kernel without
    * `CONFIG_DEVMEM`), `EACCES` (not root), `EPERM` (lockdown, or no
-   * `CAP_SYS_RAWIO`), `ENODEV` (not a character device); each message says
-   * which and what would change it.
+   * `CAP_SYS_RAWIO`), `ENODEV` (not a character device), `ESTALE` (the path
+   * named another file by the time it was opened); each message says which
+   * and what would change it.
    *
    * @example Nothing is opened without --allow-read for the device
    * ```ts
@@ -352,8 +358,9 @@ export class PhysicalMemory {
       throw new TypeError(`Cannot use write "${String(write)}": expected a boolean`);
     }
     const cache = toCache(options.cache ?? "default");
-    requirePermissions(write ? "physWrite" : "physRead", device);
-    const mem = new PhysicalMemory(CONSTRUCT, device, write, cache);
+    // The device path as Deno's check sees it (absolute, `.`, `..` and
+    // repeated slashes collapsed): the path checked is the path opened.
+    const mem = new PhysicalMemory(CONSTRUCT, absolutePath(device), write, cache);
     mem.#fd(cache);
     return mem;
   }
@@ -383,14 +390,20 @@ export class PhysicalMemory {
     if (have !== undefined) return have;
     const flags = (this.#write ? MK.PHYS_WRITE : 0) | (cache === "uncached" ? MK.PHYS_UNCACHED : 0);
     // Every open is gated, the lazy second one (the other cache mode) too:
-    // a permission revoked since open() must hold.
-    requirePermissions(this.#write ? "physWrite" : "physRead", this.#device);
-    const ret = lib().mk_phys_open(this.#cdevice, flags);
+    // a permission revoked since open() must hold. The device a symlink
+    // leads to needs the same permissions as the path named.
+    const looked = lookUp(
+      this.#write ? "physWrite" : "physRead",
+      this.#device,
+      true,
+      (errno) => openHint(this.#device, errno),
+    );
+    const ret = openLookedUp(looked, (cpath, pathFd) => lib().mk_phys_open(cpath, flags, pathFd));
     if (ret < 0n) {
       const errno = Number(-ret);
       throw new MemkitError(errno, "open", {
         path: this.#device,
-        hint: openHint(this.#device, errno),
+        hint: errnoCode(errno) === "ESTALE" ? STALE_HINT : openHint(this.#device, errno),
       });
     }
     this.#fds[cache] = Number(ret);

@@ -87,7 +87,7 @@ export class RingBuffer {
     const cname = cString(name, "name");
     const fd = check(lib().mk_memfd_create(cname, 0), "create memfd", { path: name });
     try {
-      check(lib().mk_memfd_resize(fd, BigInt(n)), "resize", { path: `memfd:${name}` });
+      check(lib().mk_memfd_resize(fd, BigInt(n), null), "resize", { path: `memfd:${name}` });
       const address = lib().mk_ring_map(fd, BigInt(n));
       if (address < 0n) check(address, "map ring", { path: `memfd:${name}` });
       const source = {};

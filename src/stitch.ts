@@ -8,6 +8,7 @@
 
 import { check, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
+import { MK } from "../ffi/symbols.ts";
 import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
 import {
   type Access,
@@ -21,6 +22,7 @@ import {
   toAccess,
 } from "./mapping.ts";
 import { type MemFd, memfdState } from "./memfd.ts";
+import { queryPermission } from "./permissions.ts";
 
 /** One chunk of a {@linkcode stitch}: a page-aligned window of a memfd or of a mapping. */
 export interface Chunk {
@@ -48,8 +50,11 @@ type Placed =
   | { region: Region; offset: number; length: number; name: string };
 
 const MAX_CHUNKS = 2 ** 32 - 1;
-/** Each half of MK_STITCH_ADDRESS, the first word of an address-kind chunk. */
-const ADDRESS_WORD = 0xffffffff;
+/** Each 32-bit half of MK_STITCH_ADDRESS, the first word of an address-kind chunk. */
+const ADDRESS_WORD = Number(MK.STITCH_ADDRESS & 0xffffffffn);
+if (BigInt(ADDRESS_WORD) * 0x100000001n !== MK.STITCH_ADDRESS) {
+  throw new Error("MK_STITCH_ADDRESS must have two equal 32-bit halves");
+}
 
 /** Checks every chunk before anything is mapped; errors name the chunk's index. */
 function validate(chunks: unknown, access: Access): Placed[] {
@@ -210,7 +215,7 @@ function describe(chunks: Placed[]): string {
 
 function mapCountLimit(): string {
   const desc = { name: "read", path: "/proc/sys/vm/max_map_count" } as const;
-  if (Deno.permissions.querySync(desc).state === "granted") {
+  if (queryPermission(desc) === "granted") {
     const limit = lib().mk_map_max_count();
     if (limit >= 0n) return `vm.max_map_count is ${limit}`;
   }

@@ -1,4 +1,4 @@
-// flags: --allow-read=cbits,ffi
+// flags: --allow-read=cbits,ffi,build --allow-run=nm
 import { assertEquals, assertThrows } from "@std/assert";
 import { ffiType, parseConstants, parsePrototypes, render } from "../ffi/bindgen.ts";
 
@@ -33,6 +33,11 @@ MK_API MK_NONBLOCKING int64_t mk_a_wait(uint32_t ms);
   assertEquals(protos[1].params, []);
   assertEquals(protos[2].nonblocking, true);
   assertEquals(parseConstants(header), [["FLAG", 16], ["OTHER", 3]]);
+  assertEquals(parseConstants("#define MK_TOP 0xffffffffffffffffull /* all ones */"), [[
+    "TOP",
+    0xffffffffffffffffn,
+  ]]);
+  assertEquals(parseConstants("#define MK_SAFE 9007199254740991ul"), [["SAFE", 2 ** 53 - 1]]);
   assertThrows(() => parsePrototypes("int nothing(void);"), TypeError);
 });
 
@@ -48,4 +53,24 @@ Deno.test("every prototype in memkit.h is an mk_<capability>_<verb> returning in
   const parsed = parsePrototypes(header).map((p) => p.name);
   assertEquals(parsed, declared);
   for (const name of parsed) assertEquals(/^mk_[a-z]+_[a-z0-9_]+$/.test(name), true, name);
+});
+
+Deno.test("bindgen refuses a #define MK_ it cannot translate instead of dropping it", () => {
+  for (const line of ["#define MK_SHIFT (1u << 3)", "#define MK_NEG -1", "#define MK_lower 1"]) {
+    assertThrows(() => parseConstants(line), TypeError, "Cannot translate");
+  }
+  assertEquals(parseConstants("#define MK_API __attribute__((x))\n#define MK_NONBLOCKING"), []);
+});
+
+Deno.test("the library exports exactly the MK_API prototypes of memkit.h (nm -D)", () => {
+  const header = Deno.readTextFileSync(new URL("../cbits/memkit.h", import.meta.url));
+  const lib = new URL("../build/libmemkit.so", import.meta.url).pathname;
+  const out = new Deno.Command("nm", { args: ["-D", "--defined-only", lib] }).outputSync();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  const exported = new TextDecoder().decode(out.stdout).split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length === 3 && f[1] === "T")
+    .map((f) => f[2])
+    .sort();
+  assertEquals(exported, parsePrototypes(header).map((p) => p.name).sort());
 });

@@ -136,7 +136,7 @@ Deno.test("memkit maps and pagemap fail clearly: missing pid, missing flag, bad 
   assertStringIncludes(denied.stderr, "--allow-read");
   const bad = memkit(["--allow-ffi", "--allow-read=/proc/self/pagemap"], ["pagemap", "self", "zz"]);
   assertEquals(bad.code, 2);
-  assertStringIncludes(bad.stderr, 'Cannot read the number "zz"');
+  assertStringIncludes(bad.stderr, 'Cannot read the start "zz"');
   const nopid = memkit([], ["maps", "-3"]);
   assertEquals(nopid.code, 2);
 });

@@ -1,4 +1,4 @@
-// flags: --allow-run=$DENO,cp --allow-read=/tmp --allow-write=/tmp
+// flags: --allow-run=$DENO,cp,script,timeout --allow-read=/tmp --allow-write=/tmp
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -60,6 +60,10 @@ Deno.test("a failed load names every path tried and the command that builds the 
     MEMKIT_LIB: `${dir}/missing.so`,
   });
   assertEquals(r.ok, false);
+  assertEquals(r.name, "NotFound");
+  const causes = r.causes as string[];
+  assertEquals(causes.length, 2, "one cause per candidate");
+  assertStringIncludes(causes[0], `${dir}/missing.so`);
   const message = String(r.message);
   assertStringIncludes(message, "Cannot load the memkit native library");
   assertStringIncludes(message, `MEMKIT_LIB: ${dir}/missing.so`);
@@ -79,4 +83,21 @@ Deno.test("without --allow-ffi loading fails with the exact flag to add", () => 
   assertEquals(r.ok, false);
   assertEquals(r.name, "NotCapable");
   assertMatch(String(r.message), /run again with the --allow-ffi flag/);
+});
+
+Deno.test("in a terminal, loading never prompts for MEMKIT_LIB (queried, not read, when not granted)", () => {
+  // script(1) gives the child a pseudo-terminal, where Deno prompts for any
+  // permission read without a flag; the prompt would show in the output.
+  const cmd = `${Deno.execPath()} run --allow-ffi ${root}tests/fixtures/load.ts`;
+  const r = new Deno.Command("timeout", {
+    args: ["60", "script", "-qec", cmd, "/dev/null"],
+    env: { MEMKIT_LIB: "/nope.so" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  const out = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+  assertEquals(/requests|Allow\?/.test(out), false, out);
+  assertEquals(r.code, 0, out);
+  assertStringIncludes(out, '"ok":true');
 });

@@ -86,11 +86,58 @@ for src in tests/c/test_*.c; do
   [ "$skip" -gt 0 ] && echo "     ($skip skipped)"
 done
 
+# The same programs with another compiler or sanitizer: one result each
+# (its checks already counted above). ThreadSanitizer covers every program,
+# the threaded ones (fault handlers, lock waiters) included as they land.
+other_build() {
+  local label=$1 cc=$2 flags=$3 src name bin rc
+  mkdir -p "build/ctest-$label"
+  for src in tests/c/test_*.c; do
+    [ -e "$src" ] || continue
+    name=$(basename "$src" .c)
+    bin=build/ctest-$label/$name
+    # shellcheck disable=SC2086
+    if ! $cc $flags -Icbits -o "$bin" "$src" cbits/*.c >"$log/$label-$name.build.log" 2>&1; then
+      echo "FAIL $label $name: does not build"
+      cat "$log/$label-$name.build.log"
+      fail 1 "$label $name (build)"
+      continue
+    fi
+    TSAN_OPTIONS=halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 \
+      timeout -k 10 "$timeout_c" "$bin" >"$log/$label-$name.log" 2>&1
+    rc=$?
+    if { [ $rc -eq 0 ] || [ $rc -eq 77 ]; } && ! grep -q '^not ok \|Sanitizer' "$log/$label-$name.log"; then
+      echo "ok   $label $name"
+      pass 1
+    else
+      echo "FAIL $label $name (exit $rc, see $log/$label-$name.log)"
+      grep '^not ok \|Sanitizer' "$log/$label-$name.log" | head -n 20
+      fail 1 "$label $name"
+    fi
+  done
+}
+echo "== C unit tests under ThreadSanitizer"
+tsan_flags="-O1 -g -std=c11 -Wall -Wextra -Werror -fsanitize=thread"
+# shellcheck disable=SC2086 # the flags are words
+probe_c() { echo 'int main(void){return 0;}' | $1 $2 -x c - -o build/ctest/probe 2>/dev/null; }
+if probe_c "$CC" "$tsan_flags"; then
+  other_build tsan "$CC" "$tsan_flags"
+else
+  skip "tsan: $CC cannot link -fsanitize=thread (apt-get install libtsan2)"
+fi
+echo "== C library and unit tests with clang (ASan/UBSan)"
+if [ "$CC" != clang ] && command -v clang >/dev/null 2>&1 && probe_c clang "$SAN_CFLAGS"; then
+  static clang-build make --no-print-directory -s CC=clang BUILD=build/clang build/clang/libmemkit.so
+  other_build clang clang "$SAN_CFLAGS"
+elif [ "$CC" != clang ]; then
+  skip "clang: not installed with its sanitizer runtimes (apt-get install clang libclang-rt-14-dev; .ci/run does)"
+fi
+
 echo "== static checks"
 static fmt "$DENO" fmt --check
 static lint "$DENO" lint
 static check "$DENO" check mod.ts cli.ts ffi/bindgen.ts tests/ bench/
-static doc-lint "$DENO" doc --lint mod.ts cli.ts cli/introspect.ts cli/phys.ts
+static doc-lint "$DENO" doc --lint mod.ts cli.ts cli/*.ts
 static bindgen "$DENO" run --allow-read=cbits,ffi ffi/bindgen.ts --check
 # The package as JSR would publish it: every export's imports are included.
 static publish "$DENO" publish --dry-run --allow-dirty

@@ -106,7 +106,7 @@ static inline int32_t filled_memfd(const char *name, uint64_t n, unsigned seed) 
   if (fd < 0) return -1;
   unsigned char *buf = malloc(n * page);
   for (uint64_t i = 0; i < n * page; i++) buf[i] = (unsigned char)((i * 7 + seed) & 0xff);
-  int ok = mk_memfd_resize((int32_t)fd, n * page) == 0 &&
+  int ok = mk_memfd_resize((int32_t)fd, n * page, NULL) == 0 &&
            pwrite((int)fd, buf, n * page, 0) == (ssize_t)(n * page);
   free(buf);
   if (!ok) {

@@ -1,5 +1,5 @@
 /* test_map.c: mk_map_* against the kernel: aliasing, protections,
- * placeholders, unmapping, checked through /proc/self/maps and real faults. */
+ * placeholders, relocation, unmapping, checked through /proc/self/maps and real faults. */
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
@@ -255,8 +255,56 @@ static void test_scrub(void) {
   mk_core_close(fd);
 }
 
+static void test_relocate(void) {
+  const uint64_t len = 3 * page;
+  uint64_t runs[4] = {0, page, page, 2 * page};
+  CHECK_ERR(mk_map_relocate(0, len, runs, 2), EINVAL, "relocate from address 0 is -EINVAL");
+  CHECK_ERR(mk_map_relocate(unmapped_range(3), 0, runs, 2), EINVAL,
+            "relocate of span 0 is -EINVAL");
+  uint64_t past[2] = {2 * page, 2 * page};
+  CHECK_ERR(mk_map_relocate(unmapped_range(3), len, past, 1), EINVAL,
+            "a run past the span is -EINVAL");
+  int32_t fd = filled_memfd("memkit-relocate", 3, 9);
+  if (!CHECK(fd >= 0, "a 3-page memfd to relocate")) return;
+  int64_t rw = mk_map_fd(fd, 0, len, MK_PROT_READ | MK_PROT_WRITE);
+  if (!CHECK_OK(rw, "map it read-write")) {
+    mk_core_close(fd);
+    return;
+  }
+  /* Private anonymous memory cannot be duplicated by mremap(old_size 0). */
+  void *anon = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (CHECK(anon != MAP_FAILED, "a private anonymous page")) {
+    uint64_t one[2] = {0, page};
+    CHECK_ERR(mk_map_relocate((uint64_t)(uintptr_t)anon, page, one, 1), EINVAL,
+              "relocating private memory is -EINVAL, nothing changed");
+    CHECK_PERMS((uint64_t)(uintptr_t)anon, "rw-p", "the private page is still there");
+    munmap(anon, page);
+  }
+  int64_t to = mk_map_relocate((uint64_t)rw, len, runs, 2);
+  if (CHECK_OK(to, "relocate the mapping in two runs")) {
+    volatile unsigned char *n = (volatile unsigned char *)(uintptr_t)to;
+    volatile unsigned char *o = (volatile unsigned char *)(uintptr_t)rw;
+    CHECK(to != rw, "the new address differs");
+    CHECK_PERMS((uint64_t)to, "rw-s", "the new range maps the memfd (rw-s)");
+    CHECK_EQ(n[2 * page + 5], (unsigned char)(((2 * page + 5) * 7 + 9) & 0xff),
+             "the new range reads the memfd's data");
+    CHECK_PERMS((uint64_t)rw, "rw-p", "the old range is private zero pages (rw-p)");
+    CHECK(all_zero(o, len), "the old range reads zeros");
+    o[1] = 0x42; /* what native code may still write there: must not fault */
+    n[page] = 0x24;
+    unsigned char b = 0;
+    CHECK(pread(fd, &b, 1, 1) == 1 && b == (unsigned char)((1 * 7 + 9) & 0xff),
+          "a write into the old range does not reach the memfd");
+    CHECK(pread(fd, &b, 1, page) == 1 && b == 0x24, "a write into the new range does");
+    CHECK_EQ(mk_map_unmap((uint64_t)to, len), 0, "unmap the new range");
+  }
+  CHECK_EQ(mk_map_unmap((uint64_t)rw, len), 0, "unmap the old range");
+  mk_core_close(fd);
+}
+
 int main(void) {
   page = (uint64_t)mk_core_page_size();
+  test_relocate();
   test_scrub();
   test_map_errors();
   test_other_errors();

@@ -8,8 +8,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "internal.h" /* mk_memfd_mapped_past, to test both of its ways */
 #include "memkit.h"
 #include "tap.h"
 
@@ -99,14 +101,14 @@ static void test_resize(void) {
   int64_t fd = mk_memfd_create("memkit-resize", 0);
   if (!CHECK_OK(fd, "create for resize")) return;
   int32_t f = (int32_t)fd;
-  CHECK_EQ(mk_memfd_resize(f, (uint64_t)page * 3), 0, "resize to 3 pages is 0");
+  CHECK_EQ(mk_memfd_resize(f, (uint64_t)page * 3, NULL), 0, "resize to 3 pages is 0");
   CHECK_EQ(mk_core_fd_size(f), page * 3, "fd_size is 3 pages");
-  CHECK_EQ(mk_memfd_resize(f, 1), 0, "resize to 1 byte is 0");
+  CHECK_EQ(mk_memfd_resize(f, 1, NULL), 0, "resize to 1 byte is 0");
   CHECK_EQ(mk_core_fd_size(f), 1, "fd_size is 1");
-  CHECK_EQ(mk_memfd_resize(f, 0), 0, "resize to 0 is 0");
+  CHECK_EQ(mk_memfd_resize(f, 0, NULL), 0, "resize to 0 is 0");
   CHECK_EQ(mk_core_fd_size(f), 0, "fd_size is 0");
-  CHECK_ERR(mk_memfd_resize(f, (uint64_t)INT64_MAX + 1), EFBIG, "resize past INT64_MAX is -EFBIG");
-  CHECK_ERR(mk_memfd_resize(f, UINT64_MAX), EFBIG, "resize to UINT64_MAX is -EFBIG");
+  CHECK_ERR(mk_memfd_resize(f, (uint64_t)INT64_MAX + 1, NULL), EFBIG, "resize past INT64_MAX is -EFBIG");
+  CHECK_ERR(mk_memfd_resize(f, UINT64_MAX, NULL), EFBIG, "resize to UINT64_MAX is -EFBIG");
   CHECK_EQ(mk_core_fd_size(f), 0, "a refused resize leaves the size");
 
   /* The same file through a read-only descriptor cannot be truncated. */
@@ -114,19 +116,127 @@ static void test_resize(void) {
   snprintf(link, sizeof link, "/proc/self/fd/%d", f);
   int ro = open(link, O_RDONLY | O_CLOEXEC);
   if (CHECK(ro >= 0, "reopen the memfd read-only")) {
-    CHECK_ERR(mk_memfd_resize(ro, 4096), EINVAL, "resize through a read-only descriptor is -EINVAL");
+    CHECK_ERR(mk_memfd_resize(ro, 4096, NULL), EINVAL, "resize through a read-only descriptor is -EINVAL");
     close(ro);
   }
   mk_core_close(f);
 
-  CHECK_ERR(mk_memfd_resize(-1, 4096), EBADF, "resize(-1) is -EBADF");
-  CHECK_ERR(mk_memfd_resize(f, 4096), EBADF, "resize of a closed memfd is -EBADF");
+  CHECK_ERR(mk_memfd_resize(-1, 4096, NULL), EBADF, "resize(-1) is -EBADF");
+  CHECK_ERR(mk_memfd_resize(f, 4096, NULL), EBADF, "resize of a closed memfd is -EBADF");
   int p[2];
   if (CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe2")) {
-    CHECK_ERR(mk_memfd_resize(p[1], 4096), EINVAL, "resize of a pipe is -EINVAL");
+    CHECK_ERR(mk_memfd_resize(p[1], 4096, NULL), EINVAL, "resize of a pipe is -EINVAL");
     close(p[0]);
     close(p[1]);
   }
+}
+
+/* Shrinking is refused under any mapping of the file in this process, made
+ * by whatever means: here plain mmap calls memkit knows nothing of. */
+static void test_resize_under_mappings(void) {
+  uint64_t page = (uint64_t)mk_core_page_size();
+  int64_t fd = mk_memfd_create("memkit-shrink", 0);
+  if (!CHECK_OK(fd, "create for shrink")) return;
+  int32_t f = (int32_t)fd;
+  CHECK_EQ(mk_memfd_resize(f, 4 * page, NULL), 0, "resize to 4 pages");
+  /* Through another descriptor of the same file, pages 1-2 (reaching 3). */
+  char link[64];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", f);
+  int other = open(link, O_RDWR | O_CLOEXEC);
+  CHECK(other >= 0, "reopen the memfd through /proc/self/fd");
+  char *m = mmap(NULL, 2 * page, PROT_NONE, MAP_SHARED, other, (off_t)page);
+  if (!CHECK(m != MAP_FAILED, "mmap pages 1-2 PROT_NONE")) return;
+  close(other);
+  uint64_t busy[3] = {0, 0, 0};
+  CHECK_EQ(mk_memfd_resize(f, 3 * page, busy), 0, "shrinking to where the mapping ends is 0");
+  CHECK_EQ(mk_memfd_resize(f, 2 * page + 1, busy), 0,
+           "shrinking into its last page is 0 (that page still has a byte)");
+  CHECK_ERR(mk_memfd_resize(f, 2 * page, busy), EBUSY,
+            "shrinking below the end of a mapping memkit did not make is -EBUSY");
+  CHECK_EQ(busy[0], (uint64_t)(uintptr_t)m, "busy[0] is the mapping's start");
+  CHECK_EQ(busy[1], (uint64_t)(uintptr_t)m + 2 * page, "busy[1] is its end");
+  CHECK_EQ(busy[2], 3 * page, "busy[2] is how far into the file it reaches");
+  CHECK_EQ(mk_core_fd_size(f), 2 * page + 1, "the refused shrink left the size");
+  CHECK_ERR(mk_memfd_resize(f, 0, NULL), EBUSY, "busy may be NULL");
+  CHECK_EQ(mk_memfd_resize(f, 8 * page, NULL), 0, "growing is never refused");
+
+  /* Both ways of asking the kernel find the same mapping. */
+  struct stat st;
+  CHECK(fstat(f, &st) == 0, "fstat the memfd");
+  uint64_t q[3] = {0, 0, 0}, t[3] = {0, 0, 0};
+  int by_query = mk_memfd_mapped_past(major(st.st_dev), minor(st.st_dev), st.st_ino, page, 0, q);
+  int by_text = mk_memfd_mapped_past(major(st.st_dev), minor(st.st_dev), st.st_ino, page, 1, t);
+  CHECK_EQ(by_query, 1, "PROCMAP_QUERY (or its fallback) finds the mapping");
+  CHECK_EQ(by_text, 1, "parsing /proc/self/maps finds the mapping");
+  CHECK(memcmp(q, t, sizeof q) == 0, "both report the same mapping");
+  CHECK_EQ(mk_memfd_mapped_past(major(st.st_dev), minor(st.st_dev), st.st_ino, 3 * page, 1, t), 0,
+           "parsing finds none reaching past 3 pages");
+  CHECK_EQ(mk_memfd_mapped_past(major(st.st_dev), minor(st.st_dev), st.st_ino + 1, 0, 1, t), 0,
+           "parsing finds none of another inode");
+
+  /* Another memfd's mapping does not count. */
+  int64_t fd2 = mk_memfd_create("memkit-shrink-other", 0);
+  CHECK_EQ(mk_memfd_resize((int32_t)fd2, 4 * page, NULL), 0, "resize the other memfd");
+  CHECK_EQ(mk_memfd_resize((int32_t)fd2, 0, NULL), 0,
+           "a memfd shrinks under another memfd's mapping");
+  mk_core_close((int32_t)fd2);
+
+  munmap(m, 2 * page);
+  CHECK_EQ(mk_memfd_resize(f, 0, NULL), 0, "once unmapped, it shrinks to 0");
+  mk_core_close(f);
+}
+
+/* A line of /proc/self/maps longer than the parser's buffer: a file whose
+ * path is full of newlines, which the kernel prints as "\012" each. */
+static void test_maps_long_line(void) {
+  uint64_t page = (uint64_t)mk_core_page_size();
+  char top[] = "/tmp/memkit-longline-XXXXXX";
+  if (!CHECK(mkdtemp(top) != NULL, "make a directory for a long path")) return;
+  int dir = open(top, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  char name[251];
+  memset(name, '\n', 250);
+  name[250] = '\0';
+  int ok = dir >= 0;
+  for (int i = 0; ok && i < 9; i++) { /* 9 x 250 newlines: over 9000 bytes printed */
+    int next = mkdirat(dir, name, 0700) == 0 ? openat(dir, name, O_PATH | O_DIRECTORY | O_CLOEXEC)
+                                             : -1;
+    close(dir);
+    dir = next;
+    ok = dir >= 0;
+  }
+  int fd = ok ? openat(dir, "f", O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+  if (!CHECK(fd >= 0 && ftruncate(fd, (off_t)(2 * page)) == 0, "a file under that path")) {
+    if (dir >= 0) close(dir);
+    return;
+  }
+  void *m = mmap(NULL, 2 * page, PROT_READ, MAP_SHARED, fd, 0);
+  int64_t mfd = mk_memfd_create("memkit-after-long-line", 0);
+  CHECK_EQ(mk_memfd_resize((int32_t)mfd, 2 * page, NULL), 0, "a memfd beside it");
+  void *n = mmap(NULL, 2 * page, PROT_READ, MAP_SHARED, (int)mfd, 0);
+  if (CHECK(m != MAP_FAILED && n != MAP_FAILED, "map both")) {
+    struct stat a, b;
+    fstat(fd, &a);
+    fstat((int)mfd, &b);
+    uint64_t q[3], t[3];
+    CHECK_EQ(mk_memfd_mapped_past(major(a.st_dev), minor(a.st_dev), a.st_ino, page, 1, t), 1,
+             "parsing finds the mapping whose line is longer than its buffer");
+    CHECK_EQ(t[0], (uint64_t)(uintptr_t)m, "at its address");
+    CHECK_EQ(mk_memfd_mapped_past(major(b.st_dev), minor(b.st_dev), b.st_ino, page, 1, t), 1,
+             "parsing still finds the memfd's mapping beside it");
+    CHECK_EQ(mk_memfd_mapped_past(major(b.st_dev), minor(b.st_dev), b.st_ino, page, 0, q), 1,
+             "and so does PROCMAP_QUERY");
+    CHECK(memcmp(q, t, sizeof q) == 0, "both report the same mapping");
+    CHECK_ERR(mk_memfd_resize((int32_t)mfd, 0, NULL), EBUSY, "the memfd cannot shrink under it");
+  }
+  if (m != MAP_FAILED) munmap(m, 2 * page);
+  if (n != MAP_FAILED) munmap(n, 2 * page);
+  mk_core_close((int32_t)mfd);
+  close(fd);
+  close(dir);
+  /* Remove the chain again: rm -r in C. */
+  char cmd[64];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", top);
+  CHECK(system(cmd) == 0, "remove the long path");
 }
 
 static void test_seals(void) {
@@ -135,7 +245,7 @@ static void test_seals(void) {
   if (!CHECK_OK(fd, "create a sealable memfd")) return;
   int32_t f = (int32_t)fd;
   CHECK_EQ(mk_memfd_seals(f), 0, "a sealable memfd starts without seals");
-  CHECK_EQ(mk_memfd_resize(f, (uint64_t)page * 2), 0, "resize to 2 pages");
+  CHECK_EQ(mk_memfd_resize(f, (uint64_t)page * 2, NULL), 0, "resize to 2 pages");
 
   CHECK_ERR(mk_memfd_seal(f, 0x40), EINVAL, "seal with unknown bit 0x40 is -EINVAL");
   CHECK_ERR(mk_memfd_seal(f, 0x80000000u), EINVAL, "seal with unknown bit 0x80000000 is -EINVAL");
@@ -145,9 +255,9 @@ static void test_seals(void) {
 
   CHECK_EQ(mk_memfd_seal(f, MK_SEAL_SHRINK | MK_SEAL_GROW), 0, "seal shrink|grow is 0");
   CHECK_EQ(mk_memfd_seals(f), MK_SEAL_SHRINK | MK_SEAL_GROW, "seals read back shrink|grow");
-  CHECK_ERR(mk_memfd_resize(f, (uint64_t)page * 3), EPERM, "growing a grow-sealed memfd is -EPERM");
-  CHECK_ERR(mk_memfd_resize(f, (uint64_t)page), EPERM, "shrinking a shrink-sealed memfd is -EPERM");
-  CHECK_EQ(mk_memfd_resize(f, (uint64_t)page * 2), 0, "resize to the same size is 0");
+  CHECK_ERR(mk_memfd_resize(f, (uint64_t)page * 3, NULL), EPERM, "growing a grow-sealed memfd is -EPERM");
+  CHECK_ERR(mk_memfd_resize(f, (uint64_t)page, NULL), EPERM, "shrinking a shrink-sealed memfd is -EPERM");
+  CHECK_EQ(mk_memfd_resize(f, (uint64_t)page * 2, NULL), 0, "resize to the same size is 0");
   CHECK_EQ(mk_core_fd_size(f), page * 2, "the size is unchanged");
   CHECK_EQ(mk_memfd_seal(f, MK_SEAL_GROW), 0, "adding a seal it has is 0");
 
@@ -188,7 +298,7 @@ static void test_write_seals(void) {
   int64_t fd = mk_memfd_create("memkit-write-seal", MK_MEMFD_SEALABLE);
   if (!CHECK_OK(fd, "create a sealable memfd for write seals")) return;
   int32_t f = (int32_t)fd;
-  CHECK_EQ(mk_memfd_resize(f, (uint64_t)page), 0, "resize to 1 page");
+  CHECK_EQ(mk_memfd_resize(f, (uint64_t)page, NULL), 0, "resize to 1 page");
 
   int64_t rw = mk_map_fd(f, 0, (uint64_t)page, MK_PROT_READ | MK_PROT_WRITE);
   if (CHECK_OK(rw, "map it read-write")) {
@@ -215,7 +325,7 @@ static void test_write_seals(void) {
   fd = mk_memfd_create("memkit-future-write", MK_MEMFD_SEALABLE);
   if (!CHECK_OK(fd, "create a sealable memfd for future-write")) return;
   f = (int32_t)fd;
-  CHECK_EQ(mk_memfd_resize(f, (uint64_t)page), 0, "resize to 1 page");
+  CHECK_EQ(mk_memfd_resize(f, (uint64_t)page, NULL), 0, "resize to 1 page");
   CHECK_EQ(mk_memfd_seal(f, MK_SEAL_FUTURE_WRITE), 0, "seal future-write is 0");
   CHECK_EQ(mk_memfd_seals(f), MK_SEAL_FUTURE_WRITE, "seals read back future-write");
   CHECK_ERR(mk_map_fd(f, 0, (uint64_t)page, MK_PROT_READ | MK_PROT_WRITE), EPERM,
@@ -237,7 +347,7 @@ static void test_not_sealable(void) {
   CHECK_ERR(mk_memfd_seal(f, MK_SEAL_SHRINK), EPERM, "sealing it is -EPERM");
   CHECK_ERR(mk_memfd_seal(f, MK_SEAL_SEAL), EPERM, "sealing its seals is -EPERM");
   CHECK_EQ(mk_memfd_seals(f), MK_SEAL_SEAL, "its seals are unchanged");
-  CHECK_EQ(mk_memfd_resize(f, 8192), 0, "it still resizes");
+  CHECK_EQ(mk_memfd_resize(f, 8192, NULL), 0, "it still resizes");
   mk_core_close(f);
 }
 
@@ -287,6 +397,8 @@ int main(void) {
   test_create();
   test_create_errors();
   test_resize();
+  test_resize_under_mappings();
+  test_maps_long_line();
   test_seals();
   test_write_seals();
   test_not_sealable();

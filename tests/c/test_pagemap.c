@@ -208,7 +208,7 @@ static void test_kpage(int fd) {
     return;
   }
   int mfd = (int)mk_memfd_create("test_pagemap", 0);
-  mk_memfd_resize(mfd, (uint64_t)page);
+  mk_memfd_resize(mfd, (uint64_t)page, NULL);
   char *a = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
   char *b = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
   if (!CHECK(a != MAP_FAILED && b != MAP_FAILED, "map one memfd page twice")) return;

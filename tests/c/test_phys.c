@@ -13,20 +13,41 @@
 #include "memkit.h"
 #include "tap.h"
 
+/* What src/phys.ts does: the argument checks, then the O_PATH lookup of the
+ * device, then the open of that same path checked against the lookup. */
+static int64_t phys_open(const char *path, uint32_t flags) {
+  int64_t pre = mk_phys_open(path, flags, -1);
+  if (pre != -EBADF) return pre; /* refused before the descriptor is used */
+  uint8_t resolved[4096];
+  int64_t pfd = mk_file_path_open(path, resolved, sizeof resolved);
+  if (pfd < 0) return pfd;
+  int64_t fd = mk_phys_open(path, flags, (int32_t)pfd);
+  close((int)pfd);
+  return fd;
+}
+
 static void test_open(void) {
-  CHECK_ERR(mk_phys_open(NULL, 0), EINVAL, "open(NULL) is -EINVAL");
-  CHECK_ERR(mk_phys_open("", 0), EINVAL, "open(\"\") is -EINVAL");
-  CHECK_ERR(mk_phys_open("/dev/zero", 4), EINVAL, "an unknown flag is -EINVAL");
-  CHECK_ERR(mk_phys_open("/proc/self/exe", 0), ENODEV, "a regular file is -ENODEV");
-  CHECK_ERR(mk_phys_open("/tmp", 0), ENODEV, "a directory is -ENODEV");
-  CHECK_ERR(mk_phys_open("/nonexistent/mem", 0), ENOENT, "a missing device is -ENOENT");
+  CHECK_ERR(phys_open(NULL, 0), EINVAL, "open(NULL) is -EINVAL");
+  CHECK_ERR(phys_open("", 0), EINVAL, "open(\"\") is -EINVAL");
+  CHECK_ERR(phys_open("/dev/zero", 4), EINVAL, "an unknown flag is -EINVAL");
+  CHECK_ERR(phys_open("/proc/self/exe", 0), ENODEV, "a regular file is -ENODEV");
+  CHECK_ERR(phys_open("/tmp", 0), ENODEV, "a directory is -ENODEV");
+  CHECK_ERR(mk_phys_open("dev/zero", 0, -1), EINVAL, "a relative path is -EINVAL");
+  uint8_t got[64];
+  int64_t pfd = mk_file_path_open("/dev/zero", got, sizeof got);
+  if (CHECK_OK(pfd, "look /dev/zero up")) {
+    CHECK_ERR(mk_phys_open("/dev/null", 0, (int32_t)pfd), ESTALE,
+              "opening another device than the one looked up is -ESTALE");
+    close((int)pfd);
+  }
+  CHECK_ERR(phys_open("/nonexistent/mem", 0), ENOENT, "a missing device is -ENOENT");
   struct stat st;
   if (stat("/dev/mem", &st) != 0) {
-    CHECK_ERR(mk_phys_open("/dev/mem", 0), ENOENT, "no /dev/mem here: -ENOENT");
+    CHECK_ERR(phys_open("/dev/mem", 0), ENOENT, "no /dev/mem here: -ENOENT");
   } else {
     SKIP("no /dev/mem here: -ENOENT", "this kernel has /dev/mem");
   }
-  int64_t fd = mk_phys_open("/dev/zero", MK_PHYS_UNCACHED);
+  int64_t fd = phys_open("/dev/zero", MK_PHYS_UNCACHED);
   CHECK_OK(fd, "/dev/zero opens, with O_SYNC");
   if (fd >= 0) {
     int fl = fcntl((int)fd, F_GETFL);
@@ -35,13 +56,13 @@ static void test_open(void) {
     CHECK(fcntl((int)fd, F_GETFD) & FD_CLOEXEC, "close-on-exec");
     mk_core_close((int32_t)fd);
   }
-  CHECK_ERR(mk_phys_open("/dev/zero", MK_PHYS_WRITE), EROFS,
+  CHECK_ERR(phys_open("/dev/zero", MK_PHYS_WRITE), EROFS,
             "/dev/zero does not open read-write (its writable mappings fault past their size)");
-  CHECK_ERR(mk_phys_open("/dev/null", MK_PHYS_WRITE), EROFS, "nor does /dev/null");
+  CHECK_ERR(phys_open("/dev/null", MK_PHYS_WRITE), EROFS, "nor does /dev/null");
 }
 
 static void test_access(void) {
-  int64_t fd = mk_phys_open("/dev/zero", 0);
+  int64_t fd = phys_open("/dev/zero", 0);
   if (fd < 0) {
     SKIP("accesses through /dev/zero", "cannot open /dev/zero");
     return;

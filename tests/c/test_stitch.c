@@ -141,7 +141,7 @@ static void test_guarded(void) {
 static void test_ring(void) {
   int64_t fd = mk_memfd_create("memkit-ring", 0);
   if (!CHECK_OK(fd, "a memfd for the ring")) return;
-  mk_memfd_resize((int32_t)fd, 2 * page);
+  mk_memfd_resize((int32_t)fd, 2 * page, NULL);
   int64_t r = mk_ring_map((int32_t)fd, 2 * page);
   if (CHECK_OK(r, "map a 2-page ring")) {
     volatile unsigned char *p = (volatile unsigned char *)(uintptr_t)r;
