@@ -87,14 +87,16 @@ async function run(mode: "test" | "smbios", env: Record<string, string>): Promis
 /**
  * The host's test files the guest runs too (tests/<name>_test.ts, with the
  * flags of their first line): on Linux 6.1 memkit's fallbacks run where the
- * kernel really refuses the ioctls (no PAGEMAP_SCAN, PROCMAP_QUERY, guard
- * regions). Under TCG on an idle 2-core machine each takes 4-35 s (a few
+ * kernel really refuses the ioctls and advice (no PAGEMAP_SCAN, PROCMAP_QUERY,
+ * guard regions). Under TCG on an idle 2-core machine each takes 4-35 s (a few
  * seconds of it Deno starting; safety, with twelve Deno children, is the
  * longest), about 1.5 min in all, twice that on a loaded one.
  * MEMKIT_VM_SUITES (comma-separated) replaces the list.
  */
 export const HOST_SUITES = (Deno.env.get("MEMKIT_VM_SUITES") ??
-  "maps,pagemap,mapping,stitch,protect,ring,safety,memfd").split(",").filter((s) => s !== "");
+  "maps,pagemap,mapping,stitch,protect,ring,safety,memfd,advise").split(",").filter((s) =>
+    s !== ""
+  );
 
 const serial = `MK-${random(6).toUpperCase()}`;
 const token = random(8);
