@@ -12,6 +12,7 @@ import {
 } from "@std/assert";
 import { alias, guarded, mapFile, MemFd, MemkitError, pageSize, stitch } from "../mod.ts";
 import { linesIn, procMaps } from "./fixtures/procmaps.ts";
+import { lacks, need } from "./fixtures/skip.ts";
 
 const PAGE = pageSize();
 const fixture = new URL("./fixtures/stitch_child.ts", import.meta.url).pathname;
@@ -99,7 +100,10 @@ Deno.test('stitch() with access "r" gives immutable views of the same memory', (
   assertEquals(linesIn(s.address, s.length).every((l) => l.perms === "r--s"), true);
 });
 
-Deno.test("neighbouring chunks that continue each other are placed with one mmap", () => {
+// The QEMU guest (busybox and Deno only) has no strace.
+const strace = need(lacks("strace", ["-V"]));
+
+strace.test("neighbouring chunks that continue each other are placed with one mmap", () => {
   const count = (scenario: string) => {
     const trace = Deno.makeTempFileSync({ prefix: "memkit-stitch-" });
     try {

@@ -110,8 +110,27 @@ chmod 755 "$root/init"
 cp -r mod.ts src ffi "$root/memkit/"
 cp build/libmemkit.so "$root/memkit/build/"
 cp -r tests/vm/guest "$root/memkit/tests/vm/"
-mkdir -p "$root/memkit/tests/fixtures"
-cp tests/fixtures/protect_child.ts tests/fixtures/attempt.ts "$root/memkit/tests/fixtures/"
+# The host's test files and fixtures (init runs some of them), with the
+# import map and lock they resolve @std through.
+cp deno.json deno.lock "$root/memkit/"
+cp tests/*_test.ts "$root/memkit/tests/"
+cp -r tests/fixtures "$root/memkit/tests/"
+# @std/* is npm:deno-std (deno.json): the parts the tests import, from the
+# host's npm cache into the guest's DENO_DIR (init copies /deno-cache to
+# /tmp/deno; the guest has no network and runs with --cached-only).
+std=$(sed -n 's|.*"npm:deno-std@\([0-9.]*\)/.*|\1|p' deno.json | head -n 1)
+[ -n "$std" ] || { echo "deno.json names no npm:deno-std version"; exit 1; }
+npm=$("$DENO_BIN" info --json | sed -n 's|.*"npmCache": "\(.*\)".*|\1|p')
+pkg=$npm/registry.npmjs.org/deno-std
+if [ ! -d "$pkg/$std/assert" ]; then
+  # A fresh machine: fetch it once (the host tests would too).
+  "$DENO_BIN" cache --config deno.json tests/mapping_test.ts >"$CACHE/std.log" 2>&1 ||
+    { cat "$CACHE/std.log"; echo "cannot fetch npm:deno-std@$std"; exit 1; }
+fi
+to=$root/deno-cache/npm/registry.npmjs.org/deno-std
+mkdir -p "$to/$std"
+cp "$pkg/registry.json" "$to/"
+cp -r "$pkg/$std/package.json" "$pkg/$std/assert" "$pkg/$std/internal" "$to/$std/" || exit 1
 cp bench/phys_bench.ts "$root/memkit/bench/"
 cp build/bench/libphys_baseline.so "$root/memkit/build/bench/" 2>/dev/null || true
 (cd "$root" && find . | "$BUSYBOX" cpio -o -H newc >../memkit.cpio 2>/dev/null) || exit 1
