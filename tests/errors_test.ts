@@ -4,7 +4,7 @@
 // value of that macro, the name glibc gives the value (strerrorname_np) and
 // its message (strerror), and every one must be what the table says.
 import { assertEquals, assertGreater } from "@std/assert";
-import { ERRNO, errnoCode, MemkitError } from "../ffi/errors.ts";
+import { ERRNO, errnoCode, type ErrnoName, MemkitError } from "../ffi/errors.ts";
 import { lacks, probed } from "./fixtures/skip.ts";
 
 const entries = Object.entries(ERRNO);
@@ -51,7 +51,7 @@ probed({
     for (const row of rows) {
       const [name, value, rest] = split3(row);
       const [glibcName, text] = rest.split("|");
-      assertEquals(ERRNO[name], Number(value), `${name} is ${value} in <errno.h>`);
+      assertEquals(ERRNO[name as ErrnoName], Number(value), `${name} is ${value} in <errno.h>`);
       assertEquals(errnoCode(Number(value)), name, `errnoCode(${value})`);
       assertEquals(glibcName, name, `glibc names ${value} ${glibcName}`);
       assertEquals(message(Number(value)), text, `the message of ${name}`);
