@@ -531,6 +531,8 @@ export function readSmaps(pid: ProcessId = "self"): SmapsEntry[] {
  * @param pid A pid, or `"self"` (the default).
  * @returns The totals.
  * @throws {Deno.errors.NotFound} When no such process exists, or it has exited.
+ * @throws {MemkitError} `ENOENT` on a kernel without smaps_rollup (before
+ *   Linux 4.14), when the process exists.
  *
  * @example Totals of this process
  * ```ts
@@ -559,7 +561,8 @@ export function readSmapsRollup(pid: ProcessId = "self"): SmapsRollup {
 export interface FindMappingOptions {
   /**
    * `"auto"` (default): the `PROCMAP_QUERY` ioctl where the kernel has it
-   * (6.11+), else the text of maps. `"query"` or `"text"` force one.
+   * (6.11+), else the text of maps. `"query"` or `"text"` force one
+   * (`"query"` on an older kernel: `MemkitError` `ENOTTY`, naming the ioctl).
    */
   method?: "auto" | "query" | "text";
 }
