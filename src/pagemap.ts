@@ -16,6 +16,8 @@
 import { boolean, list as copyList, lookup, readOptions, show } from "./_args.ts";
 import {
   ArrayBufferPrototypeGetByteLength,
+  FinalizationRegistryPrototypeRegister,
+  FinalizationRegistryPrototypeUnregister,
   isTypedArray,
   TypedArrayPrototypeGetBuffer,
   TypedArrayPrototypeGetLength,
@@ -351,6 +353,12 @@ export type AddressRange =
   | { start: bigint | number; end: bigint | number }
   | { start: bigint | number; length: bigint | number };
 
+// The backstop for a pagemap dropped unclosed: its descriptor is closed
+// once the object is collected.
+const closer = new FinalizationRegistry<number>((fd) => {
+  lib().mk_core_close(fd);
+});
+
 /**
  * An open `/proc/<pid>/pagemap`: per-page state of a process's virtual
  * memory, and translation of its addresses to physical ones.
@@ -394,6 +402,7 @@ export class Pagemap {
     this.#pid = pid;
     this.#page = pageSize();
     this.#capable = capable;
+    FinalizationRegistryPrototypeRegister(closer, this, fd, this);
   }
 
   /**
@@ -720,8 +729,12 @@ export class Pagemap {
   /** Closes the pagemap. Idempotent. */
   close(): void {
     if (this.#fd < 0) return;
-    lib().mk_core_close(this.#fd);
+    // Unregister first: the backstop must never close this descriptor
+    // number again, after it was reused.
+    FinalizationRegistryPrototypeUnregister(closer, this);
+    const fd = this.#fd;
     this.#fd = -1;
+    lib().mk_core_close(fd);
   }
 
   /** Closes the pagemap (for `using`). */

@@ -15,7 +15,13 @@ import { createMapping, Mapping, type Region, regionOf } from "./mapping.ts";
 import { absolutePath } from "./permissions.ts";
 import { lookUp, openLookedUp, STALE_HINT } from "./_gate.ts";
 import { readOptions, show } from "./_args.ts";
-import { uncurryThis } from "./_primordials.ts";
+import {
+  FinalizationRegistryPrototypeRegister,
+  FinalizationRegistryPrototypeUnregister,
+  ObjectCreate,
+  ObjectKeys,
+  uncurryThis,
+} from "./_primordials.ts";
 
 // A Mapping's own answers, as its class defines them (not a property the
 // caller defined on the instance): they decide whether a store may go
@@ -79,7 +85,12 @@ function aligned(address: number, width: Width): void {
 
 // ---- PhysicalMemory ----
 
-const CONSTRUCT = Symbol("memkit.PhysicalMemory");
+// The backstop for a device dropped unclosed: its descriptors are closed
+// once the object is collected. Its mappings do not need them (mmap keeps
+// its own reference to the file), nor do they reach this object.
+const closer = new FinalizationRegistry<Partial<Record<PhysCache, number>>>((fds) => {
+  for (const cache of ObjectKeys(fds) as PhysCache[]) lib().mk_core_close(fds[cache]!);
+});
 
 /**
  * A mapping this device made, for `readU*`/`writeU*` to go through. The
@@ -133,7 +144,7 @@ export class PhysicalMemory {
   #device: string;
   #write: boolean;
   #cache: PhysCache;
-  #fds: Partial<Record<PhysCache, number>> = {};
+  readonly #fds: Partial<Record<PhysCache, number>> = ObjectCreate(null);
   #closed = false;
   #tracked: Tracked[] = [];
   #cell = new BigUint64Array(1);
@@ -141,21 +152,13 @@ export class PhysicalMemory {
   #cell16 = new Uint16Array(this.#cell.buffer);
   #cell32 = new Uint32Array(this.#cell.buffer);
 
-  /**
-   * Not for direct use: use {@linkcode PhysicalMemory.open}.
-   *
-   * @param token memkit's private construction token.
-   * @param device The device path.
-   * @param write Opened read-write.
-   * @param cache The default cache mode.
-   */
-  constructor(token: symbol, device: string, write: boolean, cache: PhysCache) {
-    if (token !== CONSTRUCT) {
-      throw new TypeError("Cannot construct a PhysicalMemory directly: use PhysicalMemory.open()");
-    }
+  private constructor(device: string, write: boolean, cache: PhysCache) {
     this.#device = device;
     this.#write = write;
     this.#cache = cache;
+    // The backstop holds the table of descriptors (not this object): the
+    // ones opened later, lazily, are closed with it too.
+    FinalizationRegistryPrototypeRegister(closer, this, this.#fds, this);
   }
 
   /**
@@ -200,7 +203,7 @@ export class PhysicalMemory {
     const cache = toCache(opts.cache ?? "default");
     // The device path as Deno's check sees it (absolute, `.`, `..` and
     // repeated slashes collapsed): the path checked is the path opened.
-    const mem = new PhysicalMemory(CONSTRUCT, absolutePath(device), write, cache);
+    const mem = new PhysicalMemory(absolutePath(device), write, cache);
     mem.#fd(cache);
     return mem;
   }
@@ -613,8 +616,15 @@ export class PhysicalMemory {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const fd of Object.values(this.#fds)) lib().mk_core_close(fd);
-    this.#fds = {};
+    // Unregister first: the backstop must never close these descriptor
+    // numbers again, after they were reused.
+    FinalizationRegistryPrototypeUnregister(closer, this);
+    const fds = this.#fds;
+    for (const cache of ObjectKeys(fds) as PhysCache[]) {
+      const fd = fds[cache]!;
+      delete fds[cache];
+      lib().mk_core_close(fd);
+    }
     this.#tracked = [];
   }
 
