@@ -103,3 +103,27 @@ Deno.test({ name: "free() gives the pages back to key 0 and is idempotent", igno
   m.bytes()[0] = 1; // writable again: the pages carry key 0
   assert.throws(() => key.set("r"), Deno.errors.BadResource);
 });
+
+Deno.test({ name: "a Pkey dropped unfreed frees its key once collected", ignore: !keys }, () => {
+  const r = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-check",
+      "--no-lock",
+      "--no-config",
+      "--allow-ffi",
+      "--v8-flags=--expose-gc",
+      new URL("../../fixtures/lifetimes_child.ts", import.meta.url).pathname,
+      "pkey",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  const got = JSON.parse(new TextDecoder().decode(r.stdout));
+  // The first key was dropped while a second was held: a later alloc() gets
+  // the first number back only once the backstop freed it.
+  assert.equal(got.supported, true);
+  assert.notEqual(got.held, got.first);
+  assert.ok(got.rounds > 0, `key ${got.first} not freed after 20 collections`);
+});
