@@ -127,3 +127,33 @@ Deno.test({ name: "a Pkey dropped unfreed frees its key once collected", ignore:
   assert.notEqual(got.held, got.first);
   assert.ok(got.rounds > 0, `key ${got.first} not freed after 20 collections`);
 });
+
+/** The protection key the kernel shows for the mapping at `address` (smaps' ProtectionKey). */
+function kernelKeyAt(address: bigint): number {
+  const r = new Deno.Command("cat", { args: [`/proc/${Deno.pid}/smaps`], stdout: "piped" })
+    .outputSync();
+  const text = new TextDecoder().decode(r.stdout);
+  const at = text.indexOf(`${address.toString(16)}-`);
+  assert.ok(at >= 0, `no mapping at 0x${address.toString(16)} in smaps`);
+  const key = /ProtectionKey:\s+(\d+)/.exec(text.slice(at));
+  assert.ok(key, "smaps shows no ProtectionKey");
+  return Number(key[1]);
+}
+
+Deno.test({
+  name: "freeing a key leaves a mapping assigned to another key since with that key",
+  ignore: !keys,
+}, () => {
+  using fd = MemFd.create("rekeyed", { size: 4096 });
+  using m = fd.map();
+  using a = Pkey.alloc();
+  using b = Pkey.alloc();
+  a.assign(m);
+  assert.equal(kernelKeyAt(m.address), a.key);
+  b.assign(m);
+  assert.equal(kernelKeyAt(m.address), b.key);
+  a.free(); // m is b's now: not given back to key 0
+  assert.equal(kernelKeyAt(m.address), b.key);
+  b.free();
+  assert.equal(kernelKeyAt(m.address), 0);
+});
