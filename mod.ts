@@ -57,11 +57,10 @@ export {
   type PhysCache,
   PhysicalMemory,
   type PhysicalMemoryOptions,
-  type PhysicalRange,
-  physicalRanges,
   type PhysMapOptions,
   smbios,
 } from "./src/phys.ts";
+export { type PhysicalRange, physicalRanges } from "./src/iomem.ts";
 export {
   decodeSmbios,
   decodeSmbiosTable,
@@ -116,12 +115,14 @@ export {
   type SmapsRollup,
 } from "./src/maps.ts";
 export {
-  type AddressRange,
   KPAGE_FLAGS,
   kpagecount,
   type KPageFlag,
   KPageFlags,
   kpageflags,
+} from "./src/kpageflags.ts";
+export {
+  type AddressRange,
   PageBits,
   type PageCategory,
   Pagemap,

@@ -1,7 +1,7 @@
 /**
  * `Pagemap`: virtual to physical translation and per-page state from
- * `/proc/<pid>/pagemap`, `PAGEMAP_SCAN` range queries, and the page flags
- * and map counts of physical pages (`kpageflags`, `kpagecount`).
+ * `/proc/<pid>/pagemap` and `PAGEMAP_SCAN` range queries. The page flags
+ * and map counts of physical pages are in `kpageflags.ts`.
  *
  * Results are columnar: typed arrays with one element per page, filled by
  * one native call however large the range, never an object per page.
@@ -16,6 +16,8 @@
 import { boolean, list as copyList, lookup, readOptions, show } from "./_args.ts";
 import {
   ArrayBufferPrototypeGetByteLength,
+  FinalizationRegistryPrototypeRegister,
+  FinalizationRegistryPrototypeUnregister,
   isTypedArray,
   TypedArrayPrototypeGetBuffer,
   TypedArrayPrototypeGetLength,
@@ -33,7 +35,6 @@ import {
   type ProcessId,
   toAddress,
 } from "./_proc.ts";
-import { requirePermissions } from "./permissions.ts";
 import { isDetached } from "./_validate.ts";
 
 const U64 = 1n << 64n;
@@ -352,6 +353,12 @@ export type AddressRange =
   | { start: bigint | number; end: bigint | number }
   | { start: bigint | number; length: bigint | number };
 
+// The backstop for a pagemap dropped unclosed: its descriptor is closed
+// once the object is collected.
+const closer = new FinalizationRegistry<number>((fd) => {
+  lib().mk_core_close(fd);
+});
+
 /**
  * An open `/proc/<pid>/pagemap`: per-page state of a process's virtual
  * memory, and translation of its addresses to physical ones.
@@ -395,6 +402,7 @@ export class Pagemap {
     this.#pid = pid;
     this.#page = pageSize();
     this.#capable = capable;
+    FinalizationRegistryPrototypeRegister(closer, this, fd, this);
   }
 
   /**
@@ -721,209 +729,16 @@ export class Pagemap {
   /** Closes the pagemap. Idempotent. */
   close(): void {
     if (this.#fd < 0) return;
-    lib().mk_core_close(this.#fd);
+    // Unregister first: the backstop must never close this descriptor
+    // number again, after it was reused.
+    FinalizationRegistryPrototypeUnregister(closer, this);
+    const fd = this.#fd;
     this.#fd = -1;
+    lib().mk_core_close(fd);
   }
 
   /** Closes the pagemap (for `using`). */
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-// ---- kpageflags / kpagecount ----
-
-/**
- * The named bits of `/proc/kpageflags` (include/uapi/linux/kernel-page-flags.h),
- * by bit number.
- *
- * @example
- * ```ts
- * import { KPAGE_FLAGS } from "@memkit/memkit";
- * import { assertEquals } from "@std/assert";
- *
- * assertEquals(KPAGE_FLAGS.indexOf("SWAPBACKED"), 14);
- * ```
- */
-export const KPAGE_FLAGS = [
-  "LOCKED",
-  "ERROR",
-  "REFERENCED",
-  "UPTODATE",
-  "DIRTY",
-  "LRU",
-  "ACTIVE",
-  "SLAB",
-  "WRITEBACK",
-  "RECLAIM",
-  "BUDDY",
-  "MMAP",
-  "ANON",
-  "SWAPCACHE",
-  "SWAPBACKED",
-  "COMPOUND_HEAD",
-  "COMPOUND_TAIL",
-  "HUGE",
-  "UNEVICTABLE",
-  "HWPOISON",
-  "NOPAGE",
-  "KSM",
-  "THP",
-  "OFFLINE",
-  "ZERO_PAGE",
-  "IDLE",
-  "PGTABLE",
-] as const;
-
-/** A named page flag of {@linkcode KPAGE_FLAGS}. */
-export type KPageFlag = typeof KPAGE_FLAGS[number];
-
-/**
- * The page flags of some PFNs, by column. Made by {@linkcode kpageflags}.
- *
- * @example Testing and naming flags
- * ```ts
- * import { KPageFlags } from "@memkit/memkit";
- * import { assertEquals } from "@std/assert";
- *
- * const f = new KPageFlags(new BigUint64Array([42n]), new BigUint64Array([(1n << 14n) | (1n << 11n)]));
- * assertEquals(f.has(0, "SWAPBACKED"), true);
- * assertEquals(f.names(0), ["MMAP", "SWAPBACKED"]);
- * ```
- */
-export class KPageFlags {
-  /** The PFNs asked for. */
-  readonly pfns: BigUint64Array<ArrayBuffer>;
-  /** The raw 64-bit flags of each. */
-  readonly raw: BigUint64Array<ArrayBuffer>;
-
-  /** Built by {@linkcode kpageflags}. */
-  constructor(pfns: BigUint64Array<ArrayBuffer>, raw: BigUint64Array<ArrayBuffer>) {
-    this.pfns = pfns;
-    this.raw = raw;
-  }
-
-  /** The number of PFNs. */
-  get length(): number {
-    return this.raw.length;
-  }
-
-  /** Whether PFN number `i` has `flag`. */
-  has(i: number, flag: KPageFlag): boolean {
-    const bit = KPAGE_FLAGS.indexOf(flag);
-    if (bit < 0) throw new TypeError(`Cannot test the page flag "${show(flag)}": unknown`);
-    return ((this.raw[i] >> BigInt(bit)) & 1n) === 1n;
-  }
-
-  /** The names of the flags set on PFN number `i`. */
-  names(i: number): KPageFlag[] {
-    const v = this.raw[i];
-    return KPAGE_FLAGS.filter((_, bit) => ((v >> BigInt(bit)) & 1n) === 1n);
-  }
-}
-
-function toPfns(pfns: unknown): BigUint64Array<ArrayBuffer> {
-  // A copy made from the engine's slots (a real BigUint64Array), else one
-  // pass over the iterable; nothing of the caller's is read afterwards.
-  if (isTypedArray(pfns, "BigUint64Array")) return new BigUint64Array(pfns as BigUint64Array);
-  if (pfns === null || typeof pfns !== "object" || !(Symbol.iterator in pfns)) {
-    throw new TypeError(
-      "Cannot read page flags: expected PFNs as an array, typed array or iterable",
-    );
-  }
-  const list = [...(pfns as Iterable<unknown>)];
-  const out = new BigUint64Array(list.length);
-  list.forEach((p, i) => {
-    if (typeof p === "number" && Number.isSafeInteger(p) && p >= 0) out[i] = BigInt(p);
-    else if (typeof p === "bigint" && p >= 0n && p < 1n << 55n) out[i] = p;
-    else throw new TypeError(`Cannot use the PFN "${show(p)}": expected a non-negative integer`);
-  });
-  return out;
-}
-
-function readKpage(
-  which: number,
-  pfns: BigUint64Array<ArrayBuffer>,
-  path: string,
-): BigUint64Array<ArrayBuffer> {
-  const n = TypedArrayPrototypeGetLength(pfns);
-  const out = new BigUint64Array(n);
-  if (n === 0) return out;
-  check(lib().mk_kpage_read(which, pfns, BigInt(n), out), "read", {
-    path,
-    hints: {
-      EACCES: "it is readable by root only (CAP_SYS_ADMIN)",
-      EPERM: "it is readable by root only (CAP_SYS_ADMIN)",
-      ERANGE: "a PFN is past the end of physical memory",
-    },
-  });
-  return out;
-}
-
-/**
- * The page flags of physical pages (`/proc/kpageflags`), decoded into named
- * flags. Runs of consecutive PFNs are read with one `pread` each, all in one
- * native call.
- *
- * Requires `--allow-ffi` and `--allow-read=/proc/kpageflags`; the kernel lets
- * only root (CAP_SYS_ADMIN) read it.
- *
- * @param pfns Page frame numbers, e.g. from {@linkcode PagemapPages.frame}.
- * @returns The flags of each.
- * @throws {MemkitError} `EACCES` without privilege; `ERANGE` for a PFN past
- * the end of physical memory.
- *
- * @example The flags of a memfd page (shared memory)
- * ```ts
- * // deno run --allow-ffi --allow-read=/proc/self/pagemap,/proc/kpageflags (as root)
- * import { kpageflags, MemFd, Pagemap } from "@memkit/memkit";
- * import { assert } from "@std/assert";
- *
- * using fd = MemFd.create("flags", { size: 4096 });
- * using m = fd.map();
- * m.bytes()[0] = 1;
- * using pm = Pagemap.open();
- * const pages = pm.read(m.address, 1);
- * if (pages.pfnVisible) {
- *   const flags = kpageflags([pages.pfn(0)!]);
- *   assert(flags.has(0, "SWAPBACKED") && !flags.has(0, "ANON"));
- * }
- * ```
- */
-export function kpageflags(pfns: Iterable<number | bigint> | BigUint64Array): KPageFlags {
-  const list = toPfns(pfns);
-  requirePermissions("kpageflags");
-  return new KPageFlags(list, readKpage(MK.KPAGE_FLAGS, list, "/proc/kpageflags"));
-}
-
-/**
- * How many times each physical page is mapped (`/proc/kpagecount`).
- *
- * Requires `--allow-ffi` and `--allow-read=/proc/kpagecount`; the kernel lets
- * only root (CAP_SYS_ADMIN) read it.
- *
- * @param pfns Page frame numbers.
- * @returns The map count of each.
- * @throws {MemkitError} `EACCES` without privilege.
- *
- * @example A memfd page mapped twice
- * ```ts
- * // deno run --allow-ffi --allow-read=/proc/self/pagemap,/proc/kpagecount (as root)
- * import { kpagecount, MemFd, Pagemap } from "@memkit/memkit";
- * import { assertEquals } from "@std/assert";
- *
- * using fd = MemFd.create("count", { size: 4096 });
- * using a = fd.map();
- * using b = fd.map();
- * a.bytes()[0] = 1;
- * b.bytes()[1] = 1;
- * using pm = Pagemap.open();
- * const pages = pm.read(a.address, 1);
- * if (pages.pfnVisible) assertEquals(kpagecount([pages.pfn(0)!])[0], 2);
- * ```
- */
-export function kpagecount(pfns: Iterable<number | bigint> | BigUint64Array): Float64Array {
-  const list = toPfns(pfns);
-  requirePermissions("kpagecount");
-  return Float64Array.from(readKpage(MK.KPAGE_COUNT, list, "/proc/kpagecount"), Number);
 }

@@ -6,15 +6,22 @@
  * @module
  */
 
-import { check, errnoCode, MemkitError } from "../ffi/errors.ts";
+import { ERRNO, errnoCode, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
+import { openHint, permHint } from "./_phys_refusal.ts";
 import { cString, inRange, MAX_BYTES, roundUp } from "./_validate.ts";
 import { createMapping, Mapping, type Region, regionOf } from "./mapping.ts";
-import { absolutePath, queryPermission, requirePermissions } from "./permissions.ts";
+import { absolutePath } from "./permissions.ts";
 import { lookUp, openLookedUp, STALE_HINT } from "./_gate.ts";
 import { readOptions, show } from "./_args.ts";
-import { uncurryThis } from "./_primordials.ts";
+import {
+  FinalizationRegistryPrototypeRegister,
+  FinalizationRegistryPrototypeUnregister,
+  ObjectCreate,
+  ObjectKeys,
+  uncurryThis,
+} from "./_primordials.ts";
 
 // A Mapping's own answers, as its class defines them (not a property the
 // caller defined on the instance): they decide whether a store may go
@@ -54,18 +61,6 @@ export interface PhysMapOptions {
   access?: "r" | "rw";
 }
 
-/** One range of the physical address space, as `/proc/iomem` lists it. */
-export interface PhysicalRange {
-  /** The first address. */
-  start: number;
-  /** The address after the last one (exclusive). */
-  end: number;
-  /** What is there: `"System RAM"`, `"Reserved"`, `"System ROM"`, a driver's name, ... */
-  name: string;
-  /** Nesting: 0 for a top-level range, 1 for a range inside it, ... */
-  depth: number;
-}
-
 function toPhys(value: unknown, what = "physical address"): number {
   const n = typeof value === "bigint" ? Number(value) : value;
   if (typeof value === "bigint" && BigInt(n as number) !== value) {
@@ -88,169 +83,14 @@ function aligned(address: number, width: Width): void {
   }
 }
 
-// ---- /proc/iomem and the lockdown state ----
-
-const decoder = new TextDecoder();
-
-function slurp(fn: (buf: Uint8Array<ArrayBuffer>, cap: bigint) => bigint, path: string): string {
-  for (let cap = 1 << 16; cap <= 1 << 26; cap *= 4) {
-    const buf = new Uint8Array(cap);
-    const ret = fn(buf, BigInt(cap));
-    if (ret === -34n) continue; // ERANGE: grow
-    const n = check(ret, "read", { path });
-    return decoder.decode(buf.subarray(0, n));
-  }
-  throw new MemkitError(27, "read", { path });
-}
-
-/** Parses the text of `/proc/iomem`. */
-export function parseIomem(text: string): PhysicalRange[] {
-  const out: PhysicalRange[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^( *)([0-9a-f]+)-([0-9a-f]+) : (.*)$/.exec(line);
-    if (!m) continue;
-    out.push({
-      start: parseInt(m[2], 16),
-      end: parseInt(m[3], 16) + 1,
-      name: m[4],
-      depth: m[1].length / 2,
-    });
-  }
-  return out;
-}
-
-/**
- * The ranges of the physical address space from `/proc/iomem`: System RAM,
- * Reserved, ROM, ACPI tables, and the ranges drivers claimed, nested.
- *
- * Requires `--allow-ffi` and `--allow-read=/proc/iomem` (memkit reads it
- * natively: Deno's own file API would want `--allow-all` for `/proc`).
- * The kernel shows the addresses only to root (`CAP_SYS_ADMIN`); to others
- * it shows zeros, which this refuses with `EACCES` rather than return.
- *
- * @returns Every range, in the kernel's order (a parent before its children).
- * @throws {Deno.errors.NotCapable} Without `--allow-read=/proc/iomem`.
- * @throws {MemkitError} `EACCES` when the kernel hides the addresses.
- *
- * @example System RAM is listed
- * ```ts ignore
- * // deno run --allow-ffi --allow-read=/proc/iomem (as root)
- * import { physicalRanges } from "@memkit/memkit";
- *
- * const ram = physicalRanges().filter((r) => r.name === "System RAM");
- * console.log(ram.reduce((sum, r) => sum + r.end - r.start, 0), "bytes of RAM");
- * ```
- */
-export function physicalRanges(): PhysicalRange[] {
-  requirePermissions("iomem");
-  const text = slurp((b, c) => lib().mk_phys_iomem(b, c), "/proc/iomem");
-  const ranges = parseIomem(text);
-  if (ranges.length > 0 && ranges.every((r) => r.start === 0 && r.end === 1)) {
-    throw new MemkitError(13, "read", {
-      path: "/proc/iomem",
-      hint: "the kernel shows its addresses only to root (CAP_SYS_ADMIN); run as root",
-    });
-  }
-  return ranges;
-}
-
-function granted(path: string): boolean {
-  return queryPermission({ name: "read", path }) === "granted";
-}
-
-/**
- * The kernel's lockdown mode (`none`, `integrity` or `confidentiality`), or
- * `undefined` when it cannot be read: memkit reads it (natively) only when
- * `--allow-read=/sys/kernel/security/lockdown` is granted, and never prompts.
- */
-function lockdownMode(): string | undefined {
-  if (!granted("/sys/kernel/security/lockdown")) return undefined;
-  try {
-    const text = slurp((b, c) => lib().mk_phys_lockdown(b, c), "/sys/kernel/security/lockdown");
-    return /\[(\w+)\]/.exec(text)?.[1];
-  } catch {
-    return undefined;
-  }
-}
-
-/** The ranges, when the caller may and the kernel shows them; else undefined. */
-function rangesIfVisible(): PhysicalRange[] | undefined {
-  if (!granted("/proc/iomem")) return undefined;
-  try {
-    return physicalRanges();
-  } catch {
-    return undefined;
-  }
-}
-
-/** Why the kernel refused `[start, end)` with EPERM, from `/proc/iomem`. */
-function permHint(device: string, start: number, end: number): string {
-  const span = `${hex(start)}-${hex(end - 1)}`;
-  if (device !== "/dev/mem") {
-    return `the device "${device}" refused ${span}`;
-  }
-  const ranges = rangesIfVisible();
-  if (!ranges) {
-    return `${span} is System RAM (CONFIG_STRICT_DEVMEM lets /dev/mem reach only the first ` +
-      "1 MiB of RAM) or a range a driver claimed (CONFIG_IO_STRICT_DEVMEM; boot with " +
-      "iomem=relaxed to lift that one); grant --allow-read=/proc/iomem for the exact reason";
-  }
-  const overlaps = ranges.filter((r) => r.start < end && start < r.end);
-  const ram = overlaps.find((r) => r.name === "System RAM");
-  if (ram) {
-    return `${span} is System RAM (${hex(ram.start)}-${hex(ram.end - 1)} in /proc/iomem), ` +
-      "which CONFIG_STRICT_DEVMEM keeps from /dev/mem beyond the first 1 MiB; only a kernel " +
-      "built without STRICT_DEVMEM allows it (read a process's own memory through its mappings, " +
-      "and translate addresses with the pagemap instead)";
-  }
-  const claimed = overlaps.filter((r) => r.depth > 0 || !/^(Reserved|PCI Bus)/.test(r.name))
-    .at(-1);
-  if (claimed) {
-    return `${span} is claimed by "${claimed.name}" (${hex(claimed.start)}-${
-      hex(claimed.end - 1)
-    } in /proc/iomem), and CONFIG_IO_STRICT_DEVMEM keeps ranges a driver claimed from ` +
-      "/dev/mem; unbind the driver, or boot with iomem=relaxed";
-  }
-  return `the kernel refused ${span} (CONFIG_STRICT_DEVMEM or CONFIG_IO_STRICT_DEVMEM)`;
-}
-
-function openHint(device: string, errno: number): string | undefined {
-  switch (errnoCode(errno)) {
-    case "ENOENT":
-      return device === "/dev/mem"
-        ? "this kernel was built without CONFIG_DEVMEM (or /dev has no such node), so " +
-          "physical memory cannot be reached from user space here; boot a kernel with " +
-          "CONFIG_DEVMEM=y (most distribution kernels have it)"
-        : undefined;
-    case "EACCES":
-      return `${device} is readable only by root (mode 0640, and CAP_SYS_RAWIO is also ` +
-        "needed); run as root";
-    case "EPERM": {
-      const mode = lockdownMode();
-      if (mode && mode !== "none") {
-        return `the kernel is locked down ("${mode}" in /sys/kernel/security/lockdown), ` +
-          "which closes /dev/mem to everyone, root included, until a reboot without lockdown " +
-          "(Secure Boot turns it on; so do lockdown= on the command line and writes to that file)";
-      }
-      return mode === "none"
-        ? "opening it needs CAP_SYS_RAWIO, which this process lacks (a container or setpriv " +
-          "may have dropped it)"
-        : "opening it needs CAP_SYS_RAWIO, which this process may lack, or the kernel is " +
-          "locked down (grant --allow-read=/sys/kernel/security/lockdown to know which)";
-    }
-    case "ENODEV":
-      return "not a character device: memkit opens only memory devices such as /dev/mem";
-    case "EROFS":
-      return "of the kernel's memory devices (major 1) only /dev/mem maps physical memory; a " +
-        "writable mapping of the others (/dev/zero) is anonymous memory that faults past its " +
-        "size, so memkit opens them read-only only";
-  }
-  return undefined;
-}
-
 // ---- PhysicalMemory ----
 
-const CONSTRUCT = Symbol("memkit.PhysicalMemory");
+// The backstop for a device dropped unclosed: its descriptors are closed
+// once the object is collected. Its mappings do not need them (mmap keeps
+// its own reference to the file), nor do they reach this object.
+const closer = new FinalizationRegistry<Partial<Record<PhysCache, number>>>((fds) => {
+  for (const cache of ObjectKeys(fds) as PhysCache[]) lib().mk_core_close(fds[cache]!);
+});
 
 /**
  * A mapping this device made, for `readU*`/`writeU*` to go through. The
@@ -304,7 +144,7 @@ export class PhysicalMemory {
   #device: string;
   #write: boolean;
   #cache: PhysCache;
-  #fds: Partial<Record<PhysCache, number>> = {};
+  readonly #fds: Partial<Record<PhysCache, number>> = ObjectCreate(null);
   #closed = false;
   #tracked: Tracked[] = [];
   #cell = new BigUint64Array(1);
@@ -312,21 +152,13 @@ export class PhysicalMemory {
   #cell16 = new Uint16Array(this.#cell.buffer);
   #cell32 = new Uint32Array(this.#cell.buffer);
 
-  /**
-   * Not for direct use: use {@linkcode PhysicalMemory.open}.
-   *
-   * @param token memkit's private construction token.
-   * @param device The device path.
-   * @param write Opened read-write.
-   * @param cache The default cache mode.
-   */
-  constructor(token: symbol, device: string, write: boolean, cache: PhysCache) {
-    if (token !== CONSTRUCT) {
-      throw new TypeError("Cannot construct a PhysicalMemory directly: use PhysicalMemory.open()");
-    }
+  private constructor(device: string, write: boolean, cache: PhysCache) {
     this.#device = device;
     this.#write = write;
     this.#cache = cache;
+    // The backstop holds the table of descriptors (not this object): the
+    // ones opened later, lazily, are closed with it too.
+    FinalizationRegistryPrototypeRegister(closer, this, this.#fds, this);
   }
 
   /**
@@ -371,7 +203,7 @@ export class PhysicalMemory {
     const cache = toCache(opts.cache ?? "default");
     // The device path as Deno's check sees it (absolute, `.`, `..` and
     // repeated slashes collapsed): the path checked is the path opened.
-    const mem = new PhysicalMemory(CONSTRUCT, absolutePath(device), write, cache);
+    const mem = new PhysicalMemory(absolutePath(device), write, cache);
     mem.#fd(cache);
     return mem;
   }
@@ -547,7 +379,7 @@ export class PhysicalMemory {
     if (len === 0) return out;
     const fd = this.#fd(this.#cache);
     const ret = lib().mk_phys_read(fd, BigInt(phys), out, BigInt(len));
-    if (ret === -14n) {
+    if (ret === BigInt(-ERRNO.EFAULT)) {
       // EFAULT: /dev/mem's read() stops at the end of RAM (high_memory);
       // device memory above it is reached by mapping, so copy from a mapping.
       using m = this.map(phys, len);
@@ -558,7 +390,7 @@ export class PhysicalMemory {
     if (n < len) {
       // Refused from some page on: find out why, from that page.
       const probe = lib().mk_phys_read(fd, BigInt(phys + n), new Uint8Array(1), 1n);
-      const errno = probe < 0n ? probe : -6n; // ENXIO: the device ended
+      const errno = probe < 0n ? probe : BigInt(-ERRNO.ENXIO); // the device ended
       this.#fail(errno, "read", phys + n, phys + len, this.#cache);
     }
     return out;
@@ -784,8 +616,15 @@ export class PhysicalMemory {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const fd of Object.values(this.#fds)) lib().mk_core_close(fd);
-    this.#fds = {};
+    // Unregister first: the backstop must never close these descriptor
+    // numbers again, after they were reused.
+    FinalizationRegistryPrototypeUnregister(closer, this);
+    const fds = this.#fds;
+    for (const cache of ObjectKeys(fds) as PhysCache[]) {
+      const fd = fds[cache]!;
+      delete fds[cache];
+      lib().mk_core_close(fd);
+    }
     this.#tracked = [];
   }
 

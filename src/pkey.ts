@@ -7,10 +7,14 @@
  * @module
  */
 
-import { MemkitError } from "../ffi/errors.ts";
+import { ERRNO, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
-import { uncurryThis } from "./_primordials.ts";
+import {
+  FinalizationRegistryPrototypeRegister,
+  FinalizationRegistryPrototypeUnregister,
+  uncurryThis,
+} from "./_primordials.ts";
 import {
   type Access,
   findRegion,
@@ -81,6 +85,46 @@ function retag(mapping: Mapping, key: number): void {
   }
 }
 
+/** What a key holds: its number and the mappings assigned to it. */
+interface Held {
+  key: number;
+  mappings: Set<WeakRef<Mapping>>;
+  /** This key's mark in {@linkcode owner}: not the key itself, which it must not keep alive. */
+  token: object;
+}
+
+/**
+ * The key (its token) behind each region's `pkeyRights`, the function the
+ * key that tagged the region's pages last put there (a relocated region
+ * keeps it): a mapping assigned to another key since is not this key's.
+ */
+const owner = new WeakMap<() => number, object>();
+
+function ownedBy(m: Mapping, token: object): boolean {
+  const rights = regionOf(m).pkeyRights;
+  return rights !== undefined && owner.get(rights) === token;
+}
+
+/**
+ * Frees a key after giving this thread full rights to it again and the
+ * pages of its still-open mappings back to the default key 0: a key
+ * allocated later may reuse this number with other rights.
+ */
+function release(held: Held): void {
+  const { key, mappings, token } = held;
+  lib().mk_pkey_set(key, 0);
+  for (const ref of mappings) {
+    const m = ref.deref();
+    if (m !== undefined && !closedOf(m) && ownedBy(m, token)) retag(m, 0);
+  }
+  mappings.clear();
+  lib().mk_pkey_free(key);
+}
+
+// The backstop for a key dropped unfreed: it is freed once the object is
+// collected. (A mapping assigned to the key keeps the key alive.)
+const freer = new FinalizationRegistry<Held>(release);
+
 /**
  * A memory protection key. Pages assigned to a key (`assign()`) can be made
  * read-only or inaccessible for the calling thread by `set()`, which writes
@@ -117,10 +161,17 @@ export class Pkey {
   #rights: number;
   /** The mappings assigned to the key, held weakly: a key does not keep them alive. */
   #mappings = new Set<WeakRef<Mapping>>();
+  /** This key's mark on the regions it tagged last. */
+  #token = {};
+
+  #held(): Held {
+    return { key: this.#key, mappings: this.#mappings, token: this.#token };
+  }
 
   private constructor(key: number, rights: number) {
     this.#key = key;
     this.#rights = rights;
+    FinalizationRegistryPrototypeRegister(freer, this, this.#held(), this);
   }
 
   /**
@@ -169,13 +220,13 @@ export class Pkey {
     // Without PKU the kernel answers ENOSPC ("no key left"), which misleads:
     // say ENOSYS, and why, without asking it.
     if (!cpuHasKeys()) {
-      throw new MemkitError(38, "allocate a protection key", { hint: UNSUPPORTED_HINT });
+      throw new MemkitError(ERRNO.ENOSYS, "allocate a protection key", { hint: UNSUPPORTED_HINT });
     }
     const ret = lib().mk_pkey_alloc(rights);
     if (ret < 0n) {
       const errno = Number(-ret);
       throw new MemkitError(errno, "allocate a protection key", {
-        hint: errno === 28
+        hint: errno === ERRNO.ENOSPC
           ? "all 15 usable keys of this process are taken; free() one"
           : UNSUPPORTED_HINT,
       });
@@ -250,7 +301,9 @@ export class Pkey {
       throw new MemkitError(Number(-ret), "assign a protection key to", { path: nameOf(mapping) });
     }
     limitByPkey(mapping, this.#rights);
-    region.pkeyRights = () => (this.#key < 0 ? 0 : this.#rights);
+    const rights = () => (this.#key < 0 ? 0 : this.#rights);
+    owner.set(rights, this.#token);
+    region.pkeyRights = rights;
     this.#mappings.add(new WeakRef(mapping));
   }
 
@@ -319,15 +372,33 @@ export class Pkey {
    */
   free(): void {
     if (this.#key < 0) return;
-    const key = this.#key;
-    lib().mk_pkey_set(key, 0);
+    // Unregister first: the backstop must never free this key number
+    // again, after it was reused.
+    FinalizationRegistryPrototypeUnregister(freer, this);
+    const held = this.#held();
     this.#rights = 0;
     this.#key = -1;
-    // Give the pages back to the default key 0: a key allocated later may
-    // reuse this number with other rights.
-    for (const m of this.#live()) retag(m, 0);
-    this.#mappings.clear();
-    lib().mk_pkey_free(key);
+    release(held);
+  }
+
+  /**
+   * Frees the key: the same as {@linkcode Pkey.free}, under the name every
+   * memkit resource closes by. Idempotent.
+   *
+   * @example
+   * ```ts
+   * import { Pkey } from "@memkit/memkit";
+   *
+   * if (Pkey.supported) Pkey.alloc().close();
+   * ```
+   */
+  close(): void {
+    this.free();
+  }
+
+  /** Whether the key was freed (`free()` or `close()`). */
+  get closed(): boolean {
+    return this.#key < 0;
   }
 
   /** Calls `free()`, for `using`. */

@@ -15,7 +15,7 @@ import {
   physicalRanges,
   smbiosUuid,
 } from "../mod.ts";
-import { parseIomem } from "../src/phys.ts";
+import { parseIomem } from "../src/iomem.ts";
 import { probed } from "./fixtures/skip.ts";
 
 const devmemExists = (() => {

@@ -103,3 +103,57 @@ Deno.test({ name: "free() gives the pages back to key 0 and is idempotent", igno
   m.bytes()[0] = 1; // writable again: the pages carry key 0
   assert.throws(() => key.set("r"), Deno.errors.BadResource);
 });
+
+Deno.test({ name: "a Pkey dropped unfreed frees its key once collected", ignore: !keys }, () => {
+  const r = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--no-check",
+      "--no-lock",
+      "--no-config",
+      "--allow-ffi",
+      "--v8-flags=--expose-gc",
+      new URL("../../fixtures/lifetimes_child.ts", import.meta.url).pathname,
+      "pkey",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  const got = JSON.parse(new TextDecoder().decode(r.stdout));
+  // The first key was dropped while a second was held: a later alloc() gets
+  // the first number back only once the backstop freed it.
+  assert.equal(got.supported, true);
+  assert.notEqual(got.held, got.first);
+  assert.ok(got.rounds > 0, `key ${got.first} not freed after 20 collections`);
+});
+
+/** The protection key the kernel shows for the mapping at `address` (smaps' ProtectionKey). */
+function kernelKeyAt(address: bigint): number {
+  const r = new Deno.Command("cat", { args: [`/proc/${Deno.pid}/smaps`], stdout: "piped" })
+    .outputSync();
+  const text = new TextDecoder().decode(r.stdout);
+  const at = text.indexOf(`${address.toString(16)}-`);
+  assert.ok(at >= 0, `no mapping at 0x${address.toString(16)} in smaps`);
+  const key = /ProtectionKey:\s+(\d+)/.exec(text.slice(at));
+  assert.ok(key, "smaps shows no ProtectionKey");
+  return Number(key[1]);
+}
+
+Deno.test({
+  name: "freeing a key leaves a mapping assigned to another key since with that key",
+  ignore: !keys,
+}, () => {
+  using fd = MemFd.create("rekeyed", { size: 4096 });
+  using m = fd.map();
+  using a = Pkey.alloc();
+  using b = Pkey.alloc();
+  a.assign(m);
+  assert.equal(kernelKeyAt(m.address), a.key);
+  b.assign(m);
+  assert.equal(kernelKeyAt(m.address), b.key);
+  a.free(); // m is b's now: not given back to key 0
+  assert.equal(kernelKeyAt(m.address), b.key);
+  b.free();
+  assert.equal(kernelKeyAt(m.address), 0);
+});
