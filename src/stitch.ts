@@ -12,16 +12,14 @@ import { check, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
+import { type Access, PROT, toAccess } from "./_access.ts";
 import {
-  type Access,
   createMapping,
   findRegion,
   type Mapping,
   type Piece,
-  PROT,
   type Region,
   regionAt,
-  toAccess,
 } from "./mapping.ts";
 import { type MemFd, memfdState } from "./memfd.ts";
 import { queryPermission } from "./permissions.ts";
