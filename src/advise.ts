@@ -11,7 +11,8 @@ import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { aligned, inRange, roundUp } from "./_validate.ts";
 import type { Access } from "./_access.ts";
-import { findRegion, Mapping, type Region } from "./mapping.ts";
+import { findRegion, type Region } from "./_region.ts";
+import { Mapping } from "./mapping.ts";
 import type { MappingRange } from "./protect.ts";
 import { requirePermissions } from "./permissions.ts";
 

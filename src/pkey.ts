@@ -12,7 +12,8 @@ import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { uncurryThis } from "./_primordials.ts";
 import { type Access, PROT, toAccess } from "./_access.ts";
-import { findRegion, limitByPkey, Mapping, regionOf } from "./mapping.ts";
+import { findRegion, regionOf } from "./_region.ts";
+import { limitByPkey, Mapping } from "./mapping.ts";
 
 // A Mapping's own answers, as its class defines them: an instance property
 // the caller defined over `address` or `length` changes nothing.

@@ -12,7 +12,8 @@ import { MK } from "../ffi/symbols.ts";
 import { readOptions } from "./_args.ts";
 import { uncurryThis } from "./_primordials.ts";
 import { type Access, accessOf, PROT, toAccess } from "./_access.ts";
-import { createMapping, findRegion, Mapping } from "./mapping.ts";
+import { findRegion } from "./_region.ts";
+import { createMapping, Mapping } from "./mapping.ts";
 import { findMapping } from "./maps.ts";
 
 /** A page-aligned part of a mapping, for {@linkcode protect}. */
