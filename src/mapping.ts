@@ -600,7 +600,7 @@ export class Mapping {
       : readOptions(range, "range", ["offset", "length"] as const);
     this.#alive("protect the mapping");
     if ((wanted & MK.PROT_WRITE) && this.#maxAccess !== "rw") {
-      throw new MemkitError(13, "protect", {
+      throw new MemkitError(ERRNO.EACCES, "protect", {
         path: this.#name,
         hint: `it was opened for access "${this.#maxAccess}" only`,
       });
@@ -657,7 +657,7 @@ export class Mapping {
     }
     if (!changes) return;
     if (wanted === MK.PROT_NONE && readable && this.#region.readonly > 0) {
-      throw new MemkitError(16, "protect", {
+      throw new MemkitError(ERRNO.EBUSY, "protect", {
         path: this.#name,
         hint: 'read-only views of it are still reachable and would fault under "none"; ' +
           "drop them, or close() the mapping instead",
@@ -803,7 +803,7 @@ export class Mapping {
   #dropWrite(op: string): void {
     this.#detachWritable();
     if (this.#region.pinned) {
-      throw new MemkitError(16, op, {
+      throw new MemkitError(ERRNO.EBUSY, op, {
         path: this.#name,
         hint: "a writable view's buffer was transferred out of memkit's reach " +
           "(structuredClone or postMessage with a transfer list), so write access " +
@@ -815,7 +815,7 @@ export class Mapping {
   #limit(rights: number, dryRun: boolean): void {
     if (this.#closed || rights === 0) return;
     if ((rights & MK.PKEY_DISABLE_ACCESS) && this.#region.readonly > 0) {
-      throw new MemkitError(16, "set the protection key of", {
+      throw new MemkitError(ERRNO.EBUSY, "set the protection key of", {
         path: this.#name,
         hint: "read-only views of it are still reachable and would fault without access; " +
           "drop them first",
@@ -823,7 +823,7 @@ export class Mapping {
     }
     if (!dryRun) this.#dropWrite("set the protection key of");
     else if (this.#region.pinned || this.#moved()) {
-      throw new MemkitError(16, "set the protection key of", {
+      throw new MemkitError(ERRNO.EBUSY, "set the protection key of", {
         path: this.#name,
         hint: "a writable view's buffer was transferred out of memkit's reach, so write " +
           "access cannot be taken away safely",
