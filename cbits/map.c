@@ -45,7 +45,7 @@ MK_API int64_t mk_map_scrub(uint64_t address, uint64_t length) {
 
 MK_API int64_t mk_map_relocate(uint64_t address, uint64_t span, const uint64_t *runs,
                                uint32_t count) {
-  if (address == 0 || span == 0 || !MK_FITS_OFF(span) || (count > 0 && runs == NULL)) {
+  if (address == 0 || span == 0 || !MK_FITS_OFF(span) || count == 0 || runs == NULL) {
     return -EINVAL;
   }
   for (uint32_t i = 0; i < count; i++) {

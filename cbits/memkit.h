@@ -150,7 +150,7 @@ MK_API int64_t mk_map_scrub(uint64_t address, uint64_t length);
  * protection of its first page), then replaces [address, address + span) in
  * place with private read-write zero pages (MAP_FIXED, MAP_NORESERVE), so the
  * old range stays taken and whatever still writes there touches only those.
- * Returns the new address; on failure nothing has changed. */
+ * At least one run. Returns the new address; on failure nothing has changed. */
 MK_API int64_t mk_map_relocate(uint64_t address, uint64_t span, const uint64_t *runs,
                                uint32_t count);
 

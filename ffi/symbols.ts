@@ -197,7 +197,7 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Moves a mapping away from addresses that native code may still hold (a Deno op reading into a view that JavaScript can no longer reach): reserves `span` bytes elsewhere (PROT_NONE, private), places in it a second mapping of the same shared memory for each of the `count` runs (two words each: offset from `address` and length, page multiples; mremap(old_size 0), so each run must be one window of one shared source and takes the protection of its first page), then replaces [address, address + span) in place with private read-write zero pages (MAP_FIXED, MAP_NORESERVE), so the old range stays taken and whatever still writes there touches only those. Returns the new address; on failure nothing has changed. */
+  /** Moves a mapping away from addresses that native code may still hold (a Deno op reading into a view that JavaScript can no longer reach): reserves `span` bytes elsewhere (PROT_NONE, private), places in it a second mapping of the same shared memory for each of the `count` runs (two words each: offset from `address` and length, page multiples; mremap(old_size 0), so each run must be one window of one shared source and takes the protection of its first page), then replaces [address, address + span) in place with private read-write zero pages (MAP_FIXED, MAP_NORESERVE), so the old range stays taken and whatever still writes there touches only those. At least one run. Returns the new address; on failure nothing has changed. */
   mk_map_relocate: {
     parameters: [
       "u64", // uint64_t address

@@ -23,6 +23,7 @@ import {
   ObjectSetPrototypeOf,
   safeArray,
   SetPrototypeAdd,
+  setValues,
   TypedArrayPrototypeFill,
   TypedArrayPrototypeGetLength,
   TypedArrayPrototypeSet,
@@ -740,25 +741,34 @@ export class Mapping {
     // Immutable views of it must keep showing the memory: those stay in place.
     if (!old.viewed || old.pinned || old.readonly > 0 || this.#head !== 0) return;
     // Guard markers live in the page tables of this range: a move would drop them.
-    if (old.guards?.includes(1)) return;
+    // (Built-ins captured at load throughout: a patched Array.prototype.push
+    // or iterator must not make the move place less than the whole mapping.)
+    const guards = old.guards;
+    if (guards !== undefined) {
+      for (let i = 0; i < TypedArrayPrototypeGetLength(guards); i++) if (guards[i]) return;
+    }
     this.#detachWritable(); // every writable buffer points into the old range
     if (old.pinned) return;
     const page = pageSize();
     const into = Number(old.view - old.address);
-    const runs: bigint[] = [];
-    for (const p of old.pieces) {
+    const runs: bigint[] = safeArray();
+    const pieces = old.pieces;
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i];
       const step = p.paged ? page : roundUp(p.length, page);
       for (let a = 0; a < p.length; a += step) {
-        runs.push(BigInt(into + p.at + a), BigInt(Math.min(step, roundUp(p.length - a, page))));
+        runs[runs.length] = BigIntCtor(into + p.at + a);
+        runs[runs.length] = BigIntCtor(MathMin(step, roundUp(p.length - a, page)));
       }
     }
-    const words = new BigUint64Array(runs);
-    const to = lib().mk_map_relocate(old.address, BigInt(old.span), words, runs.length / 2);
+    const words = new BigUint64Array(runs.length);
+    for (let i = 0; i < runs.length; i++) words[i] = runs[i];
+    const to = lib().mk_map_relocate(old.address, BigIntCtor(old.span), words, runs.length / 2);
     if (to < 0n) return;
     const region: Region = {
       address: to,
       span: old.span,
-      view: to + BigInt(into),
+      view: to + BigIntCtor(into),
       viewSpan: old.viewSpan,
       length: old.length,
       name: old.name,
@@ -773,18 +783,20 @@ export class Mapping {
       maxAccess: old.maxAccess,
       pkeyRights: old.pkeyRights,
     };
-    for (const owner of old.owners) {
-      const reach = owner.get(old);
+    const owners = setValues(old.owners);
+    for (let i = 0; i < owners.length; i++) {
+      const owner = owners[i];
+      const reach = MapPrototypeGet(owner, old);
       if (reach === undefined) continue;
-      owner.set(region, reach);
-      region.owners.add(owner);
+      MapPrototypeSet(owner, region, reach);
+      SetPrototypeAdd(region.owners, owner);
     }
     unback(old);
     this.#region = region;
     this.#holding.region = region;
     this.#address = region.view;
     this.#readonly = undefined;
-    this.#readonlyRuns.clear();
+    MapPrototypeClear(this.#readonlyRuns);
     // Each run took the protection of its first page: put back every page's.
     const span = roundUp(this.#length, page);
     const table = this.#prot;
@@ -792,7 +804,7 @@ export class Mapping {
       const prot = table ? table[a / page] : PROT[this.#access];
       let b = a + page;
       while (b < span && (table ? table[b / page] : prot) === prot) b += page;
-      lib().mk_map_protect(region.view + BigInt(a), BigInt(b - a), prot);
+      lib().mk_map_protect(region.view + BigIntCtor(a), BigIntCtor(b - a), prot);
       a = b;
     }
     old.refs--; // the mapping now holds the new region

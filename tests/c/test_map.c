@@ -259,6 +259,8 @@ static void test_relocate(void) {
   const uint64_t len = 3 * page;
   uint64_t runs[4] = {0, page, page, 2 * page};
   CHECK_ERR(mk_map_relocate(0, len, runs, 2), EINVAL, "relocate from address 0 is -EINVAL");
+  CHECK_ERR(mk_map_relocate(unmapped_range(3), len, runs, 0), EINVAL,
+            "relocate with no run (nothing would be placed) is -EINVAL");
   CHECK_ERR(mk_map_relocate(unmapped_range(3), 0, runs, 2), EINVAL,
             "relocate of span 0 is -EINVAL");
   uint64_t past[2] = {2 * page, 2 * page};
