@@ -95,8 +95,9 @@ function splitCommand(args: readonly string[]): { command?: string; rest: string
  * @param args The command-line arguments, without the program name.
  * @returns The exit code.
  *
- * @example
+ * @example Print the flags an operation needs
  * ```ts ignore
+ * // deno run --allow-ffi cli.ts permissions maps self
  * import { main } from "@memkit/memkit/cli";
  * Deno.exit(main(["permissions", "maps", "self"]));
  * ```

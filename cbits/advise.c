@@ -64,12 +64,12 @@ MK_API int64_t mk_advise_range(uint64_t address, uint64_t length, uint32_t advic
 
 /* Whether `advice` succeeds on one fresh page of the given mmap flags. */
 static int accepted(uint32_t advice, int flags) {
-  long page = sysconf(_SC_PAGESIZE);
-  void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, flags | MAP_ANONYMOUS, -1, 0);
+  const size_t page = (size_t)mk_core_page();
+  void *p = mmap(NULL, page, PROT_READ | PROT_WRITE, flags | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return -errno;
-  int ok = madvise(p, (size_t)page, (int)advice) == 0;
+  int ok = madvise(p, page, (int)advice) == 0;
   int err = errno;
-  munmap(p, (size_t)page);
+  munmap(p, page);
   if (ok) return 1;
   /* EINVAL is "unknown advice, or not for this kind of memory"; anything
    * else (ENOMEM, EAGAIN) says the kernel knows it. */

@@ -1,4 +1,4 @@
-/* core.c: library identity and file descriptor helpers. */
+/* core.c: library identity, the page size and file descriptor helpers. */
 #include "internal.h"
 
 #include <sys/stat.h>
@@ -6,7 +6,9 @@
 
 MK_API int64_t mk_core_abi_version(void) { return MK_ABI_VERSION; }
 
-MK_API int64_t mk_core_page_size(void) { return mk_ret(sysconf(_SC_PAGESIZE)); }
+uint64_t mk_core_page(void) { return (uint64_t)sysconf(_SC_PAGESIZE); }
+
+MK_API int64_t mk_core_page_size(void) { return (int64_t)mk_core_page(); }
 
 MK_API int64_t mk_core_close(int32_t fd) {
   if (fd < 0) return -EBADF;

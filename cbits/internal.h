@@ -13,6 +13,10 @@
 /* A system call's result as the ABI wants it: the value, or -errno. */
 static inline int64_t mk_ret(long ret) { return ret < 0 ? -(int64_t)errno : (int64_t)ret; }
 
+/* core.c: the page size of this machine in bytes (sysconf(_SC_PAGESIZE),
+ * which cannot fail on Linux): the one place memkit's C asks for it. */
+uint64_t mk_core_page(void);
+
 /* Whether a 64-bit value fits the platform's off_t / size_t without loss. */
 #define MK_FITS_OFF(v) ((v) <= (uint64_t)INT64_MAX)
 
@@ -48,6 +52,15 @@ struct mk_procmap_query {
 #define MK_PROCMAP_QUERY_FLAGS 0x3fu
 #define MK_PROCMAP_COVERING_OR_NEXT 0x10u /* PROCMAP_QUERY_COVERING_OR_NEXT_VMA */
 #define MK_PROCMAP_FILE_BACKED 0x20u      /* PROCMAP_QUERY_FILE_BACKED_VMA */
+
+/* map.c: reserves `length` bytes of address space that nothing can touch
+ * (PROT_NONE, private, MAP_NORESERVE); MAP_FAILED with errno on failure. */
+void *mk_map_reserve(uint64_t length);
+
+/* pagemap.c: pread of `count` 8-byte entries at the entry index `first` of
+ * a pagemap, kpageflags or kpagecount descriptor, retried on short reads;
+ * returns the entries read (fewer at the end of the file), or -errno. */
+int64_t mk_pagemap_entries(int fd, uint64_t first, uint64_t count, uint64_t *out);
 
 /* memfd.c: the first mapping of this process (whatever made it: memkit, a
  * second copy of memkit, a Worker, mapFile of /proc/self/fd/N) that maps the

@@ -51,7 +51,7 @@ struct mk_mapped_file {
 
 /* Whether the mapping [start, stop) at file offset `offset` of (major:minor,
  * ino) reaches past f->end; if so, records it in found. */
-static int mk_reaches_past(const struct mk_mapped_file *f, uint32_t major, uint32_t minor,
+static int reaches_past(const struct mk_mapped_file *f, uint32_t major, uint32_t minor,
                            uint64_t ino, uint64_t start, uint64_t stop, uint64_t offset,
                            uint64_t found[3]) {
   if (major != f->major || minor != f->minor || ino != f->ino) return 0;
@@ -64,7 +64,7 @@ static int mk_reaches_past(const struct mk_mapped_file *f, uint32_t major, uint3
 }
 
 /* One line of /proc/self/maps ("start-end perms offset maj:min inode name"). */
-static int mk_maps_line(const char *line, const struct mk_mapped_file *f, uint64_t found[3]) {
+static int maps_line(const char *line, const struct mk_mapped_file *f, uint64_t found[3]) {
   unsigned long long start, stop, offset, ino;
   unsigned int major, minor;
   char perms[5];
@@ -72,12 +72,12 @@ static int mk_maps_line(const char *line, const struct mk_mapped_file *f, uint64
              &ino) != 7) {
     return 0;
   }
-  return mk_reaches_past(f, major, minor, ino, start, stop, offset, found);
+  return reaches_past(f, major, minor, ino, start, stop, offset, found);
 }
 
 /* Reads /proc/self/maps from fd line by line (a line longer than the buffer
  * keeps only its head, which holds every field used here). */
-static int mk_maps_parse(int fd, const struct mk_mapped_file *f, uint64_t found[3]) {
+static int maps_parse(int fd, const struct mk_mapped_file *f, uint64_t found[3]) {
   char buf[8192 + 1];
   size_t have = 0;
   int skipping = 0; /* inside the tail of a line already parsed */
@@ -94,7 +94,7 @@ static int mk_maps_parse(int fd, const struct mk_mapped_file *f, uint64_t found[
       char *nl = memchr(buf + at, '\n', len - at);
       if (nl == NULL) break;
       *nl = '\0';
-      if (!skipping && mk_maps_line(buf + at, f, found)) return 1;
+      if (!skipping && maps_line(buf + at, f, found)) return 1;
       skipping = 0;
       at = (size_t)(nl - buf) + 1;
     }
@@ -103,7 +103,7 @@ static int mk_maps_parse(int fd, const struct mk_mapped_file *f, uint64_t found[
     if (n == 0 || have == sizeof buf - 1) {
       /* The end of the file without a newline, or a line longer than buf. */
       buf[have] = '\0';
-      if (!skipping && mk_maps_line(buf, f, found)) return 1;
+      if (!skipping && maps_line(buf, f, found)) return 1;
       if (n == 0) return 0;
       skipping = 1;
       have = 0;
@@ -137,14 +137,14 @@ int mk_memfd_mapped_past(uint32_t dev_major, uint32_t dev_minor, uint64_t ino, u
       ret = -err;
       break;
     }
-    if (mk_reaches_past(&f, q.dev_major, q.dev_minor, q.inode, q.vma_start, q.vma_end,
+    if (reaches_past(&f, q.dev_major, q.dev_minor, q.inode, q.vma_start, q.vma_end,
                         q.vma_offset, found)) {
       ret = 1;
       break;
     }
     address = q.vma_end;
   }
-  if (parse) ret = mk_maps_parse(fd, &f, found);
+  if (parse) ret = maps_parse(fd, &f, found);
   close(fd);
   return ret;
 }
@@ -156,7 +156,7 @@ MK_API int64_t mk_memfd_resize(int32_t fd, uint64_t size, uint64_t *busy) {
   if (size < (uint64_t)st.st_size) {
     /* A page faults (SIGBUS) once it starts at or past the end of the file:
      * every mapping must end within the last page that keeps a byte. */
-    uint64_t page = (uint64_t)mk_core_page_size();
+    uint64_t page = mk_core_page();
     uint64_t keep = (size + page - 1) / page * page;
     uint64_t found[3];
     int ret = mk_memfd_mapped_past(major(st.st_dev), minor(st.st_dev), (uint64_t)st.st_ino, keep,

@@ -1,6 +1,6 @@
 /* pagemap.c: /proc/<pid>/pagemap (read and decode in one call, PAGEMAP_SCAN
- * with a fallback that reads entries) and /proc/kpageflags, /proc/kpagecount
- * by PFN. See Documentation/admin-guide/mm/pagemap.rst for the bits. */
+ * with a fallback that reads entries). See
+ * Documentation/admin-guide/mm/pagemap.rst for the bits. */
 #include "internal.h"
 
 #include <fcntl.h>
@@ -48,13 +48,9 @@ struct mk_pm_scan_arg {
    MK_PAGE_IS_SOFT_DIRTY | MK_PAGE_IS_GUARD)
 #define ALL_CATEGORIES 0x1ffull
 
-static uint64_t page_size(void) { return (uint64_t)sysconf(_SC_PAGESIZE); }
-
 MK_API int64_t mk_pagemap_open(int32_t pid) { return mk_proc_open(pid, "pagemap"); }
 
-/* pread of `count` entries at the entry index `first`, retried on short
- * reads; returns the entries read (fewer at the end of the address space). */
-static int64_t read_entries(int fd, uint64_t first, uint64_t count, uint64_t *out) {
+int64_t mk_pagemap_entries(int fd, uint64_t first, uint64_t count, uint64_t *out) {
   if (first > (uint64_t)INT64_MAX / 8) return 0;
   uint64_t done = 0;
   while (done < count) {
@@ -74,7 +70,7 @@ static int64_t read_entries(int fd, uint64_t first, uint64_t count, uint64_t *ou
 
 MK_API int64_t mk_pagemap_read(int32_t fd, uint64_t vaddr, uint64_t pages, void *raw,
                                void *frame, uint8_t *flags, void *summary) {
-  uint64_t page = page_size();
+  uint64_t page = mk_core_page();
   if (vaddr % page != 0) return -EINVAL;
   if (pages > 0 && (raw == NULL || frame == NULL || flags == NULL)) return -EFAULT;
   /* The range may end exactly at 2^64: its last byte is vaddr + pages * page - 1. */
@@ -83,7 +79,7 @@ MK_API int64_t mk_pagemap_read(int32_t fd, uint64_t vaddr, uint64_t pages, void 
   }
   uint64_t *e = raw;
   double *f = frame;
-  int64_t got = read_entries(fd, vaddr / page, pages, e);
+  int64_t got = mk_pagemap_entries(fd, vaddr / page, pages, e);
   if (got < 0) return got;
   uint64_t present = 0, swapped = 0, hidden = 0;
   for (int64_t i = 0; i < got; i++) {
@@ -150,7 +146,7 @@ static int64_t scan_fallback(int fd, const struct mk_pm_scan_arg *a, struct mk_p
   uint64_t used = a->category_mask | a->category_inverted | a->category_anyof_mask |
                   a->return_mask;
   if (used & ~FALLBACK_CATEGORIES) return -EOPNOTSUPP;
-  uint64_t page = page_size();
+  uint64_t page = mk_core_page();
   enum { CHUNK = 8192 };
   uint64_t *buf = malloc(CHUNK * sizeof *buf);
   if (buf == NULL) return -ENOMEM;
@@ -160,7 +156,7 @@ static int64_t scan_fallback(int fd, const struct mk_pm_scan_arg *a, struct mk_p
   while (addr < a->end) {
     uint64_t want = (a->end - addr) / page;
     if (want > CHUNK) want = CHUNK;
-    int64_t got = read_entries(fd, addr / page, want, buf);
+    int64_t got = mk_pagemap_entries(fd, addr / page, want, buf);
     if (got < 0) {
       ret = got;
       break;
@@ -199,10 +195,10 @@ static int64_t scan_fallback(int fd, const struct mk_pm_scan_arg *a, struct mk_p
 static uint64_t user_top(int fd, uint64_t page) {
   uint64_t lo = 0, hi = (UINT64_MAX / page) + 1; /* entry lo reads, entry hi does not */
   uint64_t e;
-  if (read_entries(fd, 0, 1, &e) != 1) return 0;
+  if (mk_pagemap_entries(fd, 0, 1, &e) != 1) return 0;
   while (hi - lo > 1) {
     uint64_t mid = lo + (hi - lo) / 2;
-    if (read_entries(fd, mid, 1, &e) == 1)
+    if (mk_pagemap_entries(fd, mid, 1, &e) == 1)
       lo = mid;
     else
       hi = mid;
@@ -212,7 +208,7 @@ static uint64_t user_top(int fd, uint64_t page) {
 
 MK_API int64_t mk_pagemap_scan(int32_t fd, uint64_t start, uint64_t end, const void *masks,
                                uint32_t flags, void *vec, uint64_t vec_len, void *walk_end) {
-  uint64_t page = page_size();
+  uint64_t page = mk_core_page();
   if (flags & ~MK_SCAN_FALLBACK) return -EINVAL;
   if (masks == NULL || walk_end == NULL || (vec == NULL && vec_len > 0)) return -EFAULT;
   if (start % page != 0 || end % page != 0 || end < start) return -EINVAL;
@@ -254,33 +250,4 @@ MK_API int64_t mk_pagemap_scan(int32_t fd, uint64_t start, uint64_t end, const v
     if (errno != ENOTTY) return -errno;
   }
   return scan_fallback(fd, &a, vec, we);
-}
-
-MK_API int64_t mk_kpage_read(uint32_t which, const void *pfns, uint64_t n, void *out) {
-  if (which > MK_KPAGE_COUNT) return -EINVAL;
-  if (n > 0 && (pfns == NULL || out == NULL)) return -EFAULT;
-  const uint64_t *p = pfns;
-  for (uint64_t i = 0; i < n; i++)
-    if (p[i] > (uint64_t)INT64_MAX / 8) return -ERANGE;
-  int fd = open(which == MK_KPAGE_FLAGS ? "/proc/kpageflags" : "/proc/kpagecount",
-                O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return -errno;
-  uint64_t *o = out;
-  int64_t ret = (int64_t)n;
-  for (uint64_t i = 0; i < n;) {
-    uint64_t j = i + 1;
-    while (j < n && p[j] == p[j - 1] + 1) j++;
-    int64_t got = read_entries(fd, p[i], j - i, o + i);
-    if (got < 0) {
-      ret = got;
-      break;
-    }
-    if ((uint64_t)got < j - i) {
-      ret = -ERANGE; /* a PFN past the end of physical memory */
-      break;
-    }
-    i = j;
-  }
-  close(fd);
-  return ret;
 }

@@ -77,13 +77,13 @@ MK_API int64_t mk_phys_read(int32_t fd, uint64_t address, uint8_t *buf, uint64_t
   return (int64_t)done;
 }
 
-static int mk_width_ok(uint64_t address, uint32_t width) {
+static int width_ok(uint64_t address, uint32_t width) {
   return (width == 1 || width == 2 || width == 4 || width == 8) && address % width == 0;
 }
 
 /* One load or store of exactly `width` bytes: volatile, so the compiler
  * neither splits, widens nor merges it. */
-static uint64_t mk_load(const void *p, uint32_t width) {
+static uint64_t load(const void *p, uint32_t width) {
   switch (width) {
     case 1: return *(const volatile uint8_t *)p;
     case 2: return *(const volatile uint16_t *)p;
@@ -92,7 +92,7 @@ static uint64_t mk_load(const void *p, uint32_t width) {
   }
 }
 
-static void mk_store(void *p, uint32_t width, uint64_t v) {
+static void store(void *p, uint32_t width, uint64_t v) {
   switch (width) {
     case 1: *(volatile uint8_t *)p = (uint8_t)v; break;
     case 2: *(volatile uint16_t *)p = (uint16_t)v; break;
@@ -106,9 +106,8 @@ static void mk_store(void *p, uint32_t width, uint64_t v) {
  * in it, with *base set for munmap; NULL with *err on failure. */
 static void *mk_phys_page(int fd, uint64_t address, int prot, void **base, size_t *len,
                           int *err) {
-  long page = sysconf(_SC_PAGESIZE);
-  if (page <= 0) page = 4096;
-  uint64_t start = address & ~((uint64_t)page - 1);
+  const uint64_t page = mk_core_page();
+  uint64_t start = address & ~(page - 1);
   void *p = mmap(NULL, (size_t)page, prot, MAP_SHARED, fd, (off_t)start);
   if (p == MAP_FAILED) {
     *err = errno;
@@ -121,50 +120,50 @@ static void *mk_phys_page(int fd, uint64_t address, int prot, void **base, size_
 
 MK_API int64_t mk_phys_peek(int32_t fd, uint64_t address, uint32_t width, uint8_t *value) {
   if (value == NULL) return -EFAULT;
-  if (!mk_width_ok(address, width)) return -EINVAL;
+  if (!width_ok(address, width)) return -EINVAL;
   if (!MK_FITS_OFF(address)) return -EOVERFLOW;
   void *base;
   size_t len;
   int err = 0;
   void *p = mk_phys_page(fd, address, PROT_READ, &base, &len, &err);
   if (p == NULL) return -err;
-  uint64_t v = mk_load(p, width);
+  uint64_t v = load(p, width);
   munmap(base, len);
   memcpy(value, &v, sizeof v);
   return 0;
 }
 
 MK_API int64_t mk_phys_poke(int32_t fd, uint64_t address, uint32_t width, uint64_t value) {
-  if (!mk_width_ok(address, width)) return -EINVAL;
+  if (!width_ok(address, width)) return -EINVAL;
   if (!MK_FITS_OFF(address)) return -EOVERFLOW;
   void *base;
   size_t len;
   int err = 0;
   void *p = mk_phys_page(fd, address, PROT_READ | PROT_WRITE, &base, &len, &err);
   if (p == NULL) return -err;
-  mk_store(p, width, value);
+  store(p, width, value);
   munmap(base, len);
   return 0;
 }
 
 MK_API int64_t mk_phys_load(uint64_t address, uint32_t width, uint8_t *value) {
   if (address == 0 || value == NULL) return -EFAULT;
-  if (!mk_width_ok(address, width)) return -EINVAL;
-  uint64_t v = mk_load((const void *)(uintptr_t)address, width);
+  if (!width_ok(address, width)) return -EINVAL;
+  uint64_t v = load((const void *)(uintptr_t)address, width);
   memcpy(value, &v, sizeof v);
   return 0;
 }
 
 MK_API int64_t mk_phys_store(uint64_t address, uint32_t width, uint64_t value) {
   if (address == 0) return -EFAULT;
-  if (!mk_width_ok(address, width)) return -EINVAL;
-  mk_store((void *)(uintptr_t)address, width, value);
+  if (!width_ok(address, width)) return -EINVAL;
+  store((void *)(uintptr_t)address, width, value);
   return 0;
 }
 
 /* Reads a whole small kernel file into buf; returns its size, or -ERANGE
  * when it does not fit (the caller retries with a larger buffer). */
-static int64_t mk_slurp(const char *path, uint8_t *buf, uint64_t capacity) {
+static int64_t slurp(const char *path, uint8_t *buf, uint64_t capacity) {
   if (buf == NULL && capacity > 0) return -EFAULT;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -errno;
@@ -194,9 +193,9 @@ static int64_t mk_slurp(const char *path, uint8_t *buf, uint64_t capacity) {
 }
 
 MK_API int64_t mk_phys_iomem(uint8_t *buf, uint64_t capacity) {
-  return mk_slurp("/proc/iomem", buf, capacity);
+  return slurp("/proc/iomem", buf, capacity);
 }
 
 MK_API int64_t mk_phys_lockdown(uint8_t *buf, uint64_t capacity) {
-  return mk_slurp("/sys/kernel/security/lockdown", buf, capacity);
+  return slurp("/sys/kernel/security/lockdown", buf, capacity);
 }

@@ -5,8 +5,11 @@
  * @module
  */
 
-/** Linux errno values memkit names: `[code, message]` as glibc's strerror. */
-const ERRNOS: Record<number, readonly [string, string]> = {
+/**
+ * Linux errno values memkit names: `[code, message]` as glibc's strerror
+ * (tests/errors_test.ts checks each against <errno.h> and glibc).
+ */
+const TABLE = {
   1: ["EPERM", "Operation not permitted"],
   2: ["ENOENT", "No such file or directory"],
   3: ["ESRCH", "No such process"],
@@ -53,11 +56,16 @@ const ERRNOS: Record<number, readonly [string, string]> = {
   98: ["EADDRINUSE", "Address already in use"],
   88: ["ENOTSOCK", "Socket operation on non-socket"],
   107: ["ENOTCONN", "Transport endpoint is not connected"],
-};
+} as const satisfies Record<number, readonly [string, string]>;
+const ERRNOS: Readonly<Record<number, readonly [string, string]>> = TABLE;
+
+/** The name of an errno value memkit knows (`"EBUSY"`), a key of {@linkcode ERRNO}. */
+export type ErrnoName = (typeof TABLE)[keyof typeof TABLE][0];
 
 /**
  * Errno values by name (`ERRNO.EBUSY` is 16), from the same table as the
- * messages, so that no code compares against a bare number.
+ * messages, so that no code compares against a bare number (a name the
+ * table lacks is a type error).
  *
  * @example Comparing a native result with an errno by name
  * ```ts
@@ -67,8 +75,11 @@ const ERRNOS: Record<number, readonly [string, string]> = {
  * assertEquals(ERRNO.ESRCH, 3);
  * ```
  */
-export const ERRNO: Readonly<Record<string, number>> = Object.freeze(
-  Object.fromEntries(Object.entries(ERRNOS).map(([n, [code]]) => [code, Number(n)])),
+export const ERRNO: Readonly<Record<ErrnoName, number>> = Object.freeze(
+  Object.fromEntries(Object.entries(ERRNOS).map(([n, [code]]) => [code, Number(n)])) as Record<
+    ErrnoName,
+    number
+  >,
 );
 
 /** What {@linkcode MemkitError} is built from. */

@@ -70,9 +70,32 @@ export function gateProc(op: Operation, pid: ProcessId): void {
   requirePermissions(op, target);
 }
 
-/** The error for a failed /proc read: NotFound for a missing process, else MemkitError. */
-export function procError(errno: number, pid: ProcessId, op: Operation, verb: string): Error {
+/** The /proc files newer than the oldest kernel memkit runs on: the Linux that added each. */
+const ADDED: Partial<Record<Operation, string>> = { smapsRollup: "4.14" };
+
+/**
+ * The error for a failed /proc read: NotFound for a missing process, else
+ * MemkitError. `pidExists` tells a missing file that a kernel added late
+ * (smaps_rollup) from a missing process: asked only for such a file, it
+ * answers whether the process exists (`undefined`: cannot tell, taken as
+ * missing).
+ */
+export function procError(
+  errno: number,
+  pid: ProcessId,
+  op: Operation,
+  verb: string,
+  pidExists?: () => boolean | undefined,
+): Error {
   const path = procPath(pid, op);
+  const added = ADDED[op];
+  if (errno === ERRNO.ENOENT && added !== undefined && pidExists?.() === true) {
+    return new MemkitError(errno, verb, {
+      path,
+      hint: `this kernel lacks /proc/<pid>/${FILES[op]} (Linux ${added}); ` +
+        `process ${pid} exists (its maps opens)`,
+    });
+  }
   if (errno === ERRNO.ENOENT) {
     return new Deno.errors.NotFound(
       `Cannot ${verb} "${path}": no process with pid ${pid} (it does not exist or has exited)`,
@@ -81,6 +104,9 @@ export function procError(errno: number, pid: ProcessId, op: Operation, verb: st
   if (errno === ERRNO.ESRCH) return noAddressSpace(pid, op, verb);
   const hint = errno === ERRNO.EACCES || errno === ERRNO.EPERM
     ? "reading another user's process needs its uid or CAP_SYS_PTRACE (ptrace read access)"
+    : errno === ERRNO.ENOTTY && verb === "query"
+    ? 'this kernel lacks the PROCMAP_QUERY ioctl (Linux 6.11); method "auto" or "text" ' +
+      "reads the text of maps instead"
     : undefined;
   return new MemkitError(errno, verb, { path, hint });
 }

@@ -13,6 +13,7 @@
  */
 
 import { readOptions, show } from "./_args.ts";
+import { ERRNO } from "../ffi/errors.ts";
 import { lib } from "../ffi/loader.ts";
 import {
   gateProc,
@@ -20,8 +21,10 @@ import {
   noAddressSpace,
   procError,
   type ProcessId,
+  procPath,
   toAddress,
 } from "./_proc.ts";
+import { queryPermission } from "./permissions.ts";
 import { MK } from "../ffi/symbols.ts";
 
 export type { ProcessId } from "./_proc.ts";
@@ -167,7 +170,7 @@ function readProc(pid: ProcessId, op: keyof typeof WHICH): string {
   gateProc(op, pid);
   for (let attempt = 0;; attempt++) {
     const ret = lib().mk_proc_read(native, WHICH[op], buffer, BigInt(buffer.length));
-    if (ret < 0n) throw procError(Number(-ret), pid, op, VERBS[op]);
+    if (ret < 0n) throw procError(Number(-ret), pid, op, VERBS[op], () => pidExists(pid, native));
     const length = Number(ret);
     if (length <= buffer.length) {
       if (length === 0) throw noAddressSpace(pid, op, VERBS[op]);
@@ -179,45 +182,76 @@ function readProc(pid: ProcessId, op: keyof typeof WHICH): string {
   }
 }
 
-// ---- parsing ----
-
-/** The name kindOf found with the kind it returned (memfd, anon or shm name), if any. */
-let kindName: string | undefined;
-
-function named(kind: MappingKind, name: string): MappingKind {
-  kindName = name;
-  return kind;
+/**
+ * Whether process `pid` exists, for telling a file the kernel lacks from a
+ * missing process: this process does; another does when its maps opens
+ * (a PROCMAP_QUERY, which opens it first: ESRCH when it cannot), asked only
+ * where reading it is granted (else `undefined`: cannot tell).
+ */
+function pidExists(pid: ProcessId, native: number): boolean | undefined {
+  if (pid === "self" || pid === Deno.pid) return true;
+  if (queryPermission({ name: "read", path: procPath(pid, "maps") }) !== "granted") {
+    return undefined;
+  }
+  const ret = lib().mk_proc_query(native, 0n, 0, queryOut, queryName, queryName.length);
+  return ret !== -BigInt(ERRNO.ESRCH);
 }
 
-function kindOf(path: string, inode: number, deleted: boolean): MappingKind {
-  kindName = undefined;
-  if (path === "") return "anonymous";
+// ---- parsing ----
+
+/**
+ * What a mapping's path names: its kind and, for a memfd, a named anonymous
+ * mapping or a shm segment, the name inside the path (as the Rust procfs
+ * crate's `MMapPath` variants carry theirs).
+ */
+interface PathKind {
+  readonly kind: MappingKind;
+  readonly name?: string;
+}
+
+/** The variants that carry no name, made once. */
+const KINDS: { readonly [K in MappingKind]: PathKind } = {
+  file: { kind: "file" },
+  deleted: { kind: "deleted" },
+  anonymous: { kind: "anonymous" },
+  heap: { kind: "heap" },
+  stack: { kind: "stack" },
+  vdso: { kind: "vdso" },
+  vvar: { kind: "vvar" },
+  vsyscall: { kind: "vsyscall" },
+  memfd: { kind: "memfd" },
+  shm: { kind: "shm" },
+  other: { kind: "other" },
+};
+
+function kindOf(path: string, inode: number, deleted: boolean): PathKind {
+  if (path === "") return KINDS.anonymous;
   const c = path.charCodeAt(0);
   if (c === 0x5b /* [ */) {
     switch (path) {
       case "[heap]":
-        return "heap";
+        return KINDS.heap;
       case "[stack]":
-        return "stack";
+        return KINDS.stack;
       case "[vdso]":
-        return "vdso";
+        return KINDS.vdso;
       case "[vvar]":
       case "[vvar_vclock]":
-        return "vvar";
+        return KINDS.vvar;
       case "[vsyscall]":
-        return "vsyscall";
+        return KINDS.vsyscall;
     }
-    if (path.startsWith("[stack:")) return "stack";
-    if (path.startsWith("[anon:")) return named("anonymous", path.slice(6, -1));
-    if (path.startsWith("[anon_shmem:")) return named("anonymous", path.slice(12, -1));
-    return "other";
+    if (path.startsWith("[stack:")) return KINDS.stack;
+    if (path.startsWith("[anon:")) return { kind: "anonymous", name: path.slice(6, -1) };
+    if (path.startsWith("[anon_shmem:")) return { kind: "anonymous", name: path.slice(12, -1) };
+    return KINDS.other;
   }
-  if (c !== 0x2f /* / */) return "other";
-  if (path.startsWith("/memfd:")) return named("memfd", path.slice(7));
-  if (path.startsWith("/SYSV") && path.length === 13) return named("shm", path.slice(5));
-  if (path.startsWith("/dev/shm/")) return named("shm", path.slice(9));
-  if (path === "/dev/zero" && deleted && inode !== 0) return "anonymous";
-  return deleted ? "deleted" : "file";
+  if (c !== 0x2f /* / */) return KINDS.other;
+  if (path.startsWith("/memfd:")) return { kind: "memfd", name: path.slice(7) };
+  if (path.startsWith("/SYSV") && path.length === 13) return { kind: "shm", name: path.slice(5) };
+  if (path.startsWith("/dev/shm/")) return { kind: "shm", name: path.slice(9) };
+  if (path === "/dev/zero" && deleted && inode !== 0) return KINDS.anonymous;
+  return deleted ? KINDS.deleted : KINDS.file;
 }
 
 const DELETED = " (deleted)";
@@ -249,12 +283,17 @@ const PERMS: readonly string[] = Array.from(
 /** Device strings ("fd:01") by major * 2^20 + minor: a process has few. */
 const DEVICES = new Map<number, string>();
 
-/** The end of the line parsed last, as a number (-1: none) and as a bigint. */
-let lastEndN = -1;
-let lastEnd = 0n;
+/**
+ * Where one parse of a maps or smaps text is: the end of the line parsed
+ * last, as a number (-1: none) and as a bigint. Each parse has its own.
+ */
+interface Cursor {
+  endN: number;
+  end: bigint;
+}
 
 /** Parses the maps line t[b, e) (or the header line of an smaps block). */
-function parseLine(t: string, b: number, e: number): MapsEntry {
+function parseLine(t: string, b: number, e: number, at: Cursor): MapsEntry {
   const dash = t.indexOf("-", b);
   const s1 = t.indexOf(" ", dash);
   const s2 = s1 + 5; // "rw-p"
@@ -284,14 +323,14 @@ function parseLine(t: string, b: number, e: number): MapsEntry {
     }
     if (path.includes("\\012")) path = path.replaceAll("\\012", "\n");
   }
-  const kind = kindOf(path, inode, deleted);
+  const { kind, name } = kindOf(path, inode, deleted);
   const startN = hexAt(t, b, dash), endN = hexAt(t, dash + 1, s1);
   const wide = dash - b > 13 || s1 - dash - 1 > 13;
   // Mappings often follow each other: reuse the previous end as this start.
-  const start = wide ? hexBigAt(t, b, dash) : startN === lastEndN ? lastEnd : BigInt(startN);
+  const start = wide ? hexBigAt(t, b, dash) : startN === at.endN ? at.end : BigInt(startN);
   const end = wide ? hexBigAt(t, dash + 1, s1) : BigInt(endN);
-  lastEndN = wide ? -1 : endN;
-  lastEnd = end;
+  at.endN = wide ? -1 : endN;
+  at.end = end;
   const r = t.charCodeAt(s1 + 1) === 0x72, w = t.charCodeAt(s1 + 2) === 0x77;
   const x = t.charCodeAt(s1 + 3) === 0x78, sh = t.charCodeAt(s1 + 4) === 0x73;
   const perms = PERMS[(r ? 8 : 0) | (w ? 4 : 0) | (x ? 2 : 0) | (sh ? 1 : 0)];
@@ -317,18 +356,19 @@ function parseLine(t: string, b: number, e: number): MapsEntry {
     deleted,
     kind,
   };
-  if (kindName !== undefined) entry.name = kindName;
+  if (name !== undefined) entry.name = name;
   return entry;
 }
 
 /** Parses the whole text of a maps file. */
 export function parseMaps(text: string): MapsEntry[] {
   const out: MapsEntry[] = [];
+  const at: Cursor = { endN: -1, end: 0n };
   let i = 0;
   while (i < text.length) {
     let nl = text.indexOf("\n", i);
     if (nl < 0) nl = text.length;
-    if (nl > i) out.push(parseLine(text, i, nl));
+    if (nl > i) out.push(parseLine(text, i, nl, at));
     i = nl + 1;
   }
   return out;
@@ -402,6 +442,7 @@ function addField(target: SmapsCounters & { vmFlags?: Set<string> }, line: strin
 export function parseSmaps(text: string): SmapsEntry[] {
   const out: SmapsEntry[] = [];
   let current: SmapsEntry | undefined;
+  const at: Cursor = { endN: -1, end: 0n };
   let i = 0;
   while (i < text.length) {
     let nl = text.indexOf("\n", i);
@@ -413,7 +454,7 @@ export function parseSmaps(text: string): SmapsEntry[] {
       if (colon > 0 && (space < 0 || colon < space) && current !== undefined) {
         addField(current, line, colon);
       } else {
-        current = { ...parseLine(text, i, nl), ...emptyCounters(), vmFlags: new Set<string>() };
+        current = { ...parseLine(text, i, nl, at), ...emptyCounters(), vmFlags: new Set<string>() };
         out.push(current);
       }
     }
@@ -490,6 +531,8 @@ export function readSmaps(pid: ProcessId = "self"): SmapsEntry[] {
  * @param pid A pid, or `"self"` (the default).
  * @returns The totals.
  * @throws {Deno.errors.NotFound} When no such process exists, or it has exited.
+ * @throws {MemkitError} `ENOENT` on a kernel without smaps_rollup (before
+ *   Linux 4.14), when the process exists.
  *
  * @example Totals of this process
  * ```ts
@@ -518,7 +561,8 @@ export function readSmapsRollup(pid: ProcessId = "self"): SmapsRollup {
 export interface FindMappingOptions {
   /**
    * `"auto"` (default): the `PROCMAP_QUERY` ioctl where the kernel has it
-   * (6.11+), else the text of maps. `"query"` or `"text"` force one.
+   * (6.11+), else the text of maps. `"query"` or `"text"` force one
+   * (`"query"` on an older kernel: `MemkitError` `ENOTTY`, naming the ioctl).
    */
   method?: "auto" | "query" | "text";
 }
@@ -537,8 +581,7 @@ function fromQuery(out: BigUint64Array, rawName: string): MapsEntry {
     deleted = true;
     path = path.slice(0, -DELETED.length);
   }
-  const kind = kindOf(path, Number(inode), deleted);
-  const name = kindName;
+  const { kind, name } = kindOf(path, Number(inode), deleted);
   const hex2 = (n: bigint) => n.toString(16).padStart(2, "0");
   const entry: MapsEntry = {
     start,
@@ -614,9 +657,9 @@ export function findMapping(
     const errno = Number(-ret);
     // ENOENT: no mapping there (a missing process is ESRCH). The query sees
     // VMAs only, not the vsyscall page above user space: the text shows it.
-    if (errno === 2 && (addr < 1n << 63n || method === "query")) return null;
-    if (errno !== 2) {
-      if (errno !== 25 /* ENOTTY */ || method === "query") {
+    if (errno === ERRNO.ENOENT && (addr < 1n << 63n || method === "query")) return null;
+    if (errno !== ERRNO.ENOENT) {
+      if (errno !== ERRNO.ENOTTY || method === "query") {
         throw procError(errno, pid, "maps", "query");
       }
       queryMissing = true;

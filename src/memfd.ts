@@ -5,7 +5,7 @@
  * @module
  */
 
-import { check, MemkitError } from "../ffi/errors.ts";
+import { check, ERRNO, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { list, lookup, readOptions, show } from "./_args.ts";
@@ -315,7 +315,7 @@ export class MemFd {
     }
     const fd = this.#alive("seal");
     if (!this.#sealable) {
-      throw new MemkitError(1, "seal", {
+      throw new MemkitError(ERRNO.EPERM, "seal", {
         path: `memfd:${this.#name}`,
         hint: "it was created with sealable: false",
       });

@@ -8,7 +8,7 @@
 
 import { bytesOf, list, readOptions, type Snapshot } from "./_args.ts";
 import { safeArray, TypedArrayPrototypeGetByteLength } from "./_primordials.ts";
-import { check, MemkitError } from "../ffi/errors.ts";
+import { check, ERRNO, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
@@ -109,7 +109,7 @@ function validate(given: unknown, access: Access): Placed[] {
         );
       }
       if (access === "rw" && region.maxAccess !== "rw") {
-        throw new MemkitError(13, "stitch", {
+        throw new MemkitError(ERRNO.EACCES, "stitch", {
           path: name,
           hint: `${at} comes from a source opened for access "${region.maxAccess}" only; ` +
             'stitch with access "r"',
@@ -317,17 +317,17 @@ function placeNative(
   const errno = Number(-ret);
   const index = failed < native.count ? native.from[failed] : -1;
   let hint: string;
-  if (index < 0 && placed === 0 && errno === 12) {
+  if (index < 0 && placed === 0 && errno === ERRNO.ENOMEM) {
     hint = "reserving the address space for the whole view failed (too large for this process)";
   } else {
     hint = `placing ${index >= 0 ? `chunk ${index} (of ${count})` : "the view"} failed`;
-    if (errno === 12) {
+    if (errno === ERRNO.ENOMEM) {
       hint += `; the request needs ${needed} mapping${needed === 1 ? "" : "s"} (neighbouring ` +
         `chunks that continue each other share one) besides those the process has, and ` +
         `${mapCountLimit()}; use larger chunks, or raise the limit (sysctl vm.max_map_count)`;
-    } else if (errno === 22 && index >= 0 && operation === "alias") {
+    } else if (errno === ERRNO.EINVAL && index >= 0 && operation === "alias") {
       hint += `; ${PRIVATE_HINT}`;
-    } else if (errno === 13) {
+    } else if (errno === ERRNO.EACCES) {
       hint += `; a source does not allow access "${access}"`;
     }
   }

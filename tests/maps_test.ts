@@ -6,6 +6,7 @@ import {
   assert,
   assertEquals,
   assertGreater,
+  assertInstanceOf,
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
@@ -18,6 +19,8 @@ import {
   readSmaps,
   readSmapsRollup,
 } from "../mod.ts";
+import { ERRNO } from "../ffi/errors.ts";
+import { procError } from "../src/_proc.ts";
 import { hasProcmapQuery, kernelHas } from "./fixtures/kernel.ts";
 import { lacks, need } from "./fixtures/skip.ts";
 
@@ -260,6 +263,7 @@ Deno.test("findMapping with PROCMAP_QUERY and with the text parser give the same
     if (!query) {
       const e = assertThrows(() => findMapping(0, pid, { method: "query" }), MemkitError);
       assertEquals(e.code, "ENOTTY");
+      assertStringIncludes(e.message, "lacks the PROCMAP_QUERY ioctl (Linux 6.11)");
     }
     const maps = readMaps(pid);
     // This process maps and unmaps as it runs (V8's heap): compare its
@@ -301,6 +305,7 @@ Deno.test("findMapping reports a MemFd mapping's permissions after protect()", (
     assertEquals(findMapping(m.address, "self", { method: "text" })!.write, false);
     const e = assertThrows(() => findMapping(m.address, "self", { method: "query" }), MemkitError);
     assertEquals(e.code, "ENOTTY");
+    assertStringIncludes(e.message, "lacks the PROCMAP_QUERY ioctl (Linux 6.11)");
   }
 });
 
@@ -333,4 +338,42 @@ Deno.test("bad pids and addresses are TypeError or RangeError before any read", 
   assertThrows(() => findMapping(-1), TypeError);
   assertThrows(() => findMapping(1n << 64n), RangeError);
   assertThrows(() => findMapping(0, "self", { method: "guess" as "text" }), TypeError);
+});
+
+Deno.test("a kernel without PROCMAP_QUERY is named in the ENOTTY of a query", () => {
+  // What findMapping(..., { method: "query" }) throws where the ioctl is
+  // missing (the 6.1 guest runs the real refusal above).
+  const e = procError(ERRNO.ENOTTY, "self", "maps", "query") as MemkitError;
+  assertInstanceOf(e, MemkitError);
+  assertEquals(e.code, "ENOTTY");
+  assertEquals(
+    e.message,
+    'Cannot query "/proc/self/maps": Inappropriate ioctl for device: this kernel lacks the ' +
+      'PROCMAP_QUERY ioctl (Linux 6.11); method "auto" or "text" reads the text of maps instead',
+  );
+});
+
+Deno.test("a missing smaps_rollup of a process that exists names the kernel, not the pid", async () => {
+  // A kernel before 4.14 has no smaps_rollup: ENOENT for every pid. Whether
+  // the process exists decides the message (the probe opens its maps).
+  const lacks = procError(ERRNO.ENOENT, 1234, "smapsRollup", "read", () => true) as MemkitError;
+  assertInstanceOf(lacks, MemkitError);
+  assertEquals(lacks.code, "ENOENT");
+  assertStringIncludes(lacks.message, 'Cannot read "/proc/1234/smaps_rollup"');
+  assertStringIncludes(lacks.message, "this kernel lacks /proc/<pid>/smaps_rollup (Linux 4.14)");
+  for (const exists of [() => false, () => undefined]) {
+    const gone = procError(ERRNO.ENOENT, 1234, "smapsRollup", "read", exists);
+    assert(gone instanceof Deno.errors.NotFound);
+    assertStringIncludes(gone.message, "no process with pid 1234");
+  }
+  // Other files never ask: their ENOENT is the process.
+  let asked = false;
+  const maps = procError(ERRNO.ENOENT, 1234, "maps", "read", () => asked = true);
+  assert(maps instanceof Deno.errors.NotFound && !asked);
+  // On this kernel (it has smaps_rollup) an exited process is still NotFound:
+  // the probe of its maps finds no process.
+  const done = new Deno.Command("true").spawn();
+  await done.status;
+  const e = assertThrows(() => readSmapsRollup(done.pid), Deno.errors.NotFound);
+  assertStringIncludes(e.message, `no process with pid ${done.pid}`);
 });

@@ -1,4 +1,4 @@
-/* test_core.c: mk_core_* against the kernel: identity, close, fd size. */
+/* test_core.c: mk_core_* against the kernel: identity, page size, close, fd size. */
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
@@ -6,7 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "memkit.h"
+#include "internal.h"
 #include "tap.h"
 
 static void test_identity(void) {
@@ -14,6 +14,7 @@ static void test_identity(void) {
   int64_t page = mk_core_page_size();
   CHECK_EQ(page, sysconf(_SC_PAGESIZE), "page size is sysconf(_SC_PAGESIZE)");
   CHECK(page > 0 && (page & (page - 1)) == 0, "page size is a power of two");
+  CHECK_EQ((int64_t)mk_core_page(), page, "the internal page size is the exported one");
 }
 
 static void test_close(void) {

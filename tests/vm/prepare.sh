@@ -107,7 +107,7 @@ rm -rf "$root"
 mkdir -p "$root/memkit/build/bench" "$root/memkit/tests/vm" "$root/memkit/bench"
 cp tests/vm/init "$root/init"
 chmod 755 "$root/init"
-cp -r mod.ts src ffi "$root/memkit/"
+cp -r mod.ts cli.ts src ffi cli "$root/memkit/"
 cp build/libmemkit.so "$root/memkit/build/"
 cp -r tests/vm/guest "$root/memkit/tests/vm/"
 # The host's test files and fixtures (init runs some of them), with the
@@ -122,15 +122,17 @@ std=$(sed -n 's|.*"npm:deno-std@\([0-9.]*\)/.*|\1|p' deno.json | head -n 1)
 [ -n "$std" ] || { echo "deno.json names no npm:deno-std version"; exit 1; }
 npm=$("$DENO_BIN" info --json | sed -n 's|.*"npmCache": "\(.*\)".*|\1|p')
 pkg=$npm/registry.npmjs.org/deno-std
-if [ ! -d "$pkg/$std/assert" ]; then
-  # A fresh machine: fetch it once (the host tests would too).
-  "$DENO_BIN" cache --config deno.json tests/mapping_test.ts >"$CACHE/std.log" 2>&1 ||
+if [ ! -d "$pkg/$std/assert" ] || [ ! -d "$pkg/$std/cli" ] || [ ! -d "$pkg/$std/fmt" ]; then
+  # A fresh machine: fetch it once (the host tests and the CLI would too).
+  "$DENO_BIN" cache --config deno.json tests/mapping_test.ts cli.ts >"$CACHE/std.log" 2>&1 ||
     { cat "$CACHE/std.log"; echo "cannot fetch npm:deno-std@$std"; exit 1; }
 fi
 to=$root/deno-cache/npm/registry.npmjs.org/deno-std
 mkdir -p "$to/$std"
 cp "$pkg/registry.json" "$to/"
-cp -r "$pkg/$std/package.json" "$pkg/$std/assert" "$pkg/$std/internal" "$to/$std/" || exit 1
+# assert for the tests; cli and fmt for the CLI's doc examples.
+cp -r "$pkg/$std/package.json" "$pkg/$std/assert" "$pkg/$std/internal" "$pkg/$std/cli" \
+  "$pkg/$std/fmt" "$to/$std/" || exit 1
 cp bench/phys_bench.ts "$root/memkit/bench/"
 cp build/bench/libphys_baseline.so "$root/memkit/build/bench/" 2>/dev/null || true
 (cd "$root" && find . | "$BUSYBOX" cpio -o -H newc >../memkit.cpio 2>/dev/null) || exit 1

@@ -94,9 +94,9 @@ async function run(mode: "test" | "smbios", env: Record<string, string>): Promis
  * MEMKIT_VM_SUITES (comma-separated) replaces the list.
  */
 export const HOST_SUITES = (Deno.env.get("MEMKIT_VM_SUITES") ??
-  "maps,pagemap,mapping,stitch,protect,ring,safety,memfd,advise").split(",").filter((s) =>
-    s !== ""
-  );
+  "maps,pagemap,mapping,stitch,protect,ring,safety,memfd,advise,doc_examples").split(",").filter((
+    s,
+  ) => s !== "");
 
 const serial = `MK-${random(6).toUpperCase()}`;
 const token = random(8);
