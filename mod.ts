@@ -46,8 +46,6 @@ export { type MapOptions, MemFd, type MemFdOptions, type Seal } from "./src/memf
 export {
   type Access,
   Mapping,
-  type MappingInit,
-  type Piece,
   readOnlyViewsSupported,
   type TypedArrayConstructor,
 } from "./src/mapping.ts";

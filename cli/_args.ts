@@ -11,21 +11,8 @@ import { parseArgs } from "@std/cli/parse-args";
 import { dim } from "@std/fmt/colors";
 import { type Operation, permissionFlags, permissionTable } from "../mod.ts";
 
-/**
- * `0x`-hexadecimal, as every memkit command prints addresses.
- *
- * @param n The number.
- * @returns `0x` and its hexadecimal digits.
- *
- * @example
- * ```ts
- * import { hex } from "./_args.ts";
- * import { assertEquals } from "@std/assert";
- *
- * assertEquals([hex(4096), hex(2n ** 64n - 1n)], ["0x1000", "0xffffffffffffffff"]);
- * ```
- */
-export const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
+// `0x`-hexadecimal, as every memkit command prints addresses: the library's own helper.
+export { hex } from "../src/_args.ts";
 
 /** The exit codes every memkit command uses, as its `--help` lists them. */
 export const EXIT_CODES = `Exit codes:

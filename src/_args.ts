@@ -49,6 +49,25 @@ export function show(value: unknown): string {
   }
 }
 
+/**
+ * `0x` and the hexadecimal digits of an address or value, as memkit's
+ * messages and commands print them.
+ *
+ * @param value The number.
+ * @returns `0x` and its hexadecimal digits.
+ *
+ * @example An address and the largest 64-bit value
+ * ```ts
+ * import { hex } from "./_args.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals([hex(4096), hex(2n ** 64n - 1n)], ["0x1000", "0xffffffffffffffff"]);
+ * ```
+ */
+export function hex(value: bigint | number): string {
+  return `0x${value.toString(16)}`;
+}
+
 /** The fields of an options object, read once each. */
 export type Snapshot<K extends string> = { readonly [P in K]?: unknown };
 

@@ -5,6 +5,9 @@ import { show } from "./_args.ts";
 import { ERRNO, MemkitError } from "../ffi/errors.ts";
 import { type Operation, queryPermission, requirePermissions } from "./permissions.ts";
 
+// The introspection modules take hex from here too (its one definition is in _args.ts).
+export { hex } from "./_args.ts";
+
 /** A process: its pid, or `"self"` for the calling process. */
 export type ProcessId = number | "self";
 
@@ -128,9 +131,4 @@ export function toAddress(value: unknown, what = "address"): bigint {
   throw new TypeError(
     `Cannot use ${what} "${show(value)}": expected a bigint or a non-negative safe integer`,
   );
-}
-
-/** `0x` and the hexadecimal digits of an address. */
-export function hex(value: bigint | number): string {
-  return `0x${value.toString(16)}`;
 }

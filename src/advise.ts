@@ -10,7 +10,9 @@ import { check, ERRNO, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { aligned, inRange, roundUp } from "./_validate.ts";
-import { type Access, findRegion, Mapping, type Region } from "./mapping.ts";
+import type { Access } from "./_access.ts";
+import { findRegion, type Region } from "./_region.ts";
+import { Mapping } from "./mapping.ts";
 import type { MappingRange } from "./protect.ts";
 import { requirePermissions } from "./permissions.ts";
 

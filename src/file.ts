@@ -10,7 +10,8 @@ import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { lookUp, openLookedUp, STALE_HINT } from "./_gate.ts";
 import { aligned, cString, inRange, MAX_BYTES, window } from "./_validate.ts";
-import { createMapping, type Mapping, toAccess } from "./mapping.ts";
+import { toAccess } from "./_access.ts";
+import { createMapping, type Mapping } from "./mapping.ts";
 
 /** Options of {@linkcode mapFile}. */
 export interface MapFileOptions {

@@ -8,15 +8,12 @@
 import { check, ERRNO, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
-import { readOptions, show, typedLength } from "./_args.ts";
+import { readOptions, typedLength } from "./_args.ts";
 import {
   ArrayBufferPrototypeGetByteLength,
   ArrayBufferPrototypeTransfer,
   BigIntCtor,
-  FinalizationRegistryPrototypeRegister,
-  FinalizationRegistryPrototypeUnregister,
   MapPrototypeClear,
-  MapPrototypeDelete,
   MapPrototypeGet,
   MapPrototypeSet,
   MathCeil,
@@ -26,14 +23,28 @@ import {
   ObjectSetPrototypeOf,
   safeArray,
   SetPrototypeAdd,
-  SetPrototypeClear,
-  SetPrototypeDelete,
   setValues,
   TypedArrayPrototypeFill,
   TypedArrayPrototypeGetLength,
   TypedArrayPrototypeSet,
 } from "./_primordials.ts";
 import { aligned, inRange, isDetached, roundUp } from "./_validate.ts";
+import { type Access, accessOf, PROT, toAccess } from "./_access.ts";
+import {
+  answerRegionOf,
+  hold,
+  type Holding,
+  holdMapping,
+  holdReadonly,
+  letGo,
+  letGoMapping,
+  type MappingInit,
+  markViewed,
+  type Region,
+  release,
+  unback,
+  vacate,
+} from "./_region.ts";
 import {
   type Advice,
   advise as adviseRange,
@@ -42,45 +53,7 @@ import {
   unlock as unlockRange,
 } from "./advise.ts";
 
-/**
- * How memory may be accessed: not at all, read-only, read-write, or read and
- * execute (`PROT_NONE`, `PROT_READ`, `PROT_READ | PROT_WRITE`,
- * `PROT_READ | PROT_EXEC`).
- */
-export type Access = "none" | "r" | "rw" | "rx";
-
-const ALL_ACCESS: readonly Access[] = Object.freeze(["none", "r", "rw", "rx"] as const);
-
-/** The `PROT_*` bits of each access (no prototype: only these four are keys). */
-export const PROT: Readonly<Record<Access, number>> = Object.freeze(
-  Object.assign(Object.create(null), {
-    none: MK.PROT_NONE,
-    r: MK.PROT_READ,
-    rw: MK.PROT_READ | MK.PROT_WRITE,
-    rx: MK.PROT_READ | MK.PROT_EXEC,
-  }),
-);
-
-/** The access of `PROT_*` bits, where it is one memkit names. */
-export function accessOf(prot: number): Access | undefined {
-  for (let i = 0; i < ALL_ACCESS.length; i++) {
-    if (PROT[ALL_ACCESS[i]] === prot) return ALL_ACCESS[i];
-  }
-  return undefined;
-}
-
-/**
- * Throws TypeError unless `value` is an {@linkcode Access}: a primitive
- * string (an object that converts to one is refused, never converted).
- */
-export function toAccess(value: unknown, allowed: readonly Access[] = ALL_ACCESS): Access {
-  if (typeof value === "string") {
-    for (let i = 0; i < allowed.length; i++) if (allowed[i] === value) return value as Access;
-  }
-  let names = "";
-  for (let i = 0; i < allowed.length; i++) names += `${i > 0 ? ", " : ""}"${allowed[i]}"`;
-  throw new TypeError(`Cannot use access "${show(value)}": expected ${names}`);
-}
+export type { Access } from "./_access.ts";
 
 /**
  * Whether read-only views are available: they are immutable `ArrayBuffer`s,
@@ -104,208 +77,12 @@ const IMMUTABLE_HINT = "read-only views are immutable ArrayBuffers, which need "
   "`--v8-flags=--js-immutable-arraybuffer`; run again with that flag, or use " +
   "read() for a copy";
 
-// ---- regions: the address ranges behind mappings, freed by GC as a backstop ----
-
-/**
- * One stretch of a mapping's view that maps one contiguous window of one
- * source: which source (an identity), where the window starts in it, where
- * it sits in the view, and, for a memfd, the memfd's table of live regions.
- */
-export interface Piece {
-  /** The source's identity: equal for windows of the same memfd or file mapping. */
-  readonly source: object;
-  /** The source memfd's table of live regions and how far into it each reaches. */
-  readonly owner?: Map<object, number>;
-  /** The offset of the window in the source. */
-  readonly offset: number;
-  /** The offset of the window in the mapping's view. */
-  readonly at: number;
-  /** The window's length in bytes. */
-  readonly length: number;
-  /** Not known to be one window of one source: alias it page by page. */
-  readonly paged?: boolean;
-}
-
-/**
- * The state of one mapped address range, shared by the `Mapping` and every
- * `ArrayBuffer` created over it: the range is unmapped when `close()` says so
- * and nothing can reach it any more, or when all of them are collected.
- */
-export interface Region {
-  /** The start address of everything mapped (guard pages included). */
-  readonly address: bigint;
-  /** The mapped length in bytes: a multiple of the page size. */
-  readonly span: number;
-  /** The start address of the view: where piece offsets (`at`) count from. */
-  readonly view: bigint;
-  /** The view's length rounded up to whole pages. */
-  readonly viewSpan: number;
-  /** The view's length in bytes. */
-  readonly length: number;
-  /** What is mapped, for messages. */
-  readonly name: string;
-  /** Objects registered with the finalization registry and not yet collected. */
-  refs: number;
-  /** The range is mapped (the source's pages, or private zero pages in the quarantine). */
-  live: boolean;
-  /** The range still maps the source (false once closed). */
-  backed: boolean;
-  /** What the view is made of, in order (for resize checks and for stitching it again). */
-  readonly pieces: readonly Piece[];
-  /** The live-region tables of the memfds this region maps. */
-  readonly owners: Set<Map<object, number>>;
-  /** Read-only (immutable) buffers registered and not yet collected. */
-  readonly: number;
-  /**
-   * A buffer was ever created over the range: native code (a Deno op) may
-   * hold its addresses, so the range is quarantined rather than unmapped.
-   */
-  viewed: boolean;
-  /**
-   * A writable buffer was moved out of memkit's reach (a transfer that got
-   * past the guard): the range is never unmapped, only scrubbed to private
-   * zero pages, so the moved buffer can never fault.
-   */
-  pinned: boolean;
-  /** The highest access the source allows. */
-  readonly maxAccess: Access;
-  /** The calling thread's rights (`PKEY_DISABLE_*`) of the protection key assigned to it. */
-  pkeyRights?: () => number;
-  /**
-   * One byte per page of the view, 1 where `advise(..., "guard")` installed a
-   * guard marker (src/advise.ts): those pages are "none", and protect() keeps
-   * them so while the marker is there.
-   */
-  guards?: Uint8Array;
-}
-
-/**
- * The live regions that handed out a buffer, for finding the mapping behind
- * a bare buffer (only a buffer memkit made can point into a region).
- */
-const liveRegions = new Set<Region>();
-
-/**
- * The live, backed region whose view holds [address, address + length), and
- * the offset of `address` in that view; for memkit's own modules (alias), not
- * part of the API.
- */
-export function regionAt(address: bigint, length: number): [Region, number] | undefined {
-  const regions = setValues(liveRegions);
-  for (let i = 0; i < regions.length; i++) {
-    const r = regions[i];
-    if (!r.backed) continue;
-    const offset = address - r.view;
-    if (offset >= 0n && offset + BigIntCtor(length) <= BigIntCtor(r.viewSpan)) {
-      return [r, Number(offset)];
-    }
-  }
-  return undefined;
-}
-
-// Everything below that decides whether memory may be unmapped (detaching,
-// unmapping, the finalization callbacks) calls built-ins captured at load
-// (_primordials.ts), never methods looked up at the time of the call.
+// The views and every check before detaching or unmapping call built-ins
+// captured at load (_primordials.ts), as src/_region.ts does, never methods
+// looked up at the time of the call.
 
 const getArrayBuffer = Deno.UnsafePointerView.getArrayBuffer;
 const pointerCreate = Deno.UnsafePointer.create;
-
-const registry = new FinalizationRegistry<Region>((region) => {
-  region.refs--;
-  if (region.refs === 0) release(region);
-});
-
-// ---- the quarantine: closed ranges that native code may still hold ----
-//
-// A Deno op given a view keeps its address, not its ArrayBuffer: detaching
-// the buffer does not stop a read in flight (TCP, TLS, a pipe, a file), which
-// completes into that address whenever data comes, and an op writing into an
-// immutable view writes past V8's checks. So a range that ever handed out a
-// buffer is never given back to the kernel at close(): its pages become
-// private read-write zero pages (MAP_FIXED, MAP_NORESERVE: no memory until
-// written), which such a write can only scribble on, and the range waits here.
-// It is unmapped (and may then be reused by any mapping) only after
-// QUARANTINE_RANGES later ranges came in, or QUARANTINE_BYTES of them: an op
-// still in flight by then is the limit the README states.
-
-/**
- * How many closed ranges memkit keeps reserved as private zero pages (at
- * most one mapping, a VMA, each; neighbours merge) before it unmaps the
- * oldest: a native op still writing into a view after that many later
- * closes could reach whatever the kernel maps there next.
- */
-export const QUARANTINE_RANGES = 64;
-/** How many bytes of address space the quarantine keeps before it releases early (16 GiB). */
-export const QUARANTINE_BYTES = 16 * 2 ** 30;
-/** How many of the newest ranges it keeps even beyond QUARANTINE_BYTES. */
-const QUARANTINE_KEEP = 8;
-
-const quarantine: Region[] = safeArray();
-let quarantineBytes = 0;
-
-/**
- * The ranges in the quarantine now, oldest first: closed ranges kept reserved
- * as private zero pages; for memkit's tests and benchmarks, not part of the API.
- */
-export function quarantined(): { address: bigint; span: number }[] {
-  const out: { address: bigint; span: number }[] = [];
-  for (let i = 0; i < quarantine.length; i++) {
-    out.push({ address: quarantine[i].address, span: quarantine[i].span });
-  }
-  return out;
-}
-
-/** Nothing in JavaScript reaches the region any more: off its source, into the quarantine. */
-function release(region: Region): void {
-  if (!region.live) return;
-  // Dropped without close(): its views may still be in a native op's hands.
-  if (region.backed && vacate(region) < 0n) return; // the kernel refused: it stays mapped
-  if (region.live && !region.pinned) enqueue(region);
-}
-
-/**
- * Takes the source's pages out of the range: unmaps it when no buffer was
- * ever created over it, else maps private zero pages over it in place. The
- * kernel's result (negative: refused, nothing changed).
- */
-function vacate(region: Region): bigint {
-  if (!region.viewed && !region.pinned) {
-    const ret = lib().mk_map_unmap(region.address, BigIntCtor(region.span));
-    if (ret >= 0n) {
-      region.live = false;
-      unback(region);
-    }
-    return ret;
-  }
-  const ret = lib().mk_map_scrub(region.address, BigIntCtor(region.span));
-  if (ret >= 0n) unback(region);
-  return ret;
-}
-
-function enqueue(region: Region): void {
-  quarantine[quarantine.length] = region; // a prototype-less array: no patched push
-  quarantineBytes += region.span;
-  while (
-    quarantine.length > QUARANTINE_RANGES ||
-    (quarantineBytes > QUARANTINE_BYTES && quarantine.length > QUARANTINE_KEEP)
-  ) {
-    const old = quarantine[0];
-    for (let i = 1; i < quarantine.length; i++) quarantine[i - 1] = quarantine[i];
-    quarantine.length--;
-    quarantineBytes -= old.span;
-    old.live = false;
-    lib().mk_map_unmap(old.address, BigIntCtor(old.span));
-  }
-}
-
-/** Marks a region as no longer mapping its sources, for their resize checks. */
-function unback(region: Region): void {
-  region.backed = false;
-  SetPrototypeDelete(liveRegions, region);
-  const owners = setValues(region.owners);
-  for (let i = 0; i < owners.length; i++) MapPrototypeDelete(owners[i], region);
-  SetPrototypeClear(region.owners);
-}
 
 function refuseTransfer(): never {
   throw new TypeError(
@@ -324,43 +101,6 @@ const GUARDED: ArrayBuffer = Object.create(ArrayBuffer.prototype, {
   transferToImmutable: { value: refuseTransfer },
 });
 
-const readonlyRegistry = new FinalizationRegistry<Region>((region) => {
-  region.readonly--;
-  region.refs--;
-  if (region.refs === 0) release(region);
-});
-
-function holdReadonly(region: Region, target: ArrayBuffer): void {
-  region.refs++;
-  region.readonly++;
-  FinalizationRegistryPrototypeRegister(readonlyRegistry, target, region);
-}
-
-/**
- * What a Mapping's finalization sees: its region, and the writable buffers
- * it handed out and has not detached. A buffer found detached then was moved
- * out of memkit's reach (a transfer list), so the range must stay mapped.
- */
-interface Holding {
-  region: Region;
-  buffers: ArrayBuffer[];
-}
-
-const mappingRegistry = new FinalizationRegistry<Holding>(({ region, buffers }) => {
-  for (let i = 0; i < buffers.length; i++) if (isDetached(buffers[i])) region.pinned = true;
-  region.refs--;
-  if (region.refs === 0) release(region);
-});
-
-function hold(region: Region, target: object): void {
-  region.refs++;
-  FinalizationRegistryPrototypeRegister(registry, target, region, target);
-}
-
-function letGo(region: Region, target: object): void {
-  if (FinalizationRegistryPrototypeUnregister(registry, target)) region.refs--;
-}
-
 /** A typed array constructor that {@linkcode Mapping.view} accepts. */
 export interface TypedArrayConstructor<T> {
   /** Creates a view over `length` elements of `buffer` from `byteOffset`. */
@@ -369,48 +109,8 @@ export interface TypedArrayConstructor<T> {
   readonly BYTES_PER_ELEMENT: number;
 }
 
-/** What a new mapping is made of; internal to memkit. */
-export interface MappingInit {
-  /** The start address of the view. */
-  address: bigint;
-  /** The length the caller asked for. */
-  length: number;
-  /** The protection it was mapped with. */
-  access: Access;
-  /** The highest access the source allows (a read-only file: `"r"`). */
-  maxAccess: Access;
-  /** What was mapped, for messages: `memfd:name` or a path. */
-  name: string;
-  /** The source windows the view is made of, in order. */
-  pieces: Piece[];
-  /** The whole range to unmap, when it is more than the view (guard pages, a ring). */
-  reserved?: { address: bigint; span: number };
-  /**
-   * Bytes of the first mapped page before the view starts (default 0):
-   * `address` is then the page-aligned mmap address, and the mapping's views,
-   * `address` and `length` cover `[address + offset, address + offset + length)`.
-   * Such a mapping is protected only as a whole, and cannot be stitched.
-   */
-  offset?: number;
-}
-
 const CONSTRUCT = Symbol("memkit.Mapping");
-let regionOfMapping: (m: Mapping) => Region | undefined;
 let limitMapping: (m: Mapping, rights: number, dryRun: boolean) => void;
-
-/** The region behind a memkit Mapping, undefined for any other value; for memkit's own modules. */
-export function findRegion(value: unknown): Region | undefined {
-  return value !== null && typeof value === "object"
-    ? regionOfMapping(value as Mapping)
-    : undefined;
-}
-
-/** The region behind a mapping; for memkit's own modules, not part of the API. */
-export function regionOf(mapping: Mapping): Region {
-  const region = findRegion(mapping);
-  if (!region) throw new TypeError("Cannot use this value: expected a memkit Mapping");
-  return region;
-}
 
 /** Creates a Mapping; for memkit's own modules, not part of the API. */
 export function createMapping(init: MappingInit): Mapping {
@@ -479,7 +179,7 @@ export function limitByPkey(mapping: Mapping, rights: number, dryRun = false): v
 export class Mapping {
   #region: Region;
   static {
-    regionOfMapping = (m) => (#region in m ? m.#region : undefined);
+    answerRegionOf((m) => (#region in m ? m.#region : undefined));
     limitMapping = (m, rights, dryRun) => m.#limit(rights, dryRun);
   }
   #address: bigint;
@@ -550,8 +250,7 @@ export class Mapping {
     this.#maxAccess = init.maxAccess;
     this.#name = init.name;
     this.#holding = { region: this.#region, buffers: safeArray() };
-    this.#region.refs++;
-    FinalizationRegistryPrototypeRegister(mappingRegistry, this, this.#holding, this);
+    holdMapping(this.#holding, this);
   }
 
   /**
@@ -669,8 +368,7 @@ export class Mapping {
       buffer === undefined || isDetached(buffer) ||
       ArrayBufferPrototypeGetByteLength(buffer) !== end - start
     ) {
-      SetPrototypeAdd(liveRegions, this.#region);
-      this.#region.viewed = true;
+      markViewed(this.#region);
       const raw = getArrayBuffer(this.#pointer(start), end - start);
       if (need & MK.PROT_WRITE) {
         ObjectSetPrototypeOf(raw, GUARDED);
@@ -687,8 +385,7 @@ export class Mapping {
 
   #whole(): ArrayBuffer {
     if (!this.#writable) {
-      SetPrototypeAdd(liveRegions, this.#region);
-      this.#region.viewed = true;
+      markViewed(this.#region);
       const ab = getArrayBuffer(this.#pointer(0), this.#length);
       ObjectSetPrototypeOf(ab, GUARDED);
       hold(this.#region, ab);
@@ -700,8 +397,7 @@ export class Mapping {
 
   #immutable(op: string): ArrayBuffer {
     if (!this.#readonly) {
-      SetPrototypeAdd(liveRegions, this.#region);
-      this.#region.viewed = true;
+      markViewed(this.#region);
       const raw = getArrayBuffer(this.#pointer(0), this.#length);
       this.#readonly = this.#freeze(op, raw);
     }
@@ -905,7 +601,7 @@ export class Mapping {
       : readOptions(range, "range", ["offset", "length"] as const);
     this.#alive("protect the mapping");
     if ((wanted & MK.PROT_WRITE) && this.#maxAccess !== "rw") {
-      throw new MemkitError(13, "protect", {
+      throw new MemkitError(ERRNO.EACCES, "protect", {
         path: this.#name,
         hint: `it was opened for access "${this.#maxAccess}" only`,
       });
@@ -962,7 +658,7 @@ export class Mapping {
     }
     if (!changes) return;
     if (wanted === MK.PROT_NONE && readable && this.#region.readonly > 0) {
-      throw new MemkitError(16, "protect", {
+      throw new MemkitError(ERRNO.EBUSY, "protect", {
         path: this.#name,
         hint: 'read-only views of it are still reachable and would fault under "none"; ' +
           "drop them, or close() the mapping instead",
@@ -1119,7 +815,7 @@ export class Mapping {
   #dropWrite(op: string): void {
     this.#detachWritable();
     if (this.#region.pinned) {
-      throw new MemkitError(16, op, {
+      throw new MemkitError(ERRNO.EBUSY, op, {
         path: this.#name,
         hint: "a writable view's buffer was transferred out of memkit's reach " +
           "(structuredClone or postMessage with a transfer list), so write access " +
@@ -1131,7 +827,7 @@ export class Mapping {
   #limit(rights: number, dryRun: boolean): void {
     if (this.#closed || rights === 0) return;
     if ((rights & MK.PKEY_DISABLE_ACCESS) && this.#region.readonly > 0) {
-      throw new MemkitError(16, "set the protection key of", {
+      throw new MemkitError(ERRNO.EBUSY, "set the protection key of", {
         path: this.#name,
         hint: "read-only views of it are still reachable and would fault without access; " +
           "drop them first",
@@ -1139,7 +835,7 @@ export class Mapping {
     }
     if (!dryRun) this.#dropWrite("set the protection key of");
     else if (this.#region.pinned || this.#moved()) {
-      throw new MemkitError(16, "set the protection key of", {
+      throw new MemkitError(ERRNO.EBUSY, "set the protection key of", {
         path: this.#name,
         hint: "a writable view's buffer was transferred out of memkit's reach, so write " +
           "access cannot be taken away safely",
@@ -1204,7 +900,7 @@ export class Mapping {
     const ret = vacate(region);
     if (ret < 0n) check(ret, "close", { path: this.#name });
     this.#closed = true;
-    if (FinalizationRegistryPrototypeUnregister(mappingRegistry, this)) region.refs--;
+    letGoMapping(region, this);
     if (region.refs === 0) release(region);
     this.#readonly = undefined;
     MapPrototypeClear(this.#readonlyRuns);

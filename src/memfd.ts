@@ -16,7 +16,9 @@ import {
   MapPrototypeClear,
 } from "./_primordials.ts";
 import { cString, inRange, MAX_BYTES, window } from "./_validate.ts";
-import { type Access, createMapping, type Mapping, type Region, toAccess } from "./mapping.ts";
+import { type Access, toAccess } from "./_access.ts";
+import type { Region } from "./_region.ts";
+import { createMapping, type Mapping } from "./mapping.ts";
 
 /** A memfd seal (`F_SEAL_*`): what nobody may do to the memfd any more. */
 export type Seal = "seal" | "shrink" | "grow" | "write" | "future-write" | "exec";

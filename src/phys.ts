@@ -11,10 +11,11 @@ import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { openHint, permHint } from "./_phys_refusal.ts";
 import { cString, inRange, MAX_BYTES, roundUp } from "./_validate.ts";
-import { createMapping, Mapping, type Region, regionOf } from "./mapping.ts";
+import { type Region, regionOf } from "./_region.ts";
+import { createMapping, Mapping } from "./mapping.ts";
 import { absolutePath } from "./permissions.ts";
 import { lookUp, openLookedUp, STALE_HINT } from "./_gate.ts";
-import { readOptions, show } from "./_args.ts";
+import { hex, readOptions, show } from "./_args.ts";
 import {
   FinalizationRegistryPrototypeRegister,
   FinalizationRegistryPrototypeUnregister,
@@ -68,8 +69,6 @@ function toPhys(value: unknown, what = "physical address"): number {
   }
   return inRange(n, what, 0, MAX_PHYS_ADDRESS);
 }
-
-const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
 
 const WIDTHS = [1, 2, 4, 8] as const;
 type Width = (typeof WIDTHS)[number];

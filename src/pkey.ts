@@ -15,15 +15,9 @@ import {
   FinalizationRegistryPrototypeUnregister,
   uncurryThis,
 } from "./_primordials.ts";
-import {
-  type Access,
-  findRegion,
-  limitByPkey,
-  Mapping,
-  PROT,
-  regionOf,
-  toAccess,
-} from "./mapping.ts";
+import { type Access, PROT, toAccess } from "./_access.ts";
+import { findRegion, regionOf } from "./_region.ts";
+import { limitByPkey, Mapping } from "./mapping.ts";
 
 // A Mapping's own answers, as its class defines them: an instance property
 // the caller defined over `address` or `length` changes nothing.

@@ -11,15 +11,9 @@ import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
 import { MK } from "../ffi/symbols.ts";
 import { readOptions } from "./_args.ts";
 import { uncurryThis } from "./_primordials.ts";
-import {
-  type Access,
-  accessOf,
-  createMapping,
-  findRegion,
-  Mapping,
-  PROT,
-  toAccess,
-} from "./mapping.ts";
+import { type Access, accessOf, PROT, toAccess } from "./_access.ts";
+import { findRegion } from "./_region.ts";
+import { createMapping, Mapping } from "./mapping.ts";
 import { findMapping } from "./maps.ts";
 
 /** A page-aligned part of a mapping, for {@linkcode protect}. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { bytesOf, readOptions, show } from "./_args.ts";
+import { bytesOf, hex, readOptions, show } from "./_args.ts";
 import { isTypedArray } from "./_primordials.ts";
 import { integer } from "./_validate.ts";
 
@@ -102,8 +102,6 @@ function checksumOk(bytes: Uint8Array, start: number, length: number): boolean {
   for (let i = start; i < start + length; i++) sum = (sum + bytes[i]) & 0xff;
   return sum === 0;
 }
-
-const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /** Throws TypeError unless `value` is a Uint8Array: the decoders read bytes. */
 /**

@@ -12,17 +12,9 @@ import { check, ERRNO, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
-import {
-  type Access,
-  createMapping,
-  findRegion,
-  type Mapping,
-  type Piece,
-  PROT,
-  type Region,
-  regionAt,
-  toAccess,
-} from "./mapping.ts";
+import { type Access, PROT, toAccess } from "./_access.ts";
+import { findRegion, type Piece, type Region, regionAt } from "./_region.ts";
+import { createMapping, type Mapping } from "./mapping.ts";
 import { type MemFd, memfdState } from "./memfd.ts";
 import { queryPermission } from "./permissions.ts";
 

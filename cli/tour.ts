@@ -1,0 +1,434 @@
+/**
+ * `memkit tour`: a guided run of each capability on this machine, printing
+ * what it did, the addresses involved and the permissions each step needed;
+ * a step whose permission is missing is skipped with the flag to add.
+ *
+ * ```sh
+ * deno run --allow-ffi --v8-flags=--js-immutable-arraybuffer cli.ts tour
+ * ```
+ *
+ * @module
+ */
+
+import { bold, cyan, dim, green, red, yellow } from "@std/fmt/colors";
+import { format as formatBytes } from "@std/fmt/bytes";
+import {
+  alias,
+  compactMemory,
+  findMapping,
+  guarded,
+  libraryPath,
+  lock,
+  mapFile,
+  MemFd,
+  MemkitError,
+  Pagemap,
+  pageSize,
+  permissionFlags,
+  permissionTable,
+  PhysicalMemory,
+  physicalRanges,
+  Pkey,
+  protect,
+  protection,
+  readMaps,
+  readOnlyViewsSupported,
+  RingBuffer,
+  stitch,
+} from "../mod.ts";
+import { EXIT_CODES, hex, readArgs } from "./_args.ts";
+import { fail } from "./_fail.ts";
+
+const TOUR_HELP = `memkit tour
+
+A guided run of each capability on this machine, printing what it did, the
+addresses involved and the permissions each step needed. A step whose
+permission is missing is skipped, with the flag to add; grant more to see more:
+  deno run --allow-ffi --allow-read --v8-flags=--js-immutable-arraybuffer cli.ts tour
+
+${EXIT_CODES}
+  The tour exits 1 when a step fails; a skipped step is not a failure.`;
+
+function granted(flags: string[]): string | undefined {
+  for (const flag of flags) {
+    const m = /^--allow-(\w+)(?:=(.*))?$/.exec(flag)!;
+    const desc = (m[2] === undefined
+      ? { name: m[1] }
+      : m[1] === "ffi"
+      ? { name: "ffi", path: m[2] }
+      : { name: m[1], path: m[2] }) as Deno.PermissionDescriptor;
+    if (Deno.permissions.querySync(desc).state !== "granted") {
+      return flag;
+    }
+  }
+  return undefined;
+}
+
+/** How a tour step ended: a missing permission skips it, an error fails it. */
+type Outcome = "ran" | "skipped" | "failed";
+
+function step(title: string, flags: string[], body: () => void): Outcome {
+  console.log(`\n${bold(cyan("▸ " + title))}  ${dim("needs " + flags.join(" "))}`);
+  const missing = granted(flags);
+  if (missing) {
+    console.log(yellow(`  skipped: run again with ${missing}`));
+    return "skipped";
+  }
+  try {
+    body();
+    return "ran";
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) {
+      console.log(yellow(`  skipped: ${e.message}`));
+      return "skipped";
+    }
+    const code = e instanceof MemkitError ? ` (${e.code})` : "";
+    console.log(red(`  failed${code}: ${(e as Error).message}`));
+    return "failed";
+  }
+}
+
+const say = (text: string): void => console.log("  " + text);
+
+/** Runs the guided tour; returns the number of steps that failed (skipped ones are not). */
+function tour(): number {
+  const count: Record<Outcome, number> = { ran: 0, skipped: 0, failed: 0 };
+  const run = (title: string, flags: string[], body: () => void) => {
+    count[step(title, flags, body)]++;
+  };
+  console.log(
+    bold("memkit tour") + dim(` on ${Deno.build.os}/${Deno.build.arch}, Deno ${Deno.version.deno}`),
+  );
+
+  run("Load the native library", permissionFlags("load"), () => {
+    say(`loaded ${libraryPath()}`);
+    say(`page size ${pageSize()} bytes`);
+    say(
+      `read-only views (immutable ArrayBuffers): ${
+        readOnlyViewsSupported()
+          ? green("available")
+          : yellow("missing: add --v8-flags=--js-immutable-arraybuffer")
+      }`,
+    );
+  });
+
+  const page = (() => {
+    try {
+      return pageSize();
+    } catch {
+      return 4096;
+    }
+  })();
+
+  run("One memfd, two addresses (aliasing without copies)", permissionFlags("memory"), () => {
+    using fd = MemFd.create("tour", { size: 2 * page, noexec: MemFd.noexecSupported });
+    say(
+      `MemFd.create("tour", { size: ${2 * page} }) -> fd ${fd.fd}, seals [${fd.seals.join(", ")}]`,
+    );
+    using rw = fd.map({ access: "rw" });
+    using ro = fd.map({ access: "r" });
+    say(`map rw -> ${hex(rw.address)}..${hex(rw.address + BigInt(rw.length))}`);
+    say(`map r  -> ${hex(ro.address)}..${hex(ro.address + BigInt(ro.length))}`);
+    const text = new TextEncoder().encode("written once, seen twice");
+    rw.bytes().set(text, page);
+    if (readOnlyViewsSupported()) {
+      const seen = new TextDecoder().decode(ro.bytes(page, text.length));
+      say(
+        `wrote at ${hex(rw.address + BigInt(page))}, read at ${
+          hex(ro.address + BigInt(page))
+        }: "${seen}"`,
+      );
+      try {
+        ro.bytes()[0] = 1;
+      } catch (e) {
+        say(`a write through the read-only view: ${(e as Error).name} (no fault)`);
+      }
+    } else {
+      say(
+        `read() copy from the r mapping: "${new TextDecoder().decode(ro.read(page, text.length))}"`,
+      );
+    }
+  });
+
+  run("Protection changes never leave a dangerous view", permissionFlags("memory"), () => {
+    using fd = MemFd.create("tour-protect", { size: page });
+    using m = fd.map();
+    const view = m.bytes();
+    view[0] = 7;
+    m.protect("r");
+    say(
+      `protect("r") at ${
+        hex(m.address)
+      }: the old writable view now has length ${view.length} (detached)`,
+    );
+    m.protect("rw");
+    m.close();
+    say(`close(): views read ${String(view[0])}, not a segfault`);
+  });
+
+  run("Stitch chunks of two memfds into one contiguous view", permissionFlags("memory"), () => {
+    using a = MemFd.create("tour-a", { size: 3 * page });
+    using b = MemFd.create("tour-b", { size: 3 * page });
+    using am = a.map();
+    using bm = b.map();
+    for (let i = 0; i < 3; i++) {
+      am.write(new TextEncoder().encode(`a${i}`), i * page);
+      bm.write(new TextEncoder().encode(`b${i}`), i * page);
+    }
+    const chunks = [
+      { source: b, offset: page, length: page },
+      { source: a, offset: 0, length: 2 * page },
+      { source: b, offset: 0, length: page },
+    ];
+    using s = stitch(chunks);
+    say(`stitch([b[1], a[0..2], b[0]]) -> ${hex(s.address)}, ${s.length} bytes, no copy`);
+    let at = 0;
+    for (const c of chunks) {
+      const src = c.source === a ? am : bm;
+      for (let o = 0; o < c.length; o += page) {
+        const label = new TextDecoder().decode(s.read(at, 2));
+        say(
+          `  view ${hex(s.address + BigInt(at))} = ${c.source.name} page ${
+            (c.offset + o) / page
+          } (also at ${hex(src.address + BigInt(c.offset + o))}): "${label}"`,
+        );
+        at += page;
+      }
+    }
+    s.write(new TextEncoder().encode("B1"), 0);
+    say(
+      `wrote "B1" through the view; memfd tour-b page 1 now reads "${
+        new TextDecoder().decode(bm.read(page, 2))
+      }"`,
+    );
+    using ro = alias(s, { access: "r" });
+    say(`alias(view, { access: "r" }) -> ${hex(ro.address)}: the same pages, read-only`);
+  });
+
+  run("A ring buffer mapped twice: every region is one view", permissionFlags("memory"), () => {
+    using ring = RingBuffer.create(page, { name: "tour-ring" });
+    say(
+      `RingBuffer.create(${page}) -> ${hex(ring.address)}..${
+        hex(ring.address + BigInt(2 * page))
+      } (one memfd mapped twice)`,
+    );
+    ring.write(new Uint8Array(page - 4));
+    ring.consume();
+    ring.write(new TextEncoder().encode("wraps around"));
+    const view = ring.peek();
+    say(
+      `wrote 12 bytes 4 before the end; peek() is one view at offset ${view.byteOffset}: "${
+        new TextDecoder().decode(view)
+      }"`,
+    );
+  });
+
+  run("Guard pages, page protections, protection keys", permissionFlags("memory"), () => {
+    using g = guarded(page, { guardPages: 1 });
+    say(
+      `guarded(${page}) -> usable ${hex(g.address)}, PROT_NONE guards at ${
+        hex(g.address - BigInt(page))
+      } and ${hex(g.address + BigInt(page))}`,
+    );
+    const mapsRead = { name: "read", path: "/proc/self/maps" } as const;
+    if (Deno.permissions.querySync(mapsRead).state === "granted") {
+      const [guard, usable] = [protection(g.address - 1n), protection(g.address)];
+      say(`protection(): the kernel says ${guard?.perms} before, ${usable?.perms} inside`);
+    }
+    using fd = MemFd.create("tour-pages", { size: 3 * page });
+    using m = fd.map();
+    protect({ mapping: m, offset: page, length: page }, "none");
+    say(
+      `protect({ offset: ${page}, length: ${page} }, "none"): pages are ${
+        [0, 1, 2].map((i) => m.accessAt(i * page)).join(", ")
+      }; a view of page 1 is refused, not a fault`,
+    );
+    if (Pkey.supported) {
+      using key = Pkey.alloc();
+      say(`protection keys: available (key ${key.key})`);
+    } else {
+      try {
+        Pkey.alloc();
+      } catch (e) {
+        say(`protection keys: ${yellow("not on this machine")}: ${(e as Error).message}`);
+      }
+    }
+  });
+
+  run("Seals: limits the kernel enforces for everyone", permissionFlags("memory"), () => {
+    using fd = MemFd.create("tour-seal", { size: page });
+    fd.seal(["shrink", "grow"]);
+    say(`seal(["shrink", "grow"]) -> seals [${fd.seals.join(", ")}]`);
+    try {
+      fd.resize(2 * page);
+    } catch (e) {
+      say(`resize(${2 * page}) refused: ${(e as Error).message}`);
+    }
+  });
+
+  const introspect = [
+    ...permissionFlags("maps", "self"),
+    ...permissionFlags("pagemap", "self").slice(1),
+  ];
+  run("Where memory lives: maps, pagemap, physical frames", introspect, () => {
+    using fd = MemFd.create("tour-pagemap", { size: 4 * page });
+    using a = fd.map();
+    using b = fd.map({ access: "r" });
+    a.bytes()[page] = 1;
+    void b.read(page, 1); // fault the page in at the second address too
+    const entry = findMapping(a.address)!;
+    say(
+      `findMapping(${hex(a.address)}) -> ${entry.perms} ${entry.kind} "${entry.name}", ` +
+        `${formatBytes(entry.size, { binary: true })}`,
+    );
+    const maps = readMaps("self");
+    const count = (k: string) => maps.filter((m) => m.kind === k).length;
+    say(
+      `readMaps("self"): ${maps.length} mappings, ${count("file")} of files, ` +
+        `${count("anonymous")} anonymous, ${count("memfd")} memfd`,
+    );
+    using pm = Pagemap.open("self");
+    const pages = pm.read(a.address, 4);
+    say(`pagemap of the 4 pages: present ${[0, 1, 2, 3].map((i) => pages.present(i) ? 1 : 0)}`);
+    if (pages.pfnVisible) {
+      say(
+        `both addresses of page 1 are physical ${hex(pm.translate(a.address + BigInt(page))!)} ` +
+          `and ${hex(pm.translate(b.address + BigInt(page))!)}`,
+      );
+    } else {
+      say(yellow("PFNs are hidden: the kernel shows them only with CAP_SYS_ADMIN (root)"));
+    }
+  });
+
+  // A locked page is resident, not fixed: compaction may move it (vm.compact_unevictable_allowed).
+  const compactFlags = [
+    ...permissionFlags("pagemap", "self"),
+    ...permissionFlags("compactMemory").slice(1),
+  ];
+  run("Locked means resident, not fixed: a frame across compaction", compactFlags, () => {
+    using fd = MemFd.create("tour-lock", { size: page });
+    using m = fd.map();
+    m.bytes()[0] = 1;
+    lock(m);
+    say(`lock(m): mlock2 of ${hex(m.address)}; resident until unlock() or close()`);
+    using pm = Pagemap.open("self");
+    if (!pm.pfnVisible) {
+      say(yellow("PFNs are hidden: the kernel shows them only with CAP_SYS_ADMIN (root)"));
+      return;
+    }
+    const before = pm.translate(m.address)!;
+    try {
+      compactMemory();
+    } catch (e) {
+      if (!(e instanceof MemkitError)) throw e;
+      say(yellow(`compactMemory(): ${e.message}`));
+      return;
+    }
+    const after = pm.translate(m.address)!;
+    say(
+      `frame ${hex(before)}, after writing 1 to /proc/sys/vm/compact_memory ${hex(after)}: ${
+        before === after ? "not moved this time" : green("moved, though locked")
+      }`,
+    );
+    say(dim("a frame number is a snapshot, never a handle: read it again before each use"));
+  });
+
+  // The file it maps is cli.ts, the command the tour runs from.
+  const self = new URL("../cli.ts", import.meta.url);
+  if (self.protocol === "file:") {
+    const path = decodeURIComponent(self.pathname);
+    run("Map a file, gated on --allow-read for that path", permissionFlags("mapFile", path), () => {
+      using m = mapFile(path);
+      const first = new TextDecoder().decode(m.read(0, Math.min(m.length, 40))).split("\n")[0];
+      say(`mapFile("${path}") -> ${hex(m.address)}, ${formatBytes(m.length)}`);
+      say(`first line: ${first}`);
+    });
+  }
+
+  const physFlags = [...permissionFlags("physRead", "/dev/mem"), "--allow-read=/proc/iomem"];
+  run("Physical memory through /dev/mem, refusals explained", physFlags, () => {
+    try {
+      using mem = PhysicalMemory.open();
+      say(`PhysicalMemory.open() -> "${mem.device}"`);
+      const s = mem.smbios();
+      say(
+        `smbios(): ${s.entryPoint.anchor} entry point at ${hex(s.entryPoint.address)}, ` +
+          `SMBIOS ${s.version}: ${s.system?.manufacturer} ${s.system?.product}, ` +
+          `serial ${s.system?.serial}`,
+      );
+      say(`readU32(${hex(s.entryPoint.address)}) -> ${hex(mem.readU32(s.entryPoint.address))}`);
+    } catch (e) {
+      if (!(e instanceof MemkitError || e instanceof Deno.errors.NotFound)) throw e;
+      const code = e instanceof MemkitError ? e.code : e.name;
+      say(`PhysicalMemory.open() here: ${yellow(code)}`);
+      say(e.message);
+      say(dim("(make test-vm runs the /dev/mem tests in a QEMU guest whose kernel has it)"));
+    }
+    try {
+      const ranges = physicalRanges();
+      const ram = ranges.filter((r) => r.name === "System RAM");
+      const bytes = ram.reduce((sum, r) => sum + (r.end - r.start), 0);
+      say(
+        `physicalRanges(): ${ranges.length} ranges in /proc/iomem, System RAM ${
+          formatBytes(bytes, { binary: true })
+        } in ${ram.length} ranges`,
+      );
+      const low = ram.find((r) => r.start >= 0x100000);
+      if (low) {
+        say(
+          `under STRICT_DEVMEM, RAM such as ${hex(low.start)}-${
+            hex(low.end - 1)
+          } is refused; the BIOS area 0xf0000-0xfffff and device ranges are not`,
+        );
+      }
+    } catch (e) {
+      if (!(e instanceof MemkitError)) throw e;
+      say(`physicalRanges(): ${e.message}`);
+    }
+  });
+
+  console.log(
+    `\n${bold("Permissions")} ${
+      dim("(memkit permissions <operation> <target> prints the minimal flags)")
+    }`,
+  );
+  for (const [op, rule] of Object.entries(permissionTable)) {
+    console.log(`  ${op.padEnd(13)} ${rule.summary}`);
+  }
+  const summary = `${count.ran} steps ran, ${count.skipped} skipped (a permission missing), ` +
+    `${count.failed} failed`;
+  console.log(`\n${count.failed > 0 ? red(summary) : summary}`);
+  return count.failed;
+}
+
+/**
+ * Runs `memkit tour`.
+ *
+ * @param args The arguments after `tour` (none but `--help`).
+ * @returns The exit code: 0, 1 when a step failed (a step skipped for a
+ * missing permission is not a failure), 2 bad arguments.
+ *
+ * @example Tour this machine
+ * ```ts ignore
+ * // deno run --allow-ffi --v8-flags=--js-immutable-arraybuffer cli.ts tour
+ * import { tourCommand } from "./tour.ts";
+ * Deno.exit(tourCommand([]));
+ * ```
+ */
+export function tourCommand(args: string[]): number {
+  try {
+    const flags = readArgs(args, "tour", {});
+    if (flags.has("help")) {
+      console.log(TOUR_HELP);
+      return 0;
+    }
+    if (flags.positionals.length > 0) {
+      throw new TypeError(
+        `Cannot use "${flags.positionals[0]}": memkit tour takes no arguments`,
+      );
+    }
+  } catch (e) {
+    return fail(e);
+  }
+  return tour() > 0 ? 1 : 0;
+}
