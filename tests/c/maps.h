@@ -70,6 +70,39 @@ static inline void on_segv(int sig) {
   _exit(42);
 }
 
+/* In a child: a SIGSEGV or SIGBUS exits 42 instead of dumping core. */
+static inline void catch_faults(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_segv;
+  sigaction(SIGSEGV, &sa, NULL);
+  sigaction(SIGBUS, &sa, NULL);
+}
+
+/* Reads addr in a child: the byte read (0-255), 256 when the read faulted
+ * (SIGSEGV or SIGBUS), -1 on any other outcome. */
+static inline int read_in_child(uint64_t addr) {
+  fflush(stdout);
+  int fds[2];
+  if (pipe(fds) < 0) return -1;
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    catch_faults();
+    unsigned char v = *(volatile unsigned char *)(uintptr_t)addr;
+    if (write(fds[1], &v, 1) != 1) _exit(1);
+    _exit(0);
+  }
+  close(fds[1]);
+  unsigned char v = 0;
+  ssize_t n = read(fds[0], &v, 1);
+  close(fds[0]);
+  int status;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+  if (WEXITSTATUS(status) == 42) return 256;
+  return WEXITSTATUS(status) == 0 && n == 1 ? v : -1;
+}
+
 /* Writes `value` to addr in a child process: 0 when the write went through,
  * 42 when it faulted (SIGSEGV), -1 on any other outcome. A MAP_SHARED
  * mapping carries the child's write back to us. */
@@ -78,11 +111,7 @@ static inline int write_in_child(uint64_t addr, unsigned char value) {
   pid_t pid = fork();
   if (pid < 0) return -1;
   if (pid == 0) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_segv;
-    sigaction(SIGSEGV, &sa, NULL);
-    sigaction(SIGBUS, &sa, NULL);
+    catch_faults();
     *(volatile unsigned char *)(uintptr_t)addr = value;
     _exit(0);
   }

@@ -56,34 +56,6 @@ static long resident(uint64_t addr, uint64_t n) {
   return count;
 }
 
-/* Reads addr in a child: the byte read (0-255), 256 when the read faulted
- * (SIGSEGV or SIGBUS), -1 on any other outcome. */
-static int read_in_child(uint64_t addr) {
-  fflush(stdout);
-  int fds[2];
-  if (pipe(fds) < 0) return -1;
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_segv;
-    sigaction(SIGSEGV, &sa, NULL);
-    sigaction(SIGBUS, &sa, NULL);
-    unsigned char v = *(volatile unsigned char *)(uintptr_t)addr;
-    if (write(fds[1], &v, 1) != 1) _exit(1);
-    _exit(0);
-  }
-  close(fds[1]);
-  unsigned char v = 0;
-  ssize_t n = read(fds[0], &v, 1);
-  close(fds[0]);
-  int status;
-  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
-  if (WEXITSTATUS(status) == 42) return 256;
-  return WEXITSTATUS(status) == 0 && n == 1 ? v : -1;
-}
-
 static uint64_t map_memfd(int32_t fd, uint64_t n) {
   int64_t a = mk_map_fd(fd, 0, n * page, MK_PROT_READ | MK_PROT_WRITE);
   return a < 0 ? 0 : (uint64_t)a;
