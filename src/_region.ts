@@ -16,6 +16,7 @@ import {
   SetPrototypeClear,
   SetPrototypeDelete,
   setValues,
+  uncurryThis,
 } from "./_primordials.ts";
 import { isDetached } from "./_validate.ts";
 import type { Mapping } from "./mapping.ts";
@@ -307,14 +308,34 @@ export function letGoMapping(region: Region, target: object): void {
 
 /** How the Mapping class reads the region of one of its instances; set once, as it is defined. */
 let regionOfMapping: ((value: object) => Region | undefined) | undefined;
+let mappingPrototype: object | undefined;
+const ObjectPrototypeIsPrototypeOf = uncurryThis(Object.prototype.isPrototypeOf) as (
+  self: object,
+  value: object,
+) => boolean;
 
 /**
  * Lets {@linkcode findRegion} read the region a Mapping holds (its private
  * field); called once, by the Mapping class as it is defined.
  */
-export function answerRegionOf(read: (value: object) => Region | undefined): void {
+export function answerRegionOf(
+  read: (value: object) => Region | undefined,
+  prototype: object,
+): void {
   if (regionOfMapping !== undefined) throw new TypeError("Cannot answer findRegion() twice");
   regionOfMapping = read;
+  mappingPrototype = prototype;
+}
+
+/**
+ * Whether `value` inherits from `Mapping.prototype` (a real Mapping, or an
+ * object made from its prototype, whose getters would throw); for memkit's
+ * own modules that must tell one from a `{ mapping, offset, length }` range
+ * without importing the class (and so without an import cycle).
+ */
+export function isMappingLike(value: unknown): boolean {
+  return value !== null && typeof value === "object" && mappingPrototype !== undefined &&
+    ObjectPrototypeIsPrototypeOf(mappingPrototype, value);
 }
 
 /** The region behind a memkit Mapping, undefined for any other value; for memkit's own modules. */

@@ -11,8 +11,8 @@ import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { aligned, inRange, roundUp } from "./_validate.ts";
 import type { Access } from "./_access.ts";
-import { findRegion, type Region } from "./_region.ts";
-import { Mapping } from "./mapping.ts";
+import { findRegion, isMappingLike, type Region } from "./_region.ts";
+import type { Mapping } from "./mapping.ts";
 import type { MappingRange } from "./protect.ts";
 import { requirePermissions } from "./permissions.ts";
 
@@ -176,7 +176,7 @@ function resolve(op: string, target: unknown): Span {
   let region = findRegion(target);
   if (region === undefined) {
     // An object made from Mapping.prototype without being one: its getters would throw.
-    if (target === null || typeof target !== "object" || target instanceof Mapping) {
+    if (target === null || typeof target !== "object" || isMappingLike(target)) {
       throw new TypeError(`Cannot ${op}: expected a Mapping or { mapping, offset, length }`);
     }
     // Each property read once: a getter cannot change the range after the checks.

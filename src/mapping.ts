@@ -179,7 +179,7 @@ export function limitByPkey(mapping: Mapping, rights: number, dryRun = false): v
 export class Mapping {
   #region: Region;
   static {
-    answerRegionOf((m) => (#region in m ? m.#region : undefined));
+    answerRegionOf((m) => (#region in m ? m.#region : undefined), Mapping.prototype);
     limitMapping = (m, rights, dryRun) => m.#limit(rights, dryRun);
   }
   #address: bigint;
