@@ -147,7 +147,7 @@ export function limitByPkey(mapping: Mapping, rights: number, dryRun = false): v
  *   from any page, and refuses `"none"` while read-only views are reachable;
  *   a view never covers a page its protection would make fault. Lowering a
  *   protection moves a mapping that handed out views to a new `address`
- *   and quarantines the old range.
+ *   (detaching every writable view) and quarantines the old range.
  * - a writable view's buffer refuses `transfer()` (and its kin), since a
  *   moved buffer could outlive the mapping. A transfer list
  *   (`structuredClone`, `postMessage`) gets past that; memkit notices at the
@@ -552,11 +552,13 @@ export class Mapping {
    * counts until the garbage collector has seen it). Changing part of the
    * mapping makes its access `"mixed"`. Taking read or write access away
    * from a mapping that handed out views moves it to a new
-   * {@linkcode Mapping.address} (the same memory), and the old range goes to
-   * the quarantine like a closed one: a Deno op still holding an old view's
+   * {@linkcode Mapping.address} (the same memory), detaching every writable
+   * view (each points into the old range), and the old range goes to the
+   * quarantine like a closed one: a Deno op still holding an old view's
    * address writes there, not into pages that would now fault. It stays in
    * place while read-only views of it are reachable (they go on showing the
-   * memory), and for physical memory and views starting inside a page.
+   * memory), for physical memory, views starting inside a page, ranges
+   * pinned by a moved buffer, and guard markers (`advise(..., "guard")`).
    *
    * @param access The new protection.
    * @param range The part to change: `offset` a multiple of the page size,
