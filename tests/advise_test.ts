@@ -24,6 +24,7 @@ import { lib } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { nobodyPackage } from "./fixtures/nobody.ts";
 import { probed } from "./fixtures/skip.ts";
+import { type ChildRun, denoRun } from "./fixtures/child.ts";
 
 const PAGE = pageSize();
 const fixture = new URL("./fixtures/advise_child.ts", import.meta.url).pathname;
@@ -186,14 +187,8 @@ Deno.test("remove on a write-sealed memfd is EPERM with the seal named", () => {
   assertEquals(m.bytes()[0], 1);
 });
 
-function child(args: string[]) {
-  const r = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-ffi", "--v8-flags=--js-immutable-arraybuffer", fixture, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  const stdout = new TextDecoder().decode(r.stdout);
-  return { signal: r.signal, code: r.code, stdout, stderr: new TextDecoder().decode(r.stderr) };
+function child(args: string[]): ChildRun {
+  return denoRun(["--allow-ffi", "--v8-flags=--js-immutable-arraybuffer", fixture, ...args]);
 }
 
 const guards = adviceSupported("guard");

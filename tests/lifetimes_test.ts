@@ -6,6 +6,7 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { Pkey } from "../mod.ts";
 import { probed } from "./fixtures/skip.ts";
+import { childReport } from "./fixtures/child.ts";
 
 const fixture = new URL("./fixtures/lifetimes_child.ts", import.meta.url).pathname;
 
@@ -17,23 +18,14 @@ interface Dropped {
 }
 
 function drop(which: string): Dropped {
-  const r = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-read=/proc/self/pagemap,/dev/zero",
-      "--allow-run=ls",
-      "--v8-flags=--expose-gc,--js-immutable-arraybuffer",
-      fixture,
-      which,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  const err = new TextDecoder().decode(r.stderr);
-  assertEquals(r.signal, null, `the child died of ${r.signal}: ${err}`);
-  assertEquals(r.code, 0, err);
-  return JSON.parse(new TextDecoder().decode(r.stdout));
+  return childReport<Dropped>([
+    "--allow-ffi",
+    "--allow-read=/proc/self/pagemap,/dev/zero",
+    "--allow-run=ls",
+    "--v8-flags=--expose-gc,--js-immutable-arraybuffer",
+    fixture,
+    which,
+  ]);
 }
 
 function assertReleased(got: Dropped, target: RegExp): void {

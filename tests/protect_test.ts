@@ -17,18 +17,13 @@ import {
 import { hasProcmapQuery, kernelHas } from "./fixtures/kernel.ts";
 import { linesIn, procMaps } from "./fixtures/procmaps.ts";
 import { lacks, need } from "./fixtures/skip.ts";
+import { type ChildRun, denoRun } from "./fixtures/child.ts";
 
 const PAGE = pageSize();
 const fixture = new URL("./fixtures/protect_child.ts", import.meta.url).pathname;
 
-function child(scenario: string) {
-  const r = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-ffi", "--v8-flags=--js-immutable-arraybuffer", fixture, scenario],
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  const stdout = new TextDecoder().decode(r.stdout);
-  return { signal: r.signal, code: r.code, stdout, stderr: new TextDecoder().decode(r.stderr) };
+function child(scenario: string): ChildRun {
+  return denoRun(["--allow-ffi", "--v8-flags=--js-immutable-arraybuffer", fixture, scenario]);
 }
 
 function faults(scenario: string): void {

@@ -52,22 +52,34 @@ static() {
   fi
 }
 
+# Builds the C test `src` with compiler `cc` and `flags` (into build/ctest,
+# or build/ctest-<label>) and runs it under the timeout, its output in
+# $log/[<label>-]<name>.log. Returns the program's exit status, or 200 when
+# it does not build (that failure already counted).
+c_run() {
+  local label=$1 cc=$2 flags=$3 src=$4 name dir out
+  name=$(basename "$src" .c)
+  dir=build/ctest${label:+-$label}
+  out=$log/${label:+$label-}$name
+  mkdir -p "$dir"
+  # shellcheck disable=SC2086 # the flags are words
+  if ! $cc $flags -Icbits -o "$dir/$name" "$src" cbits/*.c >"$out.build.log" 2>&1; then
+    echo "FAIL ${label:+$label }$name: does not build"
+    cat "$out.build.log"
+    fail 1 "${label:+$label }$name (build)"
+    return 200
+  fi
+  TSAN_OPTIONS=halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    timeout -k 10 "$timeout_c" "$dir/$name" >"$out.log" 2>&1
+}
+
 echo "== C unit tests (ASan/UBSan)"
-mkdir -p build/ctest
 for src in tests/c/test_*.c; do
   [ -e "$src" ] || continue
   name=$(basename "$src" .c)
-  bin=build/ctest/$name
-  # shellcheck disable=SC2086
-  if ! $CC $SAN_CFLAGS -Icbits -o "$bin" "$src" cbits/*.c >"$log/$name.build.log" 2>&1; then
-    echo "FAIL $name: does not build"
-    cat "$log/$name.build.log"
-    fail 1 "$name (build)"
-    continue
-  fi
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    timeout -k 10 "$timeout_c" "$bin" >"$log/$name.log" 2>&1
+  c_run "" "$CC" "$SAN_CFLAGS" "$src"
   rc=$?
+  [ $rc -eq 200 ] && continue
   ok=$(grep -c '^ok ' "$log/$name.log")
   notok=$(grep -c '^not ok ' "$log/$name.log")
   skip=$(grep -c '^skip ' "$log/$name.log")
@@ -90,22 +102,13 @@ done
 # (its checks already counted above). ThreadSanitizer covers every program,
 # the threaded ones (fault handlers, lock waiters) included as they land.
 other_build() {
-  local label=$1 cc=$2 flags=$3 src name bin rc
-  mkdir -p "build/ctest-$label"
+  local label=$1 cc=$2 flags=$3 src name rc
   for src in tests/c/test_*.c; do
     [ -e "$src" ] || continue
     name=$(basename "$src" .c)
-    bin=build/ctest-$label/$name
-    # shellcheck disable=SC2086
-    if ! $cc $flags -Icbits -o "$bin" "$src" cbits/*.c >"$log/$label-$name.build.log" 2>&1; then
-      echo "FAIL $label $name: does not build"
-      cat "$log/$label-$name.build.log"
-      fail 1 "$label $name (build)"
-      continue
-    fi
-    TSAN_OPTIONS=halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 \
-      timeout -k 10 "$timeout_c" "$bin" >"$log/$label-$name.log" 2>&1
+    c_run "$label" "$cc" "$flags" "$src"
     rc=$?
+    [ $rc -eq 200 ] && continue
     if { [ $rc -eq 0 ] || [ $rc -eq 77 ]; } && ! grep -q '^not ok \|Sanitizer' "$log/$label-$name.log"; then
       echo "ok   $label $name"
       pass 1
@@ -119,7 +122,7 @@ other_build() {
 echo "== C unit tests under ThreadSanitizer"
 tsan_flags="-O1 -g -std=c11 -Wall -Wextra -Werror -fsanitize=thread"
 # shellcheck disable=SC2086 # the flags are words
-probe_c() { echo 'int main(void){return 0;}' | $1 $2 -x c - -o build/ctest/probe 2>/dev/null; }
+probe_c() { mkdir -p build/ctest && echo 'int main(void){return 0;}' | $1 $2 -x c - -o build/ctest/probe 2>/dev/null; }
 if probe_c "$CC" "$tsan_flags"; then
   other_build tsan "$CC" "$tsan_flags"
 else

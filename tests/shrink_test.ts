@@ -9,6 +9,7 @@
 // reserves the holes' blocks up front (ENOSPC), instead of faulting at the
 // first hole the filesystem cannot back.
 import { assertEquals, assertMatch } from "@std/assert";
+import { childReport } from "./fixtures/child.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const fixture = `${root}/tests/fixtures/shrink.ts`;
@@ -21,22 +22,13 @@ interface Outcome {
 }
 
 function child(args: string[], read: string[] = []): Outcome {
-  const r = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      `--allow-read=${["/proc/self/fd", root, ...read].join(",")}`,
-      "--v8-flags=--js-immutable-arraybuffer",
-      fixture,
-      ...args,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  const stderr = new TextDecoder().decode(r.stderr);
-  assertEquals(r.signal, null, `the child died of ${r.signal}: ${stderr}`);
-  assertEquals(r.code, 0, stderr);
-  return JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").at(-1)!);
+  return childReport<Outcome>([
+    "--allow-ffi",
+    `--allow-read=${["/proc/self/fd", root, ...read].join(",")}`,
+    "--v8-flags=--js-immutable-arraybuffer",
+    fixture,
+    ...args,
+  ]);
 }
 
 function assertRefused(r: Outcome, name: string): void {
@@ -108,22 +100,13 @@ function unmount(dir: string): void {
 }
 
 function sparseChild(path: string): Record<string, unknown> {
-  const r = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      `--allow-read=${root},${path}`,
-      `--allow-write=${path}`,
-      sparseFixture,
-      path,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  const stderr = new TextDecoder().decode(r.stderr);
-  assertEquals(r.signal, null, `the child died of ${r.signal}: ${stderr}`);
-  assertEquals(r.code, 0, stderr);
-  return JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").at(-1)!);
+  return childReport([
+    "--allow-ffi",
+    `--allow-read=${root},${path}`,
+    `--allow-write=${path}`,
+    sparseFixture,
+    path,
+  ]);
 }
 
 // Mounting a small tmpfs needs root: where mount(8) is refused, the case is
