@@ -437,3 +437,79 @@ Deno.test("list() names the live processes mapping each segment; a killed holder
   m.close();
   assertEquals(find().mappers, [], "nobody maps it: stale");
 });
+
+/** `memkit shm <args>` with `flags`: exit code, stdout, stderr. */
+function cli(flags: string[], ...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = denoRun([...flags, `${root}/cli.ts`, "shm", ...args]);
+  assertEquals(r.signal, null, r.stderr);
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+}
+
+Deno.test("memkit shm create, ls --stale --json, info, cat and rm; errors are exit codes 1, 2, 3", () => {
+  using seg = fresh();
+  const path = `/dev/shm/${seg.name}`;
+  const own = ["--allow-ffi", `--allow-read=${path}`, `--allow-write=${path}`];
+  const all = ["--allow-ffi", "--allow-read=/dev/shm,/proc"];
+  const created = cli(own, "create", `/${seg.name}`, "8K", "--mode=0640");
+  assertEquals(created.code, 0, created.stderr);
+  assertStringIncludes(created.stdout, `/${seg.name}: 8 kiB (8192 bytes), reserved`);
+  assertEquals(cli(own, "create", seg.name, "4K").code, 1, "exists: the operation failed");
+  using shm = SharedMemory.open(seg.name);
+  shm.write(new TextEncoder().encode("hello"));
+  // Nobody maps it (this process holds it open only): stale.
+  const ls = cli(all, "ls", "--stale", "--json");
+  assertEquals(ls.code, 0, ls.stderr);
+  const listed = JSON.parse(ls.stdout);
+  const mine = listed.segments.find((s: { name: string }) => s.name === `/${seg.name}`);
+  assertEquals([mine.size, mine.allocated, mine.mode, mine.mappers], [8192, 8192, 0o640, []]);
+  using m = shm.map();
+  const ls2 = JSON.parse(cli(all, "ls", "--json").stdout);
+  assertEquals(
+    ls2.segments.find((s: { name: string }) => s.name === `/${seg.name}`).mappers.map(
+      (p: { pid: number }) => p.pid,
+    ),
+    [Deno.pid],
+  );
+  assertEquals(
+    JSON.parse(cli(all, "ls", "--stale", "--json").stdout).segments.some((s: { name: string }) =>
+      s.name === `/${seg.name}`
+    ),
+    false,
+    "mapped: not stale",
+  );
+  const table = cli(all, "ls").stdout;
+  assertMatch(table, new RegExp(`8 kiB +8 kiB 0640 .* ${Deno.pid} +/${seg.name}\\n`));
+  const read = ["--allow-ffi", `--allow-read=${path}`];
+  assertEquals(cli(read, "cat", seg.name, "--length=5").stdout, "hello");
+  assertStringIncludes(
+    cli(read, "cat", seg.name, "--hex", "--length=16").stdout,
+    "|hello...........|",
+  );
+  assertStringIncludes(
+    cli(read, "info", seg.name).stdout,
+    "8 kiB (8192 bytes), 8 kiB reserved, mode 0640",
+  );
+  const denied = cli(read, "rm", seg.name);
+  assertEquals(denied.code, 3);
+  assertStringIncludes(denied.stderr, `Requires write access to "${path}"`);
+  assertEquals(cli(own, "rm", `/${seg.name}`).code, 0);
+  assertEquals(exists(seg.name), false);
+  assertEquals(cli(own, "rm", seg.name).code, 1, "gone: ENOENT");
+  const bad = cli(own, "cat", "a/b");
+  assertEquals(bad.code, 2);
+  assertStringIncludes(bad.stderr, "a slash after the first");
+});
+
+Deno.test("memkit shm --permissions prints each call's minimal flags", () => {
+  const flags = (...args: string[]) => cli([], ...args, "--permissions").stdout.split("\n")[0];
+  assertEquals(flags("ls"), "--allow-ffi --allow-read=/dev/shm --allow-read=/proc");
+  assertEquals(flags("cat", "/demo"), "--allow-ffi --allow-read=/dev/shm/demo");
+  assertEquals(
+    flags("create", "demo", "1M"),
+    "--allow-ffi --allow-read=/dev/shm/demo --allow-write=/dev/shm/demo",
+  );
+  assertEquals(
+    flags("rm", "/demo"),
+    "--allow-ffi --allow-read=/dev/shm/demo --allow-write=/dev/shm/demo",
+  );
+});
