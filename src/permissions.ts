@@ -140,11 +140,11 @@ export const permissionTable = {
   },
   shmOpen: {
     summary: "open POSIX shared memory <name> read-only, read its size, owner and mode",
-    needs: (name: string) => [ffi, { name: "read", path: shmPath(name) }],
+    needs: (name: string): PermissionNeed[] => [ffi, { name: "read", path: shmPath(name) }],
   },
   shmCreate: {
     summary: "create, unlink, resize or open and map read-write POSIX shared memory <name>",
-    needs: (name: string) => [ffi, { name: "read", path: shmPath(name) }, {
+    needs: (name: string): PermissionNeed[] => [ffi, { name: "read", path: shmPath(name) }, {
       name: "write",
       path: shmPath(name),
     }],

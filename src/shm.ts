@@ -217,7 +217,7 @@ const MAPS_LINE = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) [0-9a-f]+ ([0-9a-f]+):([0-9a
  * writing, and this process's read-only view shows its writes.
  *
  * @example Create, write, open again by name, read
- * ```ts
+ * ```ts ignore
  * // deno run --allow-ffi --allow-read=/dev/shm/memkit-doc --allow-write=/dev/shm/memkit-doc
  * import { SharedMemory } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
@@ -265,7 +265,7 @@ export class SharedMemory {
    * `ENOSPC` when `/dev/shm` has no room for it.
    *
    * @example
-   * ```ts
+   * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-create --allow-write=/dev/shm/memkit-create
    * import { SharedMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -310,7 +310,7 @@ export class SharedMemory {
    * for what is not a regular file.
    *
    * @example Opened read-only
-   * ```ts
+   * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-open --allow-write=/dev/shm/memkit-open
    * import { SharedMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -345,7 +345,7 @@ export class SharedMemory {
    * @throws {MemkitError} `ENOENT` when there is no such segment.
    *
    * @example
-   * ```ts
+   * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-rm --allow-write=/dev/shm/memkit-rm
    * import { MemkitError, SharedMemory } from "@memkit/memkit";
    * import { assertThrows } from "@std/assert";
@@ -373,7 +373,7 @@ export class SharedMemory {
    * @returns Its name, size, reserved bytes, mode, owner and mtime.
    *
    * @example
-   * ```ts
+   * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-info --allow-write=/dev/shm/memkit-info
    * import { SharedMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -523,7 +523,7 @@ export class SharedMemory {
    * @returns The segment's information (without mappers).
    *
    * @example
-   * ```ts
+   * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-stat --allow-write=/dev/shm/memkit-stat
    * import { SharedMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -549,7 +549,7 @@ export class SharedMemory {
    * @throws {MemkitError} `EACCES` for `"rw"` on a segment opened `"r"`.
    *
    * @example
-   * ```ts
+   * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-map --allow-write=/dev/shm/memkit-map
    * import { SharedMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -605,7 +605,7 @@ export class SharedMemory {
    * @returns The bytes read.
    *
    * @example Safe after a shrink
-   * ```ts
+   * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-read --allow-write=/dev/shm/memkit-read
    * import { SharedMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -639,7 +639,7 @@ export class SharedMemory {
    * @returns How many bytes were written (fewer at the end).
    *
    * @example
-   * ```ts
+   * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-write --allow-write=/dev/shm/memkit-write
    * import { SharedMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -682,7 +682,7 @@ export class SharedMemory {
    * @throws {MemkitError} `EBUSY` when a mapping of this process reaches past it.
    *
    * @example
-   * ```ts
+   * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-resize --allow-write=/dev/shm/memkit-resize
    * import { SharedMemory } from "@memkit/memkit";
    * import { assertEquals, assertThrows } from "@std/assert";

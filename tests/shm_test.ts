@@ -462,7 +462,7 @@ Deno.test("memkit shm create, ls --stale --json, info, cat and rm; errors are ex
   const listed = JSON.parse(ls.stdout);
   const mine = listed.segments.find((s: { name: string }) => s.name === `/${seg.name}`);
   assertEquals([mine.size, mine.allocated, mine.mode, mine.mappers], [8192, 8192, 0o640, []]);
-  using m = shm.map();
+  using _m = shm.map();
   const ls2 = JSON.parse(cli(all, "ls", "--json").stdout);
   assertEquals(
     ls2.segments.find((s: { name: string }) => s.name === `/${seg.name}`).mappers.map(
