@@ -1,4 +1,4 @@
-// flags: --allow-ffi --allow-read=/dev/shm,/proc --allow-write=/dev/shm --allow-run=$DENO,python3,unshare,stat --v8-flags=--js-immutable-arraybuffer
+// flags: --allow-ffi --allow-read=/dev/shm,/proc,/tmp --allow-write=/dev/shm,/tmp --allow-run=$DENO,python3,unshare,stat,setpriv,cp,strace --allow-sys=uid --v8-flags=--js-immutable-arraybuffer
 // POSIX shared memory (issue 12): names, the permission gate, the
 // reservation at create (ENOSPC on a full tmpfs, not SIGBUS later), read-only
 // segments, mprotect being per process, a peer shrinking a mapped segment,
@@ -7,6 +7,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows }
 import { MemkitError, pageSize, protect, SharedMemory } from "../mod.ts";
 import { childReport, denoRun } from "./fixtures/child.ts";
 import { lacks, need, probed } from "./fixtures/skip.ts";
+import { nobodyPackage } from "./fixtures/nobody.ts";
 
 const PAGE = pageSize();
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -255,6 +256,42 @@ Deno.test('a segment opened "r" is O_RDONLY: protect(m, "rw") is EACCES, saying 
     m.bytes()[0] = 1;
   }, TypeError);
   assertEquals(shm.size, PAGE);
+});
+
+probed({
+  name:
+    "the native side opens only /dev/shm/<name>, with O_NOFOLLOW and O_CLOEXEC, and only once granted",
+  skip: lacks("strace", ["-V"]),
+  fn() {
+    using seg = fresh();
+    SharedMemory.create(seg.name, { size: PAGE }).close();
+    const r = new Deno.Command("strace", {
+      args: [
+        "-f",
+        "-qq",
+        "-e",
+        "trace=open,openat,openat2",
+        Deno.execPath(),
+        "run",
+        ...FLAGS,
+        `--allow-read=/dev/shm/${seg.name}`,
+        fixture,
+        "gate",
+        seg.name,
+      ],
+      stdin: "null",
+    }).outputSync();
+    const err = new TextDecoder().decode(r.stderr);
+    assert(r.success, err);
+    const opens = err.split("\n").filter((l) => l.includes('"/dev/shm'));
+    // The one open the flags allow (access "r"); the refused ones open nothing.
+    assertEquals(opens.length, 1, opens.join("\n"));
+    assertStringIncludes(opens[0], `"/dev/shm/${seg.name}", O_RDONLY|`);
+    for (const flag of ["O_NOFOLLOW", "O_CLOEXEC", "O_NONBLOCK"]) {
+      assertStringIncludes(opens[0], flag);
+    }
+    assertEquals(exists(seg.name), true);
+  },
 });
 
 py.test("mprotect is per process: a peer's writes land while this process's view is read-only", () => {
@@ -512,4 +549,32 @@ Deno.test("memkit shm --permissions prints each call's minimal flags", () => {
     flags("rm", "/demo"),
     "--allow-ffi --allow-read=/dev/shm/demo --allow-write=/dev/shm/demo",
   );
+});
+
+const nobody = nobodyPackage("memkit-shm-nobody-");
+
+probed({
+  name:
+    "as another user, list() skips the processes the kernel will not show, and open() is EACCES",
+  skip: !nobody.isRoot && "not root: only root can switch to nobody with setpriv",
+  fn() {
+    using seg = fresh();
+    using shm = SharedMemory.create(seg.name, { size: PAGE, mode: 0o600 });
+    using _m = shm.map();
+    const r = nobody.run([
+      "--allow-read=/dev/shm,/proc",
+      `${nobody.root}tests/fixtures/shm_child.ts`,
+      "as-nobody",
+      seg.name,
+    ]);
+    assertEquals(r.mappers, [], "root's mapping is not visible to nobody");
+    assert((r.skipped as number[]).includes(Deno.pid), "this (root) process is listed as skipped");
+    assertEquals(r.self, true, "nobody reads its own maps");
+    const open = r.open as Record<string, string>;
+    assertEquals([open.name, open.code], ["MemkitError", "EACCES"]);
+    assertStringIncludes(
+      open.message,
+      `Cannot open shared memory "/${seg.name}": Permission denied`,
+    );
+  },
 });
