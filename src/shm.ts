@@ -15,6 +15,8 @@ import {
   FinalizationRegistryPrototypeRegister,
   FinalizationRegistryPrototypeUnregister,
   MapPrototypeClear,
+  MathMax,
+  MathMin,
 } from "./_primordials.ts";
 import { cString, inRange, MAX_BYTES, window } from "./_validate.ts";
 import { toAccess } from "./_access.ts";
@@ -619,9 +621,9 @@ export class SharedMemory {
   read(offset = 0, length?: number): Uint8Array<ArrayBuffer> {
     const fd = this.#alive("read");
     const off = inRange(offset, "offset", 0, MAX_BYTES);
-    const len = length === undefined
-      ? Math.max(0, this.size - off)
-      : inRange(length, "length", 0, 2 ** 31);
+    const asked = length === undefined ? MAX_BYTES : inRange(length, "length", 0, MAX_BYTES);
+    // No more than is there now (a peer may grow it meanwhile: then this reads the old end).
+    const len = MathMin(asked, MathMax(0, this.size - off));
     const out = new Uint8Array(len);
     const n = check(lib().mk_shm_read(fd, BigIntCtor(off), out, BigIntCtor(len)), "read", {
       path: `/${this.#name}`,
