@@ -24,6 +24,7 @@ import { dim } from "@std/fmt/colors";
 import { type Operation, permissionFlags, permissionTable } from "./mod.ts";
 import { mapsCommand, pagemapCommand } from "./cli/introspect.ts";
 import { physCommand } from "./cli/phys.ts";
+import { shmCommand } from "./cli/shm.ts";
 import { tourCommand } from "./cli/tour.ts";
 import { EXIT_CODES, flagsFor, readArgs } from "./cli/_args.ts";
 import { fail } from "./cli/_fail.ts";
@@ -51,6 +52,7 @@ Usage:
   memkit maps <pid|self> [--json]               a process's mappings with sizes, like pmap -X
   memkit pagemap <pid|self> <start>[-end|+len]  pages, frames and flags of a range, like page-types
   memkit phys read|peek|poke|smbios|ranges ...  physical memory through /dev/mem
+  memkit shm ls|create|rm|cat|info ...          POSIX shared memory, and who maps it
 
   memkit <command> --help                       the command's own help and options
 
@@ -139,6 +141,8 @@ export function main(args: string[]): number {
       return pagemapCommand(rest);
     case "phys":
       return physCommand(rest);
+    case "shm":
+      return shmCommand(rest);
     default:
       console.error(`memkit: Unknown command "${command}"\n\n${HELP}`);
       return 2;

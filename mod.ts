@@ -12,6 +12,8 @@
  * - {@linkcode lock} and {@linkcode advise}: pinning pages in memory
  *   (`mlock2`) and advice to the kernel (`madvise`: populate, drop, guard);
  * - {@linkcode mapFile}: regular files, gated on `--allow-read`/`--allow-write`;
+ * - {@linkcode SharedMemory}: POSIX shared memory (`/dev/shm`), reserved at
+ *   creation, gated on `--allow-read`/`--allow-write` for `/dev/shm/<name>`;
  * - {@linkcode readMaps}, {@linkcode readSmaps}, {@linkcode findMapping},
  *   {@linkcode Pagemap}, {@linkcode kpageflags}: a process's mappings, its
  *   pages' state and physical addresses, gated on `--allow-read` for the
@@ -129,3 +131,12 @@ export {
   type ScanOptions,
   type ScanRegion,
 } from "./src/pagemap.ts";
+export {
+  SharedMemory,
+  type SharedMemoryCreateOptions,
+  type SharedMemoryInfo,
+  type SharedMemoryListing,
+  type SharedMemoryMapOptions,
+  type SharedMemoryMapper,
+  type SharedMemoryOpenOptions,
+} from "./src/shm.ts";

@@ -369,6 +369,48 @@ MK_API int64_t mk_phys_iomem(uint8_t *buf, uint64_t capacity);
  * its size, or -ERANGE when it does not fit in capacity bytes. */
 MK_API int64_t mk_phys_lockdown(uint8_t *buf, uint64_t capacity);
 
+/* ---- shm (POSIX shared memory) ----------------------------------- */
+
+/* Flags for mk_shm_open. */
+#define MK_SHM_WRITE 1u     /* O_RDWR instead of O_RDONLY */
+#define MK_SHM_CREATE 2u    /* create it when missing (O_CREAT); needs MK_SHM_WRITE */
+#define MK_SHM_EXCLUSIVE 4u /* with MK_SHM_CREATE: -EEXIST when it exists (O_EXCL) */
+
+/* Opens the POSIX shared memory segment `name` (without its leading slash:
+ * not empty, no slash, at most NAME_MAX bytes, not "." or "..", else -EINVAL
+ * or -ENAMETOOLONG) as glibc's shm_open does, at /dev/shm/<name>, with
+ * O_NOFOLLOW, O_CLOEXEC and O_NONBLOCK; -ENODEV when that is not a regular
+ * file. With MK_SHM_CREATE, `mode` (less the umask) for a new segment, and
+ * [0, size) is reserved with fallocate (mode 0: blocks allocated, the size
+ * grown to `size`, never shrunk), so a full tmpfs is -ENOSPC here, not
+ * SIGBUS later; a segment this call created and could not reserve is
+ * unlinked again. Returns the descriptor. */
+MK_API int64_t mk_shm_open(const char *name, uint32_t flags, uint32_t mode, uint64_t size);
+/* unlink(/dev/shm/<name>), the name checked as for mk_shm_open. */
+MK_API int64_t mk_shm_unlink(const char *name);
+/* lstat of /dev/shm/<name> (name not NULL) or fstat of fd (name NULL). out
+ * receives 9 uint64_t: size, allocated bytes (st_blocks * 512), st_mode,
+ * uid, gid, inode, device major, device minor, mtime in milliseconds. */
+MK_API int64_t mk_shm_stat(const char *name, int32_t fd, uint64_t *out);
+/* The entry names of /dev/shm ("." and ".." left out), each NUL-terminated,
+ * into buf; returns the bytes they all need (when more than cap, only what
+ * fit was stored: retry with a larger buffer). */
+MK_API int64_t mk_shm_list(uint8_t *buf, uint64_t cap);
+/* The pids of /proc (its numeric entries), as mk_shm_list stores names. */
+MK_API int64_t mk_shm_pids(uint8_t *buf, uint64_t cap);
+/* pread of length bytes at offset of fd into buf, retried on short reads:
+ * a copy that cannot fault, even when the segment was shrunk under a
+ * mapping. Returns the bytes read (fewer past the end). */
+MK_API int64_t mk_shm_read(int32_t fd, uint64_t offset, uint8_t *buf, uint64_t length);
+/* pwrite of length bytes of buf at offset of fd, never past the end (the
+ * size as fstat reads it: a write there would grow the segment). Returns
+ * the bytes written (fewer past the end). */
+MK_API int64_t mk_shm_write(int32_t fd, uint64_t offset, const uint8_t *buf, uint64_t length);
+/* Sets the size of fd: growing reserves the new blocks (fallocate), shrinking
+ * is mk_memfd_resize (refused with -EBUSY under a mapping of this process;
+ * busy as there). */
+MK_API int64_t mk_shm_resize(int32_t fd, uint64_t size, uint64_t *busy);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,8 @@ import {
   compactMemory,
   findMapping,
   guarded,
+  kpagecount,
+  kpageflags,
   libraryPath,
   lock,
   mapFile,
@@ -34,6 +36,7 @@ import {
   readMaps,
   readOnlyViewsSupported,
   RingBuffer,
+  SharedMemory,
   stitch,
 } from "../mod.ts";
 import { EXIT_CODES, hex, readArgs } from "./_args.ts";
@@ -344,6 +347,99 @@ function tour(): number {
       say(`first line: ${first}`);
     });
   }
+
+  // A fixed name, so that `make run` can grant exactly it.
+  const shmName = "memkit-tour";
+  run(
+    "POSIX shared memory: a named segment, mprotect per process",
+    permissionFlags("shmCreate", shmName),
+    () => {
+      using shm = SharedMemory.create(shmName, { size: page, exclusive: false });
+      try {
+        using rw = shm.map();
+        using peer = SharedMemory.open(shmName, { access: "r" });
+        using ro = peer.map();
+        rw.bytes()[0] = 7;
+        say(
+          `SharedMemory.create("/${shmName}") -> ${shm.stat().allocated} bytes reserved (fallocate): ` +
+            "a full /dev/shm is ENOSPC now, not SIGBUS later",
+        );
+        say(
+          `open("${shmName}", { access: "r" }) maps it at ${hex(ro.address)} and reads ${
+            ro.bytes()[0]
+          }`,
+        );
+        try {
+          protect(ro, "rw");
+        } catch (e) {
+          if (!(e instanceof MemkitError)) throw e;
+          say(`protect(ro, "rw"): ${e.code}, ${e.message.replace(/^.*: /, "")}`);
+        }
+        protect(rw, "r");
+        shm.write(new Uint8Array([8]));
+        say(
+          `protect(rw, "r") changes this mapping only: a write through the descriptor (as a ` +
+            `peer's) still lands, ` +
+            `both views read ${rw.bytes()[0]} and ${ro.bytes()[0]}`,
+        );
+      } finally {
+        SharedMemory.unlink(shmName);
+      }
+    },
+  );
+
+  // Why a physical address is no way to share memory: it has no lifecycle.
+  const physShare = [
+    ...permissionFlags("pagemap", "self"),
+    ...permissionFlags("kpageflags").slice(1),
+    ...permissionFlags("kpagecount").slice(1),
+  ];
+  run("Why not share by physical address: a frame number has no lifecycle", physShare, () => {
+    using pm = Pagemap.open("self");
+    if (!pm.pfnVisible) {
+      say(yellow("PFNs are hidden: the kernel shows them only with CAP_SYS_ADMIN (root)"));
+      return;
+    }
+    let frame: bigint;
+    {
+      using fd = MemFd.create("tour-frame", { size: page });
+      using m = fd.map();
+      m.bytes()[0] = 1;
+      frame = pm.translate(m.address)! / BigInt(page);
+      const f = kpageflags([frame]);
+      say(
+        `a memfd's page is frame ${hex(frame)}: [${f.names(0).join(" ")}], ` +
+          `${kpagecount([frame])[0]} mapping(s)`,
+      );
+    }
+    // Closed: the memfd and its page are freed; the frame number remains.
+    const after = kpageflags([frame]);
+    const state = after.has(0, "BUDDY")
+      ? "free (BUDDY): whoever holds its number reads whatever is allocated there next"
+      : after.names(0).length === 0
+      ? "no flags: free or taken by the kernel"
+      : `already reused: [${after.names(0).join(" ")}]`;
+    say(`after close(), frame ${hex(frame)} is ${state}`);
+    // Fresh memory may land on the very frame.
+    using fd = MemFd.create("tour-reuse", { size: 64 * page });
+    using m = fd.map();
+    for (let i = 0; i < 64; i++) m.bytes()[i * page] = 1;
+    let reused = -1;
+    for (let i = 0; i < 64 && reused < 0; i++) {
+      if (pm.translate(m.address + BigInt(i * page))! / BigInt(page) === frame) reused = i;
+    }
+    say(
+      reused >= 0
+        ? `a new memfd got the same frame for its page ${reused}: a peer told ${hex(frame)} ` +
+          "now reads and writes unrelated memory"
+        : `64 new pages did not land on it this time (it went elsewhere); a peer cannot tell either way`,
+    );
+    say(
+      dim(
+        "a memfd or a /dev/shm segment has a lifecycle the kernel tracks; a frame number has none",
+      ),
+    );
+  });
 
   const physFlags = [...permissionFlags("physRead", "/dev/mem"), "--allow-read=/proc/iomem"];
   run("Physical memory through /dev/mem, refusals explained", physFlags, () => {

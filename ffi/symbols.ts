@@ -62,6 +62,9 @@ export const MK = {
   SCAN_FALLBACK: 1,
   KPAGE_FLAGS: 0,
   KPAGE_COUNT: 1,
+  SHM_WRITE: 1,
+  SHM_CREATE: 2,
+  SHM_EXCLUSIVE: 4,
 } as const;
 
 /** The native symbols of libmemkit, one per prototype of `cbits/memkit.h`. */
@@ -464,6 +467,77 @@ export const symbols = {
     parameters: [
       "buffer", // uint8_t *buf
       "u64", // uint64_t capacity
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Opens the POSIX shared memory segment `name` (without its leading slash: not empty, no slash, at most NAME_MAX bytes, not "." or "..", else -EINVAL or -ENAMETOOLONG) as glibc's shm_open does, at /dev/shm/<name>, with O_NOFOLLOW, O_CLOEXEC and O_NONBLOCK; -ENODEV when that is not a regular file. With MK_SHM_CREATE, `mode` (less the umask) for a new segment, and [0, size) is reserved with fallocate (mode 0: blocks allocated, the size grown to `size`, never shrunk), so a full tmpfs is -ENOSPC here, not SIGBUS later; a segment this call created and could not reserve is unlinked again. Returns the descriptor. */
+  mk_shm_open: {
+    parameters: [
+      "buffer", // const char *name
+      "u32", // uint32_t flags
+      "u32", // uint32_t mode
+      "u64", // uint64_t size
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** unlink(/dev/shm/<name>), the name checked as for mk_shm_open. */
+  mk_shm_unlink: {
+    parameters: [
+      "buffer", // const char *name
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** lstat of /dev/shm/<name> (name not NULL) or fstat of fd (name NULL). out receives 9 uint64_t: size, allocated bytes (st_blocks * 512), st_mode, uid, gid, inode, device major, device minor, mtime in milliseconds. */
+  mk_shm_stat: {
+    parameters: [
+      "buffer", // const char *name
+      "i32", // int32_t fd
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The entry names of /dev/shm ("." and ".." left out), each NUL-terminated, into buf; returns the bytes they all need (when more than cap, only what fit was stored: retry with a larger buffer). */
+  mk_shm_list: {
+    parameters: [
+      "buffer", // uint8_t *buf
+      "u64", // uint64_t cap
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The pids of /proc (its numeric entries), as mk_shm_list stores names. */
+  mk_shm_pids: {
+    parameters: [
+      "buffer", // uint8_t *buf
+      "u64", // uint64_t cap
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** pread of length bytes at offset of fd into buf, retried on short reads: a copy that cannot fault, even when the segment was shrunk under a mapping. Returns the bytes read (fewer past the end). */
+  mk_shm_read: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t offset
+      "buffer", // uint8_t *buf
+      "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** pwrite of length bytes of buf at offset of fd, never past the end (the size as fstat reads it: a write there would grow the segment). Returns the bytes written (fewer past the end). */
+  mk_shm_write: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t offset
+      "buffer", // const uint8_t *buf
+      "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Sets the size of fd: growing reserves the new blocks (fallocate), shrinking is mk_memfd_resize (refused with -EBUSY under a mapping of this process; busy as there). */
+  mk_shm_resize: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t size
+      "buffer", // uint64_t *busy
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

@@ -605,7 +605,9 @@ export class Mapping {
     if ((wanted & MK.PROT_WRITE) && this.#maxAccess !== "rw") {
       throw new MemkitError(ERRNO.EACCES, "protect", {
         path: this.#name,
-        hint: `it was opened for access "${this.#maxAccess}" only`,
+        hint: this.#maxAccess === "r"
+          ? 'it was opened read-only (access "r")'
+          : `it was opened for access "${this.#maxAccess}" only`,
       });
     }
     const page = pageSize();

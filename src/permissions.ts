@@ -14,6 +14,7 @@
  */
 
 import { lookup, show, string } from "./_args.ts";
+import { uncurryThis } from "./_primordials.ts";
 
 /** One Deno permission an operation needs. */
 export interface PermissionNeed {
@@ -42,6 +43,11 @@ const cwd = Deno.cwd;
 const freeze = Object.freeze;
 
 const ffi: PermissionNeed = freeze({ name: "ffi" });
+
+/** The file of POSIX shared memory `name` (`/name` and `name` are the same segment). */
+const stringSlice = uncurryThis(String.prototype.slice);
+const shmPath = (name: string): string =>
+  `/dev/shm/${name[0] === "/" ? stringSlice(name, 1) : name}`;
 
 /**
  * Every memkit operation and the permissions it needs. `target` is the path
@@ -133,14 +139,14 @@ export const permissionTable = {
     needs: () => [ffi, { name: "read", path: "/sys/kernel/security/lockdown" }],
   },
   shmOpen: {
-    summary: "open POSIX shared memory <name>",
-    needs: (name: string) => [ffi, { name: "read", path: `/dev/shm/${name}` }],
+    summary: "open POSIX shared memory <name> read-only, read its size, owner and mode",
+    needs: (name: string): PermissionNeed[] => [ffi, { name: "read", path: shmPath(name) }],
   },
   shmCreate: {
-    summary: "create or write POSIX shared memory <name>",
-    needs: (name: string) => [ffi, { name: "read", path: `/dev/shm/${name}` }, {
+    summary: "create, unlink, resize or open and map read-write POSIX shared memory <name>",
+    needs: (name: string): PermissionNeed[] => [ffi, { name: "read", path: shmPath(name) }, {
       name: "write",
-      path: `/dev/shm/${name}`,
+      path: shmPath(name),
     }],
   },
   compactMemory: {
@@ -150,6 +156,10 @@ export const permissionTable = {
   socket: {
     summary: "use a Unix socket path",
     needs: (path: string) => [ffi, { name: "read", path }, { name: "write", path }],
+  },
+  shmList: {
+    summary: "list POSIX shared memory and the live processes mapping it (/proc/<pid>/maps)",
+    needs: () => [ffi, { name: "read", path: "/dev/shm" }, { name: "read", path: "/proc" }],
   },
 } as const satisfies Record<string, PermissionRule>;
 

@@ -31,6 +31,8 @@ Deno.test("make run tours every capability in a terminal without a single permis
       "Where memory lives",
       "Locked means resident, not fixed",
       "Map a file",
+      "POSIX shared memory",
+      "Why not share by physical address",
       "Physical memory through /dev/mem",
     ]
   ) assertStringIncludes(out, `▸ ${section}`);

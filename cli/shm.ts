@@ -1,0 +1,211 @@
+/**
+ * `memkit shm`: POSIX shared memory in `/dev/shm`, with the processes that
+ * map each segment, so that segments nobody maps any more (left behind by a
+ * `kill -9`) stand out.
+ *
+ * ```sh
+ * deno run --allow-ffi --allow-read=/dev/shm,/proc cli.ts shm ls --stale
+ * deno run --allow-ffi --allow-read=/dev/shm/demo --allow-write=/dev/shm/demo cli.ts shm create /demo 1M
+ * deno run --allow-ffi --allow-read=/dev/shm/demo cli.ts shm cat /demo --hex --length=64
+ * deno run --allow-ffi --allow-read=/dev/shm/demo --allow-write=/dev/shm/demo cli.ts shm rm /demo
+ * ```
+ *
+ * @module
+ */
+
+import { format as formatBytes } from "@std/fmt/bytes";
+import { bold, dim, yellow } from "@std/fmt/colors";
+import { type Operation, SharedMemory, type SharedMemoryInfo } from "../mod.ts";
+import { EXIT_CODES, flagsFor, parseAmount, printPermissions, readArgs } from "./_args.ts";
+import { fail } from "./_fail.ts";
+import { hexdump } from "./phys.ts";
+
+const HELP = `memkit shm <command> [--permissions]
+
+  ls [--stale] [--json]            every segment in /dev/shm: size, reserved bytes, mode,
+                                   owner, and the live processes mapping it; --stale shows
+                                   only the ones nobody maps
+  create <name> <size> [--mode=0600] [--open]
+                                   a new segment, every page reserved (a full /dev/shm is
+                                   an error now, not a SIGBUS later); --open: open it
+                                   instead if it exists (grown to size, never shrunk)
+  rm <name>                        unlink it (who has it open or mapped keeps it)
+  cat <name> [--offset=N] [--length=N] [--hex]
+                                   its bytes on stdout (copied through the descriptor:
+                                   safe even if another process shrinks it), or a hexdump
+  info <name> [--json]             its size, reserved bytes, mode and owner
+
+  --permissions  print the minimal deno flags for this call and exit
+
+Names are POSIX names: /name, or name (the same segment). Sizes, offsets and
+lengths: decimal or 0x hexadecimal, with an optional K, M, G or T suffix.
+A segment shown with no mappers may still be open (not mapped) somewhere,
+or mapped by a process memkit could not read (listed as skipped).
+
+${EXIT_CODES}`;
+
+const size = (n: number): string => formatBytes(n, { binary: true });
+const json = (value: unknown): string => JSON.stringify(value, null, 2);
+
+function amount(text: string | undefined, what: string): number {
+  const n = parseAmount(text, what);
+  if (n > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new RangeError(`Cannot use the ${what} "${text}": too large`);
+  }
+  return Number(n);
+}
+
+function need(text: string | undefined, what: string): string {
+  if (text === undefined) throw new TypeError(`Missing the ${what}: see memkit shm --help`);
+  return text;
+}
+
+/** The operation, and its target, a `memkit shm` call needs. */
+function operationOf(command: string, positionals: string[]): [Operation, string] {
+  const name = positionals[1] ?? "<name>";
+  switch (command) {
+    case "ls":
+      return ["shmList", ""];
+    case "create":
+    case "rm":
+      return ["shmCreate", name];
+    case "cat":
+    case "info":
+      return ["shmOpen", name];
+  }
+  throw new TypeError(
+    `Unknown command "${command}" for memkit shm: expected ls, create, rm, cat or info`,
+  );
+}
+
+function mode(text: string | undefined): number {
+  if (text === undefined) return 0o600;
+  if (!/^0?[0-7]{1,3}$/.test(text)) {
+    throw new TypeError(`Cannot use the mode "${text}": expected octal permission bits, as 0600`);
+  }
+  return parseInt(text, 8);
+}
+
+function printList(segments: SharedMemoryInfo[], skipped: number[], stale: boolean): void {
+  const shown = stale ? segments.filter((s) => s.mappers!.length === 0) : segments;
+  console.log(
+    bold(
+      `${"Size".padStart(10)} ${"Reserved".padStart(10)} Mode ${"Owner".padStart(11)} ` +
+        `${"Modified".padEnd(19)} ${"Mapped by".padEnd(24)} Name`,
+    ),
+  );
+  for (const s of shown) {
+    const nobody = s.mappers!.length === 0;
+    const plain = nobody
+      ? "nobody (stale?)"
+      : s.mappers!.map((p) => `${p.pid}${p.writable ? "" : " (r)"}`).join(", ");
+    const by = nobody ? yellow(plain.padEnd(24)) : plain.padEnd(24);
+    console.log(
+      `${size(s.size).padStart(10)} ${size(s.allocated).padStart(10)} ` +
+        `${s.mode.toString(8).padStart(4, "0")} ${`${s.uid}:${s.gid}`.padStart(11)} ` +
+        `${s.modified.toISOString().slice(0, 19).replace("T", " ")} ${by} ${s.name}`,
+    );
+  }
+  const stales = segments.filter((s) => s.mappers!.length === 0).length;
+  console.log(dim(
+    `${segments.length} segments, ${stales} mapped by no process read` +
+      (skipped.length > 0
+        ? `; ${skipped.length} processes could not be read (another user's, or denied): ` +
+          skipped.slice(0, 10).join(", ") + (skipped.length > 10 ? ", ..." : "")
+        : ""),
+  ));
+}
+
+/**
+ * Runs `memkit shm`.
+ *
+ * @param args The arguments after `shm`.
+ * @returns The exit code.
+ *
+ * @example
+ * ```ts ignore
+ * // deno run --allow-ffi --allow-read=/dev/shm,/proc cli.ts shm ls
+ * import { shmCommand } from "./shm.ts";
+ * Deno.exit(shmCommand(["ls"]));
+ * ```
+ */
+export function shmCommand(args: string[]): number {
+  try {
+    const flags = readArgs(args, "shm", {
+      boolean: ["json", "stale", "hex", "open", "permissions"],
+      string: ["mode", "offset", "length"],
+    });
+    const [command, ...rest] = flags.positionals;
+    if (flags.has("help") || command === undefined) {
+      console.log(HELP);
+      return command === undefined && !flags.has("help") ? 2 : 0;
+    }
+    const [op, target] = operationOf(command, flags.positionals);
+    if (flags.has("permissions")) {
+      printPermissions(flagsFor(op, target), "shm", args);
+      return 0;
+    }
+    switch (command) {
+      case "ls": {
+        const { segments, skipped } = SharedMemory.list();
+        if (flags.has("json")) {
+          const shown = flags.has("stale")
+            ? segments.filter((s) => s.mappers!.length === 0)
+            : segments;
+          console.log(json({ segments: shown, skipped }));
+        } else {
+          printList(segments, skipped, flags.has("stale"));
+        }
+        return 0;
+      }
+      case "create": {
+        const name = need(rest[0], "name");
+        const bytes = amount(need(rest[1], "size"), "size");
+        using shm = SharedMemory.create(name, {
+          size: bytes,
+          mode: mode(flags.value("mode")),
+          exclusive: !flags.has("open"),
+        });
+        console.log(`${shm.name}: ${size(shm.size)} (${shm.size} bytes), reserved`);
+        return 0;
+      }
+      case "rm":
+        SharedMemory.unlink(need(rest[0], "name"));
+        return 0;
+      case "info": {
+        const info = SharedMemory.info(need(rest[0], "name"));
+        if (flags.has("json")) {
+          console.log(json(info));
+        } else {
+          console.log(
+            `${info.name}: ${size(info.size)} (${info.size} bytes), ${
+              size(info.allocated)
+            } reserved, mode ${
+              info.mode.toString(8).padStart(4, "0")
+            }, owner ${info.uid}:${info.gid}`,
+          );
+        }
+        return 0;
+      }
+      case "cat": {
+        using shm = SharedMemory.open(need(rest[0], "name"), { access: "r" });
+        const offset = amount(flags.value("offset") ?? "0", "offset");
+        const length = flags.value("length") === undefined
+          ? undefined
+          : amount(flags.value("length"), "length");
+        const bytes = shm.read(offset, length);
+        if (flags.has("hex")) {
+          if (bytes.length > 0) console.log(hexdump(bytes, offset));
+        } else {
+          for (let done = 0; done < bytes.length;) {
+            done += Deno.stdout.writeSync(bytes.subarray(done));
+          }
+        }
+        return 0;
+      }
+    }
+    return 2;
+  } catch (e) {
+    return fail(e);
+  }
+}
