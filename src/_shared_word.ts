@@ -103,9 +103,13 @@ export class SharedWindow {
     return view;
   }
 
-  /** The address to hand to the native side, the window taken again if its view was detached. */
+  /**
+   * The address to hand to the native side, the window taken again if its
+   * view was detached. A detached view's element 0 reads undefined; an
+   * element read consults no prototype, so no patched getter can fake it.
+   */
   at(op: string): bigint {
-    if (TypedArrayPrototypeGetLength(this.view) === 0) this.refresh(op);
+    if (this.view[0] === undefined) this.refresh(op);
     return this.address;
   }
 

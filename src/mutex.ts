@@ -51,11 +51,12 @@ export interface SharedMutexOwner {
 const TAKEN: SharedMutexResult = Object.freeze({ ownerDied: false });
 const RECOVERED: SharedMutexResult = Object.freeze({ ownerDied: true });
 const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_TIMEOUT_NS = BigInt(DEFAULT_TIMEOUT_MS * 1_000_000);
 const MAX_NS = 2n ** 62n;
 
 /** A timeout in ms as the native side takes it: nanoseconds, -1 for none. */
 function timeoutNs(value: unknown): bigint {
-  if (value === undefined) return BigIntCtor(DEFAULT_TIMEOUT_MS * 1_000_000);
+  if (value === undefined) return DEFAULT_TIMEOUT_NS;
   if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
     throw new RangeError(
       `Cannot use timeoutMs "${show(value)}": expected a number of milliseconds >= 0`,
@@ -232,7 +233,7 @@ export class SharedMutex {
    */
   lock(options?: SharedMutexLockOptions): SharedMutexResult {
     const ns = options === undefined
-      ? BigIntCtor(DEFAULT_TIMEOUT_MS * 1_000_000)
+      ? DEFAULT_TIMEOUT_NS
       : timeoutNs(readOptions(options, "options", ["timeoutMs"] as const).timeoutMs);
     const address = this.#at("lock");
     if (this.#held) this.#fail(-BigIntCtor(ERRNO.EDEADLK), "lock", ns);

@@ -9,7 +9,7 @@ import { check, ERRNO, MemkitError } from "../ffi/errors.ts";
 import { lib } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { readOptions, show } from "./_args.ts";
-import { BigIntCtor, TypedArrayPrototypeGetLength } from "./_primordials.ts";
+import { BigIntCtor } from "./_primordials.ts";
 import { pidOf, selfIdentity, SharedWindow } from "./_shared_word.ts";
 import { inRange, integer } from "./_validate.ts";
 import type { Mapping } from "./mapping.ts";
@@ -162,7 +162,7 @@ export class SeqLock {
     if (this.#closed) {
       throw new Deno.errors.BadResource(`Cannot ${op} ${this.#window.label}: it is closed`);
     }
-    if (TypedArrayPrototypeGetLength(this.#window.view) === 0) {
+    if (this.#window.view[0] === undefined) {
       this.#window.refresh(op);
       this.#data = this.#window.view.subarray(HEADER);
     }
