@@ -336,7 +336,13 @@ export class SharedMutex {
           cancel,
         );
         if (r >= 0n) {
-          // Another wait of this process may have taken it first: then this one waited for it.
+          if (this.#closed) {
+            // close() came during the wait: give the mutex back rather than keep it forever.
+            this.#sym.mk_mutex_unlock(this.#window.address, this.#self);
+            throw new Deno.errors.BadResource(
+              `Cannot lock ${this.#window.label}: it was closed during the wait`,
+            );
+          }
           this.#held = true;
           return r === 0n ? TAKEN : RECOVERED;
         }

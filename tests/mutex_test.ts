@@ -360,4 +360,13 @@ Deno.test("several lockAsync() of one process queue up; close() releases", async
   mutex.lock();
   mutex.close();
   assertEquals(SharedMutex.attach(m, 0).owner(), null);
+  // Closed during a wait: the mutex is given back when the wait ends, not kept.
+  const other = SharedMutex.attach(m, 0);
+  const holderOfIt = SharedMutex.attach(m, 0);
+  holderOfIt.lock();
+  const waiting = other.lockAsync({ timeoutMs: 5000 });
+  other.close();
+  holderOfIt.unlock();
+  await assertRejects(() => waiting, Deno.errors.BadResource, "closed during the wait");
+  assertEquals(holderOfIt.owner(), null);
 });
