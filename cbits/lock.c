@@ -171,9 +171,8 @@ MK_API int64_t mk_lock_alive(uint64_t owner) {
   uint64_t start = 0;
   int ret = read_stat(pid, &state, &start);
   if (ret < 0) {
-    /* /proc unreadable (hidepid, not mounted): the pid alone decides. */
-    if (kill(pid, 0) == 0 || errno == EPERM) return ret == -ENOENT ? 0 : 1;
-    return 0;
+    /* /proc unreadable or hiding it (hidepid, not mounted): the pid alone decides. */
+    return kill(pid, 0) == 0 || errno == EPERM ? 1 : 0;
   }
   if (state == 'Z' || state == 'X' || state == 'x') return 0;
   return (start & TAG_MASK) == (owner >> TAG_SHIFT & TAG_MASK) ? 1 : 0;
@@ -415,10 +414,15 @@ MK_API int64_t mk_seqlock_write_begin(uint64_t address, uint64_t self) {
   if (s == NULL || !identity_valid(self)) return -EINVAL;
   if (LOAD(&s->head, ACQUIRE) != SEQLOCK_HEAD) return -EBADMSG;
   int64_t took = 0;
-  uint64_t w = 0;
-  while (!CAS(&s->writer, &w, self, ACQUIRE)) {
+  uint64_t w = LOAD(&s->writer, ACQUIRE);
+  for (;;) {
+    if (w == 0) {
+      if (CAS(&s->writer, &w, self, ACQUIRE)) break;
+      continue;
+    }
     if (w == self) return -EDEADLK;
     if (mk_lock_alive(w)) return -EBUSY;
+    /* A dead writer (or garbage): taken over, unless the word changed meanwhile. */
     if (CAS(&s->writer, &w, self, ACQUIRE)) {
       took = MK_MUTEX_OWNER_DIED;
       break;

@@ -276,6 +276,14 @@ static void test_seqlock(void) {
   CHECK_EQ(mk_seqlock_read_begin(seq_address, 0), 2, "the sequence is 2");
   CHECK_EQ(mk_seqlock_read_end(seq_address, 2), 0, "unchanged");
   CHECK_EQ(mk_seqlock_read_end(seq_address, 0), 1, "changed since 0");
+  uint64_t *writer = (uint64_t *)m + 3;
+  pid_t parent = getppid();
+  *writer = word_of(parent, start_of(parent));
+  CHECK_ERR(mk_seqlock_write_begin(seq_address, self_id), EBUSY, "a live writer elsewhere: -EBUSY");
+  *writer = word_of(parent, start_of(parent) + 5);
+  CHECK_EQ(mk_seqlock_write_begin(seq_address, self_id), MK_MUTEX_OWNER_DIED,
+           "a dead writer (a reused pid) is taken over");
+  CHECK_EQ(mk_seqlock_write_end(seq_address, self_id), 0, "and its write ended");
 
   pthread_t w, r[3];
   long torn[3] = {0, 0, 0};
