@@ -12,7 +12,7 @@
  *   C peers (`bench/lock_peer.ts`, the loop `bl_increments` in C).
  * - "holder killed to next owner": a peer holds the mutex and is killed
  *   with SIGKILL while this process waits in lockAsync(); the time from the
- *   kill to the lock being taken over (the design bound: one 20 ms slice).
+ *   kill to the lock being taken over (the design bound: one 10 ms slice, plus scheduling).
  *
  * The multi-process cases need `--allow-run` for Deno and read/write access
  * to `/proc/<pid>/fd` (`make bench` does not grant it; they are ignored

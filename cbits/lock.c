@@ -19,8 +19,9 @@
  * robust list is not used: it ties ownership to a thread and its recovery
  * is lost when the memory is unmapped while locked. Instead a waiter sleeps
  * in slices of at most MK_LOCK_SLICE_MS and, after each slice that did not
- * bring the lock, checks the owner: a pid that is gone, a zombie, or a live
- * process with another start time is a dead owner, whose lock the waiter
+ * bring the lock, checks the owner: a pid that is gone, a zombie, one whose
+ * main thread is exiting (PF_EXITING: killed, its memory not yet torn
+ * down), or a live process with another start time is a dead owner, whose lock the waiter
  * takes over with the same compare-and-swap (one waiter wins).
  *
  * Only atomics with an order are used (no standalone fences under
@@ -103,9 +104,14 @@ static int64_t now_ns(void) {
 
 /* ---- identities ------------------------------------------------------ */
 
-/* Field 3 (the state letter) and field 22 (the start time) of
- * /proc/<pid>/stat (pid 0: self). 0, or -errno (-ENOENT: no such process). */
-static int read_stat(int32_t pid, char *state, uint64_t *start) {
+/* PF_EXITING in field 9 of /proc/<pid>/stat: the task is in do_exit (a
+ * SIGKILL was delivered), before it becomes a zombie. */
+#define MK_PF_EXITING 0x4ull
+
+/* Field 3 (the state letter), whether field 9 (the flags) has PF_EXITING,
+ * and field 22 (the start time) of /proc/<pid>/stat (pid 0: self). 0, or
+ * -errno (-ENOENT: no such process). */
+static int read_stat(int32_t pid, char *state, int *exiting, uint64_t *start) {
   char path[48];
   if (pid == 0) {
     snprintf(path, sizeof path, "/proc/self/stat");
@@ -128,13 +134,14 @@ static int read_stat(int32_t pid, char *state, uint64_t *start) {
   if (p == NULL || p[1] != ' ') return -EPROTO;
   p += 2;
   *state = *p;
-  /* p is at field 3; field 22 is 19 spaces further. */
+  /* p is at field 3; field 9 is 6 spaces further, field 22 19. */
+  char *end;
   for (int field = 3; field < 22; field++) {
     p = strchr(p, ' ');
     if (p == NULL) return -EPROTO;
     p++;
+    if (field + 1 == 9) *exiting = (strtoull(p, &end, 10) & MK_PF_EXITING) != 0;
   }
-  char *end;
   errno = 0;
   unsigned long long v = strtoull(p, &end, 10);
   if (end == p || errno != 0) return -EPROTO;
@@ -144,8 +151,9 @@ static int read_stat(int32_t pid, char *state, uint64_t *start) {
 
 MK_API int64_t mk_lock_self(void) {
   char state;
+  int exiting = 0;
   uint64_t start = 0;
-  int ret = read_stat(0, &state, &start);
+  int ret = read_stat(0, &state, &exiting, &start);
   if (ret < 0) return ret;
   uint64_t pid = (uint64_t)getpid();
   if (pid == 0 || pid >= PID_LIMIT) return -EOVERFLOW;
@@ -168,13 +176,14 @@ MK_API int64_t mk_lock_alive(uint64_t owner) {
   if (!identity_valid(owner)) return 0;
   int32_t pid = (int32_t)(owner & PID_MASK);
   char state = 0;
+  int exiting = 0;
   uint64_t start = 0;
-  int ret = read_stat(pid, &state, &start);
+  int ret = read_stat(pid, &state, &exiting, &start);
   if (ret < 0) {
     /* /proc unreadable or hiding it (hidepid, not mounted): the pid alone decides. */
     return kill(pid, 0) == 0 || errno == EPERM ? 1 : 0;
   }
-  if (state == 'Z' || state == 'X' || state == 'x') return 0;
+  if (state == 'Z' || state == 'X' || state == 'x' || exiting) return 0;
   return (start & TAG_MASK) == (owner >> TAG_SHIFT & TAG_MASK) ? 1 : 0;
 }
 

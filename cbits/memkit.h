@@ -386,7 +386,7 @@ MK_API int64_t mk_phys_lockdown(uint8_t *buf, uint64_t capacity);
  * thread of it will unlock), instead of -EDEADLK. */
 #define MK_MUTEX_SELF_WAIT 1u
 /* Waiters sleep at most this long before they look at the owner again. */
-#define MK_LOCK_SLICE_MS 20u
+#define MK_LOCK_SLICE_MS 10u
 /* The SeqLock header (32 bytes, data after it): [0] u32 magic, [4] u16
  * version, [6] u16 header length, [8] u32 data length, [16] u64 sequence,
  * [24] u64 writer identity word. */

@@ -79,10 +79,10 @@ function msOf(ns: bigint): string {
  *
  * It belongs to a process, not to a thread or an instance: the holder is
  * recorded as its pid and its start time, so a reused pid does not pass for
- * it. Waiters sleep in the kernel (futex) in slices of 20 ms and look at the
+ * it. Waiters sleep in the kernel (futex) in slices of 10 ms and look at the
  * holder after each: when it died (a `kill -9` inside the critical section),
  * the next locker takes the mutex over and learns it from `ownerDied`, within
- * about 20 ms of the death. A peer that scribbles over the owner word is
+ * about 10 ms of its death (plus scheduling delays). A peer that scribbles over the owner word is
  * treated as a dead owner; a corrupt header is an error, never a hang; a live
  * holder that never unlocks costs a timeout (`Deno.errors.TimedOut`, 10 s by
  * default) naming its pid.
