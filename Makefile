@@ -56,6 +56,8 @@ test: build deno
 build/bench/lib%.so: bench/c/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
+# bench/c/lock.c compiles memkit's own cbits/lock.c in.
+build/bench/liblock.so: cbits/lock.c $(HDRS)
 
 bench: build deno $(BENCH_C)
 	$(DENO) bench --allow-ffi --allow-read=/proc,/dev/mem,/dev/zero $(V8FLAGS) bench/

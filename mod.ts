@@ -22,7 +22,9 @@
  *   physical memory through `/dev/mem`, with exact-width accesses and errors
  *   that name the kernel rule that refused;
  * - {@linkcode permissionTable}: what each operation needs, enforced before
- *   any native call.
+ *   any native call;
+ * - {@linkcode SharedMutex} and {@linkcode SeqLock}: locks inside memory
+ *   shared between processes, which survive a holder killed with SIGKILL.
  *
  * Requires `--allow-ffi`; read-only views need
  * `--v8-flags=--js-immutable-arraybuffer`.
@@ -140,3 +142,11 @@ export {
   type SharedMemoryMapper,
   type SharedMemoryOpenOptions,
 } from "./src/shm.ts";
+export {
+  SharedMutex,
+  type SharedMutexAsyncOptions,
+  type SharedMutexLockOptions,
+  type SharedMutexOwner,
+  type SharedMutexResult,
+} from "./src/mutex.ts";
+export { SeqLock, type SeqLockReadOptions } from "./src/seqlock.ts";

@@ -411,6 +411,91 @@ MK_API int64_t mk_shm_write(int32_t fd, uint64_t offset, const uint8_t *buf, uin
  * busy as there). */
 MK_API int64_t mk_shm_resize(int32_t fd, uint64_t size, uint64_t *busy);
 
+/* ---- lock (SharedMutex, SeqLock: locks inside shared memory) -------- */
+
+/* The SharedMutex layout (64 bytes at an 8-byte aligned address; README.md,
+ * "Locks inside shared memory"): [0] u32 magic, [4] u16 version, [6] u16
+ * byte length, [8] u64 owner identity word, [16] u32 state (0 consistent,
+ * 1 inconsistent), [24] u64 pid namespace inode, [32] u64 recoveries. */
+#define MK_MUTEX_BYTES 64u
+#define MK_MUTEX_MAGIC 0x584d4b4du /* "MKMX" in memory */
+#define MK_MUTEX_VERSION 1u
+/* The owner word of a mutex nobody can lock any more. */
+#define MK_MUTEX_NOTRECOVERABLE 0x40000000u
+/* A lock result: taken from a dead owner, or the state is inconsistent. */
+#define MK_MUTEX_OWNER_DIED 1u
+/* A flag of mk_mutex_lock: wait while this process holds it (another
+ * thread of it will unlock), instead of -EDEADLK. */
+#define MK_MUTEX_SELF_WAIT 1u
+/* Waiters sleep at most this long before they look at the owner again. */
+#define MK_LOCK_SLICE_MS 10u
+/* The SeqLock header (32 bytes, data after it): [0] u32 magic, [4] u16
+ * version, [6] u16 header length, [8] u32 data length, [16] u64 sequence,
+ * [24] u64 writer identity word. */
+#define MK_SEQLOCK_MAGIC 0x51534b4du /* "MKSQ" in memory */
+#define MK_SEQLOCK_VERSION 1u
+#define MK_SEQLOCK_HEADER 32u
+
+/* This process's identity word: pid | (start time mod 2^31) << 32, the
+ * start time being field 22 of /proc/self/stat. */
+MK_API int64_t mk_lock_self(void);
+/* 1 when an identity word names a live process with that start time; 0
+ * when it is gone, a zombie, another process with that pid, or no valid
+ * identity. Reads /proc/<pid>/stat (for liveness only; kill(pid, 0) where
+ * /proc does not show it). */
+MK_API int64_t mk_lock_alive(uint64_t owner);
+/* Writes a fresh, unlocked mutex at address (8-byte aligned). */
+MK_API int64_t mk_mutex_init(uint64_t address);
+/* Checks the mutex header: 0, -EBADMSG (not a mutex of this version, or
+ * corrupt), -EXDEV (made in another pid namespace). */
+MK_API int64_t mk_mutex_check(uint64_t address);
+/* One attempt: 0 taken, MK_MUTEX_OWNER_DIED taken from a dead owner (or
+ * inconsistent), -EBUSY held by a live owner (this process included),
+ * -ENOTRECOVERABLE, -EBADMSG. self is mk_lock_self(). */
+MK_API int64_t mk_mutex_trylock(uint64_t address, uint64_t self);
+/* Takes the mutex, waiting at most timeout_ns (negative: no limit) in
+ * futex slices of MK_LOCK_SLICE_MS, checking the owner's liveness after
+ * each; the results of mk_mutex_trylock, -ETIMEDOUT, -EDEADLK (this
+ * process holds it, without MK_MUTEX_SELF_WAIT), or -EINTR once
+ * cancel[0] (may be NULL) is nonzero and the waiter was woken
+ * (mk_mutex_wake). Blocks the calling thread. */
+MK_API int64_t mk_mutex_lock(uint64_t address, uint64_t self, int64_t timeout_ns, uint32_t flags,
+                             const int32_t *cancel);
+/* mk_mutex_lock on another thread (nonblocking). */
+MK_API MK_NONBLOCKING int64_t mk_mutex_lock_async(uint64_t address, uint64_t self,
+                                                  int64_t timeout_ns, uint32_t flags,
+                                                  const int32_t *cancel);
+/* Releases the mutex: 0, 1 when it was inconsistent (it is now not
+ * recoverable, and every waiter is woken to learn it), -EPERM when self
+ * does not hold it. */
+MK_API int64_t mk_mutex_unlock(uint64_t address, uint64_t self);
+/* Marks the state consistent again; -EPERM unless self holds it. */
+MK_API int64_t mk_mutex_consistent(uint64_t address, uint64_t self);
+/* Wakes every waiter of the mutex (they look again: an abort). */
+MK_API int64_t mk_mutex_wake(uint64_t address);
+/* out (3 uint64_t) receives the owner word, the state and the recoveries;
+ * returns 0, or -EBADMSG when the header is not a mutex's. */
+MK_API int64_t mk_mutex_state(uint64_t address, uint64_t *out);
+/* Writes a fresh seqlock header at address (8-byte aligned) for length
+ * bytes of data after it. */
+MK_API int64_t mk_seqlock_init(uint64_t address, uint32_t length);
+/* The data length of the seqlock at address, or -EBADMSG. */
+MK_API int64_t mk_seqlock_check(uint64_t address);
+/* Starts a write (the sequence goes odd): 0, MK_MUTEX_OWNER_DIED when a
+ * dead writer's write was taken over, -EBUSY while a live writer writes,
+ * -EDEADLK when self is writing already. */
+MK_API int64_t mk_seqlock_write_begin(uint64_t address, uint64_t self);
+/* Ends self's write (the sequence goes even); -EPERM when self is not writing. */
+MK_API int64_t mk_seqlock_write_end(uint64_t address, uint64_t self);
+/* The sequence (62 bits) once it is even, trying up to spins times (with a
+ * sched_yield every 64); -EAGAIN while a write stays in progress. */
+MK_API int64_t mk_seqlock_read_begin(uint64_t address, uint32_t spins);
+/* After reading the data: 0 when the sequence is still seq, 1 when a write
+ * came in between (read again). */
+MK_API int64_t mk_seqlock_read_end(uint64_t address, uint64_t seq);
+/* The identity word of the writer now writing, 0 when none. */
+MK_API int64_t mk_seqlock_writer(uint64_t address);
+
 #ifdef __cplusplus
 }
 #endif

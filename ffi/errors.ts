@@ -56,6 +56,7 @@ const TABLE = {
   98: ["EADDRINUSE", "Address already in use"],
   88: ["ENOTSOCK", "Socket operation on non-socket"],
   107: ["ENOTCONN", "Transport endpoint is not connected"],
+  74: ["EBADMSG", "Bad message"],
 } as const satisfies Record<number, readonly [string, string]>;
 const ERRNOS: Readonly<Record<number, readonly [string, string]>> = TABLE;
 

@@ -65,6 +65,16 @@ export const MK = {
   SHM_WRITE: 1,
   SHM_CREATE: 2,
   SHM_EXCLUSIVE: 4,
+  MUTEX_BYTES: 64,
+  MUTEX_MAGIC: 1481460557,
+  MUTEX_VERSION: 1,
+  MUTEX_NOTRECOVERABLE: 1073741824,
+  MUTEX_OWNER_DIED: 1,
+  MUTEX_SELF_WAIT: 1,
+  LOCK_SLICE_MS: 10,
+  SEQLOCK_MAGIC: 1364413261,
+  SEQLOCK_VERSION: 1,
+  SEQLOCK_HEADER: 32,
 } as const;
 
 /** The native symbols of libmemkit, one per prototype of `cbits/memkit.h`. */
@@ -538,6 +548,148 @@ export const symbols = {
       "i32", // int32_t fd
       "u64", // uint64_t size
       "buffer", // uint64_t *busy
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** This process's identity word: pid | (start time mod 2^31) << 32, the start time being field 22 of /proc/self/stat. */
+  mk_lock_self: {
+    parameters: [],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** 1 when an identity word names a live process with that start time; 0 when it is gone, a zombie, another process with that pid, or no valid identity. Reads /proc/<pid>/stat (for liveness only; kill(pid, 0) where /proc does not show it). */
+  mk_lock_alive: {
+    parameters: [
+      "u64", // uint64_t owner
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Writes a fresh, unlocked mutex at address (8-byte aligned). */
+  mk_mutex_init: {
+    parameters: [
+      "u64", // uint64_t address
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Checks the mutex header: 0, -EBADMSG (not a mutex of this version, or corrupt), -EXDEV (made in another pid namespace). */
+  mk_mutex_check: {
+    parameters: [
+      "u64", // uint64_t address
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** One attempt: 0 taken, MK_MUTEX_OWNER_DIED taken from a dead owner (or inconsistent), -EBUSY held by a live owner (this process included), -ENOTRECOVERABLE, -EBADMSG. self is mk_lock_self(). */
+  mk_mutex_trylock: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t self
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Takes the mutex, waiting at most timeout_ns (negative: no limit) in futex slices of MK_LOCK_SLICE_MS, checking the owner's liveness after each; the results of mk_mutex_trylock, -ETIMEDOUT, -EDEADLK (this process holds it, without MK_MUTEX_SELF_WAIT), or -EINTR once cancel[0] (may be NULL) is nonzero and the waiter was woken (mk_mutex_wake). Blocks the calling thread. */
+  mk_mutex_lock: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t self
+      "i64", // int64_t timeout_ns
+      "u32", // uint32_t flags
+      "buffer", // const int32_t *cancel
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** mk_mutex_lock on another thread (nonblocking). */
+  mk_mutex_lock_async: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t self
+      "i64", // int64_t timeout_ns
+      "u32", // uint32_t flags
+      "buffer", // const int32_t *cancel
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+    nonblocking: true,
+  },
+  /** Releases the mutex: 0, 1 when it was inconsistent (it is now not recoverable, and every waiter is woken to learn it), -EPERM when self does not hold it. */
+  mk_mutex_unlock: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t self
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Marks the state consistent again; -EPERM unless self holds it. */
+  mk_mutex_consistent: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t self
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Wakes every waiter of the mutex (they look again: an abort). */
+  mk_mutex_wake: {
+    parameters: [
+      "u64", // uint64_t address
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** out (3 uint64_t) receives the owner word, the state and the recoveries; returns 0, or -EBADMSG when the header is not a mutex's. */
+  mk_mutex_state: {
+    parameters: [
+      "u64", // uint64_t address
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Writes a fresh seqlock header at address (8-byte aligned) for length bytes of data after it. */
+  mk_seqlock_init: {
+    parameters: [
+      "u64", // uint64_t address
+      "u32", // uint32_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The data length of the seqlock at address, or -EBADMSG. */
+  mk_seqlock_check: {
+    parameters: [
+      "u64", // uint64_t address
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Starts a write (the sequence goes odd): 0, MK_MUTEX_OWNER_DIED when a dead writer's write was taken over, -EBUSY while a live writer writes, -EDEADLK when self is writing already. */
+  mk_seqlock_write_begin: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t self
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Ends self's write (the sequence goes even); -EPERM when self is not writing. */
+  mk_seqlock_write_end: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t self
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The sequence (62 bits) once it is even, trying up to spins times (with a sched_yield every 64); -EAGAIN while a write stays in progress. */
+  mk_seqlock_read_begin: {
+    parameters: [
+      "u64", // uint64_t address
+      "u32", // uint32_t spins
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** After reading the data: 0 when the sequence is still seq, 1 when a write came in between (read again). */
+  mk_seqlock_read_end: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t seq
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The identity word of the writer now writing, 0 when none. */
+  mk_seqlock_writer: {
+    parameters: [
+      "u64", // uint64_t address
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

@@ -1,0 +1,200 @@
+/**
+ * Benchmarks of SharedMutex, each beside its C baseline in the same run:
+ *
+ * - "uncontended lock+unlock x1000": `mutex.lock(); mutex.unlock()` from
+ *   JavaScript against `bl_lock_loop` in `bench/c/lock.c`, which drives the
+ *   same native functions (cbits/lock.c compiled in) in a C loop, and against
+ *   the two FFI symbols called bare (what the SharedMutex wrapper adds).
+ *   Goal: within 3x of C.
+ * - "2 processes, 100,000 contended increments each": two processes
+ *   increment one counter under the mutex; timed from the go flag to both
+ *   done (process start-up is outside the timing). JavaScript peers against
+ *   C peers (`bench/lock_peer.ts`, the loop `bl_increments` in C).
+ * - "holder killed to next owner": a peer holds the mutex and is killed
+ *   with SIGKILL while this process waits in lockAsync(); the time from the
+ *   kill to the lock being taken over (the design bound: one 10 ms slice, plus scheduling).
+ *
+ * The multi-process cases need `--allow-run` for Deno and read/write access
+ * to `/proc/<pid>/fd` (`make bench` does not grant it; they are ignored
+ * there). Run them all with:
+ *
+ *   make build build/bench/liblock.so
+ *   deno bench --allow-ffi --allow-run --allow-read --allow-write \
+ *     --v8-flags=--js-immutable-arraybuffer bench/lock_bench.ts
+ */
+
+import { MemFd, SharedMutex } from "../mod.ts";
+
+const LIB = new URL("../build/bench/liblock.so", import.meta.url);
+
+function openBaseline() {
+  const symbols = {
+    // int64_t (uint64_t address, uint64_t self, uint64_t n)
+    bl_lock_loop: { parameters: ["u64", "u64", "u64"], result: "i64" },
+    // int64_t (void)
+    mk_lock_self: { parameters: [], result: "i64" },
+    // int64_t (uint64_t address, uint64_t self, int64_t timeout_ns, uint32_t flags, const int32_t *cancel)
+    mk_mutex_lock: { parameters: ["u64", "u64", "i64", "u32", "buffer"], result: "i64" },
+    // int64_t (uint64_t address, uint64_t self)
+    mk_mutex_unlock: { parameters: ["u64", "u64"], result: "i64" },
+  } as const satisfies Deno.ForeignLibraryInterface;
+  try {
+    return Deno.dlopen(LIB, symbols).symbols;
+  } catch (e) {
+    throw new Error(
+      `Cannot load the C baseline "${LIB.pathname}": ${(e as Error).message}; ` +
+        "build it with `make bench` (or `make build/bench/liblock.so`)",
+    );
+  }
+}
+
+const c = openBaseline();
+const self = c.mk_lock_self() as bigint;
+
+function ok(ret: bigint, what: string): void {
+  if (ret < 0n) throw new Error(`Cannot run the C baseline ${what}: errno ${-ret}`);
+}
+
+// ---- uncontended ----
+
+const fd = MemFd.create("lock-bench", { size: 4096 });
+const m = fd.map();
+const mutex = SharedMutex.init(m, 0);
+const address = m.address;
+const UNCONTENDED = "uncontended lock+unlock x1000";
+
+Deno.bench({
+  name: "C: mk_mutex_lock + mk_mutex_unlock in a C loop",
+  group: UNCONTENDED,
+  baseline: true,
+  fn() {
+    ok(c.bl_lock_loop(address, self, 1000n), "bl_lock_loop");
+  },
+});
+
+Deno.bench({
+  name: "memkit: SharedMutex lock() + unlock()",
+  group: UNCONTENDED,
+  fn() {
+    for (let i = 0; i < 1000; i++) {
+      mutex.lock();
+      mutex.unlock();
+    }
+  },
+});
+
+Deno.bench({
+  name: "the two FFI symbols called bare from JavaScript",
+  group: UNCONTENDED,
+  fn() {
+    for (let i = 0; i < 1000; i++) {
+      c.mk_mutex_lock(address, self, 10_000_000_000n, 0, null);
+      c.mk_mutex_unlock(address, self);
+    }
+  },
+});
+
+// ---- processes ----
+
+const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const canRun = Deno.permissions.querySync({ name: "run" }).state === "granted";
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function peerArgs(mode: string, mem: MemFd, n: number, script: string): string[] {
+  const dir = `/proc/${Deno.pid}/fd`;
+  return [
+    "run",
+    "--allow-ffi",
+    `--allow-read=${root},${dir}`,
+    `--allow-write=${dir}`,
+    "--v8-flags=--js-immutable-arraybuffer",
+    script,
+    mode,
+    `${dir}/${mem.fd}`,
+    String(n),
+  ];
+}
+
+const N = 100_000;
+const CONTENDED = "2 processes, 100,000 contended increments each";
+
+async function contend(b: Deno.BenchContext, mode: "deno" | "c"): Promise<void> {
+  using mem = MemFd.create("lock-bench-contend", { size: 4096 });
+  using map = mem.map();
+  using mx = SharedMutex.init(map, 0);
+  const words = map.view(Uint32Array, 64, 20);
+  const children = [0, 1].map(() =>
+    new Deno.Command(Deno.execPath(), {
+      args: peerArgs(mode, mem, N, `${root}/bench/lock_peer.ts`),
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn()
+  );
+  while (mx.withLock(() => words[16]) < 2) await sleep(1);
+  b.start();
+  words[17] = 1;
+  while (mx.withLock(() => words[18]) < 2) await sleep(1);
+  b.end();
+  for (const child of children) {
+    const status = await child.status;
+    if (!status.success) throw new Error(`a ${mode} peer failed: ${JSON.stringify(status)}`);
+  }
+  if (words[0] !== 2 * N) throw new Error(`lost increments: ${words[0]} of ${2 * N}`);
+}
+
+Deno.bench({
+  name: "C peers: bl_increments",
+  group: CONTENDED,
+  baseline: true,
+  ignore: !canRun,
+  n: 5,
+  warmup: 1,
+  async fn(b) {
+    await contend(b, "c");
+  },
+});
+
+Deno.bench({
+  name: "Deno peers: SharedMutex lock() + unlock()",
+  group: CONTENDED,
+  ignore: !canRun,
+  n: 5,
+  warmup: 1,
+  async fn(b) {
+    await contend(b, "deno");
+  },
+});
+
+Deno.bench({
+  name: "holder killed with SIGKILL to next owner (lockAsync waiting)",
+  ignore: !canRun,
+  n: 5,
+  warmup: 0,
+  async fn(b) {
+    using mem = MemFd.create("lock-bench-kill", { size: 4096 });
+    using map = mem.map();
+    using mx = SharedMutex.init(map, 0);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: peerArgs("hold", mem, 0, `${root}/tests/fixtures/lock_child.ts`).slice(0, -1),
+      stdin: "null",
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    while (mx.owner() === null) await sleep(5);
+    const waiting = mx.lockAsync({ timeoutMs: 30_000 });
+    await sleep(30);
+    b.start();
+    child.kill("SIGKILL");
+    const { ownerDied } = await waiting;
+    b.end();
+    if (!ownerDied) throw new Error("the lock was not taken over from a dead owner");
+    mx.markConsistent();
+    mx.unlock();
+    await child.status;
+  },
+});
+
+if (!canRun) {
+  console.log("lock_bench: the multi-process cases need --allow-run (see the header)");
+}

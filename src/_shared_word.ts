@@ -1,0 +1,126 @@
+// What SharedMutex and SeqLock share: this process's identity word, and a
+// writable window of a Mapping whose address the native side may use.
+//
+// The window is a memkit view: memkit detaches every writable view before a
+// page under it could stop being writable (protect, a protection key, a guard
+// marker, close) and before the mapping moves to a new address. So "the view
+// still has its length" is the proof, checked before each native call, that
+// the address is mapped writable and current; when it fails, the window is
+// taken again from the Mapping, which refuses what is no longer writable.
+// Taking a view also marks the mapping's range as viewed, so close() leaves
+// it reserved (private zero pages, quarantined) instead of unmapping it under
+// a waiter in a nonblocking call.
+
+import { check } from "../ffi/errors.ts";
+import { lib } from "../ffi/loader.ts";
+import { show } from "./_args.ts";
+import { BigIntCtor, TypedArrayPrototypeGetLength } from "./_primordials.ts";
+import { findRegion } from "./_region.ts";
+import { integer } from "./_validate.ts";
+import type { Mapping } from "./mapping.ts";
+
+let self: bigint | undefined;
+
+/** This process's identity word (pid and start time), read once. */
+export function selfIdentity(): bigint {
+  if (self === undefined) {
+    self = BigIntCtor(check(lib().mk_lock_self(), "read the start time of this process"));
+  }
+  return self;
+}
+
+/** The pid in an identity word. */
+export function pidOf(word: bigint): number {
+  return Number(word & 0x3fffffffn);
+}
+
+const immutableGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "immutable")?.get;
+
+/**
+ * A writable window `[offset, offset + length)` of a Mapping, for a lock
+ * structure named `what` ("SharedMutex"): checks the arguments, then hands
+ * out the address while the window's view is intact.
+ */
+export class SharedWindow {
+  readonly mapping: Mapping;
+  readonly offset: number;
+  readonly length: number;
+  readonly what: string;
+  view: Uint8Array<ArrayBuffer>;
+  address: bigint;
+
+  constructor(mapping: unknown, offset: unknown, length: number, what: string) {
+    if (findRegion(mapping) === undefined) {
+      throw new TypeError(
+        `Cannot place a ${what} in "${show(mapping)}": expected a memkit Mapping`,
+      );
+    }
+    const m = mapping as Mapping;
+    const off = integer(offset, "offset");
+    if (off < 0 || off % 8 !== 0) {
+      throw new RangeError(`Cannot place a ${what} at offset "${off}": expected a multiple of 8`);
+    }
+    if (off + length > m.length) {
+      throw new RangeError(
+        `Cannot place a ${what} of ${length} bytes at offset ${off}: the mapping of ` +
+          `"${m.name}" has ${m.length} bytes`,
+      );
+    }
+    this.mapping = m;
+    this.offset = off;
+    this.length = length;
+    this.what = what;
+    this.view = this.#take("place");
+    this.address = m.address + BigIntCtor(off);
+  }
+
+  /** What the window is, for messages: `the SharedMutex at offset 64 of`. */
+  get label(): string {
+    return `the ${this.what} at offset ${this.offset} of`;
+  }
+
+  #take(op: string): Uint8Array<ArrayBuffer> {
+    const m = this.mapping;
+    if (m.closed) {
+      throw new Deno.errors.BadResource(
+        `Cannot ${op} ${this.label} "${m.name}": the mapping is closed`,
+      );
+    }
+    const last = this.offset + this.length - 1;
+    if (m.accessAt(this.offset) !== "rw" || m.accessAt(last) !== "rw") {
+      throw new TypeError(
+        `Cannot ${op} ${this.label} "${m.name}": the mapping is not writable there ` +
+          `(access "${m.accessAt(this.offset)}"); a lock needs access "rw"`,
+      );
+    }
+    const view = m.bytes(this.offset, this.length);
+    if (immutableGetter !== undefined && immutableGetter.call(view.buffer) === true) {
+      throw new TypeError(
+        `Cannot ${op} ${this.label} "${m.name}": a protection key keeps it read-only; ` +
+          "a lock needs to write",
+      );
+    }
+    return view;
+  }
+
+  /**
+   * The address to hand to the native side, the window taken again if its
+   * view was detached. A detached view's element 0 reads undefined; an
+   * element read consults no prototype, so no patched getter can fake it.
+   */
+  at(op: string): bigint {
+    if (this.view[0] === undefined) this.refresh(op);
+    return this.address;
+  }
+
+  /** Takes the window again (after a detach: a move, a protection change, a close). */
+  refresh(op: string): void {
+    this.view = this.#take(op);
+    this.address = this.mapping.address + BigIntCtor(this.offset);
+  }
+
+  /** Whether the view was detached since it was taken. */
+  get stale(): boolean {
+    return TypedArrayPrototypeGetLength(this.view) === 0;
+  }
+}
