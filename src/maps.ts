@@ -493,7 +493,10 @@ function emptyCounters(): SmapsCounters {
   return countersOf(ZEROS, {});
 }
 
-/** An smaps field name: its bytes, and which counter it is (-1: none). */
+/** The `counter` of the VmFlags key. */
+const VM_FLAGS = -2;
+
+/** An smaps field name: its bytes, and which counter it is (-1: none; VM_FLAGS). */
 interface FieldKey {
   readonly name: string;
   readonly bytes: Uint8Array;
@@ -510,7 +513,7 @@ function fieldKey(name: string): FieldKey {
     key = {
       name,
       bytes: encoder.encode(name),
-      counter: COUNTER_NAMES.findIndex(([k]) => k === name),
+      counter: name === "VmFlags" ? VM_FLAGS : COUNTER_NAMES.findIndex(([k]) => k === name),
     };
     if (FIELD_KEYS.size < 1024) FIELD_KEYS.set(name, key);
   }
@@ -579,6 +582,13 @@ class Parser {
   feed(t: Uint8Array, b: number, e: number): void {
     let i = b;
     while (i < e) {
+      if (this.#open) {
+        const next = this.#expectedField(t, i, e);
+        if (next > i) {
+          i = next;
+          continue;
+        }
+      }
       let nl = i;
       while (nl < e && t[nl] !== 0x0a) nl++;
       if (nl > i) {
@@ -606,6 +616,43 @@ class Parser {
     }
   }
 
+  /**
+   * The field line at t[i, e) when it is the one the previous block had at
+   * this place, as the kernel writes it (`Name:<spaces><digits>[ kB]\n`):
+   * adds it and returns where the next line starts, each byte looked at
+   * once; else -1, and the line goes the general way.
+   */
+  #expectedField(t: Uint8Array, i: number, e: number): number {
+    const n = this.#count;
+    if (n >= this.#lastCount) return -1;
+    const key = this.#lastKeys[n];
+    const name = key.bytes, length = name.length;
+    let j = i + length;
+    if (j >= e || t[j] !== 0x3a || key.counter === VM_FLAGS) return -1;
+    for (let k = 0; k < length; k++) if (t[i + k] !== name[k]) return -1;
+    j++;
+    while (j < e && t[j] === 0x20) j++;
+    const digits = j;
+    let v = 0;
+    for (; j < e; j++) {
+      const d = t[j] - 0x30;
+      if (d < 0 || d > 9) break;
+      v = v * 10 + d;
+    }
+    if (j === digits || j - digits > 15) return -1;
+    let bytes = v;
+    if (j + 3 < e && t[j] === 0x20 && t[j + 1] === 0x6b && t[j + 2] === 0x42) {
+      bytes = v * 1024;
+      j += 3;
+    }
+    if (j >= e || t[j] !== 0x0a) return -1;
+    this.#keys[n] = key;
+    this.#values[n] = bytes;
+    this.#count = n + 1;
+    if (key.counter >= 0) this.#counters[key.counter] = bytes;
+    return j + 1;
+  }
+
   /** Adds the field t[b, e) of the open block, its name ending at colon. */
   #field(t: Uint8Array, b: number, colon: number, e: number): void {
     const n = this.#count;
@@ -616,7 +663,7 @@ class Parser {
     ) {
       key = fieldKey(sliceDecoder.decode(t.subarray(b, colon)));
     }
-    if (key.name === "VmFlags") {
+    if (key.counter === VM_FLAGS) {
       this.#vmFlags = this.#flagsAt(t, colon + 1, e);
       return;
     }

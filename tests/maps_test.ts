@@ -20,6 +20,7 @@ import {
   readSmapsRollup,
   type SmapsEntry,
 } from "../mod.ts";
+import { parseMaps, parseSmaps } from "../src/maps.ts";
 import { ERRNO } from "../ffi/errors.ts";
 import { procError, readLines } from "../src/_proc.ts";
 import { hasProcmapQuery, kernelHas } from "./fixtures/kernel.ts";
@@ -625,4 +626,72 @@ Deno.test("readLines hands over every line of real smaps text once, in order, wh
   // An empty file feeds nothing; a reader that returns more than it was given is refused.
   assertEquals(readLines(() => 0, () => assert(false, "fed")), 0);
   assertThrows(() => readLines((into) => into.length + 1, () => {}), RangeError);
+});
+
+Deno.test("parseSmaps takes the kernel's other forms the slow way: no kB, odd spacing, non-numbers, odd flags, wide addresses", () => {
+  // What other kernels (and other lines than this kernel's) look like; the
+  // fast path takes only `Name:<spaces><digits>[ kB]\n` in the previous
+  // block's order, everything else is parsed from its text.
+  const text = [
+    "00400000-00452000 r-xp 00000000 08:02 173521      /usr/bin/with space (deleted)",
+    "Size:                328 kB",
+    "Rss:                 300 kB",
+    "THPeligible:    1",
+    "VmFlags: rd ex mr mw me dw ",
+    "00452000-00453000 rw-p 00052000 08:02 173521      /usr/bin/with space (deleted)",
+    "Size:                  4 kB",
+    "Rss:                   4 kB   ",
+    "THPeligible:    0",
+    "ProtectionKey:        0x10",
+    "Odd:           twelve",
+    "Empty:",
+    "VmFlags: rd\twr  mr ",
+    "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]",
+    "Size:                  4 kB",
+    "Rss:                   0 kB",
+    "THPeligible:    0",
+    "VmFlags: ex um1 ",
+    "7f0000000000-7f0000001000 rw-s 00000000 00:01 42          /memfd:na\u00efve\\012name (deleted)",
+    "Size:                  4 kB",
+    "Rss:       99999999999999999 kB",
+    "THPeligible:    0",
+    "VmFlags: rd wr sh mr mw me ms ",
+  ].join("\n");
+  const [a, b, c, d] = parseSmaps(new TextEncoder().encode(text));
+  assertEquals([a.path, a.deleted, a.kind, a.size, a.rss, a.fields.THPeligible], [
+    "/usr/bin/with space",
+    true,
+    "deleted",
+    0x52000,
+    300 * 1024,
+    1,
+  ]);
+  assertEquals([...a.vmFlags], ["rd", "ex", "mr", "mw", "me", "dw"]);
+  // Trailing spaces, hexadecimal, a word and nothing: as Number() reads them.
+  assertEquals(b.rss, 4096);
+  assertEquals(b.fields, { Size: 4096, Rss: 4096, THPeligible: 0, ProtectionKey: 16, Empty: 0 });
+  assertEquals(Object.keys(b.fields), ["Size", "Rss", "THPeligible", "ProtectionKey", "Empty"]);
+  assertEquals([...b.vmFlags], ["rd\twr", "mr"]);
+  assertEquals([c.start, c.end, c.size, c.kind], [
+    0xffffffffff600000n,
+    0xffffffffff601000n,
+    4096,
+    "vsyscall",
+  ]);
+  assertEquals([...c.vmFlags], ["ex", "um1"]);
+  assertEquals([d.kind, d.name, d.path, d.deleted, d.shared], [
+    "memfd",
+    "na\u00efve\nname",
+    "/memfd:na\u00efve\nname",
+    true,
+    true,
+  ]);
+  assertEquals(d.rss, 99999999999999999 * 1024);
+  assertEquals(Object.keys(d).slice(15, 18), ["kind", "name", "rss"], "name comes after kind");
+  assertThrows(
+    () => parseSmaps(new TextEncoder().encode("Size: 4 kB\n")),
+    SyntaxError,
+    'Cannot parse the maps line "Size: 4 kB"',
+  );
+  assertThrows(() => parseMaps(new TextEncoder().encode("00400000 r-xp\n")), SyntaxError);
 });
