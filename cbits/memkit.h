@@ -252,7 +252,7 @@ MK_API int64_t mk_advise_compact(void);
 
 /* ---- proc / pagemap / kpage (introspection) ------------------------ */
 
-/* Which file of /proc/<pid> mk_proc_read reads. */
+/* Which file of /proc/<pid> mk_proc_open_file opens. */
 #define MK_PROC_MAPS 0u
 #define MK_PROC_SMAPS 1u
 #define MK_PROC_SMAPS_ROLLUP 2u
@@ -284,11 +284,16 @@ MK_API int64_t mk_advise_compact(void);
 #define MK_KPAGE_FLAGS 0u
 #define MK_KPAGE_COUNT 1u
 
-/* Reads the whole of /proc/<pid>/{maps,smaps,smaps_rollup} (`which`, an
- * MK_PROC_* value; pid 0 means /proc/self) into buf. Returns the file's
- * length; when that exceeds cap, only cap bytes were stored and the caller
- * retries with a larger buffer. -ENOENT when the process does not exist. */
-MK_API int64_t mk_proc_read(int32_t pid, uint32_t which, uint8_t *buf, uint64_t cap);
+/* Opens /proc/<pid>/{maps,smaps,smaps_rollup} (`which`, an MK_PROC_* value;
+ * pid 0 means /proc/self) read-only, for mk_proc_read_next: the descriptor
+ * (close it with mk_core_close). -ENOENT when the process does not exist. */
+MK_API int64_t mk_proc_open_file(int32_t pid, uint32_t which);
+/* Reads the next bytes of a descriptor from mk_proc_open_file into buf,
+ * until buf is full or the file ends: the bytes stored, fewer than cap only
+ * at the end of the file (0: nothing more; a zombie's or a kernel thread's
+ * maps read empty). The next call reads on from there: growing the buffer
+ * never means reading the file again. */
+MK_API int64_t mk_proc_read_next(int32_t fd, uint8_t *buf, uint64_t cap);
 /* PROCMAP_QUERY (Linux 6.11+) on /proc/<pid>/maps (pid 0: self): the
  * mapping that covers address (or, with flags 0x10, the next one). out
  * receives 9 uint64_t: start, end, vm flags (1 r, 2 w, 4 x, 8 shared),

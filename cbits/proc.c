@@ -1,4 +1,4 @@
-/* proc.c: reading /proc/<pid>/{maps,smaps,smaps_rollup} whole, PROCMAP_QUERY,
+/* proc.c: reading /proc/<pid>/{maps,smaps,smaps_rollup} in sequence, PROCMAP_QUERY,
  * and the capability that decides whether pagemap shows PFNs.
  *
  * The paths are built here from a pid (0 meaning /proc/self): the library
@@ -31,33 +31,27 @@ int mk_proc_open(int32_t pid, const char *file) {
   return fd < 0 ? -errno : fd;
 }
 
-MK_API int64_t mk_proc_read(int32_t pid, uint32_t which, uint8_t *buf, uint64_t cap) {
+MK_API int64_t mk_proc_open_file(int32_t pid, uint32_t which) {
   if (which > MK_PROC_SMAPS_ROLLUP) return -EINVAL;
+  return mk_proc_open(pid, PROC_FILES[which]);
+}
+
+MK_API int64_t mk_proc_read_next(int32_t fd, uint8_t *buf, uint64_t cap) {
   if (buf == NULL && cap > 0) return -EFAULT;
-  int fd = mk_proc_open(pid, PROC_FILES[which]);
-  if (fd < 0) return fd;
-  /* seq_file files must be read in sequence, in chunks the kernel chooses. */
+  if (!MK_FITS_OFF(cap)) return -EINVAL;
+  /* seq_file files are read in sequence, in chunks the kernel chooses: read
+   * on until buf is full, so that fewer than cap bytes means the end. */
   uint64_t total = 0;
-  char spill[4096];
-  int64_t ret = 0;
-  for (;;) {
-    ssize_t n;
-    if (total < cap) {
-      n = read(fd, buf + total, (size_t)(cap - total));
-    } else {
-      /* The buffer is full: count the rest so the caller can grow it. */
-      n = read(fd, spill, sizeof spill);
-    }
+  while (total < cap) {
+    ssize_t n = read(fd, buf + total, (size_t)(cap - total));
     if (n < 0) {
       if (errno == EINTR) continue;
-      ret = -errno;
-      break;
+      return -errno;
     }
     if (n == 0) break;
     total += (uint64_t)n;
   }
-  close(fd);
-  return ret < 0 ? ret : (int64_t)total;
+  return (int64_t)total;
 }
 
 MK_API int64_t mk_proc_query(int32_t pid, uint64_t address, uint32_t flags, void *out,

@@ -336,11 +336,18 @@ export const symbols = {
     parameters: [],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Reads the whole of /proc/<pid>/{maps,smaps,smaps_rollup} (`which`, an MK_PROC_* value; pid 0 means /proc/self) into buf. Returns the file's length; when that exceeds cap, only cap bytes were stored and the caller retries with a larger buffer. -ENOENT when the process does not exist. */
-  mk_proc_read: {
+  /** Opens /proc/<pid>/{maps,smaps,smaps_rollup} (`which`, an MK_PROC_* value; pid 0 means /proc/self) read-only, for mk_proc_read_next: the descriptor (close it with mk_core_close). -ENOENT when the process does not exist. */
+  mk_proc_open_file: {
     parameters: [
       "i32", // int32_t pid
       "u32", // uint32_t which
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Reads the next bytes of a descriptor from mk_proc_open_file into buf, until buf is full or the file ends: the bytes stored, fewer than cap only at the end of the file (0: nothing more; a zombie's or a kernel thread's maps read empty). The next call reads on from there: growing the buffer never means reading the file again. */
+  mk_proc_read_next: {
+    parameters: [
+      "i32", // int32_t fd
       "buffer", // uint8_t *buf
       "u64", // uint64_t cap
     ],

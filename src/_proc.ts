@@ -132,3 +132,56 @@ export function toAddress(value: unknown, what = "address"): bigint {
     `Cannot use ${what} "${show(value)}": expected a bigint or a non-negative safe integer`,
   );
 }
+
+/** The bytes each read of a /proc text file asks for: whole lines are parsed from it as they come. */
+export const LINE_CHUNK = 1 << 16;
+
+let lineBuffer: Uint8Array | undefined;
+
+/**
+ * Reads a text file once, from start to end, in chunks, and hands its lines
+ * to `feed` as they come: `read(into)` fills `into` from its start with the
+ * next bytes and returns how many it stored (fewer than `into.length` only
+ * at the end of the file); `feed(buf, b, e)` gets `buf[b, e)`, one or more
+ * whole lines, each ending with "\n" (the file's last line may lack it),
+ * valid only during the call. A line cut by the end of a chunk is carried
+ * over to the next one; a line longer than the buffer grows it. Returns the
+ * file's length. `buffer` (a reused one of {@linkcode LINE_CHUNK} bytes by
+ * default) is the first buffer to read into.
+ */
+export function readLines(
+  read: (into: Uint8Array) => number,
+  feed: (buf: Uint8Array, b: number, e: number) => void,
+  buffer?: Uint8Array,
+): number {
+  let buf = buffer ?? (lineBuffer ??= new Uint8Array(LINE_CHUNK));
+  if (buf.length === 0) buf = new Uint8Array(LINE_CHUNK);
+  let have = 0; // bytes of a cut line at the start of buf
+  let total = 0;
+  for (;;) {
+    const room = buf.length - have;
+    const n = read(have === 0 ? buf : buf.subarray(have));
+    if (n < 0 || n > room || !Number.isInteger(n)) {
+      throw new RangeError(`Cannot read "${n}" bytes into a buffer of ${room}`);
+    }
+    total += n;
+    const length = have + n;
+    if (n < room) {
+      // The end of the file.
+      if (length > 0) feed(buf, 0, length);
+      return total;
+    }
+    const last = buf.lastIndexOf(0x0a, length - 1);
+    if (last < 0) {
+      // One line fills the buffer: grow it, keeping what was read.
+      const grown = new Uint8Array(buf.length * 2);
+      grown.set(buf);
+      buf = grown;
+      have = length;
+      continue;
+    }
+    feed(buf, 0, last + 1);
+    have = length - last - 1;
+    if (have > 0) buf.copyWithin(0, last + 1, length);
+  }
+}

@@ -22,6 +22,7 @@ import {
   procError,
   type ProcessId,
   procPath,
+  readLines,
   toAddress,
 } from "./_proc.ts";
 import { queryPermission } from "./permissions.ts";
@@ -152,7 +153,7 @@ export interface SmapsRollup extends SmapsCounters {
   end: bigint;
 }
 
-// ---- reading a /proc file whole ----
+// ---- reading a /proc file ----
 
 const WHICH = {
   maps: MK.PROC_MAPS,
@@ -161,25 +162,35 @@ const WHICH = {
 } as const;
 const VERBS = { maps: "read", smaps: "read", smapsRollup: "read" } as const;
 
-let buffer = new Uint8Array(1 << 16);
 const decoder = new TextDecoder();
+/** For a slice of a file: a BOM there is text, not a mark to drop. */
+const sliceDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
-/** Reads /proc/<pid>/<file> through the native side, growing the buffer as needed. */
-function readProc(pid: ProcessId, op: keyof typeof WHICH): string {
+/**
+ * Reads /proc/<pid>/<file> once, from start to end, through the native side
+ * and hands its lines to `parser` as they come: the text is never held whole.
+ */
+function readProc(pid: ProcessId, op: keyof typeof WHICH, parser: Parser): void {
   const native = nativePid(pid);
   gateProc(op, pid);
-  for (let attempt = 0;; attempt++) {
-    const ret = lib().mk_proc_read(native, WHICH[op], buffer, BigInt(buffer.length));
-    if (ret < 0n) throw procError(Number(-ret), pid, op, VERBS[op], () => pidExists(pid, native));
-    const length = Number(ret);
-    if (length <= buffer.length) {
-      if (length === 0) throw noAddressSpace(pid, op, VERBS[op]);
-      return decoder.decode(buffer.subarray(0, length));
-    }
-    // The file grew past the buffer: grow with room for it to grow again.
-    buffer = new Uint8Array(Math.ceil(length * 1.25 / 4096) * 4096 + 4096);
-    if (attempt > 8) throw new Error(`Cannot read "/proc/${pid}/${op}": it keeps growing`);
+  const symbols = lib();
+  const fail = (ret: bigint) =>
+    procError(Number(-ret), pid, op, VERBS[op], () => pidExists(pid, native));
+  const opened = symbols.mk_proc_open_file(native, WHICH[op]);
+  if (opened < 0n) throw fail(opened);
+  const fd = Number(opened);
+  let length: number;
+  try {
+    length = readLines((into) => {
+      const ret = symbols.mk_proc_read_next(fd, into, BigInt(into.length));
+      if (ret < 0n) throw fail(ret);
+      return Number(ret);
+    }, (buf, b, e) => parser.feed(buf, b, e));
+  } finally {
+    symbols.mk_core_close(fd);
   }
+  if (length === 0) throw noAddressSpace(pid, op, VERBS[op]);
+  parser.finish();
 }
 
 /**
@@ -257,22 +268,28 @@ function kindOf(path: string, inode: number, deleted: boolean): PathKind {
 const DELETED = " (deleted)";
 
 /** Hexadecimal digits of t in [b, e) as a number (exact up to 13 digits). */
-function hexAt(t: string, b: number, e: number): number {
+function hexAt(t: Uint8Array, b: number, e: number): number {
   let v = 0;
   for (let i = b; i < e; i++) {
-    const c = t.charCodeAt(i);
+    const c = t[i];
     v = v * 16 + (c <= 0x39 ? c - 0x30 : c - 0x57);
   }
   return v;
 }
 
 /** Hexadecimal digits of t in [b, e) as a bigint, exactly. */
-function hexBigAt(t: string, b: number, e: number): bigint {
+function hexBigAt(t: Uint8Array, b: number, e: number): bigint {
   if (e - b <= 13) {
     const v = hexAt(t, b, e);
     return v === 0 ? 0n : BigInt(v);
   }
-  return BigInt("0x" + t.slice(b, e));
+  return BigInt("0x" + sliceDecoder.decode(t.subarray(b, e)));
+}
+
+/** The first c in t[from, e), or -1. */
+function find(t: Uint8Array, c: number, from: number, e: number): number {
+  for (let i = from; i < e; i++) if (t[i] === c) return i;
+  return -1;
 }
 
 /** The 16 permission strings, by r=8 w=4 x=2 s=1. */
@@ -284,183 +301,517 @@ const PERMS: readonly string[] = Array.from(
 const DEVICES = new Map<number, string>();
 
 /**
- * Where one parse of a maps or smaps text is: the end of the line parsed
- * last, as a number (-1: none) and as a bigint. Each parse has its own.
+ * One maps line (or the header line of an smaps block), parsed into fields
+ * that the next line reuses: one parse's scratch, never handed out.
  */
-interface Cursor {
-  endN: number;
-  end: bigint;
-}
+class Header {
+  start = 0n;
+  end = 0n;
+  size = 0;
+  perms = "";
+  read = false;
+  write = false;
+  exec = false;
+  shared = false;
+  offset = 0n;
+  device = "";
+  major = 0;
+  minor = 0;
+  inode = 0;
+  path = "";
+  deleted = false;
+  kind: MappingKind = "anonymous";
+  name: string | undefined = undefined;
+  /** The end as a number (-1: too wide): mappings often follow each other. */
+  endN = -1;
+  /** The last path's bytes and inode: a file's mappings come together. */
+  pathBytes = new Uint8Array(256);
+  pathLength = -1;
+  pathInode = -1;
 
-/** Parses the maps line t[b, e) (or the header line of an smaps block). */
-function parseLine(t: string, b: number, e: number, at: Cursor): MapsEntry {
-  const dash = t.indexOf("-", b);
-  const s1 = t.indexOf(" ", dash);
-  const s2 = s1 + 5; // "rw-p"
-  const s3 = t.indexOf(" ", s2 + 1);
-  const colon = t.indexOf(":", s3);
-  const s4 = t.indexOf(" ", colon);
-  if (
-    dash <= b || s1 < 0 || s1 > e || t.charCodeAt(s2) !== 0x20 || s3 < 0 || colon < 0 || s4 < 0 ||
-    s4 > e
-  ) {
-    throw new SyntaxError(`Cannot parse the maps line "${t.slice(b, e)}"`);
-  }
-  let s5 = s4 + 1;
-  let inode = 0;
-  for (let c = t.charCodeAt(s5); s5 < e && c !== 0x20; c = t.charCodeAt(++s5)) {
-    inode = inode * 10 + (c - 0x30);
-  }
-  let p = s5;
-  while (p < e && t.charCodeAt(p) === 0x20) p++;
-  let path = "";
-  let deleted = false;
-  if (p < e) {
-    path = t.slice(p, e);
-    if (path.endsWith(DELETED)) {
-      deleted = true;
-      path = path.slice(0, -DELETED.length);
+  /** Parses the line t[b, e). */
+  parse(t: Uint8Array, b: number, e: number): void {
+    const dash = find(t, 0x2d, b, e);
+    const s1 = dash < 0 ? -1 : find(t, 0x20, dash, e);
+    const s2 = s1 + 5; // "rw-p"
+    const s3 = s1 < 0 || s2 >= e || t[s2] !== 0x20 ? -1 : find(t, 0x20, s2 + 1, e);
+    const colon = s3 < 0 ? -1 : find(t, 0x3a, s3, e);
+    const s4 = colon < 0 ? -1 : find(t, 0x20, colon, e);
+    if (dash <= b || s4 < 0) {
+      throw new SyntaxError(
+        `Cannot parse the maps line "${sliceDecoder.decode(t.subarray(b, e))}"`,
+      );
     }
-    if (path.includes("\\012")) path = path.replaceAll("\\012", "\n");
+    let s5 = s4 + 1;
+    let inode = 0;
+    for (; s5 < e; s5++) {
+      const c = t[s5];
+      if (c === 0x20) break;
+      inode = inode * 10 + (c - 0x30);
+    }
+    let p = s5;
+    while (p < e && t[p] === 0x20) p++;
+    if (!this.samePath(t, p, e, inode)) this.setPath(t, p, e, inode);
+    const startN = hexAt(t, b, dash), endN = hexAt(t, dash + 1, s1);
+    const wide = dash - b > 13 || s1 - dash - 1 > 13;
+    const start = wide ? hexBigAt(t, b, dash) : startN === this.endN ? this.end : BigInt(startN);
+    const end = wide ? hexBigAt(t, dash + 1, s1) : BigInt(endN);
+    this.endN = wide ? -1 : endN;
+    this.start = start;
+    this.end = end;
+    this.size = wide ? Number(end - start) : endN - startN;
+    const r = t[s1 + 1] === 0x72, w = t[s1 + 2] === 0x77;
+    const x = t[s1 + 3] === 0x78, sh = t[s1 + 4] === 0x73;
+    this.perms = PERMS[(r ? 8 : 0) | (w ? 4 : 0) | (x ? 2 : 0) | (sh ? 1 : 0)];
+    this.read = r;
+    this.write = w;
+    this.exec = x;
+    this.shared = sh;
+    this.offset = hexBigAt(t, s2 + 1, s3);
+    const major = hexAt(t, s3 + 1, colon), minor = hexAt(t, colon + 1, s4);
+    const devKey = major * 0x100000 + minor;
+    let device = DEVICES.get(devKey);
+    if (device === undefined) {
+      device = sliceDecoder.decode(t.subarray(s3 + 1, s4));
+      if (DEVICES.size < 4096) DEVICES.set(devKey, device);
+    }
+    this.device = device;
+    this.major = major;
+    this.minor = minor;
+    this.inode = inode;
   }
-  const { kind, name } = kindOf(path, inode, deleted);
-  const startN = hexAt(t, b, dash), endN = hexAt(t, dash + 1, s1);
-  const wide = dash - b > 13 || s1 - dash - 1 > 13;
-  // Mappings often follow each other: reuse the previous end as this start.
-  const start = wide ? hexBigAt(t, b, dash) : startN === at.endN ? at.end : BigInt(startN);
-  const end = wide ? hexBigAt(t, dash + 1, s1) : BigInt(endN);
-  at.endN = wide ? -1 : endN;
-  at.end = end;
-  const r = t.charCodeAt(s1 + 1) === 0x72, w = t.charCodeAt(s1 + 2) === 0x77;
-  const x = t.charCodeAt(s1 + 3) === 0x78, sh = t.charCodeAt(s1 + 4) === 0x73;
-  const perms = PERMS[(r ? 8 : 0) | (w ? 4 : 0) | (x ? 2 : 0) | (sh ? 1 : 0)];
-  const major = hexAt(t, s3 + 1, colon), minor = hexAt(t, colon + 1, s4);
-  const devKey = major * 0x100000 + minor;
-  let device = DEVICES.get(devKey);
-  if (device === undefined) DEVICES.set(devKey, device = t.slice(s3 + 1, s4));
-  const entry: MapsEntry = {
-    start,
-    end,
-    size: wide ? Number(end - start) : endN - startN,
-    perms,
-    read: r,
-    write: w,
-    exec: x,
-    shared: sh,
-    offset: hexBigAt(t, s2 + 1, s3),
-    device,
-    major,
-    minor,
-    inode,
-    path,
-    deleted,
-    kind,
+
+  /** Whether t[p, e) and inode are the last line's path and inode. */
+  samePath(t: Uint8Array, p: number, e: number, inode: number): boolean {
+    const n = e - p;
+    if (n !== this.pathLength || inode !== this.pathInode) return false;
+    const last = this.pathBytes;
+    for (let i = 0; i < n; i++) if (t[p + i] !== last[i]) return false;
+    return true;
+  }
+
+  /** Decodes the path t[p, e) and what it names. */
+  setPath(t: Uint8Array, p: number, e: number, inode: number): void {
+    let path = "";
+    let deleted = false;
+    if (p < e) {
+      path = sliceDecoder.decode(t.subarray(p, e));
+      if (path.endsWith(DELETED)) {
+        deleted = true;
+        path = path.slice(0, -DELETED.length);
+      }
+      if (path.includes("\\012")) path = path.replaceAll("\\012", "\n");
+    }
+    const { kind, name } = kindOf(path, inode, deleted);
+    this.path = path;
+    this.deleted = deleted;
+    this.kind = kind;
+    this.name = name;
+    if (e - p > this.pathBytes.length) this.pathBytes = new Uint8Array(Math.max(e - p, 512) * 2);
+    this.pathBytes.set(t.subarray(p, e));
+    this.pathLength = e - p;
+    this.pathInode = inode;
+  }
+
+  /** The maps entry of the line parsed last. */
+  entry(): MapsEntry {
+    const entry: MapsEntry = {
+      start: this.start,
+      end: this.end,
+      size: this.size,
+      perms: this.perms,
+      read: this.read,
+      write: this.write,
+      exec: this.exec,
+      shared: this.shared,
+      offset: this.offset,
+      device: this.device,
+      major: this.major,
+      minor: this.minor,
+      inode: this.inode,
+      path: this.path,
+      deleted: this.deleted,
+      kind: this.kind,
+    };
+    if (this.name !== undefined) entry.name = this.name;
+    return entry;
+  }
+}
+
+/** The named counters, in the order of {@linkcode SmapsCounters}. */
+const COUNTER_NAMES = [
+  ["Rss", "rss"],
+  ["Pss", "pss"],
+  ["Pss_Dirty", "pssDirty"],
+  ["Shared_Clean", "sharedClean"],
+  ["Shared_Dirty", "sharedDirty"],
+  ["Private_Clean", "privateClean"],
+  ["Private_Dirty", "privateDirty"],
+  ["Referenced", "referenced"],
+  ["Anonymous", "anonymous"],
+  ["KSM", "ksm"],
+  ["LazyFree", "lazyFree"],
+  ["AnonHugePages", "anonHugePages"],
+  ["ShmemPmdMapped", "shmemPmdMapped"],
+  ["FilePmdMapped", "filePmdMapped"],
+  ["Shared_Hugetlb", "sharedHugetlb"],
+  ["Private_Hugetlb", "privateHugetlb"],
+  ["Swap", "swap"],
+  ["SwapPss", "swapPss"],
+  ["Locked", "locked"],
+] as const;
+
+/** The counters c (by COUNTER_NAMES order) as an object, with `fields`. */
+function countersOf(c: readonly number[], fields: Record<string, number>): SmapsCounters {
+  return {
+    rss: c[0],
+    pss: c[1],
+    pssDirty: c[2],
+    sharedClean: c[3],
+    sharedDirty: c[4],
+    privateClean: c[5],
+    privateDirty: c[6],
+    referenced: c[7],
+    anonymous: c[8],
+    ksm: c[9],
+    lazyFree: c[10],
+    anonHugePages: c[11],
+    shmemPmdMapped: c[12],
+    filePmdMapped: c[13],
+    sharedHugetlb: c[14],
+    privateHugetlb: c[15],
+    swap: c[16],
+    swapPss: c[17],
+    locked: c[18],
+    fields,
   };
-  if (name !== undefined) entry.name = name;
-  return entry;
 }
 
-/** Parses the whole text of a maps file. */
-export function parseMaps(text: string): MapsEntry[] {
-  const out: MapsEntry[] = [];
-  const at: Cursor = { endN: -1, end: 0n };
-  let i = 0;
-  while (i < text.length) {
-    let nl = text.indexOf("\n", i);
-    if (nl < 0) nl = text.length;
-    if (nl > i) out.push(parseLine(text, i, nl, at));
-    i = nl + 1;
-  }
-  return out;
-}
-
-const COUNTERS: Record<string, keyof Omit<SmapsCounters, "fields">> = {
-  Rss: "rss",
-  Pss: "pss",
-  Pss_Dirty: "pssDirty",
-  Shared_Clean: "sharedClean",
-  Shared_Dirty: "sharedDirty",
-  Private_Clean: "privateClean",
-  Private_Dirty: "privateDirty",
-  Referenced: "referenced",
-  Anonymous: "anonymous",
-  KSM: "ksm",
-  LazyFree: "lazyFree",
-  AnonHugePages: "anonHugePages",
-  ShmemPmdMapped: "shmemPmdMapped",
-  FilePmdMapped: "filePmdMapped",
-  Shared_Hugetlb: "sharedHugetlb",
-  Private_Hugetlb: "privateHugetlb",
-  Swap: "swap",
-  SwapPss: "swapPss",
-  Locked: "locked",
-};
+const ZEROS: readonly number[] = COUNTER_NAMES.map(() => 0);
 
 function emptyCounters(): SmapsCounters {
-  return {
-    rss: 0,
-    pss: 0,
-    pssDirty: 0,
-    sharedClean: 0,
-    sharedDirty: 0,
-    privateClean: 0,
-    privateDirty: 0,
-    referenced: 0,
-    anonymous: 0,
-    ksm: 0,
-    lazyFree: 0,
-    anonHugePages: 0,
-    shmemPmdMapped: 0,
-    filePmdMapped: 0,
-    sharedHugetlb: 0,
-    privateHugetlb: 0,
-    swap: 0,
-    swapPss: 0,
-    locked: 0,
-    fields: {},
-  };
+  return countersOf(ZEROS, {});
 }
 
-/** Adds one `Key: value [kB]` or `VmFlags: ...` line to a block. */
-function addField(target: SmapsCounters & { vmFlags?: Set<string> }, line: string, colon: number) {
-  const key = line.slice(0, colon);
-  if (key === "VmFlags") {
-    target.vmFlags = new Set(line.slice(colon + 1).trim().split(" ").filter((f) => f !== ""));
-    return;
+/** The `counter` of the VmFlags key. */
+const VM_FLAGS = -2;
+
+/** An smaps field name: its bytes, and which counter it is (-1: none; VM_FLAGS). */
+interface FieldKey {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+  readonly counter: number;
+}
+
+/** Field keys by name: a kernel prints a few dozen. */
+const FIELD_KEYS = new Map<string, FieldKey>();
+const encoder = new TextEncoder();
+
+function fieldKey(name: string): FieldKey {
+  let key = FIELD_KEYS.get(name);
+  if (key === undefined) {
+    key = {
+      name,
+      bytes: encoder.encode(name),
+      counter: name === "VmFlags" ? VM_FLAGS : COUNTER_NAMES.findIndex(([k]) => k === name),
+    };
+    if (FIELD_KEYS.size < 1024) FIELD_KEYS.set(name, key);
   }
-  const rest = line.slice(colon + 1).trim();
-  const kb = rest.endsWith(" kB");
-  const value = Number(kb ? rest.slice(0, -3) : rest);
-  if (Number.isNaN(value)) return; // a field that is not a number
-  const bytes = kb ? value * 1024 : value;
-  target.fields[key] = bytes;
-  const name = COUNTERS[key];
-  if (name !== undefined) target[name] = bytes;
+  return key;
 }
 
-/** Parses the whole text of an smaps (or smaps_rollup) file. */
-export function parseSmaps(text: string): SmapsEntry[] {
-  const out: SmapsEntry[] = [];
-  let current: SmapsEntry | undefined;
-  const at: Cursor = { endN: -1, end: 0n };
-  let i = 0;
-  while (i < text.length) {
-    let nl = text.indexOf("\n", i);
-    if (nl < 0) nl = text.length;
-    if (nl > i) {
-      const line = text.slice(i, nl);
-      const colon = line.indexOf(":");
-      const space = line.indexOf(" ");
-      if (colon > 0 && (space < 0 || colon < space) && current !== undefined) {
-        addField(current, line, colon);
-      } else {
-        current = { ...parseLine(text, i, nl, at), ...emptyCounters(), vmFlags: new Set<string>() };
-        out.push(current);
-      }
+/** VmFlags strings by their two letters: the kernel has about 40. */
+const FLAGS = new Map<number, string>();
+
+/**
+ * The flags t[b, e) of a VmFlags line: the words of letters and digits
+ * between spaces, or undefined for anything else (parsed from its text).
+ */
+function flagsAt(t: Uint8Array, b: number, e: number): string[] | undefined {
+  const list: string[] = [];
+  let i = b;
+  for (;;) {
+    while (i < e && t[i] === 0x20) i++;
+    if (i >= e) return list;
+    const s = i;
+    for (; i < e && t[i] !== 0x20; i++) {
+      const c = t[i] | 0x20;
+      if (!(c >= 0x61 && c <= 0x7a) && !(t[i] >= 0x30 && t[i] <= 0x39)) return undefined;
     }
-    i = nl + 1;
+    if (i - s === 2) {
+      const code = t[s] << 8 | t[s + 1];
+      let flag = FLAGS.get(code);
+      if (flag === undefined) FLAGS.set(code, flag = String.fromCharCode(t[s], t[s + 1]));
+      list.push(flag);
+    } else {
+      list.push(sliceDecoder.decode(t.subarray(s, i)));
+    }
   }
-  return out;
+}
+
+/**
+ * A parse of maps or smaps text fed in whole lines as it is read
+ * ({@linkcode readLines}); `entries` holds what was parsed.
+ */
+class Parser {
+  readonly entries: (MapsEntry | SmapsEntry)[] = [];
+  readonly #smaps: boolean;
+  readonly #header = new Header();
+  // The smaps block being parsed: its fields in order, counters, VmFlags.
+  #open = false;
+  #keys: FieldKey[] = [];
+  #values: number[] = [];
+  #count = 0;
+  #counters: number[] = ZEROS.slice();
+  #vmFlags: Set<string> | undefined = undefined;
+  // The previous block's keys, and an object of those keys to copy: the
+  // next block is of the same shape.
+  #lastKeys: FieldKey[] = [];
+  #lastCount = -1;
+  #template: Record<string, number> | undefined = undefined;
+  // The previous block's VmFlags, as bytes and as a set.
+  #flagBytes = new Uint8Array(128);
+  #flagLength = -1;
+  #flags: string[] = [];
+
+  constructor(smaps: boolean) {
+    this.#smaps = smaps;
+  }
+
+  /** Parses the whole lines t[b, e). */
+  feed(t: Uint8Array, b: number, e: number): void {
+    let i = b;
+    while (i < e) {
+      if (this.#open) {
+        const next = this.#expectedField(t, i, e);
+        if (next > i) {
+          i = next;
+          continue;
+        }
+      }
+      let nl = i;
+      while (nl < e && t[nl] !== 0x0a) nl++;
+      if (nl > i) {
+        if (!this.#smaps) {
+          this.#header.parse(t, i, nl);
+          this.entries.push(this.#header.entry());
+        } else {
+          // A field's name ends at a colon before any space.
+          let colon = -1;
+          for (let j = i; j < nl; j++) {
+            const c = t[j];
+            if (c === 0x3a) colon = j;
+            if (c === 0x3a || c === 0x20) break;
+          }
+          if (colon > i && this.#open) {
+            this.#field(t, i, colon, nl);
+          } else {
+            this.finish();
+            this.#header.parse(t, i, nl);
+            this.#open = true;
+          }
+        }
+      }
+      i = nl + 1;
+    }
+  }
+
+  /**
+   * The field line at t[i, e) when it is the one the previous block had at
+   * this place, as the kernel writes it (`Name:<spaces><digits>[ kB]\n`):
+   * adds it and returns where the next line starts, each byte looked at
+   * once; else -1, and the line goes the general way.
+   */
+  #expectedField(t: Uint8Array, i: number, e: number): number {
+    const n = this.#count;
+    if (n >= this.#lastCount) return -1;
+    const key = this.#lastKeys[n];
+    const name = key.bytes, length = name.length;
+    let j = i + length;
+    if (j >= e || t[j] !== 0x3a || key.counter === VM_FLAGS) return -1;
+    for (let k = 0; k < length; k++) if (t[i + k] !== name[k]) return -1;
+    j++;
+    while (j < e && t[j] === 0x20) j++;
+    const digits = j;
+    let v = 0;
+    for (; j < e; j++) {
+      const d = t[j] - 0x30;
+      if (d < 0 || d > 9) break;
+      v = v * 10 + d;
+    }
+    if (j === digits || j - digits > 15) return -1;
+    let bytes = v;
+    if (j + 3 < e && t[j] === 0x20 && t[j + 1] === 0x6b && t[j + 2] === 0x42) {
+      bytes = v * 1024;
+      j += 3;
+    }
+    if (j >= e || t[j] !== 0x0a) return -1;
+    this.#keys[n] = key;
+    this.#values[n] = bytes;
+    this.#count = n + 1;
+    if (key.counter >= 0) this.#counters[key.counter] = bytes;
+    return j + 1;
+  }
+
+  /** Adds the field t[b, e) of the open block, its name ending at colon. */
+  #field(t: Uint8Array, b: number, colon: number, e: number): void {
+    const n = this.#count;
+    let key: FieldKey | undefined = n < this.#lastCount ? this.#lastKeys[n] : undefined;
+    if (
+      key === undefined || key.bytes.length !== colon - b ||
+      !sameBytes(key.bytes, t, b, colon - b)
+    ) {
+      key = fieldKey(sliceDecoder.decode(t.subarray(b, colon)));
+    }
+    if (key.counter === VM_FLAGS) {
+      this.#vmFlags = this.#flagsAt(t, colon + 1, e);
+      return;
+    }
+    // "<digits>" or "<digits> kB" between spaces; anything else from its text.
+    let i = colon + 1;
+    while (i < e && t[i] === 0x20) i++;
+    const digits = i;
+    let v = 0;
+    for (; i < e && t[i] >= 0x30 && t[i] <= 0x39; i++) v = v * 10 + (t[i] - 0x30);
+    const nd = i - digits;
+    let kb = false;
+    if (i + 3 <= e && t[i] === 0x20 && t[i + 1] === 0x6b && t[i + 2] === 0x42) {
+      kb = true;
+      i += 3;
+    }
+    while (i < e && t[i] === 0x20) i++;
+    if (nd === 0 || nd > 15 || i !== e) {
+      const rest = textAt(t, colon + 1, e).trim();
+      kb = rest.endsWith(" kB");
+      v = Number(kb ? rest.slice(0, -3) : rest);
+      if (Number.isNaN(v)) return; // a field that is not a number
+    }
+    const bytes = kb ? v * 1024 : v;
+    this.#keys[n] = key;
+    this.#values[n] = bytes;
+    this.#count = n + 1;
+    if (key.counter >= 0) this.#counters[key.counter] = bytes;
+  }
+
+  /** The VmFlags t[b, e): a set of the last block's flags when they are the same. */
+  #flagsAt(t: Uint8Array, b: number, e: number): Set<string> {
+    const n = e - b;
+    // A set made from an array is sized for it (one grown by add() or
+    // copied from a set is larger): made from the last block's list.
+    if (n === this.#flagLength && sameBytes(this.#flagBytes, t, b, n)) return new Set(this.#flags);
+    const flags = flagsAt(t, b, e) ??
+      textAt(t, b, e).trim().split(" ").filter((f) => f !== "");
+    if (n > this.#flagBytes.length) this.#flagBytes = new Uint8Array(n * 2);
+    this.#flagBytes.set(t.subarray(b, e));
+    this.#flagLength = n;
+    this.#flags = flags;
+    return new Set(flags);
+  }
+
+  /** The fields of the open block, in the order they came. */
+  #fields(): Record<string, number> {
+    const keys = this.#keys, values = this.#values, count = this.#count;
+    let same = count === this.#lastCount;
+    for (let k = 0; same && k < count; k++) same = keys[k] === this.#lastKeys[k];
+    if (!same) {
+      this.#lastKeys = keys.slice(0, count);
+      this.#lastCount = count;
+      // An object of these keys made by JSON.parse has fast properties
+      // (one made by adding 20-odd computed keys is a hash table): blocks
+      // of the same shape copy it, one allocation each, and share its map.
+      this.#template = keys.slice(0, count).every((k) => PLAIN_KEY.test(k.name))
+        ? JSON.parse(`{${keys.slice(0, count).map((k) => `"${k.name}":0`).join(",")}}`)
+        : undefined;
+    }
+    const template = this.#template;
+    const fields: Record<string, number> = template === undefined ? {} : { ...template };
+    for (let k = 0; k < count; k++) fields[keys[k].name] = values[k];
+    return fields;
+  }
+
+  /** Ends the open smaps block, if any, adding its entry. */
+  finish(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    const fields = this.#fields();
+    const h = this.#header, c = this.#counters;
+    const vmFlags = this.#vmFlags ?? new Set<string>();
+    this.entries.push(
+      h.name === undefined
+        ? {
+          start: h.start,
+          end: h.end,
+          size: h.size,
+          perms: h.perms,
+          read: h.read,
+          write: h.write,
+          exec: h.exec,
+          shared: h.shared,
+          offset: h.offset,
+          device: h.device,
+          major: h.major,
+          minor: h.minor,
+          inode: h.inode,
+          path: h.path,
+          deleted: h.deleted,
+          kind: h.kind,
+          rss: c[0],
+          pss: c[1],
+          pssDirty: c[2],
+          sharedClean: c[3],
+          sharedDirty: c[4],
+          privateClean: c[5],
+          privateDirty: c[6],
+          referenced: c[7],
+          anonymous: c[8],
+          ksm: c[9],
+          lazyFree: c[10],
+          anonHugePages: c[11],
+          shmemPmdMapped: c[12],
+          filePmdMapped: c[13],
+          sharedHugetlb: c[14],
+          privateHugetlb: c[15],
+          swap: c[16],
+          swapPss: c[17],
+          locked: c[18],
+          fields,
+          vmFlags,
+        }
+        : { ...h.entry(), ...countersOf(c, fields), vmFlags },
+    );
+    this.#count = 0;
+    this.#counters.fill(0);
+    this.#vmFlags = undefined;
+  }
+}
+
+/** Whether t[b, b + n) holds the first n bytes of a. */
+function sameBytes(a: Uint8Array, t: Uint8Array, b: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (t[b + i] !== a[i]) return false;
+  return true;
+}
+
+/** A field name that is an identifier (and no `__proto__`): what a kernel prints. */
+const PLAIN_KEY = /^(?!__proto__$)[A-Za-z][A-Za-z0-9_]*$/;
+
+/** The text of t[b, e). */
+function textAt(t: Uint8Array, b: number, e: number): string {
+  return sliceDecoder.decode(t.subarray(b, e));
+}
+
+/** Parses maps text, as the kernel writes it (for tests: the API reads /proc). */
+export function parseMaps(bytes: Uint8Array): MapsEntry[] {
+  const parser = new Parser(false);
+  parser.feed(bytes, 0, bytes.length);
+  return parser.entries as MapsEntry[];
+}
+
+/** Parses smaps (or smaps_rollup) text, as the kernel writes it. */
+export function parseSmaps(bytes: Uint8Array): SmapsEntry[] {
+  const parser = new Parser(true);
+  parser.feed(bytes, 0, bytes.length);
+  parser.finish();
+  return parser.entries as SmapsEntry[];
 }
 
 // ---- the API ----
@@ -491,7 +842,9 @@ export function parseSmaps(text: string): SmapsEntry[] {
  * ```
  */
 export function readMaps(pid: ProcessId = "self"): MapsEntry[] {
-  return parseMaps(readProc(pid, "maps"));
+  const parser = new Parser(false);
+  readProc(pid, "maps", parser);
+  return parser.entries as MapsEntry[];
 }
 
 /**
@@ -518,7 +871,9 @@ export function readMaps(pid: ProcessId = "self"): MapsEntry[] {
  * ```
  */
 export function readSmaps(pid: ProcessId = "self"): SmapsEntry[] {
-  return parseSmaps(readProc(pid, "smaps"));
+  const parser = new Parser(true);
+  readProc(pid, "smaps", parser);
+  return parser.entries as SmapsEntry[];
 }
 
 /**
@@ -545,7 +900,9 @@ export function readSmaps(pid: ProcessId = "self"): SmapsEntry[] {
  * ```
  */
 export function readSmapsRollup(pid: ProcessId = "self"): SmapsRollup {
-  const [block] = parseSmaps(readProc(pid, "smapsRollup"));
+  const parser = new Parser(true);
+  readProc(pid, "smapsRollup", parser);
+  const [block] = parser.entries as SmapsEntry[];
   if (block === undefined) throw noAddressSpace(pid, "smapsRollup", "read");
   const { start, end } = block;
   const rollup: SmapsRollup = { start, end, ...emptyCounters() };

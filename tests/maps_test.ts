@@ -1,4 +1,4 @@
-// flags: --allow-ffi --allow-read=/proc,/tmp --allow-write=/tmp --allow-run=pmap,python3,sleep,true --v8-flags=--js-immutable-arraybuffer
+// flags: --allow-ffi --allow-read=/proc,/tmp --allow-write=/tmp --allow-run=pmap,python3,sleep,true,cat,strace --v8-flags=--js-immutable-arraybuffer
 // readMaps, readSmaps, readSmapsRollup and findMapping against the kernel:
 // this process, and a Python child whose mappings are awkward to parse,
 // cross-checked with pmap -X (procps) and smaps_rollup.
@@ -18,9 +18,11 @@ import {
   readMaps,
   readSmaps,
   readSmapsRollup,
+  type SmapsEntry,
 } from "../mod.ts";
+import { parseMaps, parseSmaps } from "../src/maps.ts";
 import { ERRNO } from "../ffi/errors.ts";
-import { procError } from "../src/_proc.ts";
+import { procError, readLines } from "../src/_proc.ts";
 import { hasProcmapQuery, kernelHas } from "./fixtures/kernel.ts";
 import { lacks, need } from "./fixtures/skip.ts";
 
@@ -376,4 +378,320 @@ Deno.test("a missing smaps_rollup of a process that exists names the kernel, not
   await done.status;
   const e = assertThrows(() => readSmapsRollup(done.pid), Deno.errors.NotFound);
   assertStringIncludes(e.message, `no process with pid ${done.pid}`);
+});
+
+// ---- reading in chunks: more than 1 MiB of smaps, read once ----
+
+const strace = need(python.reason || lacks("strace", ["-V"]));
+
+/**
+ * A Python child with `n` mappings of alternating protection (the kernel
+ * cannot merge them; each smaps block is about 700 bytes), one page of each
+ * touched; with `churn`, it maps and unmaps pages of another range without
+ * pause until its stdin closes.
+ */
+async function startMany(n: number, churn = false): Promise<Child> {
+  const code = `
+import ctypes, mmap, os, select, sys
+n, churn = int(sys.argv[1]), sys.argv[2] == "1"
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+page = mmap.PAGESIZE
+base = libc.mmap(None, 2 * n * page, 3, 0x22, -1, 0)
+for i in range(n):
+    ctypes.memset(base + 2 * i * page + page, 1, 1)
+    libc.mprotect(base + 2 * i * page, page, 1)
+spare = libc.mmap(None, 256 * page, 0, 0x22, -1, 0)
+os.write(1, b'{}\\n')
+i = 0
+while not select.select([0], [], [], 0 if churn else None)[0]:
+    at = spare + (i * 37 % 256) * page
+    libc.munmap(at, page) if i % 2 else libc.mmap(at, page, 3, 0x32, -1, 0)
+    i += 1
+`;
+  const proc = new Deno.Command("python3", {
+    args: ["-c", code, String(n), churn ? "1" : "0"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = proc.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the child exited before it was ready");
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return {
+    pid: proc.pid,
+    paths: JSON.parse(text),
+    async [Symbol.asyncDispose]() {
+      await proc.stdin.close();
+      await proc.stdout.cancel();
+      await proc.status;
+    },
+  };
+}
+
+/** smaps as cat(1) prints it, parsed by splitting lines: a parser that is not memkit's. */
+function catSmaps(pid: number) {
+  const r = new Deno.Command("cat", { args: [`/proc/${pid}/smaps`], stdout: "piped" })
+    .outputSync();
+  const text = new TextDecoder().decode(r.stdout);
+  const blocks: {
+    start: bigint;
+    end: bigint;
+    perms: string;
+    offset: bigint;
+    device: string;
+    inode: number;
+    path: string;
+    fields: Record<string, number>;
+    vmFlags: string[];
+  }[] = [];
+  for (const line of text.split("\n")) {
+    const field = /^(\w+):\s+(.*)$/.exec(line);
+    if (field && blocks.length > 0) {
+      const [, key, value] = field;
+      const b = blocks[blocks.length - 1];
+      if (key === "VmFlags") b.vmFlags = value.trim().split(/ +/);
+      else b.fields[key] = value.endsWith(" kB") ? parseInt(value) * 1024 : Number(value);
+      continue;
+    }
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) (\S+) (\d+) *(.*)$/.exec(line);
+    if (!m) continue;
+    blocks.push({
+      start: BigInt(`0x${m[1]}`),
+      end: BigInt(`0x${m[2]}`),
+      perms: m[3],
+      offset: BigInt(`0x${m[4]}`),
+      device: m[5],
+      inode: Number(m[6]),
+      path: m[7],
+      fields: {},
+      vmFlags: [],
+    });
+  }
+  return { bytes: r.stdout.length, blocks };
+}
+
+python.test("readSmaps of more than 1 MiB agrees with every field and flag of cat's text, split by lines", async () => {
+  await using child = await startMany(3000);
+  let ours: SmapsEntry[], theirs: ReturnType<typeof catSmaps>;
+  for (let attempt = 0;; attempt++) {
+    const cat = theirs = catSmaps(child.pid);
+    ours = readSmaps(child.pid);
+    if (
+      ours.length === theirs.blocks.length &&
+      ours.every((e, i) => e.rss === cat.blocks[i].fields.Rss)
+    ) break;
+    if (attempt === 20) break;
+  }
+  assertGreater(theirs.bytes, 1 << 20, "more than 1 MiB of smaps");
+  assertGreater(ours.length, 6000);
+  assertEquals(ours.length, theirs.blocks.length);
+  // Pss counts the other processes that map a page (a library's), which
+  // come and go: every other field must be the same.
+  const settled = (fields: Record<string, number>) =>
+    Object.fromEntries(Object.entries(fields).filter(([k]) => !k.includes("Pss")));
+  ours.forEach((e, i) => {
+    assertEquals(
+      {
+        start: e.start,
+        end: e.end,
+        perms: e.perms,
+        offset: e.offset,
+        device: e.device,
+        inode: e.inode,
+        path: e.path + (e.deleted ? " (deleted)" : ""),
+        fields: settled(e.fields),
+        vmFlags: [...e.vmFlags],
+      },
+      { ...theirs.blocks[i], fields: settled(theirs.blocks[i].fields) },
+      `block ${i}`,
+    );
+    assertEquals(Object.keys(e.fields), Object.keys(theirs.blocks[i].fields), "the kernel's order");
+  });
+  // The named counters are the fields of the same name.
+  for (const e of ours) {
+    assertEquals([e.rss, e.pss, e.privateDirty, e.swap], [
+      e.fields.Rss,
+      e.fields.Pss,
+      e.fields.Private_Dirty,
+      e.fields.Swap,
+    ]);
+  }
+  // readMaps reads the same mappings, and smaps_rollup sums the same Rss.
+  assertEquals(readMaps(child.pid).map((e) => e.start), ours.map((e) => e.start));
+  assertEquals(readSmapsRollup(child.pid).rss, ours.reduce((n, e) => n + e.rss, 0));
+});
+
+strace.test("the first readSmaps and readMaps in a process open each file once, however long it is", async () => {
+  // Before, the first read of a file longer than 64 KiB read it whole into
+  // a buffer too small, only to measure it, then again from the start.
+  await using child = await startMany(3000);
+  const dir = Deno.makeTempDirSync({ prefix: "memkit-maps-" });
+  try {
+    const script = `${dir}/first.ts`;
+    const mod = new URL("../mod.ts", import.meta.url).href;
+    Deno.writeTextFileSync(
+      script,
+      `import { readMaps, readSmaps } from "${mod}";\n` +
+        `const s = readSmaps(${child.pid}), m = readMaps(${child.pid});\n` +
+        `console.log(JSON.stringify({ smaps: s.length, maps: m.length }));\n`,
+    );
+    const log = `${dir}/strace.log`;
+    const r = new Deno.Command("strace", {
+      args: [
+        "-f",
+        "-qq",
+        "-e",
+        "trace=open,openat,openat2",
+        "-o",
+        log,
+        Deno.execPath(),
+        "run",
+        "--allow-ffi",
+        `--allow-read=/proc/${child.pid}`,
+        script,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).outputSync();
+    const stderr = new TextDecoder().decode(r.stderr);
+    assertEquals([r.signal, r.code], [null, 0], stderr);
+    const counts = JSON.parse(new TextDecoder().decode(r.stdout));
+    assertGreater(counts.smaps, 6000);
+    assertEquals(counts.maps, counts.smaps);
+    const opens = (file: string) =>
+      Deno.readTextFileSync(log).split("\n").filter((l) =>
+        l.includes(`"/proc/${child.pid}/${file}"`)
+      ).length;
+    assertEquals(opens("smaps"), 1, "smaps opened once");
+    assertEquals(opens("maps"), 1, "maps opened once");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+python.test("smaps read while the process maps and unmaps is whole lines in address order", async () => {
+  // The file changes between the reads of its chunks: each entry is still
+  // a whole block (the kernel's guarantee: addresses never go backwards).
+  await using child = await startMany(2000, true);
+  for (let i = 0; i < 10; i++) {
+    const smaps = readSmaps(child.pid);
+    assertGreater(smaps.length, 4000);
+    for (let j = 1; j < smaps.length; j++) {
+      assert(smaps[j - 1].end <= smaps[j].start, `entry ${j} overlaps the one before`);
+    }
+    for (const e of smaps) {
+      assertEquals(e.fields.Size, e.size);
+      assert(e.vmFlags.size > 0, "every block has its VmFlags");
+    }
+    const maps = readMaps(child.pid);
+    for (let j = 1; j < maps.length; j++) assert(maps[j - 1].end <= maps[j].start);
+  }
+});
+
+Deno.test("readLines hands over every line of real smaps text once, in order, whatever the buffer size", () => {
+  const r = new Deno.Command("cat", { args: ["/proc/self/smaps"], stdout: "piped" }).outputSync();
+  const text = r.stdout;
+  const lines = new TextDecoder().decode(text).split("\n");
+  for (const size of [1, 2, 3, 7, 64, 100, 4096, 1 << 16, text.length + 1]) {
+    for (const ending of ["\n", ""]) {
+      const file = ending === "" ? text.subarray(0, text.length - 1) : text;
+      let at = 0;
+      let reads = 0;
+      const got: string[] = [];
+      const total = readLines((into) => {
+        reads++;
+        const n = Math.min(into.length, file.length - at);
+        into.set(file.subarray(at, at + n));
+        at += n;
+        return n;
+      }, (buf, b, e) => {
+        assert(buf[e - 1] === 0x0a || at === file.length, "a chunk ends at a newline, or the file");
+        got.push(new TextDecoder().decode(buf.subarray(b, e)));
+      }, new Uint8Array(size));
+      assertEquals([total, at], [file.length, file.length]);
+      const joined = got.join("");
+      assertEquals(joined, new TextDecoder().decode(file), `buffer of ${size}`);
+      assertEquals(joined.split("\n"), ending === "" ? lines.slice(0, -1) : lines);
+    }
+  }
+  // An empty file feeds nothing; a reader that returns more than it was given is refused.
+  assertEquals(readLines(() => 0, () => assert(false, "fed")), 0);
+  assertThrows(() => readLines((into) => into.length + 1, () => {}), RangeError);
+});
+
+Deno.test("parseSmaps takes the kernel's other forms the slow way: no kB, odd spacing, non-numbers, odd flags, wide addresses", () => {
+  // What other kernels (and other lines than this kernel's) look like; the
+  // fast path takes only `Name:<spaces><digits>[ kB]\n` in the previous
+  // block's order, everything else is parsed from its text.
+  const text = [
+    "00400000-00452000 r-xp 00000000 08:02 173521      /usr/bin/with space (deleted)",
+    "Size:                328 kB",
+    "Rss:                 300 kB",
+    "THPeligible:    1",
+    "VmFlags: rd ex mr mw me dw ",
+    "00452000-00453000 rw-p 00052000 08:02 173521      /usr/bin/with space (deleted)",
+    "Size:                  4 kB",
+    "Rss:                   4 kB   ",
+    "THPeligible:    0",
+    "ProtectionKey:        0x10",
+    "Odd:           twelve",
+    "Empty:",
+    "VmFlags: rd\twr  mr ",
+    "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]",
+    "Size:                  4 kB",
+    "Rss:                   0 kB",
+    "THPeligible:    0",
+    "VmFlags: ex um1 ",
+    "7f0000000000-7f0000001000 rw-s 00000000 00:01 42          /memfd:na\u00efve\\012name (deleted)",
+    "Size:                  4 kB",
+    "Rss:       99999999999999999 kB",
+    "THPeligible:    0",
+    "VmFlags: rd wr sh mr mw me ms ",
+  ].join("\n");
+  const [a, b, c, d] = parseSmaps(new TextEncoder().encode(text));
+  assertEquals([a.path, a.deleted, a.kind, a.size, a.rss, a.fields.THPeligible], [
+    "/usr/bin/with space",
+    true,
+    "deleted",
+    0x52000,
+    300 * 1024,
+    1,
+  ]);
+  assertEquals([...a.vmFlags], ["rd", "ex", "mr", "mw", "me", "dw"]);
+  // Trailing spaces, hexadecimal, a word and nothing: as Number() reads them.
+  assertEquals(b.rss, 4096);
+  assertEquals(b.fields, { Size: 4096, Rss: 4096, THPeligible: 0, ProtectionKey: 16, Empty: 0 });
+  assertEquals(Object.keys(b.fields), ["Size", "Rss", "THPeligible", "ProtectionKey", "Empty"]);
+  assertEquals([...b.vmFlags], ["rd\twr", "mr"]);
+  assertEquals([c.start, c.end, c.size, c.kind], [
+    0xffffffffff600000n,
+    0xffffffffff601000n,
+    4096,
+    "vsyscall",
+  ]);
+  assertEquals([...c.vmFlags], ["ex", "um1"]);
+  assertEquals([d.kind, d.name, d.path, d.deleted, d.shared], [
+    "memfd",
+    "na\u00efve\nname",
+    "/memfd:na\u00efve\nname",
+    true,
+    true,
+  ]);
+  assertEquals(d.rss, 99999999999999999 * 1024);
+  assertEquals(Object.keys(d).slice(15, 18), ["kind", "name", "rss"], "name comes after kind");
+  assertThrows(
+    () => parseSmaps(new TextEncoder().encode("Size: 4 kB\n")),
+    SyntaxError,
+    'Cannot parse the maps line "Size: 4 kB"',
+  );
+  assertThrows(() => parseMaps(new TextEncoder().encode("00400000 r-xp\n")), SyntaxError);
 });

@@ -1,5 +1,5 @@
-/* test_proc.c: mk_proc_read, mk_proc_query and mk_proc_cap_sys_admin
- * against the kernel: whole files, buffer growth, missing processes,
+/* test_proc.c: mk_proc_open_file, mk_proc_read_next, mk_proc_query and
+ * mk_proc_cap_sys_admin against the kernel: whole files read on in steps, missing processes,
  * PROCMAP_QUERY agreeing with the maps text. */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,30 +15,80 @@
 #include "memkit.h"
 #include "tap.h"
 
+/* The whole of /proc/self/<which> through mk_proc_open_file and
+ * mk_proc_read_next into buf, in reads of at most `step` bytes; -errno. */
+static int64_t read_all(int32_t pid, uint32_t which, uint8_t *buf, uint64_t cap, uint64_t step) {
+  int64_t fd = mk_proc_open_file(pid, which);
+  if (fd < 0) return fd;
+  uint64_t total = 0;
+  for (;;) {
+    uint64_t ask = cap - total < step ? cap - total : step;
+    int64_t n = mk_proc_read_next((int32_t)fd, buf + total, ask);
+    if (n < 0) {
+      mk_core_close((int32_t)fd);
+      return n;
+    }
+    total += (uint64_t)n;
+    if ((uint64_t)n < ask || total == cap) break;
+  }
+  mk_core_close((int32_t)fd);
+  return (int64_t)total;
+}
+
 static void test_read(void) {
-  static uint8_t big[1 << 20];
-  int64_t n = mk_proc_read(0, MK_PROC_MAPS, big, sizeof big);
+  static uint8_t big[1 << 20], again[1 << 20];
+  int64_t n = read_all(0, MK_PROC_MAPS, big, sizeof big, sizeof big);
   if (!CHECK_OK(n, "read /proc/self/maps")) return;
   CHECK(n > 0 && (uint64_t)n < sizeof big, "it fits in 1 MiB");
   CHECK(big[n - 1] == '\n', "it ends with a newline");
   CHECK(memmem(big, (size_t)n, "[stack]", 7) != NULL, "it names the stack");
 
-  uint8_t small[16];
-  int64_t need = mk_proc_read(0, MK_PROC_MAPS, small, sizeof small);
-  CHECK(need > (int64_t)sizeof small, "a small buffer reports the whole length");
-  CHECK(memcmp(small, big, sizeof small) == 0, "and holds the file's start");
-  CHECK(mk_proc_read(0, MK_PROC_MAPS, NULL, 0) > 0, "a NULL buffer of 0 bytes only measures");
+  /* Small reads go on where the last stopped: the same text, never
+   * restarted. Of a child that waits, whose maps stay as they are (this
+   * process's change under the sanitizers' allocator). */
+  int ready[2];
+  if (!CHECK(pipe(ready) == 0, "a pipe")) return;
+  pid_t child = fork();
+  if (child == 0) {
+    char c = 1;
+    if (write(ready[1], &c, 1) != 1) _exit(1);
+    for (;;) pause();
+  }
+  char c;
+  CHECK(read(ready[0], &c, 1) == 1, "the child is ready");
+  close(ready[0]);
+  close(ready[1]);
+  int64_t whole = read_all((int32_t)child, MK_PROC_MAPS, big, sizeof big, sizeof big);
+  int64_t steps = read_all((int32_t)child, MK_PROC_MAPS, again, sizeof again, 7);
+  CHECK(whole > 0 && steps == whole && memcmp(big, again, (size_t)whole) == 0,
+        "reads of 7 bytes give the text of one read");
+  kill(child, SIGKILL);
+  waitpid(child, NULL, 0);
+  int64_t fd = mk_proc_open_file(0, MK_PROC_MAPS);
+  if (CHECK_OK(fd, "open /proc/self/maps")) {
+    uint8_t small[16];
+    CHECK_EQ(mk_proc_read_next((int32_t)fd, small, sizeof small), (int64_t)sizeof small,
+             "a full buffer is filled");
+    CHECK(memcmp(small, big, sizeof small) == 0, "with the file's start");
+    CHECK_EQ(mk_proc_read_next((int32_t)fd, small, 0), 0, "0 bytes read 0");
+    CHECK_EQ(mk_proc_read_next((int32_t)fd, small, 1), 1, "and do not end the file");
+    CHECK_EQ(small[0], big[sizeof small], "the next byte follows");
+    CHECK_ERR(mk_proc_read_next((int32_t)fd, NULL, 10), EFAULT, "NULL with a size is -EFAULT");
+    CHECK_ERR(mk_proc_read_next((int32_t)fd, small, UINT64_MAX), EINVAL,
+              "a size past off_t is -EINVAL");
+    mk_core_close((int32_t)fd);
+  }
+  CHECK_ERR(mk_proc_read_next(-1, big, 10), EBADF, "a closed descriptor is -EBADF");
 
-  int64_t by_pid = mk_proc_read((int32_t)getpid(), MK_PROC_SMAPS_ROLLUP, big, sizeof big);
+  int64_t by_pid = read_all((int32_t)getpid(), MK_PROC_SMAPS_ROLLUP, big, sizeof big, 4096);
   CHECK(by_pid > 0 && memmem(big, (size_t)by_pid, "[rollup]", 8) != NULL,
         "smaps_rollup by pid has its [rollup] line");
-  int64_t smaps = mk_proc_read(0, MK_PROC_SMAPS, big, sizeof big);
+  int64_t smaps = read_all(0, MK_PROC_SMAPS, big, sizeof big, 4096);
   CHECK(smaps > n, "smaps is longer than maps");
 
-  CHECK_ERR(mk_proc_read(0, 3, big, sizeof big), EINVAL, "an unknown file is -EINVAL");
-  CHECK_ERR(mk_proc_read(-1, MK_PROC_MAPS, big, sizeof big), EINVAL, "pid -1 is -EINVAL");
-  CHECK_ERR(mk_proc_read(0, MK_PROC_MAPS, NULL, 10), EFAULT, "NULL with a size is -EFAULT");
-  CHECK_ERR(mk_proc_read(0x3fffffff, MK_PROC_MAPS, big, sizeof big), ENOENT,
+  CHECK_ERR(mk_proc_open_file(0, 3), EINVAL, "an unknown file is -EINVAL");
+  CHECK_ERR(mk_proc_open_file(-1, MK_PROC_MAPS), EINVAL, "pid -1 is -EINVAL");
+  CHECK_ERR(mk_proc_open_file(0x3fffffff, MK_PROC_MAPS), ENOENT,
             "a pid that does not exist is -ENOENT");
 }
 
@@ -48,13 +99,13 @@ static void test_exited(void) {
   /* A zombie: its maps file exists and reads empty. */
   siginfo_t info;
   waitid(P_PID, (id_t)child, &info, WEXITED | WNOWAIT);
-  int64_t n = mk_proc_read((int32_t)child, MK_PROC_MAPS, buf, sizeof buf);
+  int64_t n = read_all((int32_t)child, MK_PROC_MAPS, buf, sizeof buf, sizeof buf);
   CHECK_EQ(n, 0, "a zombie's maps read empty");
   uint64_t out[9];
   CHECK_ERR(mk_proc_query((int32_t)child, 0x1000, 0, out, buf, sizeof buf), ESRCH,
             "PROCMAP_QUERY of a zombie is -ESRCH");
   waitpid(child, NULL, 0);
-  CHECK_ERR(mk_proc_read((int32_t)child, MK_PROC_MAPS, buf, sizeof buf), ENOENT,
+  CHECK_ERR(mk_proc_open_file((int32_t)child, MK_PROC_MAPS), ENOENT,
             "a reaped child's maps are -ENOENT");
   CHECK_ERR(mk_proc_query((int32_t)child, 0x1000, 0, out, buf, sizeof buf), ESRCH,
             "PROCMAP_QUERY of a reaped child is -ESRCH");
