@@ -445,16 +445,27 @@ export class SharedMemory {
         skipped.push(pid);
         continue;
       }
-      let n: number;
-      for (;;) {
-        const ret = lib().mk_proc_read(pid, MK.PROC_MAPS, buf, BigIntCtor(buf.length));
-        if (ret < 0n) {
-          n = Number(ret);
-          break;
+      // The whole file, read on (never again from the start) as it grows.
+      let n = Number(lib().mk_proc_open_file(pid, MK.PROC_MAPS));
+      if (n >= 0) {
+        const fd = n;
+        let have = 0;
+        for (;;) {
+          const got = Number(
+            lib().mk_proc_read_next(fd, buf.subarray(have), BigIntCtor(buf.length - have)),
+          );
+          if (got < 0) {
+            n = got;
+            break;
+          }
+          have += got;
+          n = have;
+          if (have < buf.length) break;
+          const grown = new Uint8Array(buf.length * 2);
+          grown.set(buf);
+          buf = grown;
         }
-        n = Number(ret);
-        if (n <= buf.length) break;
-        buf = new Uint8Array(n + 65536);
+        lib().mk_core_close(fd);
       }
       if (n === -ERRNO.EACCES || n === -ERRNO.EPERM) {
         skipped.push(pid);
