@@ -53,6 +53,9 @@ extern "C" {
 #define MK_PKEY_DISABLE_ACCESS 1u
 #define MK_PKEY_DISABLE_WRITE 2u
 
+/* Flags for mk_map_anonymous. */
+#define MK_ANON_NORESERVE 1u /* MAP_NORESERVE: no commit charge for the size */
+
 /* Flags for mk_file_open. */
 #define MK_FILE_WRITE 1u
 
@@ -175,6 +178,10 @@ MK_API int64_t mk_map_relocate(uint64_t address, uint64_t span, const uint64_t *
  * start address. */
 MK_API int64_t mk_map_stitch(const uint64_t *chunks, uint32_t count, uint32_t prot,
                              uint64_t *report);
+/* mmap(NULL, length, prot, MAP_SHARED | MAP_ANONYMOUS [| MAP_NORESERVE]):
+ * shared memory with no descriptor, one system call (munmap is the other).
+ * `length` is a page multiple; returns the address. */
+MK_API int64_t mk_map_anonymous(uint64_t length, uint32_t prot, uint32_t flags);
 /* A shared anonymous mapping of `length` bytes with `guard` bytes of
  * PROT_NONE on each side; returns the address of the usable part. Unmap it
  * with mk_map_unmap(address - guard, length + 2 * guard). */

@@ -19,6 +19,7 @@ export const MK = {
   STITCH_ADDRESS: 0xffffffffffffffffn,
   PKEY_DISABLE_ACCESS: 1,
   PKEY_DISABLE_WRITE: 2,
+  ANON_NORESERVE: 1,
   FILE_WRITE: 1,
   PHYS_WRITE: 1,
   PHYS_UNCACHED: 2,
@@ -214,6 +215,15 @@ export const symbols = {
       "u32", // uint32_t count
       "u32", // uint32_t prot
       "buffer", // uint64_t *report
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** mmap(NULL, length, prot, MAP_SHARED | MAP_ANONYMOUS [| MAP_NORESERVE]): shared memory with no descriptor, one system call (munmap is the other). `length` is a page multiple; returns the address. */
+  mk_map_anonymous: {
+    parameters: [
+      "u64", // uint64_t length
+      "u32", // uint32_t prot
+      "u32", // uint32_t flags
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
