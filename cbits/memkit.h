@@ -80,6 +80,11 @@ MK_API int64_t mk_core_fd_size(int32_t fd);
  * With MK_MEMFD_NOEXEC, returns -EINVAL if the kernel lacks
  * MFD_NOEXEC_SEAL (Linux < 6.3). */
 MK_API int64_t mk_memfd_create(const char *name, uint32_t flags);
+/* mk_memfd_create, then ftruncate(fd, size) with none of mk_memfd_resize's
+ * checks (a new memfd is empty and unmapped: nothing can reach past its
+ * end): two system calls. On failure the descriptor is closed again and
+ * -errno of the call that failed is returned. */
+MK_API int64_t mk_memfd_create_sized(const char *name, uint32_t flags, uint64_t size);
 /* ftruncate(fd, size), refused with -EBUSY when it would shrink the file
  * under a mapping of this process: any mapping of the file (made by memkit
  * or not: a second copy of it, a Worker, a map of /proc/self/fd/N) whose

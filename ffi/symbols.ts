@@ -99,6 +99,15 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
+  /** mk_memfd_create, then ftruncate(fd, size) with none of mk_memfd_resize's checks (a new memfd is empty and unmapped: nothing can reach past its end): two system calls. On failure the descriptor is closed again and -errno of the call that failed is returned. */
+  mk_memfd_create_sized: {
+    parameters: [
+      "buffer", // const char *name
+      "u32", // uint32_t flags
+      "u64", // uint64_t size
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
   /** ftruncate(fd, size), refused with -EBUSY when it would shrink the file under a mapping of this process: any mapping of the file (made by memkit or not: a second copy of it, a Worker, a map of /proc/self/fd/N) whose file range ends past size rounded up to a page, where touching it would raise SIGBUS. busy (3 uint64_t, or NULL) then receives that mapping's start, end and how far into the file it reaches. The kernel is asked (PROCMAP_QUERY on /proc/self/maps, Linux 6.11+; else /proc/self/maps is parsed): this process's own map only, read for safety, not on anyone's behalf. Not covered: a thread that maps the file between the check and ftruncate, and other processes' mappings (seal against shrinking). */
   mk_memfd_resize: {
     parameters: [

@@ -144,22 +144,13 @@ export class MemFd {
       throw new TypeError("Cannot create a memfd: sealable and noexec must be booleans");
     }
     const flags = (sealable ? MK.MEMFD_SEALABLE : 0) | (noexec ? MK.MEMFD_NOEXEC : 0);
-    const fd = check(lib().mk_memfd_create(cname, flags), "create memfd", {
+    // memfd_create and ftruncate in one call: a new memfd is empty and
+    // unmapped, so resize()'s checks (fstat, the maps scan) have nothing to find.
+    const fd = check(lib().mk_memfd_create_sized(cname, flags, BigIntCtor(size)), "create memfd", {
       path: name,
       hints: noexec ? { EINVAL: "this kernel lacks MFD_NOEXEC_SEAL (Linux 6.3+)" } : {},
     });
     const memfd = new MemFd(fd, name, sealable);
-    if (size > 0) {
-      try {
-        // A fresh memfd: size 0, no mappings, no seals; skip resize()'s checks.
-        check(lib().mk_memfd_resize(fd, BigInt(size), null), "resize", {
-          path: `memfd:${name}`,
-        });
-      } catch (e) {
-        memfd.close();
-        throw e;
-      }
-    }
     return memfd;
   }
 

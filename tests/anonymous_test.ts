@@ -338,3 +338,19 @@ probed({
     assertEquals(count(viewed, "munmap", MIB), n - QUARANTINE_RANGES);
   },
 });
+
+probed({
+  name: "strace: the MemFd cycle is memfd_create, ftruncate, one fstat, mmap, munmap and close",
+  skip: noStrace,
+  fn() {
+    const n = 50;
+    const calls = straceCycles(n)["memfd"];
+    assertEquals(count(calls, "memfd_create", '"strace-cycle"'), n);
+    assertEquals(count(calls, "ftruncate", "1048576"), n);
+    // One size check, by map(): create() does not stat the memfd it just made.
+    assertEquals(count(calls, "newfstatat") + count(calls, "fstat"), n, calls.join("\n"));
+    assertEquals(count(calls, "mmap", "1048576", "MAP_SHARED,"), n);
+    assertEquals(count(calls, "munmap", "1048576"), n);
+    assertEquals(count(calls, "close"), n);
+  },
+});
