@@ -8,8 +8,8 @@
 import { check } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
-import { boolean, readOptions } from "./_args.ts";
-import { BigIntCtor } from "./_primordials.ts";
+import { boolean, readOptions, type Snapshot } from "./_args.ts";
+import { BigIntCtor, ObjectCreate } from "./_primordials.ts";
 import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
 import { PROT, toAccess } from "./_access.ts";
 import { createMapping, type Mapping } from "./mapping.ts";
@@ -34,6 +34,8 @@ export interface AnonymousOptions {
 }
 
 const ACCESS = ["none", "r", "rw"] as const;
+/** The defaults, for no options: nothing to read, so no snapshot to make. */
+const DEFAULTS = Object.freeze(ObjectCreate(null)) as Snapshot<"access" | "noreserve">;
 
 /**
  * A new mapping of shared anonymous memory (`mmap` with `MAP_SHARED |
@@ -87,7 +89,9 @@ const ACCESS = ["none", "r", "rw"] as const;
  * ```
  */
 export function mapAnonymous(length: number, options?: AnonymousOptions): Mapping {
-  const opts = readOptions(options, "options", ["access", "noreserve"] as const);
+  const opts = options === undefined
+    ? DEFAULTS
+    : readOptions(options, "options", ["access", "noreserve"] as const);
   const len = inRange(length, "length", 1, MAX_BYTES);
   const access = opts.access === undefined ? "rw" : toAccess(opts.access, ACCESS);
   const noreserve = opts.noreserve === undefined ? false : boolean(opts.noreserve, "noreserve");

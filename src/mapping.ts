@@ -13,7 +13,6 @@ import {
   ArrayBufferPrototypeGetByteLength,
   ArrayBufferPrototypeTransfer,
   BigIntCtor,
-  MapPrototypeClear,
   MapPrototypeGet,
   MapPrototypeSet,
   MathCeil,
@@ -195,10 +194,12 @@ export class Mapping {
   #writable: ArrayBuffer | undefined;
   /** The region, and every writable buffer handed out and not detached (the whole one too). */
   #holding: Holding;
-  /** Writable buffers over parts of a mixed mapping. */
-  /** The current writable and read-only buffers of a mixed mapping, by first page. */
-  #runs = new Map<number, ArrayBuffer>();
-  #readonlyRuns = new Map<number, ArrayBuffer>();
+  /**
+   * The current writable and read-only buffers of a mixed mapping, by first
+   * page; made when first needed (most mappings are never mixed).
+   */
+  #runs: Map<number, ArrayBuffer> | undefined;
+  #readonlyRuns: Map<number, ArrayBuffer> | undefined;
   #readonly: ArrayBuffer | undefined;
 
   /**
@@ -234,7 +235,9 @@ export class Mapping {
       length: init.length,
       name: init.name,
     };
-    for (const piece of init.pieces) {
+    const pieces = init.pieces;
+    for (let i = 0; i < pieces.length; i++) {
+      const piece = pieces[i];
       if (!piece.owner) continue;
       const end = piece.offset + piece.length;
       MapPrototypeSet(
@@ -362,7 +365,9 @@ export class Mapping {
     while (last < TypedArrayPrototypeGetLength(pages) && allows(last)) last++;
     const start = first * page;
     const end = MathMin(last * page, this.#length);
-    const cache = need & MK.PROT_WRITE ? this.#runs : this.#readonlyRuns;
+    const cache = need & MK.PROT_WRITE
+      ? (this.#runs ??= new Map())
+      : (this.#readonlyRuns ??= new Map());
     let buffer = MapPrototypeGet(cache, first);
     if (
       buffer === undefined || isDetached(buffer) ||
@@ -683,8 +688,8 @@ export class Mapping {
       check(ret, "protect", { path: this.#name });
     }
     this.#readonly = undefined;
-    MapPrototypeClear(this.#runs);
-    MapPrototypeClear(this.#readonlyRuns);
+    this.#runs = undefined;
+    this.#readonlyRuns = undefined;
     if (off === 0 && end === span) {
       this.#prot = undefined;
       this.#access = access;
@@ -798,7 +803,7 @@ export class Mapping {
     this.#holding.region = region;
     this.#address = region.view;
     this.#readonly = undefined;
-    MapPrototypeClear(this.#readonlyRuns);
+    this.#readonlyRuns = undefined;
     // Each run took the protection of its first page: put back every page's.
     const span = roundUp(this.#length, page);
     const table = this.#prot;
@@ -844,12 +849,12 @@ export class Mapping {
       });
     }
     this.#readonly = undefined;
-    MapPrototypeClear(this.#readonlyRuns);
+    this.#readonlyRuns = undefined;
   }
 
   #detachWritable(): void {
     this.#writable = undefined;
-    MapPrototypeClear(this.#runs);
+    this.#runs = undefined;
     const buffers = this.#holding.buffers;
     if (buffers.length === 0) return;
     this.#holding.buffers = safeArray();
@@ -905,7 +910,7 @@ export class Mapping {
     letGoMapping(region, this);
     if (region.refs === 0) release(region);
     this.#readonly = undefined;
-    MapPrototypeClear(this.#readonlyRuns);
+    this.#readonlyRuns = undefined;
   }
 
   /** Calls `close()`, for `using`. */
