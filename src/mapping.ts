@@ -19,6 +19,7 @@ import {
   MathFloor,
   MathMax,
   MathMin,
+  ObjectFreeze,
   ObjectSetPrototypeOf,
   safeArray,
   SetPrototypeAdd,
@@ -109,6 +110,12 @@ export interface TypedArrayConstructor<T> {
 }
 
 const CONSTRUCT = Symbol("memkit.Mapping");
+/**
+ * The writable buffers of a mapping that handed out none: one frozen empty
+ * array shared by all (a prototype-less array is slow to make, and most
+ * mappings of a short cycle need none); `#keep()` makes a mapping its own.
+ */
+const NO_BUFFERS: ArrayBuffer[] = ObjectFreeze(safeArray<ArrayBuffer>()) as ArrayBuffer[];
 let limitMapping: (m: Mapping, rights: number, dryRun: boolean) => void;
 
 /** Creates a Mapping; for memkit's own modules, not part of the API. */
@@ -252,7 +259,7 @@ export class Mapping {
     this.#access = init.access;
     this.#maxAccess = init.maxAccess;
     this.#name = init.name;
-    this.#holding = { region: this.#region, buffers: safeArray() };
+    this.#holding = { region: this.#region, buffers: NO_BUFFERS };
     holdMapping(this.#holding, this);
   }
 
@@ -378,7 +385,7 @@ export class Mapping {
       if (need & MK.PROT_WRITE) {
         ObjectSetPrototypeOf(raw, GUARDED);
         hold(this.#region, raw);
-        this.#holding.buffers[this.#holding.buffers.length] = raw;
+        this.#keep(raw);
         buffer = raw;
       } else {
         buffer = this.#freeze(op, raw);
@@ -394,7 +401,7 @@ export class Mapping {
       const ab = getArrayBuffer(this.#pointer(0), this.#length);
       ObjectSetPrototypeOf(ab, GUARDED);
       hold(this.#region, ab);
-      this.#holding.buffers[this.#holding.buffers.length] = ab;
+      this.#keep(ab);
       this.#writable = ab;
     }
     return this.#writable;
@@ -852,12 +859,19 @@ export class Mapping {
     this.#readonlyRuns = undefined;
   }
 
+  /** Records a writable buffer handed out, for detaching (and for the finalizer). */
+  #keep(ab: ArrayBuffer): void {
+    let buffers = this.#holding.buffers;
+    if (buffers === NO_BUFFERS) buffers = this.#holding.buffers = safeArray();
+    buffers[buffers.length] = ab;
+  }
+
   #detachWritable(): void {
     this.#writable = undefined;
     this.#runs = undefined;
     const buffers = this.#holding.buffers;
     if (buffers.length === 0) return;
-    this.#holding.buffers = safeArray();
+    this.#holding.buffers = NO_BUFFERS;
     for (let i = 0; i < buffers.length; i++) {
       const ab = buffers[i];
       letGo(this.#region, ab);
