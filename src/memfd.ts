@@ -89,6 +89,7 @@ const StringPrototypeCharCodeAt = uncurryThis(String.prototype.charCodeAt);
  */
 function nameBytes(name: unknown): Uint8Array<ArrayBuffer> {
   if (typeof name !== "string" || name.length > 249) return cString(name, "name");
+  if (name === lastName) return lastBytes;
   const n = name.length;
   const out = new Uint8Array(n + 1);
   for (let i = 0; i < n; i++) {
@@ -96,8 +97,14 @@ function nameBytes(name: unknown): Uint8Array<ArrayBuffer> {
     if (c === 0 || c > 0x7f) return cString(name, "name");
     out[i] = c;
   }
+  lastName = name;
+  lastBytes = out;
   return out;
 }
+// The last ASCII name and its bytes: only ever read by memfd_create, never
+// handed to any caller, so one copy serves every create() of that name.
+let lastName = "";
+let lastBytes = new Uint8Array(1);
 
 const closer = new FinalizationRegistry<number>((fd) => {
   lib().mk_core_close(fd);
