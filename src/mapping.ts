@@ -210,8 +210,8 @@ export class Mapping {
   #readonly: ArrayBuffer | undefined;
 
   /**
-   * Not for direct use: mappings come from `MemFd.map()`, `mapFile()`,
-   * `stitch()`, `alias()` and `guarded()`.
+   * Not for direct use: mappings come from `MemFd.map()`, `mapAnonymous()`,
+   * `mapFile()`, `stitch()`, `alias()` and `guarded()`.
    *
    * @param token memkit's private construction token.
    * @param init What was mapped.
