@@ -54,6 +54,7 @@ export {
   type TypedArrayConstructor,
 } from "./src/mapping.ts";
 export { mapFile, type MapFileOptions } from "./src/file.ts";
+export { type AnonymousOptions, mapAnonymous } from "./src/anonymous.ts";
 export {
   MAX_PHYS_ADDRESS,
   type PhysCache,

@@ -29,6 +29,14 @@ MK_API int64_t mk_map_fd(int32_t fd, uint64_t offset, uint64_t length, uint32_t 
   return addr_result(mmap(NULL, (size_t)length, (int)prot, MAP_SHARED, fd, (off_t)offset));
 }
 
+MK_API int64_t mk_map_anonymous(uint64_t length, uint32_t prot, uint32_t flags) {
+  if (length == 0 || length % mk_core_page() || (prot & ~MK_PROT_ALL)) return -EINVAL;
+  if (flags & ~MK_ANON_NORESERVE) return -EINVAL;
+  if (!MK_FITS_OFF(length)) return -EOVERFLOW;
+  int mflags = MAP_SHARED | MAP_ANONYMOUS | (flags & MK_ANON_NORESERVE ? MAP_NORESERVE : 0);
+  return addr_result(mmap(NULL, (size_t)length, (int)prot, mflags, -1, 0));
+}
+
 MK_API int64_t mk_map_unmap(uint64_t address, uint64_t length) {
   if (address == 0 || length == 0) return -EINVAL;
   return mk_ret(munmap((void *)(uintptr_t)address, (size_t)length));

@@ -43,6 +43,18 @@ MK_API int64_t mk_memfd_create(const char *name, uint32_t flags) {
   return mk_ret(memfd_create(name, mfd));
 }
 
+MK_API int64_t mk_memfd_create_sized(const char *name, uint32_t flags, uint64_t size) {
+  if (!MK_FITS_OFF(size)) return -EFBIG;
+  int64_t fd = mk_memfd_create(name, flags);
+  if (fd < 0 || size == 0) return fd;
+  if (ftruncate((int)fd, (off_t)size) < 0) {
+    int err = errno;
+    close((int)fd);
+    return -(int64_t)err;
+  }
+  return fd;
+}
+
 /* The file a mapping maps, and how far into it a mapping may reach. */
 struct mk_mapped_file {
   uint32_t major, minor;

@@ -53,6 +53,9 @@ extern "C" {
 #define MK_PKEY_DISABLE_ACCESS 1u
 #define MK_PKEY_DISABLE_WRITE 2u
 
+/* Flags for mk_map_anonymous. */
+#define MK_ANON_NORESERVE 1u /* MAP_NORESERVE: no commit charge for the size */
+
 /* Flags for mk_file_open. */
 #define MK_FILE_WRITE 1u
 
@@ -77,6 +80,11 @@ MK_API int64_t mk_core_fd_size(int32_t fd);
  * With MK_MEMFD_NOEXEC, returns -EINVAL if the kernel lacks
  * MFD_NOEXEC_SEAL (Linux < 6.3). */
 MK_API int64_t mk_memfd_create(const char *name, uint32_t flags);
+/* mk_memfd_create, then ftruncate(fd, size) with none of mk_memfd_resize's
+ * checks (a new memfd is empty and unmapped: nothing can reach past its
+ * end): two system calls. On failure the descriptor is closed again and
+ * -errno of the call that failed is returned. */
+MK_API int64_t mk_memfd_create_sized(const char *name, uint32_t flags, uint64_t size);
 /* ftruncate(fd, size), refused with -EBUSY when it would shrink the file
  * under a mapping of this process: any mapping of the file (made by memkit
  * or not: a second copy of it, a Worker, a map of /proc/self/fd/N) whose
@@ -175,6 +183,10 @@ MK_API int64_t mk_map_relocate(uint64_t address, uint64_t span, const uint64_t *
  * start address. */
 MK_API int64_t mk_map_stitch(const uint64_t *chunks, uint32_t count, uint32_t prot,
                              uint64_t *report);
+/* mmap(NULL, length, prot, MAP_SHARED | MAP_ANONYMOUS [| MAP_NORESERVE]):
+ * shared memory with no descriptor, one system call (munmap is the other).
+ * `length` is a page multiple; returns the address. */
+MK_API int64_t mk_map_anonymous(uint64_t length, uint32_t prot, uint32_t flags);
 /* A shared anonymous mapping of `length` bytes with `guard` bytes of
  * PROT_NONE on each side; returns the address of the usable part. Unmap it
  * with mk_map_unmap(address - guard, length + 2 * guard). */

@@ -19,6 +19,7 @@ export const MK = {
   STITCH_ADDRESS: 0xffffffffffffffffn,
   PKEY_DISABLE_ACCESS: 1,
   PKEY_DISABLE_WRITE: 2,
+  ANON_NORESERVE: 1,
   FILE_WRITE: 1,
   PHYS_WRITE: 1,
   PHYS_UNCACHED: 2,
@@ -108,6 +109,15 @@ export const symbols = {
     parameters: [
       "buffer", // const char *name
       "u32", // uint32_t flags
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** mk_memfd_create, then ftruncate(fd, size) with none of mk_memfd_resize's checks (a new memfd is empty and unmapped: nothing can reach past its end): two system calls. On failure the descriptor is closed again and -errno of the call that failed is returned. */
+  mk_memfd_create_sized: {
+    parameters: [
+      "buffer", // const char *name
+      "u32", // uint32_t flags
+      "u64", // uint64_t size
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
@@ -227,6 +237,15 @@ export const symbols = {
       "u32", // uint32_t count
       "u32", // uint32_t prot
       "buffer", // uint64_t *report
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** mmap(NULL, length, prot, MAP_SHARED | MAP_ANONYMOUS [| MAP_NORESERVE]): shared memory with no descriptor, one system call (munmap is the other). `length` is a page multiple; returns the address. */
+  mk_map_anonymous: {
+    parameters: [
+      "u64", // uint64_t length
+      "u32", // uint32_t prot
+      "u32", // uint32_t flags
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

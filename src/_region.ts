@@ -156,6 +156,10 @@ export function markViewed(region: Region): void {
 // unmapping, the finalization callbacks) calls built-ins captured at load
 // (_primordials.ts), never methods looked up at the time of the call.
 
+const SetPrototypeGetSize = uncurryThis(
+  Object.getOwnPropertyDescriptor(Set.prototype, "size")!.get!,
+) as (self: Set<unknown>) => number;
+
 const registry = new FinalizationRegistry<Region>((region) => {
   region.refs--;
   if (region.refs === 0) release(region);
@@ -248,6 +252,7 @@ function enqueue(region: Region): void {
 export function unback(region: Region): void {
   region.backed = false;
   SetPrototypeDelete(liveRegions, region);
+  if (SetPrototypeGetSize(region.owners) === 0) return; // no memfd's table to leave
   const owners = setValues(region.owners);
   for (let i = 0; i < owners.length; i++) MapPrototypeDelete(owners[i], region);
   SetPrototypeClear(region.owners);

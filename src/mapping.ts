@@ -13,13 +13,13 @@ import {
   ArrayBufferPrototypeGetByteLength,
   ArrayBufferPrototypeTransfer,
   BigIntCtor,
-  MapPrototypeClear,
   MapPrototypeGet,
   MapPrototypeSet,
   MathCeil,
   MathFloor,
   MathMax,
   MathMin,
+  ObjectFreeze,
   ObjectSetPrototypeOf,
   safeArray,
   SetPrototypeAdd,
@@ -110,6 +110,12 @@ export interface TypedArrayConstructor<T> {
 }
 
 const CONSTRUCT = Symbol("memkit.Mapping");
+/**
+ * The writable buffers of a mapping that handed out none: one frozen empty
+ * array shared by all (a prototype-less array is slow to make, and most
+ * mappings of a short cycle need none); `#keep()` makes a mapping its own.
+ */
+const NO_BUFFERS: ArrayBuffer[] = ObjectFreeze(safeArray<ArrayBuffer>()) as ArrayBuffer[];
 let limitMapping: (m: Mapping, rights: number, dryRun: boolean) => void;
 
 /** Creates a Mapping; for memkit's own modules, not part of the API. */
@@ -195,15 +201,17 @@ export class Mapping {
   #writable: ArrayBuffer | undefined;
   /** The region, and every writable buffer handed out and not detached (the whole one too). */
   #holding: Holding;
-  /** Writable buffers over parts of a mixed mapping. */
-  /** The current writable and read-only buffers of a mixed mapping, by first page. */
-  #runs = new Map<number, ArrayBuffer>();
-  #readonlyRuns = new Map<number, ArrayBuffer>();
+  /**
+   * The current writable and read-only buffers of a mixed mapping, by first
+   * page; made when first needed (most mappings are never mixed).
+   */
+  #runs: Map<number, ArrayBuffer> | undefined;
+  #readonlyRuns: Map<number, ArrayBuffer> | undefined;
   #readonly: ArrayBuffer | undefined;
 
   /**
-   * Not for direct use: mappings come from `MemFd.map()`, `mapFile()`,
-   * `stitch()`, `alias()` and `guarded()`.
+   * Not for direct use: mappings come from `MemFd.map()`, `mapAnonymous()`,
+   * `mapFile()`, `stitch()`, `alias()` and `guarded()`.
    *
    * @param token memkit's private construction token.
    * @param init What was mapped.
@@ -234,7 +242,9 @@ export class Mapping {
       length: init.length,
       name: init.name,
     };
-    for (const piece of init.pieces) {
+    const pieces = init.pieces;
+    for (let i = 0; i < pieces.length; i++) {
+      const piece = pieces[i];
       if (!piece.owner) continue;
       const end = piece.offset + piece.length;
       MapPrototypeSet(
@@ -249,7 +259,7 @@ export class Mapping {
     this.#access = init.access;
     this.#maxAccess = init.maxAccess;
     this.#name = init.name;
-    this.#holding = { region: this.#region, buffers: safeArray() };
+    this.#holding = { region: this.#region, buffers: NO_BUFFERS };
     holdMapping(this.#holding, this);
   }
 
@@ -362,7 +372,9 @@ export class Mapping {
     while (last < TypedArrayPrototypeGetLength(pages) && allows(last)) last++;
     const start = first * page;
     const end = MathMin(last * page, this.#length);
-    const cache = need & MK.PROT_WRITE ? this.#runs : this.#readonlyRuns;
+    const cache = need & MK.PROT_WRITE
+      ? (this.#runs ??= new Map())
+      : (this.#readonlyRuns ??= new Map());
     let buffer = MapPrototypeGet(cache, first);
     if (
       buffer === undefined || isDetached(buffer) ||
@@ -373,7 +385,7 @@ export class Mapping {
       if (need & MK.PROT_WRITE) {
         ObjectSetPrototypeOf(raw, GUARDED);
         hold(this.#region, raw);
-        this.#holding.buffers[this.#holding.buffers.length] = raw;
+        this.#keep(raw);
         buffer = raw;
       } else {
         buffer = this.#freeze(op, raw);
@@ -389,7 +401,7 @@ export class Mapping {
       const ab = getArrayBuffer(this.#pointer(0), this.#length);
       ObjectSetPrototypeOf(ab, GUARDED);
       hold(this.#region, ab);
-      this.#holding.buffers[this.#holding.buffers.length] = ab;
+      this.#keep(ab);
       this.#writable = ab;
     }
     return this.#writable;
@@ -685,8 +697,8 @@ export class Mapping {
       check(ret, "protect", { path: this.#name });
     }
     this.#readonly = undefined;
-    MapPrototypeClear(this.#runs);
-    MapPrototypeClear(this.#readonlyRuns);
+    this.#runs = undefined;
+    this.#readonlyRuns = undefined;
     if (off === 0 && end === span) {
       this.#prot = undefined;
       this.#access = access;
@@ -800,7 +812,7 @@ export class Mapping {
     this.#holding.region = region;
     this.#address = region.view;
     this.#readonly = undefined;
-    MapPrototypeClear(this.#readonlyRuns);
+    this.#readonlyRuns = undefined;
     // Each run took the protection of its first page: put back every page's.
     const span = roundUp(this.#length, page);
     const table = this.#prot;
@@ -846,15 +858,22 @@ export class Mapping {
       });
     }
     this.#readonly = undefined;
-    MapPrototypeClear(this.#readonlyRuns);
+    this.#readonlyRuns = undefined;
+  }
+
+  /** Records a writable buffer handed out, for detaching (and for the finalizer). */
+  #keep(ab: ArrayBuffer): void {
+    let buffers = this.#holding.buffers;
+    if (buffers === NO_BUFFERS) buffers = this.#holding.buffers = safeArray();
+    buffers[buffers.length] = ab;
   }
 
   #detachWritable(): void {
     this.#writable = undefined;
-    MapPrototypeClear(this.#runs);
+    this.#runs = undefined;
     const buffers = this.#holding.buffers;
     if (buffers.length === 0) return;
-    this.#holding.buffers = safeArray();
+    this.#holding.buffers = NO_BUFFERS;
     for (let i = 0; i < buffers.length; i++) {
       const ab = buffers[i];
       letGo(this.#region, ab);
@@ -907,7 +926,7 @@ export class Mapping {
     letGoMapping(region, this);
     if (region.refs === 0) release(region);
     this.#readonly = undefined;
-    MapPrototypeClear(this.#readonlyRuns);
+    this.#readonlyRuns = undefined;
   }
 
   /** Calls `close()`, for `using`. */

@@ -8,12 +8,14 @@
 import { check, ERRNO, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
-import { list, lookup, readOptions, show } from "./_args.ts";
+import { list, lookup, readOptions, show, type Snapshot } from "./_args.ts";
 import {
   BigIntCtor,
   FinalizationRegistryPrototypeRegister,
   FinalizationRegistryPrototypeUnregister,
   MapPrototypeClear,
+  ObjectCreate,
+  uncurryThis,
 } from "./_primordials.ts";
 import { cString, inRange, MAX_BYTES, window } from "./_validate.ts";
 import { type Access, toAccess } from "./_access.ts";
@@ -65,12 +67,44 @@ export interface MemFdState {
   regions: Map<Region, number>;
 }
 
+/** map()'s defaults, for no options: nothing to read, so no snapshot to make. */
+const NO_MAP_OPTIONS = Object.freeze(ObjectCreate(null)) as Snapshot<
+  "offset" | "length" | "access"
+>;
+
 let stateOfMemFd: (memfd: MemFd) => MemFdState | undefined;
 
 /** A memfd's private state, or undefined for anything else; for memkit's own modules (stitch). */
 export function memfdState(memfd: unknown): MemFdState | undefined {
   return stateOfMemFd(memfd as MemFd);
 }
+
+const StringPrototypeCharCodeAt = uncurryThis(String.prototype.charCodeAt);
+
+/**
+ * `cString(name)` for a memfd's name: short ASCII names (the usual ones) are
+ * copied byte by byte, which is several times faster than `TextEncoder` for
+ * a few bytes; anything else (non-ASCII, a NUL, not a string, too long) goes
+ * through `cString`, with its checks and messages.
+ */
+function nameBytes(name: unknown): Uint8Array<ArrayBuffer> {
+  if (typeof name !== "string" || name.length > 249) return cString(name, "name");
+  if (name === lastName) return lastBytes;
+  const n = name.length;
+  const out = new Uint8Array(n + 1);
+  for (let i = 0; i < n; i++) {
+    const c = StringPrototypeCharCodeAt(name, i);
+    if (c === 0 || c > 0x7f) return cString(name, "name");
+    out[i] = c;
+  }
+  lastName = name;
+  lastBytes = out;
+  return out;
+}
+// The last ASCII name and its bytes: only ever read by memfd_create, never
+// handed to any caller, so one copy serves every create() of that name.
+let lastName = "";
+let lastBytes = new Uint8Array(1);
 
 const closer = new FinalizationRegistry<number>((fd) => {
   lib().mk_core_close(fd);
@@ -133,7 +167,7 @@ export class MemFd {
    */
   static create(name: string, options?: MemFdOptions): MemFd {
     const opts = readOptions(options, "options", ["size", "sealable", "noexec"] as const);
-    const cname = cString(name, "name");
+    const cname = nameBytes(name);
     if (cname.length - 1 > 249) {
       throw new RangeError(`Cannot use name "${name}": longer than 249 bytes`);
     }
@@ -144,22 +178,13 @@ export class MemFd {
       throw new TypeError("Cannot create a memfd: sealable and noexec must be booleans");
     }
     const flags = (sealable ? MK.MEMFD_SEALABLE : 0) | (noexec ? MK.MEMFD_NOEXEC : 0);
-    const fd = check(lib().mk_memfd_create(cname, flags), "create memfd", {
+    // memfd_create and ftruncate in one call: a new memfd is empty and
+    // unmapped, so resize()'s checks (fstat, the maps scan) have nothing to find.
+    const fd = check(lib().mk_memfd_create_sized(cname, flags, BigIntCtor(size)), "create memfd", {
       path: name,
       hints: noexec ? { EINVAL: "this kernel lacks MFD_NOEXEC_SEAL (Linux 6.3+)" } : {},
     });
     const memfd = new MemFd(fd, name, sealable);
-    if (size > 0) {
-      try {
-        // A fresh memfd: size 0, no mappings, no seals; skip resize()'s checks.
-        check(lib().mk_memfd_resize(fd, BigInt(size), null), "resize", {
-          path: `memfd:${name}`,
-        });
-      } catch (e) {
-        memfd.close();
-        throw e;
-      }
-    }
     return memfd;
   }
 
@@ -355,7 +380,9 @@ export class MemFd {
    * ```
    */
   map(options?: MapOptions): Mapping {
-    const opts = readOptions(options, "options", ["offset", "length", "access"] as const);
+    const opts = options === undefined
+      ? NO_MAP_OPTIONS
+      : readOptions(options, "options", ["offset", "length", "access"] as const);
     const access = toAccess(opts.access ?? "rw", ["r", "rw"]);
     const fd = this.#alive("map");
     const name = `memfd:${this.#name}`;

@@ -23,6 +23,7 @@
 #define BL_API __attribute__((visibility("default")))
 
 #define BL_PAGE 4096
+#define BL_MIB (1u << 20)
 
 /* MemFd.create("bench", { size: 4096 }) + map() + Mapping.close() + MemFd.close():
  * memfd_create, ftruncate; map(): fstat (size), mmap; close(): munmap;
@@ -86,5 +87,29 @@ BL_API int64_t bl_alias_view(int32_t fd) {
   void *q = mmap(p, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
   int64_t ret = q == MAP_FAILED ? -errno : 0;
   if (munmap(p, len) < 0 && ret == 0) ret = -errno;
+  return ret;
+}
+
+/* mapAnonymous(1 MiB) + Mapping.close() with no view: mmap MAP_SHARED |
+ * MAP_ANONYMOUS, munmap; the two calls of Python's mmap.mmap(-1, n) + close(). */
+BL_API int64_t bl_anon(void) {
+  void *p = mmap(NULL, BL_MIB, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return -errno;
+  return munmap(p, BL_MIB) < 0 ? -errno : 0;
+}
+
+/* mapAnonymous(1 MiB) + bytes()[0] = 1 + Mapping.close(): mmap, the write
+ * (a page fault), then close() of a range that handed out a view: private
+ * zero pages over it (mmap MAP_FIXED, mk_map_scrub) and, 64 such closes
+ * later, the quarantine's munmap, paid here at once. */
+BL_API int64_t bl_anon_view(void) {
+  volatile uint8_t *p =
+      mmap(NULL, BL_MIB, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return -errno;
+  p[0] = 1;
+  void *q = mmap((void *)p, BL_MIB, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  int64_t ret = q == MAP_FAILED ? -errno : 0;
+  if (munmap((void *)p, BL_MIB) < 0 && ret == 0) ret = -errno;
   return ret;
 }

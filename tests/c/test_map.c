@@ -304,8 +304,41 @@ static void test_relocate(void) {
   mk_core_close(fd);
 }
 
+static void test_anonymous(void) {
+  int64_t r = mk_map_anonymous(2 * page, MK_PROT_READ | MK_PROT_WRITE, 0);
+  if (CHECK_OK(r, "a 2-page shared anonymous mapping")) {
+    uint64_t u = (uint64_t)r;
+    volatile unsigned char *p = (volatile unsigned char *)(uintptr_t)u;
+    CHECK(p[0] == 0 && p[2 * page - 1] == 0, "it reads zeros");
+    CHECK_PERMS(u, "rw-s", "it is shared read-write");
+    /* mremap(old_size 0) duplicates shared mappings only: a second address. */
+    void *again = mremap((void *)(uintptr_t)u, 0, 2 * page, MREMAP_MAYMOVE);
+    if (CHECK(again != MAP_FAILED, "a second address of it (shared memory)")) {
+      p[page + 1] = 9;
+      CHECK(((volatile unsigned char *)again)[page + 1] == 9,
+            "a write shows at the second address");
+      CHECK_OK(mk_map_unmap((uint64_t)(uintptr_t)again, 2 * page), "unmap the second address");
+    }
+    CHECK_OK(mk_map_unmap(u, 2 * page), "unmap it");
+  }
+  r = mk_map_anonymous(page, MK_PROT_NONE, MK_ANON_NORESERVE);
+  if (CHECK_OK(r, "a PROT_NONE MAP_NORESERVE one")) {
+    CHECK_PERMS((uint64_t)r, "---s", "it is shared with no access");
+    CHECK_OK(mk_map_unmap((uint64_t)r, page), "unmap it");
+  }
+  CHECK_ERR(mk_map_anonymous(0, MK_PROT_READ, 0), EINVAL, "length 0 is -EINVAL");
+  CHECK_ERR(mk_map_anonymous(page + 1, MK_PROT_READ, 0), EINVAL, "an unaligned length");
+  CHECK_ERR(mk_map_anonymous(page, 8, 0), EINVAL, "an unknown prot bit");
+  CHECK_ERR(mk_map_anonymous(page, MK_PROT_READ, 2), EINVAL, "an unknown flag");
+  CHECK_ERR(mk_map_anonymous(((uint64_t)INT64_MAX + 1), MK_PROT_READ, 0), EOVERFLOW,
+            "a length past INT64_MAX is -EOVERFLOW");
+  CHECK_ERR(mk_map_anonymous((uint64_t)1 << 62, MK_PROT_READ, MK_ANON_NORESERVE), ENOMEM,
+            "4 EiB is -ENOMEM");
+}
+
 int main(void) {
   page = (uint64_t)mk_core_page_size();
+  test_anonymous();
   test_relocate();
   test_scrub();
   test_map_errors();

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -393,8 +395,42 @@ static void test_noexec(void) {
   }
 }
 
+static void test_create_sized(void) {
+  int64_t page = mk_core_page_size();
+  int64_t fd = mk_memfd_create_sized("memkit-sized", MK_MEMFD_SEALABLE, (uint64_t)page * 3);
+  if (CHECK_OK(fd, "create a 3-page memfd in one call")) {
+    CHECK_EQ(mk_core_fd_size((int32_t)fd), page * 3, "it is 3 pages");
+    CHECK(is_cloexec((int)fd), "it is close-on-exec");
+    CHECK_EQ(mk_memfd_seals((int32_t)fd), 0, "it is sealable, with no seals yet");
+    close((int)fd);
+  }
+  fd = mk_memfd_create_sized("memkit-sized-0", 0, 0);
+  if (CHECK_OK(fd, "create an empty one")) {
+    CHECK_EQ(mk_core_fd_size((int32_t)fd), 0, "it is empty");
+    close((int)fd);
+  }
+  CHECK_ERR(mk_memfd_create_sized(NULL, 0, 0), EINVAL, "a NULL name is -EINVAL");
+  CHECK_ERR(mk_memfd_create_sized("x", 4, 0), EINVAL, "an unknown flag is -EINVAL");
+  CHECK_ERR(mk_memfd_create_sized("x", 0, (uint64_t)INT64_MAX + 1), EFBIG,
+            "a size past INT64_MAX is -EFBIG");
+  /* A failing ftruncate (RLIMIT_FSIZE) closes the new descriptor again. */
+  struct rlimit old;
+  getrlimit(RLIMIT_FSIZE, &old);
+  struct rlimit small = {(rlim_t)page, old.rlim_max};
+  void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+  int lowest = lowest_free_fd();
+  if (CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0, "limit file sizes to a page")) {
+    CHECK_ERR(mk_memfd_create_sized("memkit-too-big", 0, (uint64_t)page * 2), EFBIG,
+              "a size past RLIMIT_FSIZE is -EFBIG");
+    setrlimit(RLIMIT_FSIZE, &old);
+    CHECK_EQ(lowest_free_fd(), lowest, "and leaves no descriptor open");
+  }
+  signal(SIGXFSZ, was);
+}
+
 int main(void) {
   test_create();
+  test_create_sized();
   test_create_errors();
   test_resize();
   test_resize_under_mappings();
