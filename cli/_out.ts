@@ -1,0 +1,231 @@
+/**
+ * How every memkit command writes its output: through one buffer, handed to
+ * the kernel in chunks of 64 KiB (one `write` system call each, as C's stdio
+ * and `pmap` do) instead of one `write` per line as `console.log` makes.
+ * A reader that goes away early (`memkit maps 1 | head`) ends the output
+ * quietly: the command stops and exits with its usual code.
+ *
+ * @module
+ */
+
+/** The bytes gathered before one write: a Linux pipe's whole buffer. */
+export const CHUNK = 64 * 1024;
+
+/**
+ * Thrown by {@linkcode Output.write} once the reader of the output has gone
+ * (`EPIPE`): the command stops there, and `fail()` (`_fail.ts`) ends it quietly
+ * with exit code 0 (the output was not wanted any more; nothing failed).
+ *
+ * @example
+ * ```ts
+ * import { OutputClosed } from "./_out.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(new OutputClosed().name, "OutputClosed");
+ * ```
+ */
+export class OutputClosed extends Error {
+  /** Says that the reader went away. */
+  constructor() {
+    super("The reader of the output has gone");
+    this.name = "OutputClosed";
+  }
+}
+
+/** Where an {@linkcode Output} writes: `Deno.stdout`, or a test's stand-in. */
+export interface Sink {
+  /** Writes some of `bytes`, returning how many. */
+  writeSync(bytes: Uint8Array): number;
+}
+
+/**
+ * Text gathered into chunks of {@linkcode CHUNK} bytes, each written with
+ * one system call; {@linkcode Output.flush} writes the rest.
+ *
+ * @example Many lines, one write
+ * ```ts
+ * import { Output } from "./_out.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const writes: number[] = [];
+ * const out = new Output({ writeSync: (b) => (writes.push(b.length), b.length) });
+ * for (let i = 0; i < 1000; i++) out.line(`line ${i}`);
+ * out.flush();
+ * assertEquals(writes.length, 1);
+ * ```
+ */
+export class Output {
+  #sink: Sink;
+  #chunk: number;
+  #pending = "";
+  #closed = false;
+  #encoder = new TextEncoder();
+  #bytes: Uint8Array;
+
+  /**
+   * An output to `sink`.
+   *
+   * @param sink Where to write (default `Deno.stdout`).
+   * @param chunk How many bytes (at least) to gather before a write.
+   */
+  constructor(sink: Sink = Deno.stdout, chunk: number = CHUNK) {
+    this.#sink = sink;
+    this.#chunk = chunk;
+    // UTF-16 code units to UTF-8: at most 3 bytes each.
+    this.#bytes = new Uint8Array(3 * (chunk + 1024));
+  }
+
+  /** Whether the reader has gone: everything written since is dropped. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Adds `text`, writing a chunk once enough has gathered.
+   *
+   * @param text The text.
+   * @throws {OutputClosed} Once the reader has gone.
+   */
+  write(text: string): void {
+    if (this.#closed) throw new OutputClosed();
+    this.#pending += text;
+    if (this.#pending.length >= this.#chunk) {
+      this.#drain();
+      if (this.#closed) throw new OutputClosed();
+    }
+  }
+
+  /**
+   * Adds `text` and a newline, as `console.log(text)` prints it.
+   *
+   * @param text The line, without its newline.
+   * @throws {OutputClosed} Once the reader has gone.
+   */
+  line(text: string = ""): void {
+    this.write(text + "\n");
+  }
+
+  /**
+   * Adds `value` as `JSON.stringify(value, replacer, 2)` and a newline,
+   * where the replacer prints a bigint as a `0x` hexadecimal string and a
+   * `Set` or a `Uint8Array` as an array; an array's elements are written as
+   * they are made, never as one string of the whole output.
+   *
+   * @param value The value.
+   * @throws {OutputClosed} Once the reader has gone.
+   *
+   * @example The same text as JSON.stringify
+   * ```ts
+   * import { Output } from "./_out.ts";
+   * import { assertEquals } from "@std/assert";
+   *
+   * let text = "";
+   * const out = new Output({
+   *   writeSync: (b) => (text += new TextDecoder().decode(b), b.length),
+   * });
+   * out.json([{ start: 0x1000n, perms: new Set(["r"]), path: 'a "b"', name: undefined }]);
+   * out.flush();
+   * assertEquals(text, JSON.stringify([{ start: "0x1000", perms: ["r"], path: 'a "b"' }], null, 2) + "\n");
+   * ```
+   */
+  json(value: unknown): void {
+    const v = jsonValue(value);
+    if (Array.isArray(v) && v.length > 0) {
+      // Element by element: a 10,000-mapping smaps is 13 MB of JSON.
+      for (let i = 0; i < v.length; i++) {
+        this.write((i === 0 ? "[\n  " : ",\n  ") + (jsonText(jsonValue(v[i]), 1) ?? "null"));
+      }
+      this.write("\n]\n");
+      return;
+    }
+    this.write((jsonText(v, 0) ?? "undefined") + "\n");
+  }
+
+  /**
+   * Writes what has gathered. A reader that has gone is no error here: the
+   * output is then closed, and the command ends with its usual code.
+   */
+  flush(): void {
+    if (!this.#closed && this.#pending.length > 0) this.#drain();
+  }
+
+  #drain(): void {
+    let text = this.#pending;
+    this.#pending = "";
+    // Whole lines only while more is to come: Deno's stdout is line-buffered
+    // (Rust's LineWriter), and would hold a chunk's last partial line back
+    // for a second write of its own.
+    const cut = text.lastIndexOf("\n") + 1;
+    if (cut > 0 && cut < text.length && text.length >= this.#chunk) {
+      this.#pending = text.slice(cut);
+      text = text.slice(0, cut);
+    }
+    let bytes: Uint8Array;
+    if (text.length * 3 <= this.#bytes.length) {
+      bytes = this.#bytes.subarray(0, this.#encoder.encodeInto(text, this.#bytes).written);
+    } else {
+      bytes = this.#encoder.encode(text);
+    }
+    try {
+      for (let at = 0; at < bytes.length;) at += this.#sink.writeSync(bytes.subarray(at));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+      this.#closed = true;
+    }
+  }
+}
+
+/** Every memkit command's standard output. */
+export const stdout: Output = new Output();
+
+// ---- JSON, as JSON.stringify(value, replacer, 2) writes it ----
+
+/** What the commands' replacer makes of a value: bigints in hex, Sets and bytes as arrays. */
+function jsonValue(v: unknown): unknown {
+  if (v !== null && (typeof v === "object" || typeof v === "bigint")) {
+    const toJSON = (v as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") v = toJSON.call(v, "");
+  }
+  if (typeof v === "bigint") return `0x${v.toString(16)}`;
+  if (v instanceof Set || v instanceof Uint8Array) return [...v];
+  return v;
+}
+
+/** Strings JSON writes as they are: printable ASCII without `"` or `\`. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const keys = new Map<string, string>();
+const newlines: string[] = [];
+const newline = (depth: number): string => newlines[depth] ??= "\n" + "  ".repeat(depth);
+
+/** `v` (already through jsonValue) as JSON at `depth`, or undefined where JSON omits it. */
+function jsonText(v: unknown, depth: number): string | undefined {
+  switch (typeof v) {
+    case "string":
+      return PLAIN.test(v) ? `"${v}"` : JSON.stringify(v);
+    case "number":
+      return Number.isFinite(v) ? String(v) : "null";
+    case "boolean":
+      return v ? "true" : "false";
+    case "object": {
+      if (v === null) return "null";
+      const inner = newline(depth + 1);
+      let text = "";
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          text += (i === 0 ? "[" : ",") + inner + (jsonText(jsonValue(v[i]), depth + 1) ?? "null");
+        }
+        return text === "" ? "[]" : text + newline(depth) + "]";
+      }
+      for (const key of Object.keys(v)) {
+        const item = jsonText(jsonValue((v as Record<string, unknown>)[key]), depth + 1);
+        if (item === undefined) continue;
+        let k = keys.get(key);
+        if (k === undefined) keys.set(key, k = JSON.stringify(key) + ": ");
+        text += (text === "" ? "{" : ",") + inner + k + item;
+      }
+      return text === "" ? "{}" : text + newline(depth) + "}";
+    }
+    default: // undefined, a function, a symbol
+      return undefined;
+  }
+}
