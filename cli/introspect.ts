@@ -17,7 +17,13 @@ import { MemkitError } from "../ffi/errors.ts";
 import { pageSize } from "../ffi/loader.ts";
 import { kpageflags } from "../src/kpageflags.ts";
 import { type ProcessId, readMaps, readSmaps, type SmapsEntry } from "../src/maps.ts";
-import { PageBits, type PageCategory, Pagemap, type ScanRegion } from "../src/pagemap.ts";
+import {
+  PageBits,
+  type PageCategory,
+  Pagemap,
+  type PagemapPages,
+  type ScanRegion,
+} from "../src/pagemap.ts";
 import type { Operation } from "../src/permissions.ts";
 import { EXIT_CODES, flagsFor, hex, parseRange, printPermissions, readArgs } from "./_args.ts";
 import { runCommand } from "./_fail.ts";
@@ -161,20 +167,50 @@ const PFN_HIDDEN = "PFNs are hidden: the kernel shows page frame numbers only to
   "with CAP_SYS_ADMIN and reports 0 to everyone else (Linux 4.2+); run as root (with CAP_SYS_ADMIN) to see them.";
 
 /**
- * A run of pages with the same state and consecutive frames. Addresses are
- * numbers: a page-aligned address below 2^64 is a multiple of the page size
- * with at most 52 significant bits, so a double holds it exactly (and adding
- * two of them is exact), without a BigInt per page.
+ * Runs of pages with the same state and consecutive frames, in columns: no
+ * object, and no BigInt, per run or per page. Addresses are doubles: a
+ * page-aligned address below 2^64 is a multiple of the page size with at
+ * most 52 significant bits, so a double holds it exactly, and sums of such
+ * addresses are exact too.
  */
-interface Run {
-  /** The address of its first page. */
-  start: number;
-  pages: number;
-  /** The frame of its first page, when present and visible. */
-  pfn: number | null;
-  /** Its PageBits. */
-  bits: number;
-  kpageflags?: string[];
+class Runs {
+  /** How many runs. */
+  length = 0;
+  /** The address of each run's first page. */
+  start = new Float64Array(1024);
+  /** How many pages each run has. */
+  pages = new Float64Array(1024);
+  /** The frame of each run's first page, or -1 (absent, or hidden). */
+  pfn = new Float64Array(1024);
+  /** Each run's PageBits. */
+  bits = new Uint8Array(1024);
+  /** With --flags: the kpageflags every frame of the run has. */
+  kpageflags: (string[] | undefined)[] = [];
+
+  push(start: number, pages: number, pfn: number, bits: number, kpageflags?: string[]): void {
+    if (this.length === this.bits.length) this.#grow();
+    const i = this.length++;
+    this.start[i] = start;
+    this.pages[i] = pages;
+    this.pfn[i] = pfn;
+    this.bits[i] = bits;
+    if (kpageflags !== undefined) this.kpageflags[i] = kpageflags;
+  }
+
+  #grow(): void {
+    const n = 2 * this.bits.length;
+    const f64 = (old: Float64Array) => {
+      const a = new Float64Array(n);
+      a.set(old);
+      return a;
+    };
+    this.start = f64(this.start);
+    this.pages = f64(this.pages);
+    this.pfn = f64(this.pfn);
+    const bits = new Uint8Array(n);
+    bits.set(this.bits);
+    this.bits = bits;
+  }
 }
 
 const FLAG_NAMES: [number, string][] = [
@@ -261,17 +297,17 @@ export function pagemapCommand(args: string[]): number {
     const end = (range.end + page - 1n) / page * page;
     const report = pagemapRuns(pm, start, end, withFlags);
     if (flags.has("json")) {
-      const runs = report.runs.map((r) =>
-        r.kpageflags === undefined
-          ? { start: hex(r.start), pages: r.pages, pfn: r.pfn, flags: flagNames(r.bits) }
-          : {
-            start: hex(r.start),
-            pages: r.pages,
-            pfn: r.pfn,
-            flags: flagNames(r.bits),
-            kpageflags: r.kpageflags,
-          }
-      );
+      const r = report.runs;
+      const runs = Array.from({ length: r.length }, (_, i) => {
+        const run = {
+          start: hex(r.start[i]),
+          pages: r.pages[i],
+          pfn: r.pfn[i] < 0 ? null : r.pfn[i],
+          flags: flagNames(r.bits[i]),
+        };
+        const kpageflags = r.kpageflags[i];
+        return kpageflags === undefined ? run : { ...run, kpageflags };
+      });
       stdout.json({ pid, ...report, runs });
       return 0;
     }
@@ -288,7 +324,7 @@ interface PagemapReport {
   swapped: number;
   pfnVisible: boolean;
   scan: "PAGEMAP_SCAN" | "entries";
-  runs: Run[];
+  runs: Runs;
 }
 
 /** Pages read from the pagemap at once. */
@@ -309,25 +345,39 @@ function pagemapRuns(pm: Pagemap, start: bigint, end: bigint, withFlags: boolean
     scan = "entries";
     regions = [{ start, end, pages: pageCount, categories: [] }];
   }
-  const total = regions.reduce((n, r) => n + r.pages, 0);
-  const progress = new Progress(total);
-  const runs: Run[] = [];
-  let last: Run | undefined;
+  // What to read: the regions, joined across gaps of less than a chunk. An
+  // absent page's entry costs 8 bytes to read; a call per region (thousands
+  // where every few pages one is absent) costs far more. Within the gaps the
+  // scan found nothing present or swapped, and those pages are skipped.
+  const spans: { start: number; pages: number }[] = [];
+  for (const region of regions) {
+    const at = Number(region.start); // page-aligned: exact
+    const last = spans.at(-1);
+    const gap = last === undefined ? CHUNK : (at - last.start) / ps - last.pages;
+    if (gap < CHUNK) last!.pages += gap + region.pages;
+    else spans.push({ start: at, pages: region.pages });
+  }
+  const wanted = scan === "PAGEMAP_SCAN" ? PageBits.PRESENT | PageBits.SWAPPED : 0xff;
+  const progress = new Progress(spans.reduce((n, r) => n + r.pages, 0));
+  const runs = new Runs();
+  // What would extend the last run: its PageBits, the next address and frame.
+  let lastBits = -1, nextAddress = -1, nextPfn = -1;
   let present = 0, swapped = 0;
   let pfnVisible = pm.pfnVisible;
-  for (const region of regions) {
-    const base = Number(region.start); // page-aligned: exact
-    for (let done = 0; done < region.pages; done += CHUNK) {
-      const n = Math.min(CHUNK, region.pages - done);
-      const at = base + done * ps;
+  let reuse: PagemapPages | undefined; // the columns of the last whole chunk, read into again
+  for (const span of spans) {
+    for (let done = 0; done < span.pages; done += CHUNK) {
+      const n = Math.min(CHUNK, span.pages - done);
+      const at = span.start + done * ps;
       let pages;
       try {
-        pages = pm.read(region.start + BigInt(done * ps), n);
+        pages = pm.read(BigInt(at), n, reuse?.length === n ? { into: reuse } : undefined);
       } catch (e) {
         // Read entry by entry (no PAGEMAP_SCAN): the range ran past the top.
         if (scan === "entries" && e instanceof RangeError) break;
         throw e;
       }
+      if (n === CHUNK) reuse = pages;
       present += pages.presentCount;
       swapped += pages.swappedCount;
       if (pages.presentCount > 0) pfnVisible = pages.pfnVisible;
@@ -335,17 +385,17 @@ function pagemapRuns(pm: Pagemap, start: bigint, end: bigint, withFlags: boolean
       const visible = pages.pfnVisible;
       for (let i = 0; i < n; i++) {
         const bits = flags[i];
-        if (bits === 0) continue; // absent: the gaps between runs say so
-        const pfn = (bits & PageBits.PRESENT) !== 0 && visible ? frame[i] : null;
-        const addr = at + i * ps;
-        if (
-          last !== undefined && last.bits === bits && last.start + last.pages * ps === addr &&
-          (pfn === null ? last.pfn === null : last.pfn !== null && last.pfn + last.pages === pfn)
-        ) {
-          last.pages++;
+        if ((bits & wanted) === 0) continue; // absent: the gaps between runs say so
+        const pfn = (bits & PageBits.PRESENT) !== 0 && visible ? frame[i] : -1;
+        const address = at + i * ps;
+        if (bits === lastBits && address === nextAddress && pfn === nextPfn) {
+          runs.pages[runs.length - 1]++;
         } else {
-          runs.push(last = { start: addr, pages: 1, pfn, bits });
+          runs.push(address, 1, pfn, bits);
+          lastBits = bits;
         }
+        nextAddress = address + ps;
+        nextPfn = pfn < 0 ? -1 : pfn + 1;
       }
       progress.add(n);
     }
@@ -375,20 +425,21 @@ const TWO_32 = 2 ** 32;
  * piece labelled with the flags every one of its frames has. PFNs and flags
  * pass as pairs of 32-bit words, without a BigInt per page.
  */
-function splitByPageFlags(runs: Run[], ps: number): Run[] {
-  const out: Run[] = [];
-  for (const run of runs) {
-    if (run.pfn === null) {
-      out.push(run);
+function splitByPageFlags(runs: Runs, ps: number): Runs {
+  const out = new Runs();
+  for (let r = 0; r < runs.length; r++) {
+    const first = runs.pfn[r], count = runs.pages[r], start = runs.start[r], bits = runs.bits[r];
+    if (first < 0) {
+      out.push(start, count, first, bits);
       continue;
     }
     let lo = -1, hi = -1; // the raw flags of the piece being built: none yet
-    for (let done = 0; done < run.pages; done += CHUNK) {
-      const n = Math.min(CHUNK, run.pages - done);
+    for (let done = 0; done < count; done += CHUNK) {
+      const n = Math.min(CHUNK, count - done);
       const pfns = new BigUint64Array(n);
       const words = new Uint32Array(pfns.buffer);
       for (let i = 0; i < n; i++) {
-        const pfn = run.pfn + done + i;
+        const pfn = first + done + i;
         words[2 * i + LO] = pfn % TWO_32;
         words[2 * i + HI] = Math.floor(pfn / TWO_32);
       }
@@ -396,18 +447,12 @@ function splitByPageFlags(runs: Run[], ps: number): Run[] {
       const raw = new Uint32Array(kf.raw.buffer, kf.raw.byteOffset, 2 * kf.raw.length);
       for (let i = 0; i < n; i++) {
         if (raw[2 * i] === lo && raw[2 * i + 1] === hi) {
-          out[out.length - 1].pages++;
+          out.pages[out.length - 1]++;
           continue;
         }
         lo = raw[2 * i];
         hi = raw[2 * i + 1];
-        out.push({
-          start: run.start + (done + i) * ps,
-          pages: 1,
-          pfn: run.pfn + done + i,
-          bits: run.bits,
-          kpageflags: kf.names(i),
-        });
+        out.push(start + (done + i) * ps, 1, first + done + i, bits, kf.names(i));
       }
     }
   }
@@ -446,17 +491,15 @@ function printPagemap(pid: ProcessId, r: PagemapReport): void {
       }  flags`,
     ),
   );
-  for (const run of r.runs) {
-    const pfn = run.pfn !== null
-      ? hex(run.pfn)
-      : (run.bits & PageBits.PRESENT) !== 0
-      ? "hidden"
-      : "-";
-    const kf = run.kpageflags ? dim(` [${run.kpageflags.join(",")}]`) : "";
+  const runs = r.runs;
+  for (let i = 0; i < runs.length; i++) {
+    const bits = runs.bits[i], frame = runs.pfn[i], kpageflags = runs.kpageflags[i];
+    const pfn = frame >= 0 ? hex(frame) : (bits & PageBits.PRESENT) !== 0 ? "hidden" : "-";
+    const kf = kpageflags ? dim(` [${kpageflags.join(",")}]`) : "";
     stdout.line(
-      `${run.start.toString(16).padStart(16)} ${pageColumn(run.pages, ps)} ${pfn.padStart(12)}  ${
-        flagColumn(run.bits)
-      }${kf}`,
+      `${runs.start[i].toString(16).padStart(16)} ${pageColumn(runs.pages[i], ps)} ${
+        pfn.padStart(12)
+      }  ${flagColumn(bits)}${kf}`,
     );
   }
   stdout.line(
