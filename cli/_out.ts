@@ -129,16 +129,18 @@ export class Output {
    * ```
    */
   json(value: unknown): void {
-    const v = jsonValue(value);
-    if (Array.isArray(v) && v.length > 0) {
-      // Element by element: a 10,000-mapping smaps is 13 MB of JSON.
-      for (let i = 0; i < v.length; i++) {
-        this.write((i === 0 ? "[\n  " : ",\n  ") + (jsonText(jsonValue(v[i]), 1) ?? "null"));
-      }
-      this.write("\n]\n");
+    if (!Array.isArray(value) || value.length === 0) {
+      this.write(JSON.stringify(value, replacer, 2) + "\n");
       return;
     }
-    this.write((jsonText(v, 0) ?? "undefined") + "\n");
+    // Element by element (a 10,000-mapping smaps is 13 MB of JSON), each by
+    // the engine's own JSON.stringify; an element's lines are indented one
+    // level more inside the array (a raw newline is never inside a JSON string).
+    for (let i = 0; i < value.length; i++) {
+      const text = JSON.stringify(value[i], replacer, 2) ?? "null";
+      this.write((i === 0 ? "[\n  " : ",\n  ") + text.replaceAll("\n", "\n  "));
+    }
+    this.write("\n]\n");
   }
 
   /**
@@ -178,54 +180,8 @@ export class Output {
 /** Every memkit command's standard output. */
 export const stdout: Output = new Output();
 
-// ---- JSON, as JSON.stringify(value, replacer, 2) writes it ----
-
-/** What the commands' replacer makes of a value: bigints in hex, Sets and bytes as arrays. */
-function jsonValue(v: unknown): unknown {
-  if (v !== null && (typeof v === "object" || typeof v === "bigint")) {
-    const toJSON = (v as { toJSON?: unknown }).toJSON;
-    if (typeof toJSON === "function") v = toJSON.call(v, "");
-  }
+/** The commands' JSON replacer: bigints as `0x` hexadecimal strings, Sets and bytes as arrays. */
+function replacer(_key: string, v: unknown): unknown {
   if (typeof v === "bigint") return `0x${v.toString(16)}`;
-  if (v instanceof Set || v instanceof Uint8Array) return [...v];
-  return v;
-}
-
-/** Strings JSON writes as they are: printable ASCII without `"` or `\`. */
-const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-const keys = new Map<string, string>();
-const newlines: string[] = [];
-const newline = (depth: number): string => newlines[depth] ??= "\n" + "  ".repeat(depth);
-
-/** `v` (already through jsonValue) as JSON at `depth`, or undefined where JSON omits it. */
-function jsonText(v: unknown, depth: number): string | undefined {
-  switch (typeof v) {
-    case "string":
-      return PLAIN.test(v) ? `"${v}"` : JSON.stringify(v);
-    case "number":
-      return Number.isFinite(v) ? String(v) : "null";
-    case "boolean":
-      return v ? "true" : "false";
-    case "object": {
-      if (v === null) return "null";
-      const inner = newline(depth + 1);
-      let text = "";
-      if (Array.isArray(v)) {
-        for (let i = 0; i < v.length; i++) {
-          text += (i === 0 ? "[" : ",") + inner + (jsonText(jsonValue(v[i]), depth + 1) ?? "null");
-        }
-        return text === "" ? "[]" : text + newline(depth) + "]";
-      }
-      for (const key of Object.keys(v)) {
-        const item = jsonText(jsonValue((v as Record<string, unknown>)[key]), depth + 1);
-        if (item === undefined) continue;
-        let k = keys.get(key);
-        if (k === undefined) keys.set(key, k = JSON.stringify(key) + ": ");
-        text += (text === "" ? "{" : ",") + inner + k + item;
-      }
-      return text === "" ? "{}" : text + newline(depth) + "}";
-    }
-    default: // undefined, a function, a symbol
-      return undefined;
-  }
+  return v instanceof Set || v instanceof Uint8Array ? [...v] : v;
 }
