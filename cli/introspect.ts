@@ -177,15 +177,24 @@ class Runs {
   /** How many runs. */
   length = 0;
   /** The address of each run's first page. */
-  start = new Float64Array(1024);
+  start: Float64Array;
   /** How many pages each run has. */
-  pages = new Float64Array(1024);
+  pages: Float64Array;
   /** The frame of each run's first page, or -1 (absent, or hidden). */
-  pfn = new Float64Array(1024);
+  pfn: Float64Array;
   /** Each run's PageBits. */
-  bits = new Uint8Array(1024);
+  bits: Uint8Array;
   /** With --flags: the kpageflags every frame of the run has. */
   kpageflags: (string[] | undefined)[] = [];
+
+  /** Room for `capacity` runs before the columns grow (at most one run a page). */
+  constructor(capacity = 1024) {
+    const n = Math.max(1, Math.min(capacity, 1 << 20));
+    this.start = new Float64Array(n);
+    this.pages = new Float64Array(n);
+    this.pfn = new Float64Array(n);
+    this.bits = new Uint8Array(n);
+  }
 
   push(start: number, pages: number, pfn: number, bits: number, kpageflags?: string[]): void {
     if (this.length === this.bits.length) this.#grow();
@@ -358,8 +367,9 @@ function pagemapRuns(pm: Pagemap, start: bigint, end: bigint, withFlags: boolean
     else spans.push({ start: at, pages: region.pages });
   }
   const wanted = scan === "PAGEMAP_SCAN" ? PageBits.PRESENT | PageBits.SWAPPED : 0xff;
-  const progress = new Progress(spans.reduce((n, r) => n + r.pages, 0));
-  const runs = new Runs();
+  const reading = spans.reduce((n, r) => n + r.pages, 0);
+  const progress = new Progress(reading);
+  const runs = new Runs(reading);
   // What would extend the last run: its PageBits, the next address and frame.
   let lastBits = -1, nextAddress = -1, nextPfn = -1;
   let present = 0, swapped = 0;
@@ -426,7 +436,7 @@ const TWO_32 = 2 ** 32;
  * pass as pairs of 32-bit words, without a BigInt per page.
  */
 function splitByPageFlags(runs: Runs, ps: number): Runs {
-  const out = new Runs();
+  const out = new Runs(runs.length);
   for (let r = 0; r < runs.length; r++) {
     const first = runs.pfn[r], count = runs.pages[r], start = runs.start[r], bits = runs.bits[r];
     if (first < 0) {
