@@ -2,8 +2,9 @@
  * How every memkit command writes its output: through one buffer, handed to
  * the kernel in chunks of 64 KiB (one `write` system call each, as C's stdio
  * and `pmap` do) instead of one `write` per line as `console.log` makes.
- * A reader that goes away early (`memkit maps 1 | head`) ends the output
- * quietly: the command stops and exits with its usual code.
+ * A reader that goes away early (`memkit maps 1 | head`) ends the command
+ * there, quietly, with exit code 0; met in the last flush, the command keeps
+ * its own code.
  *
  * @module
  */
