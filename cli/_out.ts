@@ -130,18 +130,50 @@ export class Output {
    * ```
    */
   json(value: unknown): void {
-    if (!Array.isArray(value) || value.length === 0) {
-      this.write(JSON.stringify(value, replacer, 2) + "\n");
+    const v = prepare("", value);
+    if (v === undefined) this.write("undefined\n"); // as console.log(JSON.stringify(v)) prints it
+    else {
+      this.#json(v, "", 0);
+      this.write("\n");
+    }
+  }
+
+  /**
+   * `v` (through {@linkcode prepare}) as JSON at indentation `indent`, piece
+   * by piece: the top array or plain object, and an array inside it (a
+   * 10,000-mapping smaps is 13 MB of JSON, a pagemap report's runs more);
+   * each element by the engine's own JSON.stringify, its lines indented into
+   * place (a raw newline is never inside a JSON string).
+   */
+  #json(v: unknown, indent: string, depth: number): void {
+    const proto = typeof v === "object" && v !== null ? Object.getPrototypeOf(v) : undefined;
+    const array = Array.isArray(v);
+    const container = array || proto === Object.prototype || proto === null;
+    if (!(container && (depth === 0 || (depth === 1 && array)))) {
+      const text = JSON.stringify(v, replacer, 2);
+      this.write(indent === "" ? text : text.replaceAll("\n", "\n" + indent));
       return;
     }
-    // Element by element (a 10,000-mapping smaps is 13 MB of JSON), each by
-    // the engine's own JSON.stringify; an element's lines are indented one
-    // level more inside the array (a raw newline is never inside a JSON string).
-    for (let i = 0; i < value.length; i++) {
-      const text = JSON.stringify(value[i], replacer, 2) ?? "null";
-      this.write((i === 0 ? "[\n  " : ",\n  ") + text.replaceAll("\n", "\n  "));
+    const inner = indent + "  ";
+    let first = true;
+    if (array) {
+      const list = v as unknown[];
+      for (let i = 0; i < list.length; i++) {
+        this.write((first ? "[\n" : ",\n") + inner);
+        first = false;
+        this.#json(prepare(String(i), list[i]) ?? null, inner, depth + 1);
+      }
+    } else {
+      const object = v as Record<string, unknown>;
+      for (const key of Object.keys(object)) {
+        const item = prepare(key, object[key]);
+        if (item === undefined) continue; // JSON leaves it out
+        this.write((first ? "{\n" : ",\n") + inner + JSON.stringify(key) + ": ");
+        first = false;
+        this.#json(item, inner, depth + 1);
+      }
     }
-    this.write("\n]\n");
+    this.write(first ? (array ? "[]" : "{}") : "\n" + indent + (array ? "]" : "}"));
   }
 
   /**
@@ -180,6 +212,20 @@ export class Output {
 
 /** Every memkit command's standard output. */
 export const stdout: Output = new Output();
+
+/**
+ * `v`, the property `key` of its holder, as JSON.stringify sees it: through
+ * its toJSON, then the replacer; undefined where JSON leaves it out (an
+ * undefined, a function or a symbol).
+ */
+function prepare(key: string, v: unknown): unknown {
+  if (v !== null && (typeof v === "object" || typeof v === "bigint")) {
+    const toJSON = (v as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") v = toJSON.call(v, key);
+  }
+  v = replacer(key, v);
+  return v === undefined || typeof v === "function" || typeof v === "symbol" ? undefined : v;
+}
 
 /** The commands' JSON replacer: bigints as `0x` hexadecimal strings, Sets and bytes as arrays. */
 function replacer(_key: string, v: unknown): unknown {

@@ -222,6 +222,22 @@ Deno.test("Output.json writes what JSON.stringify writes with memkit's replacer"
       bytes: new Uint8Array([0, 255]),
     },
     { date: new Date(0), nested: { deeper: { deepest: [1, [2, [3]]] } } },
+    { pid: 1, start: 0x1000n, runs: [{ start: "0x1000", flags: ["present"] }, [], {}], end: {} },
+    {
+      list: [undefined, () => 1, new Set([1n]), { toJSON: () => undefined }, [[1]]],
+      gone: Symbol(),
+    },
+    {
+      boxed: [new String("s"), new Number(1), new Boolean(false)],
+      map: new Map([[1, 2]]),
+      nul: null,
+    },
+    Object.assign(Object.create(null), { bare: [1, { deep: [2] }] }),
+    { toJSON: () => ({ replaced: [1n, new Set(["a"])] }) },
+    new Set([{ a: 1n }]),
+    new Uint8Array([1, 2]),
+    [{ toJSON: (key: string) => `key ${key}` }, new Date(1)],
+    undefined,
     "top",
     42,
     true,
@@ -232,7 +248,7 @@ Deno.test("Output.json writes what JSON.stringify writes with memkit's replacer"
     const { out, writes } = memoryOutput();
     out.json(value);
     out.flush();
-    assertEquals(writes.join(""), JSON.stringify(value, replacer, 2) + "\n");
+    assertEquals(writes.join(""), `${JSON.stringify(value, replacer, 2)}\n`);
   }
 });
 
