@@ -20,29 +20,24 @@
  * @module
  */
 
-import { dim } from "@std/fmt/colors";
-import { type Operation, permissionFlags, permissionTable } from "./mod.ts";
-import { mapsCommand, pagemapCommand } from "./cli/introspect.ts";
-import { physCommand } from "./cli/phys.ts";
-import { shmCommand } from "./cli/shm.ts";
-import { tourCommand } from "./cli/tour.ts";
-import { EXIT_CODES, flagsFor, readArgs } from "./cli/_args.ts";
-import { fail } from "./cli/_fail.ts";
+import { EXIT_CODES } from "./cli/_args.ts";
+import { stdout } from "./cli/_out.ts";
 
-function permissions(op?: string, target = "<target>"): number {
-  if (op === undefined) {
-    for (const [name, rule] of Object.entries(permissionTable)) {
-      console.log(
-        `${name.padEnd(13)} ${permissionFlags(name as Operation, target).join(" ").padEnd(56)} ${
-          dim(rule.summary)
-        }`,
-      );
-    }
-    return 0;
-  }
-  console.log(flagsFor(op, target).join(" "));
-  return 0;
-}
+/** A subcommand: its arguments in, its exit code out. */
+type Command = (args: string[]) => number;
+
+/**
+ * Every subcommand, one line each: its name, and its module, imported only
+ * when that command runs (`memkit maps` loads no physical-memory or tour code).
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  tour: () => import("./cli/tour.ts").then((m) => m.tourCommand),
+  permissions: () => import("./cli/permissions.ts").then((m) => m.permissionsCommand),
+  maps: () => import("./cli/introspect.ts").then((m) => m.mapsCommand),
+  pagemap: () => import("./cli/introspect.ts").then((m) => m.pagemapCommand),
+  phys: () => import("./cli/phys.ts").then((m) => m.physCommand),
+  shm: () => import("./cli/shm.ts").then((m) => m.shmCommand),
+};
 
 const HELP = `memkit: typed, permission-gated access to Linux memory machinery
 
@@ -62,14 +57,6 @@ Options (before or after the command):
 
 ${EXIT_CODES}
   memkit tour exits 1 when a step fails; a step skipped for a missing permission is not a failure.`;
-
-const PERMISSIONS_HELP = `memkit permissions [operation] [target]
-
-Without an operation, the whole permission table; with one, the minimal deno
-flags for it on target (a path, a pid or a name). A path with a comma cannot
-be named in a deno flag (Deno splits the lists at commas): that is an error.
-
-${EXIT_CODES}`;
 
 /** Options that take a value, so that the value is not taken for the command. */
 const VALUE_OPTIONS = new Set(["--device", "--cache"]);
@@ -91,62 +78,51 @@ function splitCommand(args: readonly string[]): { command?: string; rest: string
   return { rest: [...args] };
 }
 
+/** `a, b or c`. */
+const either = (names: string[]): string =>
+  names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+
 /**
  * Runs the `memkit` command with `args`.
  *
  * @param args The command-line arguments, without the program name.
- * @returns The exit code.
+ * @returns The exit code, once everything the command printed is written.
  *
  * @example Print the flags an operation needs
  * ```ts ignore
  * // deno run --allow-ffi cli.ts permissions maps self
  * import { main } from "@memkit/memkit/cli";
- * Deno.exit(main(["permissions", "maps", "self"]));
+ * Deno.exit(await main(["permissions", "maps", "self"]));
  * ```
  */
-export function main(args: string[]): number {
+export async function main(args: string[]): Promise<number> {
   const { command, rest } = splitCommand(args);
-  switch (command) {
-    case undefined: {
+  try {
+    if (command === undefined) {
       if (rest.length === 0) {
-        console.log(HELP);
+        stdout.line(HELP);
         return 2;
       }
       if (rest.some((a) => a === "-h" || a === "--help")) {
-        console.log(HELP);
+        stdout.line(HELP);
         return 0;
       }
+      stdout.flush();
       console.error(
-        `memkit: Missing the command: expected tour, permissions, maps, pagemap or phys ` +
+        `memkit: Missing the command: expected ${either(Object.keys(COMMANDS))} ` +
           `(its options, such as "${rest[0]}", may come before or after it)\n\n${HELP}`,
       );
       return 2;
     }
-    case "tour":
-      return tourCommand(rest);
-    case "permissions":
-      try {
-        const flags = readArgs(rest, "permissions", {});
-        if (flags.has("help")) {
-          console.log(PERMISSIONS_HELP);
-          return 0;
-        }
-        return permissions(flags.positionals[0], flags.positionals[1]);
-      } catch (e) {
-        return fail(e);
-      }
-    case "maps":
-      return mapsCommand(rest);
-    case "pagemap":
-      return pagemapCommand(rest);
-    case "phys":
-      return physCommand(rest);
-    case "shm":
-      return shmCommand(rest);
-    default:
+    if (!Object.hasOwn(COMMANDS, command)) {
       console.error(`memkit: Unknown command "${command}"\n\n${HELP}`);
       return 2;
+    }
+    const run = await COMMANDS[command]();
+    return run(rest);
+  } finally {
+    stdout.flush();
   }
 }
 
-if (import.meta.main) Deno.exit(main(Deno.args));
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -9,7 +9,8 @@
 
 import { parseArgs } from "@std/cli/parse-args";
 import { dim } from "@std/fmt/colors";
-import { type Operation, permissionFlags, permissionTable } from "../mod.ts";
+import { type Operation, permissionFlags, permissionTable } from "../src/permissions.ts";
+import { stdout } from "./_out.ts";
 
 // `0x`-hexadecimal, as every memkit command prints addresses: the library's own helper.
 export { hex } from "../src/_args.ts";
@@ -242,7 +243,8 @@ const quote = (arg: string): string =>
 
 /**
  * Prints `flags`, then the command to run with them: `memkit <command> <args>`
- * as typed, without `--permissions`.
+ * as typed, without `--permissions` (to {@linkcode stdout}, which the command
+ * flushes when it ends).
  *
  * @param flags The minimal deno flags.
  * @param command The subcommand (`phys`).
@@ -251,8 +253,10 @@ const quote = (arg: string): string =>
  * @example
  * ```ts
  * import { printPermissions } from "./_args.ts";
+ * import { stdout } from "./_out.ts";
  *
  * printPermissions(["--allow-ffi"], "maps", ["self", "--permissions"]);
+ * stdout.flush();
  * // --allow-ffi
  * // deno run --allow-ffi cli.ts maps self
  * ```
@@ -263,6 +267,6 @@ export function printPermissions(
   args: readonly string[],
 ): void {
   const kept = args.filter((a) => !/^--permissions(=.*)?$/.test(a));
-  console.log(flags.join(" "));
-  console.log(dim(["deno run", ...flags, "cli.ts", command, ...kept.map(quote)].join(" ")));
+  stdout.line(flags.join(" "));
+  stdout.line(dim(["deno run", ...flags, "cli.ts", command, ...kept.map(quote)].join(" ")));
 }

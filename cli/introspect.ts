@@ -12,22 +12,22 @@
 
 import { format as formatBytes } from "@std/fmt/bytes";
 import { bold, dim, yellow } from "@std/fmt/colors";
+// The modules themselves, not mod.ts: `memkit maps` loads no physical-memory code.
+import { MemkitError } from "../ffi/errors.ts";
+import { pageSize } from "../ffi/loader.ts";
+import { kpageflags } from "../src/kpageflags.ts";
+import { type ProcessId, readMaps, readSmaps, type SmapsEntry } from "../src/maps.ts";
 import {
-  kpageflags,
-  MemkitError,
-  type Operation,
   PageBits,
   type PageCategory,
   Pagemap,
-  pageSize,
-  type ProcessId,
-  readMaps,
-  readSmaps,
+  type PagemapPages,
   type ScanRegion,
-  type SmapsEntry,
-} from "../mod.ts";
+} from "../src/pagemap.ts";
+import type { Operation } from "../src/permissions.ts";
 import { EXIT_CODES, flagsFor, hex, parseRange, printPermissions, readArgs } from "./_args.ts";
-import { fail } from "./_fail.ts";
+import { runCommand } from "./_fail.ts";
+import { stdout } from "./_out.ts";
 
 const size = (n: number): string => formatBytes(n, { binary: true });
 
@@ -39,13 +39,6 @@ function parsePid(text: string | undefined): ProcessId {
   }
   return Number(text);
 }
-
-const json = (value: unknown): string =>
-  JSON.stringify(
-    value,
-    (_k, v) => typeof v === "bigint" ? hex(v) : v instanceof Set ? [...v] : v,
-    2,
-  );
 
 // ---- memkit maps ----
 
@@ -73,10 +66,10 @@ ${EXIT_CODES}`;
  * ```
  */
 export function mapsCommand(args: string[]): number {
-  try {
+  return runCommand(() => {
     const flags = readArgs(args, "maps", { boolean: ["json", "brief", "permissions"] });
     if (flags.has("help")) {
-      console.log(MAPS_HELP);
+      stdout.line(MAPS_HELP);
       return 0;
     }
     const brief = flags.has("brief");
@@ -88,59 +81,69 @@ export function mapsCommand(args: string[]): number {
     }
     const entries = brief ? readMaps(pid) : readSmaps(pid);
     if (flags.has("json")) {
-      console.log(json(entries));
+      stdout.json(entries);
       return 0;
     }
     printMaps(pid, entries, !brief);
     return 0;
-  } catch (e) {
-    return fail(e);
-  }
+  });
+}
+
+/** The width of a size column. */
+const WIDTH = 10;
+const sizeColumns = new Map<number, string>();
+
+/** `size(n)` right-aligned in a column, made once per distinct value. */
+function sizeColumn(n: number): string {
+  let text = sizeColumns.get(n);
+  if (text === undefined) sizeColumns.set(n, text = size(n).padStart(WIDTH));
+  return text;
 }
 
 function printMaps(pid: ProcessId, entries: ReturnType<typeof readMaps>, sizes: boolean): void {
   const cols = sizes ? ["Size", "Rss", "Pss", "Dirty", "Anon", "Swap", "Locked"] : ["Size"];
-  const width = 10;
-  console.log(bold(`${pid}:`) + dim(` ${entries.length} mappings`));
-  console.log(
+  stdout.line(bold(`${pid}:`) + dim(` ${entries.length} mappings`));
+  stdout.line(
     bold(
       `${"Address".padStart(16)} Perm ${"Offset".padStart(8)} Device ${"Inode".padStart(8)} ` +
-        cols.map((c) => c.padStart(width)).join(" ") + ` ${"Kind".padEnd(9)} Mapping`,
+        cols.map((c) => c.padStart(WIDTH)).join(" ") + ` ${"Kind".padEnd(9)} Mapping`,
     ),
   );
-  const totals = new Array(cols.length).fill(0);
+  let mapped = 0, rss = 0, pss = 0, dirty = 0, anon = 0, swap = 0, locked = 0;
   for (const m of entries) {
-    const s = m as Partial<SmapsEntry>;
-    const values = sizes
-      ? [
-        m.size,
-        s.rss ?? 0,
-        s.pss ?? 0,
-        (s.privateDirty ?? 0) + (s.sharedDirty ?? 0),
-        s.anonymous ?? 0,
-        s.swap ?? 0,
-        s.locked ?? 0,
-      ]
-      : [m.size];
-    values.forEach((v, i) => totals[i] += v);
-    const path = m.path + (m.deleted ? " (deleted)" : "");
-    console.log(
+    mapped += m.size;
+    let columns = sizeColumn(m.size);
+    if (sizes) {
+      const s = m as Partial<SmapsEntry>;
+      const d = (s.privateDirty ?? 0) + (s.sharedDirty ?? 0);
+      rss += s.rss ?? 0;
+      pss += s.pss ?? 0;
+      dirty += d;
+      anon += s.anonymous ?? 0;
+      swap += s.swap ?? 0;
+      locked += s.locked ?? 0;
+      columns += ` ${sizeColumn(s.rss ?? 0)} ${sizeColumn(s.pss ?? 0)} ${sizeColumn(d)} ${
+        sizeColumn(s.anonymous ?? 0)
+      } ${sizeColumn(s.swap ?? 0)} ${sizeColumn(s.locked ?? 0)}`;
+    }
+    const path = m.deleted ? m.path + " (deleted)" : m.path;
+    stdout.line(
       `${m.start.toString(16).padStart(16)} ${m.perms} ${m.offset.toString(16).padStart(8, "0")} ` +
-        `${m.device.padStart(6)} ${String(m.inode).padStart(8)} ` +
-        values.map((v) => size(v).padStart(width)).join(" ") + ` ${m.kind.padEnd(9)} ${path}`,
+        `${m.device.padStart(6)} ${String(m.inode).padStart(8)} ${columns} ${
+          m.kind.padEnd(9)
+        } ${path}`,
     );
   }
-  console.log(
+  const totals = sizes ? [mapped, rss, pss, dirty, anon, swap, locked] : [mapped];
+  stdout.line(
     `${"".padStart(16)} ${"".padEnd(4)} ${"".padStart(8)} ${"".padStart(6)} ${
       "total".padStart(8)
     } ` +
-      totals.map((v) => size(v).padStart(width)).join(" "),
+      totals.map((v) => size(v).padStart(WIDTH)).join(" "),
   );
 }
 
 // ---- memkit pagemap ----
-
-const PS = (): bigint => BigInt(pageSize());
 
 const PAGEMAP_HELP =
   `memkit pagemap <pid|self> <start>[-end|+length] [--flags] [--json] [--permissions]
@@ -163,12 +166,60 @@ ${EXIT_CODES}`;
 const PFN_HIDDEN = "PFNs are hidden: the kernel shows page frame numbers only to processes " +
   "with CAP_SYS_ADMIN and reports 0 to everyone else (Linux 4.2+); run as root (with CAP_SYS_ADMIN) to see them.";
 
-interface Run {
-  start: bigint;
-  pages: number;
-  pfn: number | null;
-  flags: string[];
-  kpageflags?: string[];
+/**
+ * Runs of pages with the same state and consecutive frames, in columns: no
+ * object, and no BigInt, per run or per page. Addresses are doubles: a
+ * page-aligned address below 2^64 is a multiple of the page size with at
+ * most 52 significant bits, so a double holds it exactly, and sums of such
+ * addresses are exact too.
+ */
+class Runs {
+  /** How many runs. */
+  length = 0;
+  /** The address of each run's first page. */
+  start: Float64Array;
+  /** How many pages each run has. */
+  pages: Float64Array;
+  /** The frame of each run's first page, or -1 (absent, or hidden). */
+  pfn: Float64Array;
+  /** Each run's PageBits. */
+  bits: Uint8Array;
+  /** With --flags: the kpageflags every frame of the run has. */
+  kpageflags: (string[] | undefined)[] = [];
+
+  /** Room for `capacity` runs before the columns grow (at most one run a page). */
+  constructor(capacity = 1024) {
+    const n = Math.max(1, Math.min(capacity, 1 << 20));
+    this.start = new Float64Array(n);
+    this.pages = new Float64Array(n);
+    this.pfn = new Float64Array(n);
+    this.bits = new Uint8Array(n);
+  }
+
+  push(start: number, pages: number, pfn: number, bits: number, kpageflags?: string[]): void {
+    if (this.length === this.bits.length) this.#grow();
+    const i = this.length++;
+    this.start[i] = start;
+    this.pages[i] = pages;
+    this.pfn[i] = pfn;
+    this.bits[i] = bits;
+    if (kpageflags !== undefined) this.kpageflags[i] = kpageflags;
+  }
+
+  #grow(): void {
+    const n = 2 * this.bits.length;
+    const f64 = (old: Float64Array) => {
+      const a = new Float64Array(n);
+      a.set(old);
+      return a;
+    };
+    this.start = f64(this.start);
+    this.pages = f64(this.pages);
+    this.pfn = f64(this.pfn);
+    const bits = new Uint8Array(n);
+    bits.set(this.bits);
+    this.bits = bits;
+  }
 }
 
 const FLAG_NAMES: [number, string][] = [
@@ -233,10 +284,10 @@ class Progress {
  * ```
  */
 export function pagemapCommand(args: string[]): number {
-  try {
+  return runCommand(() => {
     const flags = readArgs(args, "pagemap", { boolean: ["json", "flags", "permissions"] });
     if (flags.has("help")) {
-      console.log(PAGEMAP_HELP);
+      stdout.line(PAGEMAP_HELP);
       return 0;
     }
     const pid = parsePid(flags.positionals[0]);
@@ -250,19 +301,28 @@ export function pagemapCommand(args: string[]): number {
     }
     const range = parseRange(rangeText);
     using pm = Pagemap.open(pid);
-    const page = PS();
+    const page = BigInt(pageSize());
     const start = range.start - range.start % page;
     const end = (range.end + page - 1n) / page * page;
     const report = pagemapRuns(pm, start, end, withFlags);
     if (flags.has("json")) {
-      console.log(json({ pid, ...report }));
+      const r = report.runs;
+      const runs = Array.from({ length: r.length }, (_, i) => {
+        const run = {
+          start: hex(r.start[i]),
+          pages: r.pages[i],
+          pfn: r.pfn[i] < 0 ? null : r.pfn[i],
+          flags: flagNames(r.bits[i]),
+        };
+        const kpageflags = r.kpageflags[i];
+        return kpageflags === undefined ? run : { ...run, kpageflags };
+      });
+      stdout.json({ pid, ...report, runs });
       return 0;
     }
     printPagemap(pid, report);
     return 0;
-  } catch (e) {
-    return fail(e);
-  }
+  });
 }
 
 interface PagemapReport {
@@ -273,10 +333,15 @@ interface PagemapReport {
   swapped: number;
   pfnVisible: boolean;
   scan: "PAGEMAP_SCAN" | "entries";
-  runs: Run[];
+  runs: Runs;
 }
 
+/** Pages read from the pagemap at once. */
+const CHUNK = 1 << 16;
+
 function pagemapRuns(pm: Pagemap, start: bigint, end: bigint, withFlags: boolean): PagemapReport {
+  const ps = pageSize();
+  const pageCount = Number((end - start) / BigInt(ps));
   // PAGEMAP_SCAN finds the pages that hold anything (it walks mappings
   // only); then only those are read entry by entry, in chunks, for frames.
   const categories: PageCategory[] = ["present", "swapped"];
@@ -287,45 +352,60 @@ function pagemapRuns(pm: Pagemap, start: bigint, end: bigint, withFlags: boolean
   } catch (e) {
     if (!(e instanceof MemkitError)) throw e;
     scan = "entries";
-    regions = [{ start, end, pages: Number((end - start) / PS()), categories: [] }];
+    regions = [{ start, end, pages: pageCount, categories: [] }];
   }
-  const total = regions.reduce((n, r) => n + r.pages, 0);
-  const progress = new Progress(total);
-  const runs: Run[] = [];
+  // What to read: the regions, joined across gaps of less than a chunk. An
+  // absent page's entry costs 8 bytes to read; a call per region (thousands
+  // where every few pages one is absent) costs far more. Within the gaps the
+  // scan found nothing present or swapped, and those pages are skipped.
+  const spans: { start: number; pages: number }[] = [];
+  for (const region of regions) {
+    const at = Number(region.start); // page-aligned: exact
+    const last = spans.at(-1);
+    const gap = last === undefined ? CHUNK : (at - last.start) / ps - last.pages;
+    if (gap < CHUNK) last!.pages += gap + region.pages;
+    else spans.push({ start: at, pages: region.pages });
+  }
+  const wanted = scan === "PAGEMAP_SCAN" ? PageBits.PRESENT | PageBits.SWAPPED : 0xff;
+  const reading = spans.reduce((n, r) => n + r.pages, 0);
+  const progress = new Progress(reading);
+  const runs = new Runs(reading);
+  // What would extend the last run: its PageBits, the next address and frame.
+  let lastBits = -1, nextAddress = -1, nextPfn = -1;
   let present = 0, swapped = 0;
   let pfnVisible = pm.pfnVisible;
-  const CHUNK = 1 << 16;
-  for (const region of regions) {
-    for (let done = 0; done < region.pages; done += CHUNK) {
-      const n = Math.min(CHUNK, region.pages - done);
-      const at = region.start + BigInt(done) * PS();
+  let reuse: PagemapPages | undefined; // the columns of the last whole chunk, read into again
+  for (const span of spans) {
+    for (let done = 0; done < span.pages; done += CHUNK) {
+      const n = Math.min(CHUNK, span.pages - done);
+      const at = span.start + done * ps;
       let pages;
       try {
-        pages = pm.read(at, n);
+        pages = pm.read(BigInt(at), n, reuse?.length === n ? { into: reuse } : undefined);
       } catch (e) {
         // Read entry by entry (no PAGEMAP_SCAN): the range ran past the top.
         if (scan === "entries" && e instanceof RangeError) break;
         throw e;
       }
+      if (n === CHUNK) reuse = pages;
       present += pages.presentCount;
       swapped += pages.swappedCount;
       if (pages.presentCount > 0) pfnVisible = pages.pfnVisible;
+      const { flags, frame } = pages;
+      const visible = pages.pfnVisible;
       for (let i = 0; i < n; i++) {
-        const bits = pages.flags[i];
-        if (bits === 0) continue; // absent: the gaps between runs say so
-        const pfn = (bits & PageBits.PRESENT) && pages.pfnVisible ? pages.frame[i] : null;
-        const last = runs[runs.length - 1];
-        const addr = at + BigInt(i) * PS();
-        const names = flagNames(bits);
-        if (
-          last !== undefined && last.flags === names &&
-          last.start + BigInt(last.pages) * PS() === addr &&
-          (pfn === null ? last.pfn === null : last.pfn !== null && last.pfn + last.pages === pfn)
-        ) {
-          last.pages++;
+        const bits = flags[i];
+        if ((bits & wanted) === 0) continue; // absent: the gaps between runs say so
+        const pfn = (bits & PageBits.PRESENT) !== 0 && visible ? frame[i] : -1;
+        const address = at + i * ps;
+        if (bits === lastBits && address === nextAddress && pfn === nextPfn) {
+          runs.pages[runs.length - 1]++;
         } else {
-          runs.push({ start: addr, pages: 1, pfn, flags: names });
+          runs.push(address, 1, pfn, bits);
+          lastBits = bits;
         }
+        nextAddress = address + ps;
+        nextPfn = pfn < 0 ? -1 : pfn + 1;
       }
       progress.add(n);
     }
@@ -334,79 +414,106 @@ function pagemapRuns(pm: Pagemap, start: bigint, end: bigint, withFlags: boolean
   return {
     start,
     end,
-    pages: Number((end - start) / PS()),
+    pages: pageCount,
     present,
     swapped,
     pfnVisible,
     scan,
-    runs: (withFlags && pfnVisible ? splitByPageFlags(runs) : runs)
-      .map((r) => ({ ...r, flags: [...r.flags] })),
+    runs: withFlags && pfnVisible ? splitByPageFlags(runs, ps) : runs,
   };
 }
+
+/** Whether this machine stores the low 32 bits of a 64-bit word first. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const LO = LITTLE_ENDIAN ? 0 : 1;
+const HI = 1 - LO;
+const TWO_32 = 2 ** 32;
 
 /**
  * The runs split where the frames' kpageflags change (a transparent huge
  * page's head and tails are consecutive frames with different flags), each
- * piece labelled with the flags every one of its frames has.
+ * piece labelled with the flags every one of its frames has. PFNs and flags
+ * pass as pairs of 32-bit words, without a BigInt per page.
  */
-function splitByPageFlags(runs: Run[]): Run[] {
-  const CHUNK = 1 << 16;
-  const out: Run[] = [];
-  for (const run of runs) {
-    if (run.pfn === null) {
-      out.push(run);
+function splitByPageFlags(runs: Runs, ps: number): Runs {
+  const out = new Runs(runs.length);
+  for (let r = 0; r < runs.length; r++) {
+    const first = runs.pfn[r], count = runs.pages[r], start = runs.start[r], bits = runs.bits[r];
+    if (first < 0) {
+      out.push(start, count, first, bits);
       continue;
     }
-    let raw: bigint | undefined;
-    for (let done = 0; done < run.pages; done += CHUNK) {
-      const n = Math.min(CHUNK, run.pages - done);
+    let lo = -1, hi = -1; // the raw flags of the piece being built: none yet
+    for (let done = 0; done < count; done += CHUNK) {
+      const n = Math.min(CHUNK, count - done);
       const pfns = new BigUint64Array(n);
-      for (let i = 0; i < n; i++) pfns[i] = BigInt(run.pfn + done + i);
-      const kf = kpageflags(pfns);
+      const words = new Uint32Array(pfns.buffer);
       for (let i = 0; i < n; i++) {
-        if (raw === kf.raw[i]) {
-          out[out.length - 1].pages++;
+        const pfn = first + done + i;
+        words[2 * i + LO] = pfn % TWO_32;
+        words[2 * i + HI] = Math.floor(pfn / TWO_32);
+      }
+      const kf = kpageflags(pfns);
+      const raw = new Uint32Array(kf.raw.buffer, kf.raw.byteOffset, 2 * kf.raw.length);
+      for (let i = 0; i < n; i++) {
+        if (raw[2 * i] === lo && raw[2 * i + 1] === hi) {
+          out.pages[out.length - 1]++;
           continue;
         }
-        raw = kf.raw[i];
-        out.push({
-          start: run.start + BigInt(done + i) * PS(),
-          pages: 1,
-          pfn: run.pfn + done + i,
-          flags: run.flags,
-          kpageflags: kf.names(i),
-        });
+        lo = raw[2 * i];
+        hi = raw[2 * i + 1];
+        out.push(start + (done + i) * ps, 1, first + done + i, bits, kf.names(i));
       }
     }
   }
   return out;
 }
 
+const flagColumns = new Map<number, string>();
+/** The flags of `bits`, comma-separated, made once per distinct value. */
+function flagColumn(bits: number): string {
+  let text = flagColumns.get(bits);
+  if (text === undefined) flagColumns.set(bits, text = flagNames(bits).join(","));
+  return text;
+}
+
+const pageColumns = new Map<number, string>();
+/** A run's page count and size, right-aligned, made once per distinct count. */
+function pageColumn(pages: number, ps: number): string {
+  let text = pageColumns.get(pages);
+  if (text === undefined) {
+    pageColumns.set(pages, text = `${String(pages).padStart(8)} ${size(pages * ps).padStart(10)}`);
+  }
+  return text;
+}
+
 function printPagemap(pid: ProcessId, r: PagemapReport): void {
-  console.log(
+  const ps = pageSize();
+  stdout.line(
     bold(`${pid}: ${hex(r.start)}-${hex(r.end)}`) +
-      dim(` ${r.pages} pages (${size(r.pages * Number(PS()))}), found with ${r.scan}`),
+      dim(` ${r.pages} pages (${size(r.pages * ps)}), found with ${r.scan}`),
   );
-  if (!r.pfnVisible && r.present > 0) console.log(yellow(PFN_HIDDEN));
-  console.log(
+  if (!r.pfnVisible && r.present > 0) stdout.line(yellow(PFN_HIDDEN));
+  stdout.line(
     bold(
       `${"vaddr".padStart(16)} ${"pages".padStart(8)} ${"size".padStart(10)} ${
         "pfn".padStart(12)
       }  flags`,
     ),
   );
-  for (const run of r.runs) {
-    const pfn = run.pfn !== null ? hex(run.pfn) : run.flags.includes("present") ? "hidden" : "-";
-    const kf = run.kpageflags ? dim(` [${run.kpageflags.join(",")}]`) : "";
-    console.log(
-      `${run.start.toString(16).padStart(16)} ${String(run.pages).padStart(8)} ` +
-        `${size(run.pages * Number(PS())).padStart(10)} ${pfn.padStart(12)}  ${
-          run.flags.join(",")
-        }${kf}`,
+  const runs = r.runs;
+  for (let i = 0; i < runs.length; i++) {
+    const bits = runs.bits[i], frame = runs.pfn[i], kpageflags = runs.kpageflags[i];
+    const pfn = frame >= 0 ? hex(frame) : (bits & PageBits.PRESENT) !== 0 ? "hidden" : "-";
+    const kf = kpageflags ? dim(` [${kpageflags.join(",")}]`) : "";
+    stdout.line(
+      `${runs.start[i].toString(16).padStart(16)} ${pageColumn(runs.pages[i], ps)} ${
+        pfn.padStart(12)
+      }  ${flagColumn(bits)}${kf}`,
     );
   }
-  console.log(
-    `${r.present} present (${size(r.present * Number(PS()))}), ${r.swapped} swapped, ` +
+  stdout.line(
+    `${r.present} present (${size(r.present * ps)}), ${r.swapped} swapped, ` +
       `${r.pages - r.present - r.swapped} not in memory`,
   );
 }

@@ -15,13 +15,10 @@
 
 import { format as formatBytes } from "@std/fmt/bytes";
 import { bold, dim } from "@std/fmt/colors";
-import {
-  type Operation,
-  PhysicalMemory,
-  type PhysicalMemoryOptions,
-  physicalRanges,
-  type Smbios,
-} from "../mod.ts";
+import type { Operation } from "../src/permissions.ts";
+import { PhysicalMemory, type PhysicalMemoryOptions } from "../src/phys.ts";
+import { physicalRanges } from "../src/iomem.ts";
+import type { Smbios } from "../src/smbios.ts";
 import {
   EXIT_CODES,
   fitWidth,
@@ -31,7 +28,8 @@ import {
   printPermissions,
   readArgs,
 } from "./_args.ts";
-import { fail } from "./_fail.ts";
+import { runCommand } from "./_fail.ts";
+import { stdout } from "./_out.ts";
 
 const HELP = `memkit phys <command> [--device=/dev/mem] [--permissions]
 
@@ -105,35 +103,28 @@ export function hexdump(bytes: Uint8Array, address: number | bigint): string {
   return lines.join("\n");
 }
 
-const json = (value: unknown): string =>
-  JSON.stringify(
-    value,
-    (_k, v) => typeof v === "bigint" ? hex(v) : v instanceof Uint8Array ? [...v] : v,
-    2,
-  );
-
 function printSmbios(s: Smbios): void {
   const ep = s.entryPoint;
-  console.log(
+  stdout.line(
     `${bold("SMBIOS")} ${s.version} (${ep.anchor} entry point at ${hex(ep.address)}, table at ${
       hex(ep.tableAddress)
     }, ${ep.tableLength} bytes, ${s.structures.length} structures)`,
   );
   if (s.bios) {
-    console.log(`${bold("BIOS")}     vendor ${s.bios.vendor}`);
-    console.log(`         version ${s.bios.version}, released ${s.bios.releaseDate}`);
+    stdout.line(`${bold("BIOS")}     vendor ${s.bios.vendor}`);
+    stdout.line(`         version ${s.bios.version}, released ${s.bios.releaseDate}`);
   }
   if (s.system) {
     const y = s.system;
-    console.log(`${bold("System")}   manufacturer ${y.manufacturer}`);
-    console.log(`         product ${y.product}${y.version ? ` (version ${y.version})` : ""}`);
-    console.log(`         serial ${y.serial}`);
-    console.log(`         uuid ${y.uuid ?? "(not set)"}`);
-    if (y.sku || y.family) console.log(`         sku ${y.sku ?? ""}, family ${y.family ?? ""}`);
+    stdout.line(`${bold("System")}   manufacturer ${y.manufacturer}`);
+    stdout.line(`         product ${y.product}${y.version ? ` (version ${y.version})` : ""}`);
+    stdout.line(`         serial ${y.serial}`);
+    stdout.line(`         uuid ${y.uuid ?? "(not set)"}`);
+    if (y.sku || y.family) stdout.line(`         sku ${y.sku ?? ""}, family ${y.family ?? ""}`);
   }
   const types = new Map<number, number>();
   for (const st of s.structures) types.set(st.type, (types.get(st.type) ?? 0) + 1);
-  console.log(
+  stdout.line(
     dim(`structure types: ${[...types].map(([t, n]) => (n > 1 ? `${t}×${n}` : `${t}`)).join(" ")}`),
   );
 }
@@ -210,14 +201,14 @@ function readLength(text: string | undefined): number {
  * ```
  */
 export function physCommand(args: string[], options: PhysCommandOptions = {}): number {
-  try {
+  return runCommand(() => {
     const flags = readArgs(args, "phys", {
       boolean: ["json", "permissions"],
       string: ["device", "cache"],
     });
     const [command, ...rest] = flags.positionals;
     if (flags.has("help") || command === undefined) {
-      console.log(HELP);
+      stdout.line(HELP);
       return command === undefined && !flags.has("help") ? 2 : 0;
     }
     const device = flags.value("device") ?? "/dev/mem";
@@ -234,7 +225,7 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         const len = readLength(rest[1]);
         if (need("physRead", device)) return 0;
         using mem = open({ device, cache });
-        console.log(hexdump(mem.read(at, len), at));
+        stdout.line(hexdump(mem.read(at, len), at));
         return 0;
       }
       case "peek": {
@@ -242,7 +233,7 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         const bits = width(rest[1]);
         if (need("physRead", device)) return 0;
         using mem = open({ device, cache });
-        console.log(`${hex(at)}: ${padded(readWidth(mem, at, bits), bits)}`);
+        stdout.line(`${hex(at)}: ${padded(readWidth(mem, at, bits), bits)}`);
         return 0;
       }
       case "poke": {
@@ -254,7 +245,7 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
           writeWidth(mem, at, bits, value);
           written = true;
           const back = readWidth(mem, at, bits);
-          console.log(`${hex(at)}: wrote ${padded(value, bits)}, read back ${padded(back, bits)}`);
+          stdout.line(`${hex(at)}: wrote ${padded(value, bits)}, read back ${padded(back, bits)}`);
         } catch (e) {
           if (!written) {
             console.error(
@@ -273,7 +264,7 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         if (need("physRead", device)) return 0;
         using mem = open({ device, cache });
         const s = mem.smbios();
-        if (flags.has("json")) console.log(json(s));
+        if (flags.has("json")) stdout.json(s);
         else printSmbios(s);
         return 0;
       }
@@ -281,12 +272,12 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         if (need("iomem", "")) return 0;
         const ranges = physicalRanges();
         if (flags.has("json")) {
-          console.log(json(ranges));
+          stdout.json(ranges);
           return 0;
         }
         for (const r of ranges) {
           const span = `${hex(r.start).padStart(14)}-${hex(r.end - 1).padEnd(14)}`;
-          console.log(
+          stdout.line(
             `${"  ".repeat(r.depth)}${span} ${
               formatBytes(r.end - r.start, { binary: true }).padStart(10)
             }  ${r.name}`,
@@ -298,7 +289,5 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         console.error(`Unknown phys command "${command}"\n\n${HELP}`);
         return 2;
     }
-  } catch (e) {
-    return fail(e);
-  }
+  });
 }

@@ -18,6 +18,7 @@ import { bold, dim, yellow } from "@std/fmt/colors";
 import { type Operation, SharedMemory, type SharedMemoryInfo } from "../mod.ts";
 import { EXIT_CODES, flagsFor, parseAmount, printPermissions, readArgs } from "./_args.ts";
 import { fail } from "./_fail.ts";
+import { stdout } from "./_out.ts";
 import { hexdump } from "./phys.ts";
 
 const HELP = `memkit shm <command> [--permissions]
@@ -88,7 +89,7 @@ function mode(text: string | undefined): number {
 
 function printList(segments: SharedMemoryInfo[], skipped: number[], stale: boolean): void {
   const shown = stale ? segments.filter((s) => s.mappers!.length === 0) : segments;
-  console.log(
+  stdout.line(
     bold(
       `${"Size".padStart(10)} ${"Reserved".padStart(10)} Mode ${"Owner".padStart(11)} ` +
         `${"Modified".padEnd(19)} ${"Mapped by".padEnd(24)} Name`,
@@ -100,14 +101,14 @@ function printList(segments: SharedMemoryInfo[], skipped: number[], stale: boole
       ? "nobody (stale?)"
       : s.mappers!.map((p) => `${p.pid}${p.writable ? "" : " (r)"}`).join(", ");
     const by = nobody ? yellow(plain.padEnd(24)) : plain.padEnd(24);
-    console.log(
+    stdout.line(
       `${size(s.size).padStart(10)} ${size(s.allocated).padStart(10)} ` +
         `${s.mode.toString(8).padStart(4, "0")} ${`${s.uid}:${s.gid}`.padStart(11)} ` +
         `${s.modified.toISOString().slice(0, 19).replace("T", " ")} ${by} ${s.name}`,
     );
   }
   const stales = segments.filter((s) => s.mappers!.length === 0).length;
-  console.log(dim(
+  stdout.line(dim(
     `${segments.length} segments, ${stales} mapped by no process read` +
       (skipped.length > 0
         ? `; ${skipped.length} processes could not be read (another user's, or denied): ` +
@@ -137,7 +138,7 @@ export function shmCommand(args: string[]): number {
     });
     const [command, ...rest] = flags.positionals;
     if (flags.has("help") || command === undefined) {
-      console.log(HELP);
+      stdout.line(HELP);
       return command === undefined && !flags.has("help") ? 2 : 0;
     }
     const [op, target] = operationOf(command, flags.positionals);
@@ -152,7 +153,7 @@ export function shmCommand(args: string[]): number {
           const shown = flags.has("stale")
             ? segments.filter((s) => s.mappers!.length === 0)
             : segments;
-          console.log(json({ segments: shown, skipped }));
+          stdout.line(json({ segments: shown, skipped }));
         } else {
           printList(segments, skipped, flags.has("stale"));
         }
@@ -166,7 +167,7 @@ export function shmCommand(args: string[]): number {
           mode: mode(flags.value("mode")),
           exclusive: !flags.has("open"),
         });
-        console.log(`${shm.name}: ${size(shm.size)} (${shm.size} bytes), reserved`);
+        stdout.line(`${shm.name}: ${size(shm.size)} (${shm.size} bytes), reserved`);
         return 0;
       }
       case "rm":
@@ -175,9 +176,9 @@ export function shmCommand(args: string[]): number {
       case "info": {
         const info = SharedMemory.info(need(rest[0], "name"));
         if (flags.has("json")) {
-          console.log(json(info));
+          stdout.line(json(info));
         } else {
-          console.log(
+          stdout.line(
             `${info.name}: ${size(info.size)} (${info.size} bytes), ${
               size(info.allocated)
             } reserved, mode ${
@@ -195,7 +196,7 @@ export function shmCommand(args: string[]): number {
           : amount(flags.value("length"), "length");
         const bytes = shm.read(offset, length);
         if (flags.has("hex")) {
-          if (bytes.length > 0) console.log(hexdump(bytes, offset));
+          if (bytes.length > 0) stdout.line(hexdump(bytes, offset));
         } else {
           for (let done = 0; done < bytes.length;) {
             done += Deno.stdout.writeSync(bytes.subarray(done));
