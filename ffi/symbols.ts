@@ -90,6 +90,14 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
+  /** Faults in, writable, the whole pages that lie inside buf[0, length) with one madvise(MADV_POPULATE_WRITE) (Linux 5.14), without changing a byte: a fresh buffer about to be filled costs one call instead of a page fault per page. Returns 0, also where the kernel refuses (the pages then fault in when written). */
+  mk_core_prefault: {
+    parameters: [
+      "buffer", // uint8_t *buf
+      "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
   /** memfd_create(name, MFD_CLOEXEC | flags); returns the descriptor. With MK_MEMFD_NOEXEC, returns -EINVAL if the kernel lacks MFD_NOEXEC_SEAL (Linux < 6.3). */
   mk_memfd_create: {
     parameters: [

@@ -250,6 +250,36 @@ Deno.test("the pagemap of a missing pid is NotFound, and of a process that exits
   assertThrows(() => Pagemap.open(done.pid), Deno.errors.NotFound);
 });
 
+Deno.test("fresh results never share memory with each other, and their columns do not overlap", () => {
+  // 64 pages: 1,088 bytes of columns, below the prefault size; 4096 pages: 68 KiB, above it.
+  for (const n of [64, 4096]) {
+    using fd = MemFd.create("pm-fresh-columns", { size: n * PAGE });
+    using m = fd.map();
+    m.bytes()[0] = 1;
+    using pm = Pagemap.open();
+    const a = pm.read(m.address, n);
+    const b = pm.read(m.address, n);
+    const columns = (r: typeof a) => [r.raw, r.frame, r.flags];
+    for (const x of columns(a)) for (const y of columns(b)) assert(x.buffer !== y.buffer);
+    // One buffer per result, each column its own bytes of it.
+    const spans = columns(a).map((c) => [c.byteOffset, c.byteOffset + c.byteLength]);
+    assertEquals(new Set(columns(a).map((c) => c.buffer)).size, 1);
+    assertEquals(spans, [[0, 8 * n], [8 * n, 16 * n], [16 * n, 17 * n]]);
+    assertEquals([a.raw.length, a.frame.length, a.flags.length], [n, n, n]);
+    // Writing one result, or reading again into the other, leaves it as it was.
+    const before = [a.raw.slice(), a.frame.slice(), a.flags.slice()];
+    b.raw.fill(7n);
+    b.frame.fill(7);
+    b.flags.fill(7);
+    m.bytes()[PAGE] = 1;
+    const c = pm.read(m.address, n, { into: b });
+    assertEquals(c.presentCount, 2);
+    assertEquals([a.raw, a.frame, a.flags], before);
+    assertEquals([a.presentCount, a.present(0), a.present(1)], [1, true, false]);
+    assertEquals([c.present(0), c.present(1)], [true, true]);
+  }
+});
+
 Deno.test("read({ into }) overwrites an earlier result's columns instead of allocating", () => {
   using fd = MemFd.create("pm-into", { size: 8 * PAGE });
   using m = fd.map();
