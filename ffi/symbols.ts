@@ -365,7 +365,7 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Reads the pagemap entries of `pages` pages from vaddr with one pread and decodes them into columns: raw (uint64_t[pages]), frame (double[pages]: the PFN of a present page, the swap offset of a swapped one, else 0), flags (uint8_t[pages], MK_PM_* bits; a guard region's marker is MK_PM_GUARD, not MK_PM_SWAPPED). summary receives 3 uint64_t: present pages, swapped pages, present pages whose PFN reads 0. Returns the pages read: fewer than asked at the end of the address space, 0 when the process has exited. */
+  /** Reads the pagemap entries of `pages` pages from vaddr with one pread and decodes them into columns: raw (uint64_t[pages]), frame (double[pages]: the PFN of a present page, the swap offset of a swapped one, else 0), flags (uint8_t[pages], MK_PM_* bits; a guard region's marker is MK_PM_GUARD, not MK_PM_SWAPPED); frame or flags may be NULL (not written: mk_pagemap_decode makes them later). summary (or NULL) receives 3 uint64_t: present pages, swapped pages, present pages whose PFN reads 0. Returns the pages read: fewer than asked at the end of the address space, 0 when the process has exited. */
   mk_pagemap_read: {
     parameters: [
       "i32", // int32_t fd
@@ -375,6 +375,16 @@ export const symbols = {
       "buffer", // void *frame
       "buffer", // uint8_t *flags
       "buffer", // void *summary
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Decodes `pages` raw pagemap entries (uint64_t[pages]) into frame and flags as mk_pagemap_read does (either may be NULL: not written). Returns pages. */
+  mk_pagemap_decode: {
+    parameters: [
+      "buffer", // const void *raw
+      "u64", // uint64_t pages
+      "buffer", // void *frame
+      "buffer", // uint8_t *flags
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

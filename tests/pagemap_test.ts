@@ -280,6 +280,33 @@ Deno.test("fresh results never share memory with each other, and their columns d
   }
 });
 
+Deno.test("a fresh result's frame and flags, decoded when first read, equal those read into columns", () => {
+  const n = 8192; // 64 KiB of raw entries: above the size that is faulted in with one call
+  using fd = MemFd.create("pm-lazy", { size: n * PAGE });
+  using m = fd.map();
+  for (let i = 0; i < n; i += 3) m.bytes()[i * PAGE] = 1;
+  using pm = Pagemap.open();
+  const eager = pm.read(m.address, n, { into: pm.read(m.address, n) });
+  const lazy = pm.read(m.address, n);
+  assertEquals([lazy.presentCount, lazy.length], [eager.presentCount, n]);
+  assertEquals(lazy.raw, eager.raw);
+  assertEquals(lazy.flags, eager.flags);
+  assertEquals(lazy.frame, eager.frame);
+  assert(
+    lazy.frame === lazy.frame && lazy.flags === lazy.flags,
+    "decoded once, then the same arrays",
+  );
+  assertEquals([lazy.present(0), lazy.present(1), lazy.file(0)], [true, false, true]);
+  // The columns share one buffer: transferred away before frame was read, all read empty.
+  const moved = pm.read(m.address, n);
+  const bytes = new Uint8Array(moved.raw.buffer.transfer());
+  assertEquals([moved.frame.length, moved.flags.length, moved.length], [0, 0, 0]);
+  assertEquals(bytes.length, 17 * n);
+  const again = pm.read(m.address, n, { into: moved }); // no columns left to reuse: new ones
+  assert(again.raw.buffer !== moved.raw.buffer);
+  assertEquals(again.flags, eager.flags);
+});
+
 Deno.test("read({ into }) overwrites an earlier result's columns instead of allocating", () => {
   using fd = MemFd.create("pm-into", { size: 8 * PAGE });
   using m = fd.map();
