@@ -6,8 +6,11 @@
  * - "pagemap of 1 GiB touched": `Pagemap.read(address, 262144)`, one
  *   native call that preads the entries and decodes them into columns
  *   (frame, flags, counts), against one C `pread` of the same entries. Goal:
- *   within 1.25x. Twice: with fresh columns (4.25 MiB of new typed arrays
- *   per call, which V8 zero-fills and the kernel faults in) and with
+ *   within 1.25x. Twice: with fresh columns (one new 4.25 MiB buffer per
+ *   call for the three columns, of which this case fills only raw, faulted
+ *   in with one madvise, and the counts: frame and flags are decoded when
+ *   first read; V8 frees old results only at its next collection, so in a
+ *   loop like this one most calls get memory new to the process) and with
  *   `{ into }` reusing the previous result's columns.
  * - "PAGEMAP_SCAN of 1 GiB": `scan({ require: ["present"] })` against the
  *   same ioctl from C with the same masks. Goal: within 1.2x.

@@ -73,6 +73,12 @@ MK_API int64_t mk_core_page_size(void);
 MK_API int64_t mk_core_close(int32_t fd);
 /* The size in bytes of an open file (fstat st_size). */
 MK_API int64_t mk_core_fd_size(int32_t fd);
+/* Faults in, writable, the whole pages that lie inside buf[0, length) with
+ * one madvise(MADV_POPULATE_WRITE) (Linux 5.14), without changing a byte:
+ * a fresh buffer about to be filled costs one call instead of a page fault
+ * per page. Returns 0, also where the kernel refuses (the pages then fault
+ * in when written). */
+MK_API int64_t mk_core_prefault(uint8_t *buf, uint64_t length);
 
 /* ---- memfd --------------------------------------------------------- */
 
@@ -324,12 +330,17 @@ MK_API int64_t mk_pagemap_open(int32_t pid);
  * decodes them into columns: raw (uint64_t[pages]), frame (double[pages]:
  * the PFN of a present page, the swap offset of a swapped one, else 0),
  * flags (uint8_t[pages], MK_PM_* bits; a guard region's marker is
- * MK_PM_GUARD, not MK_PM_SWAPPED). summary receives 3 uint64_t:
- * present pages, swapped pages, present pages whose PFN reads 0. Returns
- * the pages read: fewer than asked at the end of the address space, 0 when
- * the process has exited. */
+ * MK_PM_GUARD, not MK_PM_SWAPPED); frame or flags may be NULL (not
+ * written: mk_pagemap_decode makes them later). summary (or NULL) receives
+ * 3 uint64_t: present pages, swapped pages, present pages whose PFN reads
+ * 0. Returns the pages read: fewer than asked at the end of the address
+ * space, 0 when the process has exited. */
 MK_API int64_t mk_pagemap_read(int32_t fd, uint64_t vaddr, uint64_t pages, void *raw,
                                void *frame, uint8_t *flags, void *summary);
+/* Decodes `pages` raw pagemap entries (uint64_t[pages]) into frame and
+ * flags as mk_pagemap_read does (either may be NULL: not written). Returns
+ * pages. */
+MK_API int64_t mk_pagemap_decode(const void *raw, uint64_t pages, void *frame, uint8_t *flags);
 /* PAGEMAP_SCAN (Linux 6.7+) of [start, end) on a pagemap descriptor. masks
  * holds 4 uint64_t: category_mask, category_inverted, category_anyof_mask,
  * return_mask. Writes up to vec_len regions (3 uint64_t each: start, end,

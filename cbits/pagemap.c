@@ -68,21 +68,11 @@ int64_t mk_pagemap_entries(int fd, uint64_t first, uint64_t count, uint64_t *out
   return (int64_t)done;
 }
 
-MK_API int64_t mk_pagemap_read(int32_t fd, uint64_t vaddr, uint64_t pages, void *raw,
-                               void *frame, uint8_t *flags, void *summary) {
-  uint64_t page = mk_core_page();
-  if (vaddr % page != 0) return -EINVAL;
-  if (pages > 0 && (raw == NULL || frame == NULL || flags == NULL)) return -EFAULT;
-  /* The range may end exactly at 2^64: its last byte is vaddr + pages * page - 1. */
-  if (pages > UINT64_MAX / page || (pages > 0 && pages * page - 1 > UINT64_MAX - vaddr)) {
-    return -EOVERFLOW;
-  }
-  uint64_t *e = raw;
-  double *f = frame;
-  int64_t got = mk_pagemap_entries(fd, vaddr / page, pages, e);
-  if (got < 0) return got;
+/* Decodes entries into the frame and flags columns (either may be NULL: not
+ * written); summary (or NULL) receives the counts. */
+static void decode(const uint64_t *e, uint64_t n, double *f, uint8_t *flags, uint64_t *summary) {
   uint64_t present = 0, swapped = 0, hidden = 0;
-  for (int64_t i = 0; i < got; i++) {
+  for (uint64_t i = 0; i < n; i++) {
     uint64_t v = e[i];
     uint8_t b = 0;
     double fr = 0;
@@ -103,16 +93,37 @@ MK_API int64_t mk_pagemap_read(int32_t fd, uint64_t vaddr, uint64_t pages, void 
     if (v & PM_SOFT_DIRTY) b |= MK_PM_SOFT_DIRTY;
     if (v & PM_UFFD_WP) b |= MK_PM_UFFD_WP;
     if (v & PM_GUARD_REGION) b |= MK_PM_GUARD;
-    f[i] = fr;
-    flags[i] = b;
+    if (f != NULL) f[i] = fr;
+    if (flags != NULL) flags[i] = b;
   }
   if (summary != NULL) {
-    uint64_t *s = summary;
-    s[0] = present;
-    s[1] = swapped;
-    s[2] = hidden;
+    summary[0] = present;
+    summary[1] = swapped;
+    summary[2] = hidden;
   }
+}
+
+MK_API int64_t mk_pagemap_read(int32_t fd, uint64_t vaddr, uint64_t pages, void *raw,
+                               void *frame, uint8_t *flags, void *summary) {
+  uint64_t page = mk_core_page();
+  if (vaddr % page != 0) return -EINVAL;
+  if (pages > 0 && raw == NULL) return -EFAULT;
+  /* The range may end exactly at 2^64: its last byte is vaddr + pages * page - 1. */
+  if (pages > UINT64_MAX / page || (pages > 0 && pages * page - 1 > UINT64_MAX - vaddr)) {
+    return -EOVERFLOW;
+  }
+  uint64_t *e = raw;
+  int64_t got = mk_pagemap_entries(fd, vaddr / page, pages, e);
+  if (got < 0) return got;
+  decode(e, (uint64_t)got, frame, flags, summary);
   return got;
+}
+
+MK_API int64_t mk_pagemap_decode(const void *raw, uint64_t pages, void *frame, uint8_t *flags) {
+  if (pages > 0 && raw == NULL) return -EFAULT;
+  if (pages > (uint64_t)INT64_MAX) return -EOVERFLOW;
+  decode(raw, pages, frame, flags, NULL);
+  return (int64_t)pages;
 }
 
 /* The PAGEMAP_SCAN categories of one pagemap entry, as the kernel's

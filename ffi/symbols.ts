@@ -104,6 +104,14 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
+  /** Faults in, writable, the whole pages that lie inside buf[0, length) with one madvise(MADV_POPULATE_WRITE) (Linux 5.14), without changing a byte: a fresh buffer about to be filled costs one call instead of a page fault per page. Returns 0, also where the kernel refuses (the pages then fault in when written). */
+  mk_core_prefault: {
+    parameters: [
+      "buffer", // uint8_t *buf
+      "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
   /** memfd_create(name, MFD_CLOEXEC | flags); returns the descriptor. With MK_MEMFD_NOEXEC, returns -EINVAL if the kernel lacks MFD_NOEXEC_SEAL (Linux < 6.3). */
   mk_memfd_create: {
     parameters: [
@@ -396,7 +404,7 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Reads the pagemap entries of `pages` pages from vaddr with one pread and decodes them into columns: raw (uint64_t[pages]), frame (double[pages]: the PFN of a present page, the swap offset of a swapped one, else 0), flags (uint8_t[pages], MK_PM_* bits; a guard region's marker is MK_PM_GUARD, not MK_PM_SWAPPED). summary receives 3 uint64_t: present pages, swapped pages, present pages whose PFN reads 0. Returns the pages read: fewer than asked at the end of the address space, 0 when the process has exited. */
+  /** Reads the pagemap entries of `pages` pages from vaddr with one pread and decodes them into columns: raw (uint64_t[pages]), frame (double[pages]: the PFN of a present page, the swap offset of a swapped one, else 0), flags (uint8_t[pages], MK_PM_* bits; a guard region's marker is MK_PM_GUARD, not MK_PM_SWAPPED); frame or flags may be NULL (not written: mk_pagemap_decode makes them later). summary (or NULL) receives 3 uint64_t: present pages, swapped pages, present pages whose PFN reads 0. Returns the pages read: fewer than asked at the end of the address space, 0 when the process has exited. */
   mk_pagemap_read: {
     parameters: [
       "i32", // int32_t fd
@@ -406,6 +414,16 @@ export const symbols = {
       "buffer", // void *frame
       "buffer", // uint8_t *flags
       "buffer", // void *summary
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Decodes `pages` raw pagemap entries (uint64_t[pages]) into frame and flags as mk_pagemap_read does (either may be NULL: not written). Returns pages. */
+  mk_pagemap_decode: {
+    parameters: [
+      "buffer", // const void *raw
+      "u64", // uint64_t pages
+      "buffer", // void *frame
+      "buffer", // uint8_t *flags
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

@@ -84,6 +84,14 @@ export interface Region {
   pinned: boolean;
   /** The highest access the source allows. */
   readonly maxAccess: Access;
+  /**
+   * The protection the Mapping last gave the view, kept here because views
+   * can outlive the Mapping object: the `PROT_*` bits of every page, or,
+   * while pages differ, `protPages` (one byte per page).
+   */
+  prot: number;
+  /** The `PROT_*` bits of each page while they differ, else undefined. */
+  protPages?: Uint8Array;
   /** The calling thread's rights (`PKEY_DISABLE_*`) of the protection key assigned to it. */
   pkeyRights?: () => number;
   /**

@@ -237,6 +237,7 @@ export class Mapping {
       viewed: false,
       pinned: false,
       maxAccess: init.maxAccess,
+      prot: PROT[init.access],
       view,
       viewSpan: roundUp(init.length, page),
       length: init.length,
@@ -702,6 +703,7 @@ export class Mapping {
     if (off === 0 && end === span) {
       this.#prot = undefined;
       this.#access = access;
+      this.#mirror();
       return;
     }
     const table = pages ?? new Uint8Array(span / page);
@@ -717,6 +719,17 @@ export class Mapping {
     } else {
       this.#prot = table;
     }
+    this.#mirror();
+  }
+
+  /**
+   * Records the protection in the region too: views keep the range mapped
+   * after this object is collected, and what may go through them then
+   * (PhysicalMemory's readU*) must know each page's protection.
+   */
+  #mirror(): void {
+    this.#region.prot = PROT[this.#access];
+    this.#region.protPages = this.#prot;
   }
 
   /** Checks a `{ offset, length }` for protect(); returns [start, end) in whole pages. */
@@ -797,6 +810,8 @@ export class Mapping {
       viewed: false,
       pinned: false,
       maxAccess: old.maxAccess,
+      prot: old.prot,
+      protPages: old.protPages,
       pkeyRights: old.pkeyRights,
     };
     const owners = setValues(old.owners);

@@ -12,7 +12,7 @@ import { MK } from "../ffi/symbols.ts";
 import { openHint, permHint } from "./_phys_refusal.ts";
 import { cString, inRange, MAX_BYTES, roundUp } from "./_validate.ts";
 import { type Region, regionOf } from "./_region.ts";
-import { createMapping, Mapping } from "./mapping.ts";
+import { createMapping, type Mapping } from "./mapping.ts";
 import { absolutePath } from "./permissions.ts";
 import { lookUp, openLookedUp, STALE_HINT } from "./_gate.ts";
 import { hex, readOptions, show } from "./_args.ts";
@@ -21,16 +21,7 @@ import {
   FinalizationRegistryPrototypeUnregister,
   ObjectCreate,
   ObjectKeys,
-  uncurryThis,
 } from "./_primordials.ts";
-
-// A Mapping's own answers, as its class defines them (not a property the
-// caller defined on the instance): they decide whether a store may go
-// through a mapping.
-const mappingClosed = uncurryThis(
-  Object.getOwnPropertyDescriptor(Mapping.prototype, "closed")!.get!,
-) as (m: Mapping) => boolean;
-const mappingAccessAt = uncurryThis(Mapping.prototype.accessAt);
 import { decodeSmbios, findSmbiosEntryPoint, type Smbios } from "./smbios.ts";
 
 /** The highest physical address memkit accepts: 2^52, x86-64's architectural limit. */
@@ -92,12 +83,12 @@ const closer = new FinalizationRegistry<Partial<Record<PhysCache, number>>>((fds
 });
 
 /**
- * A mapping this device made, for `readU*`/`writeU*` to go through. The
- * `Mapping` may be collected while views of it keep the pages mapped: the
- * region then says whether they still are.
+ * A mapping this device made, for `readU*`/`writeU*` to go through. Only its
+ * region is kept, not the `Mapping`: views of it keep the pages mapped after
+ * the Mapping is collected, and the region says whether they still are and
+ * with which protection.
  */
 interface Tracked {
-  ref: WeakRef<Mapping>;
   region: Region;
   /** The region's start address, as a number (user addresses are below 2^47). */
   base: number;
@@ -340,7 +331,6 @@ export class PhysicalMemory {
     this.#tracked = this.#tracked.filter((t) => t.region.live && t.region.backed);
     const region = regionOf(mapping);
     this.#tracked.push({
-      ref: new WeakRef(mapping),
       region,
       base: Number(region.address),
       physBase: base,
@@ -396,17 +386,22 @@ export class PhysicalMemory {
   }
 
   #mapped(phys: number, width: number, write: boolean): bigint | undefined {
+    const need = write ? MK.PROT_READ | MK.PROT_WRITE : MK.PROT_READ;
     for (const t of this.#tracked) {
       if (phys < t.phys || phys + width > t.phys + t.length) continue;
-      if (!t.region.live || !t.region.backed) continue;
-      // Only through a Mapping this process can still ask: its page's
-      // protection now (after protect() on part of it, pages differ), and no
-      // protection key whose rights memkit cannot see per access.
-      const m = t.ref.deref();
-      if (m === undefined || mappingClosed(m) || t.region.pkeyRights !== undefined) continue;
-      const access = mappingAccessAt(m, phys - t.phys);
-      const ok = write ? access === "rw" : access === "r" || access === "rw" || access === "rx";
-      if (ok) return BigInt(t.base + (phys - t.physBase));
+      // The region, not the Mapping: it stays mapped (backed) while the
+      // Mapping or any view of it is reachable, and is no longer once closed
+      // or moved (a relocating protect()) or collected. Its protection is
+      // the page's now, as the Mapping last set it (after protect() on part
+      // of it, pages differ). No protection key: its rights are per thread
+      // and per access.
+      const r = t.region;
+      if (!r.live || !r.backed || r.pkeyRights !== undefined) continue;
+      const pages = r.protPages;
+      const prot = pages === undefined
+        ? r.prot
+        : pages[Math.floor((phys - t.physBase) / pageSize())];
+      if ((prot & need) === need) return BigInt(t.base + (phys - t.physBase));
     }
     return undefined;
   }

@@ -250,6 +250,63 @@ Deno.test("the pagemap of a missing pid is NotFound, and of a process that exits
   assertThrows(() => Pagemap.open(done.pid), Deno.errors.NotFound);
 });
 
+Deno.test("fresh results never share memory with each other, and their columns do not overlap", () => {
+  // 64 pages: 1,088 bytes of columns, below the prefault size; 4096 pages: 68 KiB, above it.
+  for (const n of [64, 4096]) {
+    using fd = MemFd.create("pm-fresh-columns", { size: n * PAGE });
+    using m = fd.map();
+    m.bytes()[0] = 1;
+    using pm = Pagemap.open();
+    const a = pm.read(m.address, n);
+    const b = pm.read(m.address, n);
+    const columns = (r: typeof a) => [r.raw, r.frame, r.flags];
+    for (const x of columns(a)) for (const y of columns(b)) assert(x.buffer !== y.buffer);
+    // One buffer per result, each column its own bytes of it.
+    const spans = columns(a).map((c) => [c.byteOffset, c.byteOffset + c.byteLength]);
+    assertEquals(new Set(columns(a).map((c) => c.buffer)).size, 1);
+    assertEquals(spans, [[0, 8 * n], [8 * n, 16 * n], [16 * n, 17 * n]]);
+    assertEquals([a.raw.length, a.frame.length, a.flags.length], [n, n, n]);
+    // Writing one result, or reading again into the other, leaves it as it was.
+    const before = [a.raw.slice(), a.frame.slice(), a.flags.slice()];
+    b.raw.fill(7n);
+    b.frame.fill(7);
+    b.flags.fill(7);
+    m.bytes()[PAGE] = 1;
+    const c = pm.read(m.address, n, { into: b });
+    assertEquals(c.presentCount, 2);
+    assertEquals([a.raw, a.frame, a.flags], before);
+    assertEquals([a.presentCount, a.present(0), a.present(1)], [1, true, false]);
+    assertEquals([c.present(0), c.present(1)], [true, true]);
+  }
+});
+
+Deno.test("a fresh result's frame and flags, decoded when first read, equal those read into columns", () => {
+  const n = 8192; // 64 KiB of raw entries: above the size that is faulted in with one call
+  using fd = MemFd.create("pm-lazy", { size: n * PAGE });
+  using m = fd.map();
+  for (let i = 0; i < n; i += 3) m.bytes()[i * PAGE] = 1;
+  using pm = Pagemap.open();
+  const eager = pm.read(m.address, n, { into: pm.read(m.address, n) });
+  const lazy = pm.read(m.address, n);
+  assertEquals([lazy.presentCount, lazy.length], [eager.presentCount, n]);
+  assertEquals(lazy.raw, eager.raw);
+  assertEquals(lazy.flags, eager.flags);
+  assertEquals(lazy.frame, eager.frame);
+  assert(
+    lazy.frame === lazy.frame && lazy.flags === lazy.flags,
+    "decoded once, then the same arrays",
+  );
+  assertEquals([lazy.present(0), lazy.present(1), lazy.file(0)], [true, false, true]);
+  // The columns share one buffer: transferred away before frame was read, all read empty.
+  const moved = pm.read(m.address, n);
+  const bytes = new Uint8Array(moved.raw.buffer.transfer());
+  assertEquals([moved.frame.length, moved.flags.length, moved.length], [0, 0, 0]);
+  assertEquals(bytes.length, 17 * n);
+  const again = pm.read(m.address, n, { into: moved }); // no columns left to reuse: new ones
+  assert(again.raw.buffer !== moved.raw.buffer);
+  assertEquals(again.flags, eager.flags);
+});
+
 Deno.test("read({ into }) overwrites an earlier result's columns instead of allocating", () => {
   using fd = MemFd.create("pm-into", { size: 8 * PAGE });
   using m = fd.map();

@@ -1,4 +1,4 @@
-// flags: --allow-ffi --allow-read=/dev/mem,/dev/zero,/proc/iomem,/tmp --allow-write=/dev/zero,/tmp --allow-run=cat --allow-sys=uid --v8-flags=--js-immutable-arraybuffer,--expose-gc
+// flags: --allow-ffi --allow-read=/dev/mem,/dev/zero,/proc/iomem,/tmp --allow-write=/dev/zero,/tmp --allow-run=cat,strace --allow-sys=uid --v8-flags=--js-immutable-arraybuffer,--expose-gc
 // PhysicalMemory on this host: the kernel has no /dev/mem (CONFIG_DEVMEM
 // unset), so the error must say so; /dev/zero, a character device that maps
 // like memory holding zeros, exercises the mapping, copying and exact-width
@@ -16,7 +16,7 @@ import {
   smbiosUuid,
 } from "../mod.ts";
 import { parseIomem } from "../src/iomem.ts";
-import { probed } from "./fixtures/skip.ts";
+import { lacks, need, probed } from "./fixtures/skip.ts";
 
 const devmemExists = (() => {
   try {
@@ -319,6 +319,79 @@ Deno.test("readU8 never touches a page a collected mapping left PROT_NONE", asyn
   }
   assertEquals(view[0], 0);
   assertEquals(mem.readU8(0x100000 + 4096 + 8), 0); // through a page of its own, not a fault
+});
+
+// The QEMU guest (busybox and Deno only) has no strace.
+const strace = need(lacks("strace", ["-V"]));
+const readsChild = new URL("./fixtures/phys_reads.ts", import.meta.url).pathname;
+
+/**
+ * Runs a tests/fixtures/phys_reads.ts scenario under strace: the munmap
+ * calls its main thread made during the 1,000 reads (between its markers),
+ * and the JSON line it ended with.
+ */
+function readsUnderStrace(scenario: string): { munmaps: number; report: Record<string, unknown> } {
+  // One trace file per thread (-ff): V8's own threads, which unmap memory
+  // too, stay out of the main thread's file.
+  const dir = Deno.makeTempDirSync({ prefix: "memkit-phys-" });
+  try {
+    const r = new Deno.Command("strace", {
+      args: [
+        "-ff",
+        "-qq",
+        "-e",
+        "trace=munmap,write",
+        "-o",
+        `${dir}/trace`,
+        Deno.execPath(),
+        "run",
+        "--allow-ffi",
+        "--allow-read=/dev/zero",
+        "--v8-flags=--expose-gc,--js-immutable-arraybuffer",
+        readsChild,
+        scenario,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).outputSync();
+    const stdout = new TextDecoder().decode(r.stdout);
+    const what = `${scenario}: ${stdout}${new TextDecoder().decode(r.stderr).slice(-2000)}`;
+    assertEquals([r.signal, r.code], [null, 0], what);
+    const log = [...Deno.readDirSync(dir)]
+      .map((e) => Deno.readTextFileSync(`${dir}/${e.name}`))
+      .find((text) => text.includes("@@begin"));
+    assert(log !== undefined, `no thread wrote the begin marker: ${what}`);
+    const lines = log!.split("\n");
+    const begin = lines.findIndex((l) => l.includes("@@begin"));
+    const end = lines.findIndex((l) => l.includes("@@end"));
+    assert(begin >= 0 && end > begin, `no end marker after the begin marker: ${what}`);
+    const munmaps = lines.slice(begin, end).filter((l) => /^munmap\(/.test(l)).length;
+    return { munmaps, report: JSON.parse(stdout.trim().split("\n").at(-1)!) };
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+strace.test("readU32 keeps its fast path while only a view of the mapping is reachable: no munmap in 1,000 reads", () => {
+  // The bug: with the Mapping object collected and only a view kept (as
+  // bench/phys_bench.ts keeps it), every read mapped and unmapped a page.
+  const view = readsUnderStrace("view");
+  assertEquals(view.report, { scenario: "view", collected: true, sum: 0, viewReads: 0 });
+  assertEquals(view.munmaps, 0);
+  // With the Mapping kept: no system call either.
+  assertEquals(readsUnderStrace("mapping").munmaps, 0);
+  // The positive control: strace sees the slow path's munmap, one a read,
+  // once the mapping is closed.
+  assert(readsUnderStrace("closed").munmaps >= 1000);
+});
+
+strace.test('readU32 of a page a collected mapping left "none" maps a page of its own for each read', () => {
+  // The fast path knows the last protection of each page from the region
+  // after the Mapping is gone: through a "none" page it would fault.
+  const guarded = readsUnderStrace("guarded");
+  assertEquals(guarded.report, { scenario: "guarded", collected: true, sum: 0, viewReads: 0 });
+  assert(guarded.munmaps >= 1000, `${guarded.munmaps} munmaps`);
 });
 
 Deno.test("a permission revoked after open() stops the second (uncached) open of the device", () => {

@@ -80,7 +80,24 @@ static void test_read(int fd) {
   CHECK_ERR(mk_pagemap_read(fd, (uint64_t)(uintptr_t)p + 1, 1, raw, frame, flags, NULL), EINVAL,
             "an unaligned address is -EINVAL");
   CHECK_ERR(mk_pagemap_read(fd, (uint64_t)(uintptr_t)p, 1, NULL, frame, flags, NULL), EFAULT,
-            "a NULL column is -EFAULT");
+            "a NULL raw column is -EFAULT");
+  /* Raw entries only, decoded later: the same columns and counts. */
+  uint64_t raw2[NP], summary2[3];
+  double frame2[NP];
+  uint8_t flags2[NP];
+  memset(frame2, 0xff, sizeof frame2);
+  memset(flags2, 0xff, sizeof flags2);
+  CHECK_EQ(mk_pagemap_read(fd, (uint64_t)(uintptr_t)p, NP, raw2, NULL, NULL, summary2), NP,
+           "a read without frame and flags columns reads 16 entries");
+  CHECK(memcmp(raw2, raw, sizeof raw) == 0 && memcmp(summary2, summary, sizeof summary) == 0,
+        "and gives the same raw entries and counts");
+  CHECK_EQ(mk_pagemap_decode(raw2, NP, frame2, NULL), NP, "decode the frame column alone");
+  CHECK(memcmp(frame2, frame, sizeof frame) == 0 && flags2[0] == 0xff,
+        "it equals the read's frame column, and the flags are not written");
+  CHECK_EQ(mk_pagemap_decode(raw2, NP, NULL, flags2), NP, "decode the flags column alone");
+  CHECK(memcmp(flags2, flags, sizeof flags) == 0, "it equals the read's flags column");
+  CHECK_ERR(mk_pagemap_decode(NULL, 1, frame2, flags2), EFAULT, "decode of NULL is -EFAULT");
+  CHECK_EQ(mk_pagemap_decode(NULL, 0, NULL, NULL), 0, "decode of nothing is 0");
   CHECK_ERR(mk_pagemap_read(fd, UINT64_MAX - (uint64_t)page + 1, 2, raw, frame, flags, NULL),
             EOVERFLOW, "a range past 2^64 is -EOVERFLOW");
   CHECK_EQ(mk_pagemap_read(fd, 0x7ffffffff000ull - (uint64_t)page, 4, raw, frame, flags, NULL), 1,
