@@ -133,7 +133,9 @@ export function python(modules: readonly string[]): Program | string {
     if (!out) continue;
     const versions = modules.map((m, i) => `, ${m} ${out[i + 1]}`).join("");
     const path = c.env.PYTHONPATH ? `, PYTHONPATH=${c.env.PYTHONPATH}` : "";
-    found = { ...c, label: `python ${out[0]}${versions}${path}` };
+    // No __pycache__ in bench/peers/ (it would show in git status).
+    const env = { ...c.env, PYTHONDONTWRITEBYTECODE: "1" };
+    found = { exe: c.exe, env, label: `python ${out[0]}${versions}${path}` };
     break;
   }
   pythons.set(key, found);
