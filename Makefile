@@ -93,11 +93,11 @@ BENCH_FLAGS := --allow-ffi --allow-read=/proc,/dev/mem,/dev/zero --allow-run $(V
 
 bench: build deno $(BENCH_C) bench-peers
 	@mkdir -p build/bench
-	@echo "machine: $$(nproc) CPUs, $$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), Linux $$(uname -r); load at the start:$$(uptime | sed 's/.*load average//')"
+	@echo "machine: $$(nproc) CPUs, $$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), Linux $$(uname -r); load average at the start: $$(uptime | sed 's/.*load average: //')"
 	@echo "command: make bench ($(DENO) bench --json $(BENCH_FLAGS) bench/)"
 	@rc=0; $(DENO) bench --json $(BENCH_FLAGS) bench/ > build/bench/results.json || rc=$$?; \
 	$(DENO) run --allow-read=build/bench bench/summary.ts build/bench/results.json; \
-	echo "load at the end:$$(uptime | sed 's/.*load average//')"; exit $$rc
+	echo "load average at the end: $$(uptime | sed 's/.*load average: //')"; exit $$rc
 
 test-vm: build deno $(BENCH_C)
 	DENO="$(DENO)" bash tests/vm/run.sh test

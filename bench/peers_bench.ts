@@ -41,8 +41,12 @@
  *
  * A peer that is not installed is reported once on stderr (`make
  * bench-peers` installs them as root) and its group runs memkit's side
- * alone. Needs `--allow-ffi --allow-read=/proc --allow-run` (the spawned
- * programs get only the flags named here).
+ * alone. Needs `--allow-ffi --allow-read=/proc --allow-run`; each spawned
+ * memkit gets only the flags its operation needs.
+ *
+ * `deno bench` runs a group's cases one after the other, not alternating:
+ * on a machine whose load changes during the run, compare the fastest
+ * samples too (the summary's "ratio of mins"), and state the load.
  *
  * Run alone: `make build/bench/libintrospect.so && deno bench --allow-ffi
  * --allow-read=/proc --allow-run bench/peers_bench.ts`.
@@ -124,7 +128,7 @@ const SPAWN = { n: 10, warmup: 1 };
   group(
     "first readSmaps, 10k mappings, fresh process",
     typeof pyPsutil === "string" ? pyPsutil : {
-      name: `psutil: memory_maps(grouped=False), fresh ${pyPsutil.label}`,
+      name: `psutil: memory_maps(grouped=False), fresh python (${pyPsutil.label})`,
       fn: spawn(pyPsutil.exe, [psutilScript, String(child), String(MAPPINGS)], pyPsutil.env),
     },
     [{ name: "memkit: readSmaps(pid), fresh deno run", fn: spawn(DENO, args) }],
