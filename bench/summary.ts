@@ -154,7 +154,7 @@ export function summarize(report: Report): string {
   if (alone.length) {
     out.push(
       "",
-      "Groups without a peer (not installed: see above):",
+      "Groups without a baseline in this run (its peer not installed, see above, or filtered out):",
       ...alone.map((a) => `  ${a}`),
     );
   }

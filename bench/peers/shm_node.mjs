@@ -22,7 +22,7 @@ function job(line) {
     for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 1;
     // Removed once this process is gone, even by SIGKILL (which Deno sends its children at
     // exit): a shell in its own session reads a pipe only this process holds.
-    spawn("sh", ["-c", 'cat >/dev/null; rm -f "$0"', `/dev/shm${name}`], {
+    spawn("/bin/sh", ["-c", 'cat >/dev/null; rm -f "$0"', `/dev/shm${name}`], {
       stdio: ["pipe", "ignore", "ignore"],
       detached: true,
     }).unref();

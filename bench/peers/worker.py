@@ -56,7 +56,7 @@ def unlink_when_gone(path):
     at exit): a shell in its own session reads a pipe only this process holds."""
     import subprocess
 
-    watch = subprocess.Popen(["sh", "-c", 'cat >/dev/null; rm -f "$0"', path],
+    watch = subprocess.Popen(["/bin/sh", "-c", 'cat >/dev/null; rm -f "$0"', path],
                              stdin=subprocess.PIPE, start_new_session=True)
     created.append(watch)
 
