@@ -2,7 +2,8 @@
 #
 #   make run     the tour of every capability on this machine
 #   make test    the whole suite (C tests under sanitizers, static checks, deno test)
-#   make bench   the benchmarks, each beside its C or copying baseline
+#   make bench   the benchmarks, each beside its C, copying or peer baseline, and a table of ratios
+#   make bench-peers  install the peer tools of bench/peers_bench.ts (as root; make bench does it)
 #   make test-vm   the /dev/mem tests in a QEMU guest (also part of make test)
 #   make bench-vm  the /dev/mem benchmark in the guest, printed by the host
 #
@@ -27,7 +28,7 @@ BENCH_C := $(patsubst bench/c/%.c,build/bench/lib%.so,$(wildcard bench/c/*.c))
 BENCH_CFLAGS := -O2 -g -fPIC -std=c11 -Wall -Wextra -Werror -shared
 V8FLAGS := --v8-flags=--js-immutable-arraybuffer
 
-.PHONY: all build deno run test test-c test-vm bench bench-vm bindgen clean
+.PHONY: all build deno run test test-c test-vm bench bench-peers bench-vm bindgen clean
 
 all: build
 
@@ -59,8 +60,46 @@ build/bench/lib%.so: bench/c/%.c
 # bench/c/lock.c compiles memkit's own cbits/lock.c in.
 build/bench/liblock.so: cbits/lock.c $(HDRS)
 
-bench: build deno $(BENCH_C)
-	$(DENO) bench --allow-ffi --allow-read=/proc,/dev/mem,/dev/zero $(V8FLAGS) bench/
+# The peers of bench/peers_bench.ts (psutil, numpy, pmap, Node's shm-typed-array), each
+# installed only when missing and only as root; one that cannot be is left out (its group
+# runs memkit's side alone and says so). Never part of make test.
+PEERS_PY := $(shell python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+SHM_TYPED_ARRAY := 0.1.1
+
+bench-peers:
+	@missing=""; \
+	for m in psutil numpy; do \
+	  for py in "$(PEERS_PY)" "PYTHONPATH=/usr/lib/python3/dist-packages $(PEERS_PY)" /usr/bin/python3; do \
+	    [ -n "$${py%% *}" ] && env $$py -c "import $$m" 2>/dev/null && continue 2; \
+	  done; missing="$$missing python3-$$m"; \
+	done; \
+	command -v pmap >/dev/null || missing="$$missing procps"; \
+	command -v node >/dev/null || missing="$$missing nodejs npm"; \
+	command -v c++ >/dev/null || missing="$$missing g++"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "bench-peers: installing$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) \
+	      >/dev/null || echo "bench-peers: could not install$$missing"; \
+	  else echo "bench-peers: missing$$missing (run as root to install)"; fi; \
+	fi
+	@if [ ! -e build/peers/node_modules/shm-typed-array/build/Release/shm.node ] && command -v npm >/dev/null; then \
+	  echo "bench-peers: building shm-typed-array@$(SHM_TYPED_ARRAY) into build/peers/"; \
+	  mkdir -p build/peers && npm install --prefix build/peers --no-audit --no-fund --loglevel=error \
+	    shm-typed-array@$(SHM_TYPED_ARRAY) >/dev/null || echo "bench-peers: shm-typed-array did not build"; \
+	fi
+
+# The human lines and the table of ratios come from the JSON (bench/summary.ts); the exit
+# status is deno bench's.
+BENCH_FLAGS := --allow-ffi --allow-read=/proc,/dev/mem,/dev/zero --allow-run $(V8FLAGS)
+
+bench: build deno $(BENCH_C) bench-peers
+	@mkdir -p build/bench
+	@echo "machine: $$(nproc) CPUs, $$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), Linux $$(uname -r); load average at the start: $$(uptime | sed 's/.*load average: //')"
+	@echo "command: make bench ($(DENO) bench --json $(BENCH_FLAGS) bench/)"
+	@rc=0; $(DENO) bench --json $(BENCH_FLAGS) bench/ > build/bench/results.json || rc=$$?; \
+	$(DENO) run --allow-read=build/bench bench/summary.ts build/bench/results.json; \
+	echo "load average at the end: $$(uptime | sed 's/.*load average: //')"; exit $$rc
 
 test-vm: build deno $(BENCH_C)
 	DENO="$(DENO)" bash tests/vm/run.sh test
