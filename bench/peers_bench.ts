@@ -52,8 +52,7 @@
  * --allow-read=/proc --allow-run bench/peers_bench.ts`.
  */
 
-import { MemFd, Pagemap, type PagemapPages, permissionFlags } from "../mod.ts";
-import * as memkit from "../mod.ts";
+import { mapAnonymous, MemFd, Pagemap, type PagemapPages, permissionFlags } from "../mod.ts";
 import {
   DENO,
   introspectLib,
@@ -279,25 +278,17 @@ const pm = Pagemap.open("self");
       }
     },
   }];
-  // ---- LEAD: the mapAnonymous case goes here ----
-  // Issue 11's `mapAnonymous(length, options?)` (MAP_SHARED | MAP_ANONYMOUS,
-  // no memfd) is not in today's API. Until it is written in directly, this
-  // finds it by name, so that the group shows it as soon as it is merged;
-  // replace it with a plain call (`mapAnonymous(SIZE)`) then.
-  const mapAnonymous = (memkit as Record<string, unknown>).mapAnonymous;
-  if (typeof mapAnonymous === "function") {
-    cases.push({
-      name: "memkit: mapAnonymous + bytes() + write + close",
-      fn() {
-        for (let i = 0; i < K; i++) {
-          const m = mapAnonymous(SIZE) as { bytes(): Uint8Array; close(): void };
-          m.bytes()[0] = 1;
-          m.close();
-        }
-      },
-    });
-  }
-  // ---- end of the mapAnonymous place ----
+  // The anonymous shared mapping: two system calls a cycle, no memfd.
+  cases.push({
+    name: "memkit: mapAnonymous + bytes() + write + close",
+    fn() {
+      for (let i = 0; i < K; i++) {
+        const m = mapAnonymous(SIZE);
+        m.bytes()[0] = 1;
+        m.close();
+      }
+    },
+  });
   group(
     `create+map+view+write+close 1 MiB (${K} cycles a sample)`,
     typeof pyPlain === "string" ? pyPlain : {
