@@ -13,8 +13,11 @@
  *   `bl_anon` (mmap MAP_SHARED | MAP_ANONYMOUS, munmap: the two calls of
  *   Python's `mmap.mmap(-1, n)` + `close()`); the same with one byte written
  *   through a view against `bl_anon_view`, which pays the quarantine's
- *   private zero pages (mmap MAP_FIXED) and its munmap at once; and the
- *   MemFd cycle beside the mapAnonymous one, whose goal is 1.3x. The write
+ *   private zero pages (mmap MAP_FIXED) and its munmap at once (memkit, once
+ *   64 viewed closes went before, makes two calls a cycle: the mapping is
+ *   placed over a range that left the quarantine, mmap MAP_FIXED, and the
+ *   zero pages at close; nothing is unmapped); and the MemFd cycle beside
+ *   the mapAnonymous one, whose goal is 1.3x. The write
  *   is a page fault, which on a virtual machine can cost more than all the
  *   system calls together and varies from run to run: read those groups'
  *   ratios, not their times. The comparison with Python itself is in
@@ -30,8 +33,9 @@
  * Why two alias groups: a range that handed out a view may still be held
  * by a Deno op (issue 15), so when one was created `close()` does not
  * `munmap` but maps private zero pages over the range (`mmap MAP_FIXED`),
- * and the quarantine unmaps it 64 such closes later (after the read-only
- * view is collected). `bl_alias_view` makes all four calls (fstat, mmap,
+ * and the quarantine lets it go 64 such closes later (after the read-only
+ * view is collected): a 1 GiB range is unmapped then (more than the free
+ * list keeps), a 4 KiB one is kept for the next map() of its length. `bl_alias_view` makes all four calls (fstat, mmap,
  * mmap MAP_FIXED, munmap) at once, so the C side pays the deferred munmap
  * that memkit may not have paid inside the timing.
  * - "memfd create+map+bytes()+close": the 4 KiB cycle with a writable view

@@ -37,6 +37,34 @@ MK_API int64_t mk_map_anonymous(uint64_t length, uint32_t prot, uint32_t flags) 
   return addr_result(mmap(NULL, (size_t)length, (int)prot, mflags, -1, 0));
 }
 
+MK_API int64_t mk_map_reuse(uint64_t address, int32_t fd, uint64_t offset, uint64_t length,
+                            uint32_t prot, uint32_t flags) {
+  const uint64_t page = mk_core_page();
+  if (address == 0 || address % page || length == 0 || length % page || offset % page) {
+    return -EINVAL;
+  }
+  if ((prot & ~MK_PROT_ALL) || (flags & ~MK_ANON_NORESERVE)) return -EINVAL;
+  if (fd < -1 || (fd >= 0 && flags) || (fd == -1 && offset)) return -EINVAL;
+  if (!MK_FITS_OFF(offset) || !MK_FITS_OFF(length) || address > UINT64_MAX - length) {
+    return -EOVERFLOW;
+  }
+  int mflags = MAP_SHARED | MAP_FIXED;
+  if (fd == -1) mflags |= MAP_ANONYMOUS | (flags & MK_ANON_NORESERVE ? MAP_NORESERVE : 0);
+  void *at = (void *)(uintptr_t)address;
+  void *p = mmap(at, (size_t)length, (int)prot, mflags, fd, (off_t)offset);
+  if (p != MAP_FAILED) return (int64_t)(uintptr_t)p;
+  int err = errno;
+  /* A failed MAP_FIXED may have unmapped the range first (the kernel leaves a
+   * gap in some failure paths), and another thread may map into a gap at any
+   * moment: so never munmap here. Probe without replacing anything: a probe
+   * that lands was a gap, now ours, and goes again; one that meets a mapping
+   * (EEXIST) leaves it alone (the range, or whatever took its place). */
+  void *q = mmap(at, (size_t)length, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  if (q != MAP_FAILED) munmap(q, (size_t)length); /* before 4.17: a hint, placed elsewhere */
+  return -(int64_t)err;
+}
+
 MK_API int64_t mk_map_unmap(uint64_t address, uint64_t length) {
   if (address == 0 || length == 0) return -EINVAL;
   return mk_ret(munmap((void *)(uintptr_t)address, (size_t)length));

@@ -193,6 +193,18 @@ MK_API int64_t mk_map_stitch(const uint64_t *chunks, uint32_t count, uint32_t pr
  * shared memory with no descriptor, one system call (munmap is the other).
  * `length` is a page multiple; returns the address. */
 MK_API int64_t mk_map_anonymous(uint64_t length, uint32_t prot, uint32_t flags);
+/* Places a new shared mapping of exactly [address, address + length), a
+ * range this process reserved and no longer uses (memkit's quarantine hands
+ * it on), with MAP_FIXED: the kernel replaces whatever is there atomically,
+ * one system call in place of a fresh mmap and the range's later munmap.
+ * fd >= 0: mmap(address, length, prot, MAP_SHARED | MAP_FIXED, fd, offset);
+ * fd == -1: shared anonymous memory (offset 0; flags as mk_map_anonymous's).
+ * Address, offset and length are page multiples. Returns the address. On
+ * failure the range may be gone (the kernel leaves a gap on some failures):
+ * the caller must forget it, never unmap it; this call unmaps it only where
+ * it can prove the range a gap of its own (MAP_FIXED_NOREPLACE). */
+MK_API int64_t mk_map_reuse(uint64_t address, int32_t fd, uint64_t offset, uint64_t length,
+                            uint32_t prot, uint32_t flags);
 /* A shared anonymous mapping of `length` bytes with `guard` bytes of
  * PROT_NONE on each side; returns the address of the usable part. Unmap it
  * with mk_map_unmap(address - guard, length + 2 * guard). */

@@ -257,6 +257,18 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
+  /** Places a new shared mapping of exactly [address, address + length), a range this process reserved and no longer uses (memkit's quarantine hands it on), with MAP_FIXED: the kernel replaces whatever is there atomically, one system call in place of a fresh mmap and the range's later munmap. fd >= 0: mmap(address, length, prot, MAP_SHARED | MAP_FIXED, fd, offset); fd == -1: shared anonymous memory (offset 0; flags as mk_map_anonymous's). Address, offset and length are page multiples. Returns the address. On failure the range may be gone (the kernel leaves a gap on some failures): the caller must forget it, never unmap it; this call unmaps it only where it can prove the range a gap of its own (MAP_FIXED_NOREPLACE). */
+  mk_map_reuse: {
+    parameters: [
+      "u64", // uint64_t address
+      "i32", // int32_t fd
+      "u64", // uint64_t offset
+      "u64", // uint64_t length
+      "u32", // uint32_t prot
+      "u32", // uint32_t flags
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
   /** A shared anonymous mapping of `length` bytes with `guard` bytes of PROT_NONE on each side; returns the address of the usable part. Unmap it with mk_map_unmap(address - guard, length + 2 * guard). */
   mk_map_guarded: {
     parameters: [

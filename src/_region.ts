@@ -182,9 +182,10 @@ const registry = new FinalizationRegistry<Region>((region) => {
 // buffer is never given back to the kernel at close(): its pages become
 // private read-write zero pages (MAP_FIXED, MAP_NORESERVE: no memory until
 // written), which such a write can only scribble on, and the range waits here.
-// It is unmapped (and may then be reused by any mapping) only after
-// QUARANTINE_RANGES later ranges came in, or QUARANTINE_BYTES of them: an op
-// still in flight by then is the limit the README states.
+// It leaves the quarantine (to the free list below, or unmapped, and may then
+// be reused by any mapping) only after QUARANTINE_RANGES later ranges came
+// in, or QUARANTINE_BYTES of them: an op still in flight by then is the limit
+// the README states.
 
 /**
  * How many closed ranges memkit keeps reserved as private zero pages (at
@@ -251,9 +252,96 @@ function enqueue(region: Region): void {
     for (let i = 1; i < quarantine.length; i++) quarantine[i - 1] = quarantine[i];
     quarantine.length--;
     quarantineBytes -= old.span;
-    old.live = false;
+    old.live = false; // no Region maps it from now on: the range is the free list's alone
+    keepFree(old.address, old.span);
+  }
+}
+
+// ---- the free list: ranges out of the quarantine, for the next mapping ----
+//
+// A range evicted from the quarantine was about to be unmapped, after which
+// the kernel may give its address to any mapping, memkit's next one included
+// (it mostly does: the allocator reuses the highest hole). Giving it to
+// memkit's next mapping of exactly that span on purpose is the same exposure
+// for an op that still holds an old view's address, never less safe, and
+// costs one system call instead of two: the new mapping is placed over the
+// range with MAP_FIXED (`mk_map_reuse`; the kernel replaces it atomically,
+// no gap), instead of a fresh mmap now and the range's munmap. The private
+// zero pages replaced (any late scribbles) are gone: the new mapping shows
+// its own source, or fresh zeros. A range leaves the quarantine as before,
+// only after QUARANTINE_RANGES later closes (or the byte bound), and it is
+// here only once it left: no Region maps it (the evicted one is not live,
+// and `takeFree` hands it to exactly one new mapping). The list is small,
+// oldest first: FREE_RANGES ranges and FREE_BYTES; a range that does not fit,
+// or the oldest when it overflows, is unmapped. Only an exact span is reused
+// (one call; any other size is left to age out of the list).
+
+/** How many ranges out of the quarantine memkit keeps for its next mappings. */
+export const FREE_RANGES = 4;
+/** How many bytes of them (256 MiB): a larger range is unmapped when it leaves the quarantine. */
+export const FREE_BYTES = 256 * 2 ** 20;
+/**
+ * After this many failed placements memkit stops reusing: a failed MAP_FIXED
+ * leaves the range it was given either mapped or a gap, which it cannot tell
+ * apart from another thread's mapping, so it forgets the range (address
+ * space it may keep for the life of the process, never memory).
+ */
+const FREE_FAILURES = 16;
+
+const freeList: { address: bigint; span: number }[] = safeArray();
+let freeBytes = 0;
+let freeFailures = 0;
+
+/** The ranges on the free list now, oldest first; for memkit's tests, not part of the API. */
+export function freeRanges(): { address: bigint; span: number }[] {
+  const out: { address: bigint; span: number }[] = [];
+  for (let i = 0; i < freeList.length; i++) {
+    out.push({ address: freeList[i].address, span: freeList[i].span });
+  }
+  return out;
+}
+
+function keepFree(address: bigint, span: number): void {
+  if (span > FREE_BYTES || freeFailures >= FREE_FAILURES) {
+    lib().mk_map_unmap(address, BigIntCtor(span));
+    return;
+  }
+  freeList[freeList.length] = { address, span };
+  freeBytes += span;
+  while (freeList.length > FREE_RANGES || freeBytes > FREE_BYTES) {
+    const old = freeList[0];
+    for (let i = 1; i < freeList.length; i++) freeList[i - 1] = freeList[i];
+    freeList.length--;
+    freeBytes -= old.span;
     lib().mk_map_unmap(old.address, BigIntCtor(old.span));
   }
+}
+
+/**
+ * Maps `span` bytes of `fd` from `offset` (`fd` -1: shared anonymous memory,
+ * `flags` as `mk_map_anonymous`'s) over the oldest free-list range of exactly
+ * that span, with MAP_FIXED. The address, or -1n when there is no such range
+ * or the kernel refused (then the range is forgotten, never unmapped: see
+ * `mk_map_reuse`): the caller maps fresh, which reports the error if it recurs.
+ */
+export function mapReusing(
+  span: number,
+  fd: number,
+  offset: number,
+  prot: number,
+  flags: number,
+): bigint {
+  let i = 0;
+  while (i < freeList.length && freeList[i].span !== span) i++;
+  if (i === freeList.length) return -1n;
+  const { address } = freeList[i];
+  for (let j = i + 1; j < freeList.length; j++) freeList[j - 1] = freeList[j];
+  freeList.length--;
+  freeBytes -= span;
+  const ret = lib().mk_map_reuse(address, fd, BigIntCtor(offset), BigIntCtor(span), prot, flags);
+  if (ret >= 0n) return ret;
+  freeFailures++;
+  return -1n;
 }
 
 /** Marks a region as no longer mapping its sources, for their resize checks. */

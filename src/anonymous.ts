@@ -13,6 +13,7 @@ import { BigIntCtor, ObjectCreate } from "./_primordials.ts";
 import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
 import { PROT, toAccess } from "./_access.ts";
 import { createMapping, type Mapping } from "./mapping.ts";
+import { mapReusing } from "./_region.ts";
 
 /** Options of {@linkcode mapAnonymous}. */
 export interface AnonymousOptions {
@@ -96,11 +97,11 @@ export function mapAnonymous(length: number, options?: AnonymousOptions): Mappin
   const access = opts.access === undefined ? "rw" : toAccess(opts.access, ACCESS);
   const noreserve = opts.noreserve === undefined ? false : boolean(opts.noreserve, "noreserve");
   const span = roundUp(len, pageSize());
-  const address = lib().mk_map_anonymous(
-    BigIntCtor(span),
-    PROT[access],
-    noreserve ? MK.ANON_NORESERVE : 0,
-  );
+  const flags = noreserve ? MK.ANON_NORESERVE : 0;
+  // Over a range out of the quarantine when one of this span is free (one
+  // MAP_FIXED, no munmap to come), else fresh.
+  let address = mapReusing(span, -1, 0, PROT[access], flags);
+  if (address < 0n) address = lib().mk_map_anonymous(BigIntCtor(span), PROT[access], flags);
   const name = `anonymous(${len})`;
   if (address < 0n) {
     check(address, "map", {

@@ -910,8 +910,9 @@ export class Mapping {
    * Unmaps the memory. Writable views are detached first (they read
    * `undefined`); read-only views read zeros from then on. When a view was
    * ever handed out, the range stays reserved as private zero pages in the
-   * quarantine (a Deno op may still hold its address) and is unmapped after
-   * 64 later such closes. Idempotent.
+   * quarantine (a Deno op may still hold its address) and leaves it after 64
+   * later such closes: unmapped, or placed under memkit's next mapping of
+   * its length. Idempotent.
    *
    * @example
    * ```ts

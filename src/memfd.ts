@@ -19,7 +19,7 @@ import {
 } from "./_primordials.ts";
 import { cString, inRange, MAX_BYTES, window } from "./_validate.ts";
 import { type Access, toAccess } from "./_access.ts";
-import type { Region } from "./_region.ts";
+import { mapReusing, type Region } from "./_region.ts";
 import { createMapping, type Mapping } from "./mapping.ts";
 
 /** A memfd seal (`F_SEAL_*`): what nobody may do to the memfd any more. */
@@ -394,7 +394,9 @@ export class MemFd {
       `"${name}"`,
     );
     const prot = access === "rw" ? MK.PROT_READ | MK.PROT_WRITE : MK.PROT_READ;
-    const ret = lib().mk_map_fd(fd, BigInt(offset), BigInt(length), prot);
+    // Over a range out of the quarantine when one of this length is free, else fresh.
+    let ret = mapReusing(length, fd, offset, prot, 0);
+    if (ret < 0n) ret = lib().mk_map_fd(fd, BigInt(offset), BigInt(length), prot);
     if (ret < 0n) {
       check(ret, "map", {
         path: name,

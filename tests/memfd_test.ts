@@ -8,6 +8,7 @@ import {
 } from "@std/assert";
 import { MemFd, MemkitError, pageSize } from "../mod.ts";
 import { hasNoexecSeal } from "./fixtures/kernel.ts";
+import { freeRanges, QUARANTINE_RANGES, quarantined } from "../src/_region.ts";
 
 const PAGE = pageSize();
 
@@ -204,4 +205,70 @@ Deno.test("close() releases the descriptor", () => {
   const n = fd.fd;
   fd.close();
   assertEquals(sh("readlink", `/proc/${Deno.pid}/fd/${n}`).ok, false);
+});
+
+// ---- ranges out of the quarantine, placed under the next map() ----
+
+/** Closes `n` viewed mappings of `span` bytes: each goes to the quarantine. */
+function viewedCloses(n: number, span: number): void {
+  using fd = MemFd.create("t-churn", { size: span });
+  for (let i = 0; i < n; i++) {
+    const m = fd.map();
+    m.bytes()[0] = 1;
+    m.close();
+  }
+}
+
+/** The /proc/self/maps line that starts at `address`, read by cat(1). */
+function lineStarting(address: bigint): string | undefined {
+  const hex = address.toString(16);
+  return sh("cat", `/proc/${Deno.pid}/maps`).out.split("\n").find((l) => l.startsWith(`${hex}-`));
+}
+
+/** The /proc/self/maps line whose range holds `address`, read by cat(1). */
+function lineCovering(address: bigint): string | undefined {
+  return sh("cat", `/proc/${Deno.pid}/maps`).out.split("\n").find((l) => {
+    const [start, end] = l.split(" ")[0].split("-").map((h) => BigInt(`0x${h}`));
+    return start <= address && address < end;
+  });
+}
+
+Deno.test("map() is placed over a range out of the quarantine of its length, and shows the memfd's bytes", () => {
+  const span = 5 * PAGE; // a length no other test here maps
+  using fd = MemFd.create("t-reuse", { size: span });
+  const first = fd.map();
+  first.bytes().fill(7);
+  const address = first.address;
+  first.close();
+  viewedCloses(QUARANTINE_RANGES, PAGE); // the range leaves the quarantine: on the free list
+  assert(freeRanges().some((r) => r.address === address && r.span === span));
+  using again = fd.map();
+  assertEquals(again.address, address);
+  assert(!freeRanges().some((r) => r.address === address));
+  assert(again.bytes().every((b) => b === 7));
+  assertStringIncludes(lineStarting(address) ?? "", "rw-s");
+  assertStringIncludes(lineStarting(address) ?? "", "/memfd:t-reuse");
+});
+
+Deno.test("a refused placement over a free range reports the kernel's error and forgets the range", () => {
+  const span = 6 * PAGE;
+  using fd = MemFd.create("t-reuse-sealed", { size: span });
+  {
+    using m = fd.map();
+    m.bytes()[0] = 1;
+  }
+  const address = quarantined().at(-1)!.address;
+  viewedCloses(QUARANTINE_RANGES, PAGE);
+  assert(freeRanges().some((r) => r.address === address && r.span === span));
+  fd.seal(["write"]);
+  // The MAP_FIXED over the free range is refused (EPERM), then the fresh mmap:
+  // the error is the kernel's, and the range is never used again.
+  const err = assertThrows(() => fd.map({ access: "rw" }), MemkitError);
+  assertEquals(err.code, "EPERM");
+  assert(!freeRanges().some((r) => r.address === address));
+  // On this kernel's EPERM path the range is left mapped or a gap; either
+  // way no mapping of memkit's is there, and the next map() is fresh.
+  assert(!/rw-s .*memfd:t-reuse-sealed/.test(lineCovering(address) ?? ""));
+  using ro = fd.map({ access: "r" });
+  assertEquals(ro.bytes()[0], 1);
 });

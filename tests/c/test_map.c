@@ -336,9 +336,62 @@ static void test_anonymous(void) {
             "4 EiB is -ENOMEM");
 }
 
+/* A range the quarantine reserved (private zero pages, scribbled on) placed
+ * under a new shared mapping with MAP_FIXED: the scribbles are gone. */
+static void test_reuse(void) {
+  const uint64_t rw = MK_PROT_READ | MK_PROT_WRITE, len = 2 * page;
+  int64_t r = mk_map_anonymous(len, (uint32_t)rw, 0);
+  if (!CHECK_OK(r, "a range to reuse")) return;
+  uint64_t at = (uint64_t)r;
+  volatile unsigned char *p = (volatile unsigned char *)(uintptr_t)at;
+  CHECK_OK(mk_map_scrub(at, len), "private zero pages over it, as the quarantine leaves it");
+  p[0] = 0x5a; /* a late write of a native op */
+  p[len - 1] = 0x5a;
+  CHECK_EQ(mk_map_reuse(at, -1, 0, len, (uint32_t)rw, 0), (int64_t)at,
+           "shared anonymous memory placed over it, at the same address");
+  CHECK(p[0] == 0 && p[len - 1] == 0, "the scribbles are gone: fresh zeros");
+  CHECK_PERMS(at, "rw-s", "it is shared now");
+  CHECK_OK(mk_map_scrub(at, len), "back to private zero pages");
+  p[1] = 0x5a;
+  int32_t fd = filled_memfd("memkit-reuse", 2, 3);
+  if (CHECK(fd >= 0, "a 2-page memfd")) {
+    CHECK_EQ(mk_map_reuse(at, fd, page, page, (uint32_t)rw, 0), (int64_t)at,
+             "its second page placed over the range's first");
+    CHECK(p[1] == (unsigned char)((page + 1) * 7 + 3), "it shows the memfd's bytes");
+    CHECK_PERMS(at, "rw-s", "shared");
+    CHECK_PERMS(at + page, "rw-p", "the rest of the range stays as it was");
+    /* A read-only descriptor cannot back a shared writable mapping: refused,
+     * and the range is left as the kernel left it (mapped here). */
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    int ro = open(link, O_RDONLY | O_CLOEXEC);
+    if (CHECK(ro >= 0, "a read-only descriptor of it")) {
+      CHECK_ERR(mk_map_reuse(at, ro, 0, len, (uint32_t)rw, 0), EACCES,
+                "a writable placement from a read-only descriptor is -EACCES");
+      CHECK_PERMS(at, "rw-s", "nothing was replaced, nothing unmapped");
+      close(ro);
+    }
+    CHECK_ERR(mk_map_reuse(at, fd, 0, len, (uint32_t)rw, MK_ANON_NORESERVE), EINVAL,
+              "flags with a descriptor are -EINVAL");
+    mk_core_close(fd);
+  }
+  CHECK_ERR(mk_map_reuse(at + 1, -1, 0, len, (uint32_t)rw, 0), EINVAL, "an unaligned address");
+  CHECK_ERR(mk_map_reuse(0, -1, 0, len, (uint32_t)rw, 0), EINVAL, "address 0");
+  CHECK_ERR(mk_map_reuse(at, -1, 0, len + 1, (uint32_t)rw, 0), EINVAL, "an unaligned length");
+  CHECK_ERR(mk_map_reuse(at, -1, page, len, (uint32_t)rw, 0), EINVAL,
+            "an offset without a descriptor");
+  CHECK_ERR(mk_map_reuse(at, -2, 0, len, (uint32_t)rw, 0), EINVAL, "fd -2");
+  CHECK_ERR(mk_map_reuse(at, -1, 0, len, 8, 0), EINVAL, "an unknown prot bit");
+  CHECK_ERR(mk_map_reuse(at, -1, 0, len, (uint32_t)rw, 2), EINVAL, "an unknown flag");
+  CHECK_ERR(mk_map_reuse(UINT64_MAX - page + 1, -1, 0, len, (uint32_t)rw, 0), EOVERFLOW,
+            "a range past the end of the address space");
+  CHECK_OK(mk_map_unmap(at, len), "unmap it");
+}
+
 int main(void) {
   page = (uint64_t)mk_core_page_size();
   test_anonymous();
+  test_reuse();
   test_relocate();
   test_scrub();
   test_map_errors();
