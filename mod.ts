@@ -129,3 +129,14 @@ export {
   type ScanOptions,
   type ScanRegion,
 } from "./src/pagemap.ts";
+export {
+  type AcceptOptions,
+  FdConnection,
+  FdListener,
+  FdRefusedError,
+  type Received,
+  type ReceiveOptions,
+  type ReceiveWaitOptions,
+  type RefusalReason,
+  type SendOptions,
+} from "./src/fd_socket.ts";
