@@ -58,7 +58,8 @@ build/bench/lib%.so: bench/c/%.c
 	$(CC) $(BENCH_CFLAGS) -o $@ $<
 
 bench: build deno $(BENCH_C)
-	$(DENO) bench --allow-ffi --allow-read=/proc,/dev/mem,/dev/zero $(V8FLAGS) bench/
+	$(DENO) bench --allow-ffi --allow-read=/proc,/dev/mem,/dev/zero,/tmp --allow-write=/tmp \
+		--allow-net=unix:/tmp/memkit-bench.sock $(V8FLAGS) bench/
 
 test-vm: build deno $(BENCH_C)
 	DENO="$(DENO)" bash tests/vm/run.sh test
