@@ -140,3 +140,11 @@ export {
   type RefusalReason,
   type SendOptions,
 } from "./src/fd_socket.ts";
+export {
+  type AttachOptions,
+  Channel,
+  ChannelError,
+  type ChannelErrorReason,
+  type ChannelOptions,
+  type ChannelWaitOptions,
+} from "./src/channel.ts";

@@ -387,6 +387,7 @@ MK_API int64_t mk_phys_lockdown(uint8_t *buf, uint64_t capacity);
 /* What mk_socket_inspect writes to out[0]. */
 #define MK_FD_OTHER 0u /* not a memfd */
 #define MK_FD_MEMFD 1u
+#define MK_FD_EVENTFD 2u /* an eventfd ("anon_inode:[eventfd]") */
 
 /* Events for mk_socket_poll (the POLL* values of Linux). */
 #define MK_POLL_IN 0x001u
@@ -448,6 +449,42 @@ MK_API int64_t mk_socket_ready(int32_t fd, uint32_t events);
  * descriptor and its MK_POLL_* events, and receives each entry's revents in
  * place of the events. Returns how many entries are ready (0 on timeout). */
 MK_API MK_NONBLOCKING int64_t mk_socket_poll(int32_t *pfds, uint32_t count, int32_t timeout_ms);
+
+/* ---- channel (a ring between two processes) ------------------------ */
+
+/* The layout of a channel's memfd: one header page, then the ring, mapped
+ * twice by mk_channel_map. The header's 32-bit little-endian words, at
+ * these byte offsets (each side writes its own cache line only): */
+#define MK_CHANNEL_MAGIC 0x4843414du /* "MACH" at 0 */
+#define MK_CHANNEL_VERSION 1u        /* at 4 */
+#define MK_CHANNEL_OFF_MAGIC 0u
+#define MK_CHANNEL_OFF_VERSION 4u
+#define MK_CHANNEL_OFF_CAPACITY 8u  /* the ring's bytes: a power of two, >= a page */
+#define MK_CHANNEL_OFF_TAIL 64u     /* bytes committed (the sender's, mod 2^32) */
+#define MK_CHANNEL_OFF_SENDER 72u   /* 1 once the sender has closed */
+#define MK_CHANNEL_OFF_SPACE_WAIT 76u /* 1 while the sender sleeps for space */
+#define MK_CHANNEL_OFF_HEAD 128u    /* bytes consumed (the receiver's, mod 2^32) */
+#define MK_CHANNEL_OFF_RECEIVER 136u /* 1 once the receiver has closed */
+#define MK_CHANNEL_OFF_DATA_WAIT 140u /* 1 while the receiver sleeps for data */
+/* Each message: a 32-bit length, the bytes, padding to a multiple of 8. */
+#define MK_CHANNEL_ALIGN 8u
+
+/* Maps a channel memfd of page + capacity bytes: the header page at file
+ * offset 0, then [page, page + capacity) twice (mk_ring_place), all
+ * read-write and shared, in one range of page + 2 * capacity bytes. Returns
+ * the header's address. */
+MK_API int64_t mk_channel_map(int32_t fd, uint64_t capacity);
+/* Publishes a position: a sequentially consistent store of value at
+ * header + offset (MK_CHANNEL_OFF_TAIL or _HEAD), then, if the word at
+ * header + wait_offset (the peer's *_WAIT flag) is set, clears it and adds
+ * 1 to eventfd. Returns 1 when it woke the peer, else 0. */
+MK_API int64_t mk_channel_publish(uint64_t header, uint32_t offset, uint32_t value,
+                                  uint32_t wait_offset, int32_t eventfd);
+/* Before sleeping: sets the word at header + wait_offset to 1 (sequentially
+ * consistent), then reads the word at header + offset; if it is no longer
+ * `seen`, clears the flag again and returns 1 (do not sleep), else 0. */
+MK_API int64_t mk_channel_arm(uint64_t header, uint32_t wait_offset, uint32_t offset,
+                              uint32_t seen);
 
 #ifdef __cplusplus
 }

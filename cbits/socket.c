@@ -240,7 +240,16 @@ MK_API int64_t mk_socket_inspect(int32_t fd, uint64_t *out, uint8_t *name, uint6
   out[1] = 0;
   out[2] = (uint64_t)st.st_size;
   out[3] = (uint64_t)(flags & O_ACCMODE);
-  if (!S_ISREG(st.st_mode)) return 0;
+  if (!S_ISREG(st.st_mode)) {
+    char link[64], target[32];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", (int)fd);
+    ssize_t len = readlink(link, target, sizeof target - 1);
+    if (len >= 0) {
+      target[len] = '\0';
+      if (strcmp(target, "anon_inode:[eventfd]") == 0) out[0] = MK_FD_EVENTFD;
+    }
+    return 0;
+  }
   struct statfs fs;
   if (fstatfs(fd, &fs) < 0) return -errno;
   if (fs.f_type != TMPFS_MAGIC && fs.f_type != HUGETLBFS_MAGIC) return 0;

@@ -70,11 +70,24 @@ export const MK = {
   RECV_FOREIGN: 8,
   FD_OTHER: 0,
   FD_MEMFD: 1,
+  FD_EVENTFD: 2,
   POLL_IN: 1,
   POLL_OUT: 4,
   POLL_ERR: 8,
   POLL_HUP: 16,
   POLL_RDHUP: 8192,
+  CHANNEL_MAGIC: 1212367181,
+  CHANNEL_VERSION: 1,
+  CHANNEL_OFF_MAGIC: 0,
+  CHANNEL_OFF_VERSION: 4,
+  CHANNEL_OFF_CAPACITY: 8,
+  CHANNEL_OFF_TAIL: 64,
+  CHANNEL_OFF_SENDER: 72,
+  CHANNEL_OFF_SPACE_WAIT: 76,
+  CHANNEL_OFF_HEAD: 128,
+  CHANNEL_OFF_RECEIVER: 136,
+  CHANNEL_OFF_DATA_WAIT: 140,
+  CHANNEL_ALIGN: 8,
 } as const;
 
 /** The native symbols of libmemkit, one per prototype of `cbits/memkit.h`. */
@@ -579,5 +592,34 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
     nonblocking: true,
+  },
+  /** Maps a channel memfd of page + capacity bytes: the header page at file offset 0, then [page, page + capacity) twice (mk_ring_place), all read-write and shared, in one range of page + 2 * capacity bytes. Returns the header's address. */
+  mk_channel_map: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t capacity
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Publishes a position: a sequentially consistent store of value at header + offset (MK_CHANNEL_OFF_TAIL or _HEAD), then, if the word at header + wait_offset (the peer's *_WAIT flag) is set, clears it and adds 1 to eventfd. Returns 1 when it woke the peer, else 0. */
+  mk_channel_publish: {
+    parameters: [
+      "u64", // uint64_t header
+      "u32", // uint32_t offset
+      "u32", // uint32_t value
+      "u32", // uint32_t wait_offset
+      "i32", // int32_t eventfd
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Before sleeping: sets the word at header + wait_offset to 1 (sequentially consistent), then reads the word at header + offset; if it is no longer `seen`, clears the flag again and returns 1 (do not sleep), else 0. */
+  mk_channel_arm: {
+    parameters: [
+      "u64", // uint64_t header
+      "u32", // uint32_t wait_offset
+      "u32", // uint32_t offset
+      "u32", // uint32_t seen
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
 } as const satisfies Deno.ForeignLibraryInterface;
