@@ -178,6 +178,8 @@ export class Channel {
   /** The sender's tail or the receiver's head. */
   #pos = 0;
   #reserved = -1;
+  /** The peer's word (head or tail) as the last failed attempt saw it. */
+  #seen = 0;
   #dataEvent: number;
   #spaceEvent: number;
   #conn: FdConnection;
@@ -453,8 +455,10 @@ export class Channel {
       inRange(n, "length", 0, this.maxMessage);
     }
     const stride = (4 + n + MK.CHANNEL_ALIGN - 1) & ~(MK.CHANNEL_ALIGN - 1);
-    const used = this.#used(Atomics.load(this.#header, W.head));
+    const head = Atomics.load(this.#header, W.head);
+    const used = this.#used(head);
     if (this.#capacity - used < stride) {
+      this.#seen = head;
       this.#checkReceiver();
       return undefined;
     }
@@ -597,7 +601,10 @@ export class Channel {
   tryReceive(): Uint8Array<ArrayBuffer> | undefined {
     this.#alive("receive", "receiver");
     const tail = Atomics.load(this.#header, W.tail);
-    if (tail === this.#pos) return undefined;
+    if (tail === this.#pos) {
+      this.#seen = tail;
+      return undefined;
+    }
     const used = this.#used(tail);
     const at = this.#pos & this.#mask;
     const len = this.#ring32[at >>> 2];
@@ -691,15 +698,14 @@ export class Channel {
       signal?.throwIfAborted();
       if (sender) this.#checkReceiver();
       else this.#checkSender();
-      // Before sleeping: raise the flag, then look again (the peer's publish
-      // stores, then looks at the flag: one of the two sees the other).
-      const watched = sender ? MK.CHANNEL_OFF_HEAD : MK.CHANNEL_OFF_TAIL;
-      const seen = Atomics.load(this.#header, watched / 4);
+      // Before sleeping: raise the flag, then look again at the word the
+      // failed attempt saw (the peer's publish stores it, then looks at the
+      // flag: one of the two sees the other).
       const armed = lib().mk_channel_arm(
         this.#address,
         sender ? MK.CHANNEL_OFF_SPACE_WAIT : MK.CHANNEL_OFF_DATA_WAIT,
-        watched,
-        seen,
+        sender ? MK.CHANNEL_OFF_HEAD : MK.CHANNEL_OFF_TAIL,
+        this.#seen,
       );
       if (armed === 1n) continue;
       if (Atomics.load(this.#header, sender ? W.receiver : W.sender) !== 0) continue;
