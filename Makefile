@@ -59,7 +59,9 @@ build/bench/lib%.so: bench/c/%.c
 
 bench: build deno $(BENCH_C)
 	$(DENO) bench --allow-ffi --allow-read=/proc,/dev/mem,/dev/zero,/tmp --allow-write=/tmp \
-		--allow-net=unix:/tmp/memkit-bench.sock $(V8FLAGS) bench/
+		--allow-net=unix:/tmp/memkit-bench.sock,unix:/tmp/memkit-bench-channel.sock,unix:/tmp/memkit-bench-unix.sock \
+		--allow-run=$(shell readlink -f $$(command -v $(DENO))) --allow-sys=loadavg \
+		--allow-env=MEMKIT_CHANNEL_SIZES $(V8FLAGS) bench/
 
 test-vm: build deno $(BENCH_C)
 	DENO="$(DENO)" bash tests/vm/run.sh test
