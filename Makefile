@@ -47,7 +47,8 @@ $(TOOLS_DENO):
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION)
 
 run: build deno
-	$(DENO) run --allow-ffi --allow-read=$(CURDIR)/cli.ts,/proc/self/maps,/proc/self/pagemap,/dev/mem,/proc/iomem --allow-write=/proc/sys/vm/compact_memory $(V8FLAGS) cli.ts tour
+	$(DENO) run --allow-ffi --allow-read=$(CURDIR)/cli.ts,/proc/self/maps,/proc/self/pagemap,/dev/mem,/proc/iomem,/tmp/memkit-tour.sock --allow-write=/proc/sys/vm/compact_memory,/tmp/memkit-tour.sock \
+		--allow-net=unix:/tmp/memkit-tour.sock --allow-run=$(shell readlink -f $$(command -v $(DENO))) $(V8FLAGS) cli.ts tour
 
 test: build deno
 	DENO="$(DENO)" CC="$(CC)" SAN_CFLAGS="$(SAN_CFLAGS)" bash tests/run.sh
