@@ -197,12 +197,15 @@ function sealNames(bits: number): string {
  * and its `/proc/self/fd` link, before anything maps it; returns it as a
  * MemFd, or closes it and throws.
  */
+// Scratch for accept(): one call at a time (JavaScript is single-threaded).
+const info = new BigUint64Array(4);
+const name = new Uint8Array(NAME_CAP);
+const NAME_CAP_N = BigInt(NAME_CAP);
+
 function accept(fd: number, req: Requirement): MemFd {
-  const info = new BigUint64Array(4);
-  const name = new Uint8Array(NAME_CAP);
   try {
     check(
-      lib().mk_socket_inspect(fd, info, name, BigInt(NAME_CAP)),
+      lib().mk_socket_inspect(fd, info, name, NAME_CAP_N),
       "inspect a received descriptor",
     );
     const label = decoder.decode(name.subarray(0, name.indexOf(0)));
@@ -488,6 +491,7 @@ export class FdConnection {
   #waiter = new Waiter();
   #data = new Uint8Array(MAX_METADATA);
   #fds = new Int32Array(MK.SOCKET_MAX_FDS);
+  #sendFds = new Int32Array(MK.SOCKET_MAX_FDS);
   #info = new BigUint64Array(2);
   static {
     makeConnection = (fd, path) => new FdConnection(fd, path);
@@ -560,13 +564,12 @@ export class FdConnection {
 
   #sendRaw(fds: number[], data: Uint8Array): boolean {
     const fd = this.#alive("send");
-    const ret = lib().mk_socket_send(
-      fd,
-      Int32Array.from(fds),
-      fds.length,
-      data,
-      BigInt(data.length),
-    );
+    if (fds.length > MK.SOCKET_MAX_FDS) {
+      throw new RangeError(`Cannot send ${fds.length} descriptors: at most ${MK.SOCKET_MAX_FDS}`);
+    }
+    const out = this.#sendFds;
+    for (let i = 0; i < fds.length; i++) out[i] = fds[i];
+    const ret = lib().mk_socket_send(fd, out, fds.length, data, BigInt(data.length));
     if (ret === EAGAIN) return false;
     check(ret, "send on", {
       path: this.#path,
