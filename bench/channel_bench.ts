@@ -175,9 +175,24 @@ const cLib = Deno.dlopen(
  * `n` messages, so it must not outlive the run and steal a core from the
  * other transports).
  */
-async function cRun<T>(n: number, run: (tx: Channel, rx: Channel) => T): Promise<T> {
-  const { tx, rx, child } = await channelPair("c", String(n));
+async function cRun<T>(
+  msg: Uint8Array,
+  n: number,
+  run: (tx: Channel, rx: Channel) => T,
+): Promise<T> {
+  // A fresh pair: first, enough untimed round trips to touch every page of
+  // both rings (a first touch is a page fault), as the long-lived
+  // JavaScript channels have long since done.
+  const warm = Math.ceil((1 << 20) / (msg.length + 8)) + 10;
+  const { tx, rx, child } = await channelPair("c", String(warm + n));
   try {
+    cLib.cb_pingpong(
+      channelAddress(tx),
+      channelAddress(rx),
+      msg.length,
+      warm,
+      new Float64Array(warm),
+    );
     return run(tx, rx);
   } finally {
     tx.close();
@@ -192,7 +207,7 @@ function cTransport(): Transport {
     roundTrip() {},
     flood() {},
     cRoundTrips(msg, n) {
-      return cRun(n, (tx, rx) => {
+      return cRun(msg, n, (tx, rx) => {
         const ns = new Float64Array(n);
         cLib.cb_pingpong(channelAddress(tx), channelAddress(rx), msg.length, n, ns);
         return ns;
@@ -200,6 +215,7 @@ function cTransport(): Transport {
     },
     cFlood(msg, n) {
       return cRun(
+        msg,
         n,
         (tx, rx) => Number(cLib.cb_flood(channelAddress(tx), channelAddress(rx), msg.length, n)),
       );

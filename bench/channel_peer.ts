@@ -35,11 +35,15 @@ if (mode === "unix") {
   } else {
     const spinMicros = Number(arg);
     for (;;) {
-      let m: Uint8Array;
-      try {
-        m = await rx.receive({ spinMicros });
-      } catch {
-        break;
+      // Spinning: poll tryReceive() in a plain loop (no promise per message),
+      // and fall back to receive() (which sleeps after spinMicros) when idle.
+      let m = spinMicros > 0 ? rx.tryReceive() : undefined;
+      if (m === undefined) {
+        try {
+          m = await rx.receive({ spinMicros });
+        } catch {
+          break;
+        }
       }
       if (!tx.send(m)) await tx.sendAsync(m);
     }
