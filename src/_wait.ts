@@ -32,6 +32,11 @@ export class Waiter {
     this.#wake = check(lib().mk_socket_event(), "create an eventfd");
   }
 
+  /** The eventfd (for a garbage-collection backstop); -1 once closed. */
+  get fd(): number {
+    return this.#wake;
+  }
+
   /** Whether a wait is in flight. */
   get waiting(): boolean {
     return this.#pending > 0;

@@ -11,7 +11,11 @@ import { check } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { readOptions, show, string, typedLength } from "./_args.ts";
-import { TypedArrayPrototypeSet } from "./_primordials.ts";
+import {
+  FinalizationRegistryPrototypeRegister,
+  FinalizationRegistryPrototypeUnregister,
+  TypedArrayPrototypeSet,
+} from "./_primordials.ts";
 import { cString, inRange } from "./_validate.ts";
 import { Waiter } from "./_wait.ts";
 import { connectionRaw, type FdConnection } from "./fd_socket.ts";
@@ -128,6 +132,13 @@ function closeAll(fds: number[]): void {
 }
 
 /**
+ * The backstop for a channel never closed: its eventfds (the connection
+ * has a backstop of its own; the mapping, like every memkit mapping, is
+ * never unmapped by the collector). Unregistered by close().
+ */
+const closer = new FinalizationRegistry<number[]>(closeAll);
+
+/**
  * One end of a channel: the sender (made by {@linkcode Channel.create}) or
  * the receiver ({@linkcode Channel.attach}). Messages are byte strings of
  * up to `maxMessage` bytes, in order, never overwritten: a full ring makes
@@ -224,6 +235,12 @@ export class Channel {
     this.#conn = conn;
     this.#socket = connectionRaw(conn).fd;
     this.#pos = Atomics.load(this.#header, role === "sender" ? W.tail : W.head);
+    FinalizationRegistryPrototypeRegister(
+      closer,
+      this,
+      [dataEvent, spaceEvent, this.#waiter.fd],
+      this,
+    );
   }
 
   /**
@@ -761,6 +778,7 @@ export class Channel {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    FinalizationRegistryPrototypeUnregister(closer, this);
     const sender = this.#role === "sender";
     Atomics.store(this.#header, sender ? W.sender : W.receiver, 1);
     lib().mk_channel_publish(

@@ -13,6 +13,10 @@ import { MK } from "../ffi/symbols.ts";
 import { bytesOf, list, lookup, readOptions, show } from "./_args.ts";
 import { cString, inRange } from "./_validate.ts";
 import { Waiter } from "./_wait.ts";
+import {
+  FinalizationRegistryPrototypeRegister,
+  FinalizationRegistryPrototypeUnregister,
+} from "./_primordials.ts";
 import { adoptMemFd, type MemFd, memfdState, type Seal } from "./memfd.ts";
 import { absolutePath, requirePermissions } from "./permissions.ts";
 
@@ -261,6 +265,15 @@ function accept(fd: number, req: Requirement): MemFd {
 
 const EAGAIN = -BigInt(ERRNO.EAGAIN);
 
+/**
+ * The backstop for a listener or connection never closed: its descriptors
+ * are closed when it is collected (no wait can be in flight then: a wait
+ * holds the object). Unregistered by close().
+ */
+const closer = new FinalizationRegistry<number[]>((fds) => {
+  for (const fd of fds) lib().mk_core_close(fd);
+});
+
 let rawOf: (conn: FdConnection) => {
   send(fds: number[], data: Uint8Array): boolean;
   receive(maxFds: number): RawMessage | undefined | null;
@@ -320,6 +333,7 @@ export class FdListener {
     this.#path = path;
     this.#cpath = cpath;
     this.#ino = ino;
+    FinalizationRegistryPrototypeRegister(closer, this, [fd, this.#waiter.fd], this);
   }
 
   /**
@@ -438,6 +452,7 @@ export class FdListener {
     if (this.#fd < 0) return;
     const fd = this.#fd;
     this.#fd = -1;
+    FinalizationRegistryPrototypeUnregister(closer, this);
     lib().mk_socket_unlink(this.#cpath, this.#ino);
     this.#waiter.close(() => lib().mk_core_close(fd));
   }
@@ -507,6 +522,7 @@ export class FdConnection {
   private constructor(fd: number, path: string) {
     this.#fd = fd;
     this.#path = path;
+    FinalizationRegistryPrototypeRegister(closer, this, [fd, this.#waiter.fd], this);
   }
 
   /**
@@ -821,6 +837,7 @@ export class FdConnection {
   /** Closes this end; the peer's `receive()` then rejects with `ECONNRESET`. Idempotent. */
   close(): void {
     if (this.#fd < 0) return;
+    FinalizationRegistryPrototypeUnregister(closer, this);
     const fd = this.#fd;
     this.#fd = -1;
     this.#waiter.close(() => lib().mk_core_close(fd));
