@@ -726,8 +726,15 @@ export class Channel {
       const now = performance.now();
       if (now < spinUntil && now < deadline) continue;
       signal?.throwIfAborted();
-      if (sender) this.#checkReceiver();
-      else this.#checkSender();
+      try {
+        if (sender) this.#checkReceiver();
+        else this.#checkSender();
+      } catch (e) {
+        // The peer's last words come before its closed flag (or its exit):
+        // seen the flag, look once more before giving up.
+        if (attempt()) return;
+        throw e;
+      }
       // Before sleeping: raise the flag, then look again at the word the
       // failed attempt saw (the peer's publish stores it, then looks at the
       // flag: one of the two sees the other).
