@@ -288,21 +288,17 @@ Deno.test("accept() waits without blocking, and close() removes the socket path"
   assertEquals(assertThrows(() => FdConnection.connect(path), MemkitError).code, "ENOENT");
 });
 
-Deno.test("a stale socket file is replaced; a regular file in the way is EEXIST", () => {
+pythonNeed.test("a stale socket file is replaced; a regular file in the way is EEXIST", () => {
   const path = tempSocket();
-  // A stale socket: bound by Deno's own listener, then left behind.
-  const l = Deno.listen({ transport: "unix", path });
-  l.close();
-  try {
-    Deno.lstatSync(path); // Deno removes it on close on some versions
-  } catch {
-    Deno.writeTextFileSync(path, "");
-    assertEquals(assertThrows(() => FdListener.listen(path), MemkitError).code, "EEXIST");
-    Deno.removeSync(path);
-    return;
-  }
-  using listener = FdListener.listen(path);
+  // A stale socket: bound (and never unlinked) by a Python process that exited.
+  const py = new Deno.Command("python3", {
+    args: ["-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", path],
+  }).outputSync();
+  assert(py.success);
   assert(Deno.lstatSync(path).isSocket);
+  assertEquals(assertThrows(() => FdConnection.connect(path), MemkitError).code, "ECONNREFUSED");
+  using listener = FdListener.listen(path);
+  using client = FdConnection.connect(path); // the new socket answers
   listener.close();
   Deno.writeTextFileSync(path, "");
   assertEquals(assertThrows(() => FdListener.listen(path), MemkitError).code, "EEXIST");
