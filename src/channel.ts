@@ -106,7 +106,9 @@ export interface ChannelWaitOptions {
   /**
    * How long to spin (checking the ring, holding the event loop) before
    * sleeping in the kernel, in microseconds. Default 20; `Infinity` never
-   * sleeps (lowest latency, one core busy, the event loop held).
+   * sleeps (lowest latency, one core busy, the event loop held; a peer that
+   * closes is still noticed; one that dies is not, since only a sleep polls
+   * the socket).
    */
   spinMicros?: number;
 }
@@ -721,10 +723,14 @@ export class Channel {
     const start = performance.now();
     const deadline = start + timeout;
     const spinUntil = start + spin / 1000;
+    const peerClosed = sender ? W.receiver : W.sender;
     for (;;) {
       if (attempt()) return;
       const now = performance.now();
-      if (now < spinUntil && now < deadline) continue;
+      // Spinning, even without end, still notices a peer that closed.
+      if (now < spinUntil && now < deadline && Atomics.load(this.#header, peerClosed) === 0) {
+        continue;
+      }
       signal?.throwIfAborted();
       try {
         if (sender) this.#checkReceiver();
