@@ -48,7 +48,9 @@ $(TOOLS_DENO):
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION)
 
 run: build deno
-	$(DENO) run --allow-ffi --allow-read=$(CURDIR)/cli.ts,/proc/self/maps,/proc/self/pagemap,/dev/mem,/proc/iomem,/dev/shm/memkit-tour,/proc/kpageflags,/proc/kpagecount --allow-write=/proc/sys/vm/compact_memory,/dev/shm/memkit-tour $(V8FLAGS) cli.ts tour
+	$(DENO) run --allow-ffi --allow-read=$(CURDIR)/cli.ts,/proc/self/maps,/proc/self/pagemap,/dev/mem,/proc/iomem,/dev/shm/memkit-tour,/proc/kpageflags,/proc/kpagecount,/tmp/memkit-tour.sock \
+		--allow-write=/proc/sys/vm/compact_memory,/dev/shm/memkit-tour,/tmp/memkit-tour.sock \
+		--allow-net=unix:/tmp/memkit-tour.sock --allow-run=$(shell readlink -f $$(command -v $(DENO))) $(V8FLAGS) cli.ts tour
 
 test: build deno
 	DENO="$(DENO)" CC="$(CC)" SAN_CFLAGS="$(SAN_CFLAGS)" bash tests/run.sh
@@ -91,7 +93,9 @@ bench-peers:
 
 # The human lines and the table of ratios come from the JSON (bench/summary.ts); the exit
 # status is deno bench's.
-BENCH_FLAGS := --allow-ffi --allow-read=/proc,/dev/mem,/dev/zero --allow-run $(V8FLAGS)
+BENCH_FLAGS := --allow-ffi --allow-read=/proc,/dev/mem,/dev/zero,/tmp --allow-write=/tmp \
+	--allow-net=unix:/tmp/memkit-bench.sock,unix:/tmp/memkit-bench-channel.sock,unix:/tmp/memkit-bench-unix.sock \
+	--allow-run --allow-sys=loadavg --allow-env=MEMKIT_CHANNEL_SIZES $(V8FLAGS)
 
 bench: build deno $(BENCH_C) bench-peers
 	@mkdir -p build/bench

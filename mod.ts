@@ -151,3 +151,22 @@ export {
   type SharedMutexResult,
 } from "./src/mutex.ts";
 export { SeqLock, type SeqLockReadOptions } from "./src/seqlock.ts";
+export {
+  type AcceptOptions,
+  FdConnection,
+  FdListener,
+  FdRefusedError,
+  type Received,
+  type ReceiveOptions,
+  type ReceiveWaitOptions,
+  type RefusalReason,
+  type SendOptions,
+} from "./src/fd_socket.ts";
+export {
+  type AttachOptions,
+  Channel,
+  ChannelError,
+  type ChannelErrorReason,
+  type ChannelOptions,
+  type ChannelWaitOptions,
+} from "./src/channel.ts";

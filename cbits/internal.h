@@ -57,6 +57,11 @@ struct mk_procmap_query {
  * (PROT_NONE, private, MAP_NORESERVE); MAP_FAILED with errno on failure. */
 void *mk_map_reserve(uint64_t length);
 
+/* ring.c: maps [offset, offset + size) of fd twice, back to back, read-write
+ * and shared, at base (MAP_FIXED over a reservation of 2 * size bytes).
+ * 0 or -errno; on failure the caller unmaps the reservation. */
+int mk_ring_place(uint8_t *base, int fd, uint64_t offset, uint64_t size);
+
 /* pagemap.c: pread of `count` 8-byte entries at the entry index `first` of
  * a pagemap, kpageflags or kpagecount descriptor, retried on short reads;
  * returns the entries read (fewer at the end of the file), or -errno. */

@@ -536,6 +536,123 @@ MK_API int64_t mk_seqlock_read_end(uint64_t address, uint64_t seq);
 /* The identity word of the writer now writing, 0 when none. */
 MK_API int64_t mk_seqlock_writer(uint64_t address);
 
+/* ---- socket (descriptors over a Unix socket) ------------------------ */
+
+/* The most descriptors mk_socket_recv takes from one message; more is
+ * MK_RECV_EXCESS. */
+#define MK_SOCKET_MAX_FDS 16u
+/* The longest socket path, without its NUL (sizeof sun_path - 1). */
+#define MK_SOCKET_PATH_MAX 107u
+
+/* Bits of info[1] after mk_socket_recv: why a message was refused. Every
+ * descriptor it carried is closed before the call returns. */
+#define MK_RECV_TRUNC 1u   /* the data did not fit (MSG_TRUNC) */
+#define MK_RECV_CTRUNC 2u  /* the control message was cut (MSG_CTRUNC) */
+#define MK_RECV_EXCESS 4u  /* more descriptors than the caller takes */
+#define MK_RECV_FOREIGN 8u /* a control message other than SCM_RIGHTS */
+
+/* What mk_socket_inspect writes to out[0]. */
+#define MK_FD_OTHER 0u /* not a memfd */
+#define MK_FD_MEMFD 1u
+#define MK_FD_EVENTFD 2u /* an eventfd ("anon_inode:[eventfd]") */
+
+/* Events for mk_socket_poll (the POLL* values of Linux). */
+#define MK_POLL_IN 0x001u
+#define MK_POLL_OUT 0x004u
+#define MK_POLL_ERR 0x008u
+#define MK_POLL_HUP 0x010u
+#define MK_POLL_RDHUP 0x2000u
+
+/* A Unix SOCK_SEQPACKET socket bound to path and listening (CLOEXEC,
+ * NONBLOCK). A socket file left at path by a listener that is gone (connect
+ * refused) is replaced; -EADDRINUSE while someone listens there, -EEXIST
+ * when path is another kind of file. ino (1 uint64_t) receives the inode of
+ * the socket file made, for mk_socket_unlink. The caller checks the
+ * permissions for path first. */
+MK_API int64_t mk_socket_listen(const char *path, uint64_t *ino);
+/* Removes the socket file at path if it is still the one mk_socket_listen
+ * made (a socket with inode ino); returns 1 when removed, 0 when not. */
+MK_API int64_t mk_socket_unlink(const char *path, uint64_t ino);
+/* accept4 on a listening socket (CLOEXEC, NONBLOCK); -EAGAIN when no
+ * connection is pending. A connection whose peer has already gone without
+ * sending anything (another mk_socket_listen's probe) is closed and skipped. */
+MK_API int64_t mk_socket_accept(int32_t fd);
+/* A SOCK_SEQPACKET socket connected to path (CLOEXEC, NONBLOCK). The caller
+ * checks the permissions for path first. */
+MK_API int64_t mk_socket_connect(const char *path);
+/* One message: len bytes of data (at least 1 when nfds is 0) and nfds
+ * descriptors (at most MK_SOCKET_MAX_FDS) in one SCM_RIGHTS control
+ * message; never blocks (-EAGAIN when the socket is full), never raises
+ * SIGPIPE (-EPIPE when the peer is gone). Returns the bytes sent. */
+MK_API int64_t mk_socket_send(int32_t fd, const int32_t *fds, uint32_t nfds, const uint8_t *data,
+                              uint64_t len);
+/* Receives one message without blocking (-EAGAIN when none is pending; 0
+ * with no descriptors when the peer has closed): up to cap bytes into data
+ * and up to maxfds (at most MK_SOCKET_MAX_FDS) descriptors into fds, each
+ * CLOEXEC. info (2 uint64_t) receives the number of descriptors and the
+ * MK_RECV_* bits; when a bit is set, every descriptor that arrived has been
+ * closed and info[0] is 0. Returns the bytes received. */
+MK_API int64_t mk_socket_recv(int32_t fd, uint8_t *data, uint64_t cap, int32_t *fds,
+                              uint32_t maxfds, uint64_t *info);
+/* What a received descriptor is, before anything maps it: out (4 uint64_t)
+ * receives MK_FD_MEMFD or MK_FD_OTHER (a memfd: a regular file of tmpfs or
+ * hugetlbfs whose /proc/self/fd link reads "/memfd:..."), its seals
+ * (F_GET_SEALS; 0 where it has none), its size (fstat) and its access
+ * mode (O_ACCMODE: 0 read-only, 1 write-only, 2 read-write). A memfd's name
+ * (without "memfd:" and " (deleted)") goes to name, NUL-terminated, cut to
+ * cap bytes. */
+MK_API int64_t mk_socket_inspect(int32_t fd, uint64_t *out, uint8_t *name, uint64_t cap);
+/* An eventfd (CLOEXEC, NONBLOCK) to wake a waiter in mk_socket_poll. */
+MK_API int64_t mk_socket_event(void);
+/* Adds 1 to an eventfd; 0, or -EAGAIN when it is saturated. */
+MK_API int64_t mk_socket_signal(int32_t fd);
+/* Reads (and so resets) an eventfd: its count, or 0 when it was 0. */
+MK_API int64_t mk_socket_drain(int32_t fd);
+/* poll(2) on one descriptor without waiting: its revents for the MK_POLL_*
+ * events asked (0 when none is ready). */
+MK_API int64_t mk_socket_ready(int32_t fd, uint32_t events);
+/* poll(2) on count descriptors, waiting at most timeout_ms (0 to 60000;
+ * longer waits are a loop of calls): pfds holds 2 int32_t per entry, the
+ * descriptor and its MK_POLL_* events, and receives each entry's revents in
+ * place of the events. Returns how many entries are ready (0 on timeout). */
+MK_API MK_NONBLOCKING int64_t mk_socket_poll(int32_t *pfds, uint32_t count, int32_t timeout_ms);
+
+/* ---- channel (a ring between two processes) ------------------------ */
+
+/* The layout of a channel's memfd: one header page, then the ring, mapped
+ * twice by mk_channel_map. The header's 32-bit little-endian words, at
+ * these byte offsets (each side writes its own cache line only): */
+#define MK_CHANNEL_MAGIC 0x4843414du /* "MACH" at 0 */
+#define MK_CHANNEL_VERSION 1u        /* at 4 */
+#define MK_CHANNEL_OFF_MAGIC 0u
+#define MK_CHANNEL_OFF_VERSION 4u
+#define MK_CHANNEL_OFF_CAPACITY 8u  /* the ring's bytes: a power of two, >= a page */
+#define MK_CHANNEL_OFF_TAIL 64u     /* bytes committed (the sender's, mod 2^32) */
+#define MK_CHANNEL_OFF_SENDER 72u   /* 1 once the sender has closed */
+#define MK_CHANNEL_OFF_SPACE_WAIT 76u /* 1 while the sender sleeps for space */
+#define MK_CHANNEL_OFF_HEAD 128u    /* bytes consumed (the receiver's, mod 2^32) */
+#define MK_CHANNEL_OFF_RECEIVER 136u /* 1 once the receiver has closed */
+#define MK_CHANNEL_OFF_DATA_WAIT 140u /* 1 while the receiver sleeps for data */
+/* Each message: a 32-bit length, the bytes, padding to a multiple of 8. */
+#define MK_CHANNEL_ALIGN 8u
+
+/* Maps a channel memfd of page + capacity bytes: the header page at file
+ * offset 0, then [page, page + capacity) twice (mk_ring_place), all
+ * read-write and shared, in one range of page + 2 * capacity bytes. Returns
+ * the header's address. */
+MK_API int64_t mk_channel_map(int32_t fd, uint64_t capacity);
+/* Publishes a position: a sequentially consistent store of value at
+ * header + offset (MK_CHANNEL_OFF_TAIL or _HEAD), then, if the word at
+ * header + wait_offset (the peer's *_WAIT flag) is set, clears it and adds
+ * 1 to eventfd. Returns 1 when it woke the peer, else 0. */
+MK_API int64_t mk_channel_publish(uint64_t header, uint32_t offset, uint32_t value,
+                                  uint32_t wait_offset, int32_t eventfd);
+/* Before sleeping: sets the word at header + wait_offset to 1 (sequentially
+ * consistent), then reads the word at header + offset; if it is no longer
+ * `seen`, clears the flag again and returns 1 (do not sleep), else 0. */
+MK_API int64_t mk_channel_arm(uint64_t header, uint32_t wait_offset, uint32_t offset,
+                              uint32_t seen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,8 @@ import { format as formatBytes } from "@std/fmt/bytes";
 import {
   alias,
   compactMemory,
+  type FdConnection,
+  FdListener,
   findMapping,
   guarded,
   kpagecount,
@@ -57,6 +59,10 @@ function granted(flags: string[]): string | undefined {
     const m = /^--allow-(\w+)(?:=(.*))?$/.exec(flag)!;
     const desc = (m[2] === undefined
       ? { name: m[1] }
+      : m[1] === "net"
+      ? { name: "net", host: m[2] }
+      : m[1] === "run"
+      ? { name: "run", command: m[2] }
       : m[1] === "ffi"
       ? { name: "ffi", path: m[2] }
       : { name: m[1], path: m[2] }) as Deno.PermissionDescriptor;
@@ -266,6 +272,48 @@ function tour(): number {
       fd.resize(2 * page);
     } catch (e) {
       say(`resize(${2 * page}) refused: ${(e as Error).message}`);
+    }
+  });
+
+  const sock = "/tmp/memkit-tour.sock";
+  const shareFlags = [...permissionFlags("socket", sock), `--allow-run=${Deno.execPath()}`];
+  run("Share a sealed memfd with a second process", shareFlags, () => {
+    using listener = FdListener.listen(sock);
+    const peer = new URL("./_tour_peer.ts", import.meta.url);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...permissionFlags("socket", sock), peer.href, sock],
+      stdin: "null",
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    say(`FdListener.listen("${sock}"), started pid ${child.pid}: ${dim(peer.pathname)}`);
+    // The tour's steps are synchronous: short sleeps (Atomics.wait) between looks.
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    const until = (what: string, look: () => boolean) => {
+      for (let i = 0; i < 1000 && !look(); i++) Atomics.wait(nap, 0, 0, 10);
+      if (!look()) throw new Error(`Cannot share with pid ${child.pid}: no ${what} within 10 s`);
+    };
+    let conn: FdConnection | undefined;
+    until("connection", () => (conn ??= listener.tryAccept()) !== undefined);
+    using _ = conn!;
+    using memfd = MemFd.create("tour-shared", { size: page });
+    const m = memfd.map();
+    new TextEncoder().encodeInto("hello from the tour\0", m.bytes());
+    memfd.seal(["shrink", "grow"]);
+    say(`MemFd "tour-shared" sealed [${memfd.seals.join(", ")}], sent with SCM_RIGHTS`);
+    conn!.trySend(memfd, { metadata: new TextEncoder().encode("tour") });
+    const reply = m.bytes().subarray(1024);
+    until("reply in the shared memory", () => reply[0] !== 0);
+    say(
+      `the peer wrote back, into the same pages: ${
+        new TextDecoder().decode(reply.subarray(0, reply.indexOf(0)))
+      }`,
+    );
+    m.close(); // this process's own mapping gone, the seal still refuses
+    try {
+      memfd.resize(0);
+    } catch (e) {
+      say(`resize(0): ${(e as Error).message}: the peer's mapping can never fault`);
     }
   });
 

@@ -57,6 +57,8 @@ const TABLE = {
   88: ["ENOTSOCK", "Socket operation on non-socket"],
   107: ["ENOTCONN", "Transport endpoint is not connected"],
   74: ["EBADMSG", "Bad message"],
+  90: ["EMSGSIZE", "Message too long"],
+  104: ["ECONNRESET", "Connection reset by peer"],
 } as const satisfies Record<number, readonly [string, string]>;
 const ERRNOS: Readonly<Record<number, readonly [string, string]>> = TABLE;
 

@@ -76,6 +76,32 @@ export const MK = {
   SEQLOCK_MAGIC: 1364413261,
   SEQLOCK_VERSION: 1,
   SEQLOCK_HEADER: 32,
+  SOCKET_MAX_FDS: 16,
+  SOCKET_PATH_MAX: 107,
+  RECV_TRUNC: 1,
+  RECV_CTRUNC: 2,
+  RECV_EXCESS: 4,
+  RECV_FOREIGN: 8,
+  FD_OTHER: 0,
+  FD_MEMFD: 1,
+  FD_EVENTFD: 2,
+  POLL_IN: 1,
+  POLL_OUT: 4,
+  POLL_ERR: 8,
+  POLL_HUP: 16,
+  POLL_RDHUP: 8192,
+  CHANNEL_MAGIC: 1212367181,
+  CHANNEL_VERSION: 1,
+  CHANNEL_OFF_MAGIC: 0,
+  CHANNEL_OFF_VERSION: 4,
+  CHANNEL_OFF_CAPACITY: 8,
+  CHANNEL_OFF_TAIL: 64,
+  CHANNEL_OFF_SENDER: 72,
+  CHANNEL_OFF_SPACE_WAIT: 76,
+  CHANNEL_OFF_HEAD: 128,
+  CHANNEL_OFF_RECEIVER: 136,
+  CHANNEL_OFF_DATA_WAIT: 140,
+  CHANNEL_ALIGN: 8,
 } as const;
 
 /** The native symbols of libmemkit, one per prototype of `cbits/memkit.h`. */
@@ -746,6 +772,135 @@ export const symbols = {
   mk_seqlock_writer: {
     parameters: [
       "u64", // uint64_t address
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** A Unix SOCK_SEQPACKET socket bound to path and listening (CLOEXEC, NONBLOCK). A socket file left at path by a listener that is gone (connect refused) is replaced; -EADDRINUSE while someone listens there, -EEXIST when path is another kind of file. ino (1 uint64_t) receives the inode of the socket file made, for mk_socket_unlink. The caller checks the permissions for path first. */
+  mk_socket_listen: {
+    parameters: [
+      "buffer", // const char *path
+      "buffer", // uint64_t *ino
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Removes the socket file at path if it is still the one mk_socket_listen made (a socket with inode ino); returns 1 when removed, 0 when not. */
+  mk_socket_unlink: {
+    parameters: [
+      "buffer", // const char *path
+      "u64", // uint64_t ino
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** accept4 on a listening socket (CLOEXEC, NONBLOCK); -EAGAIN when no connection is pending. A connection whose peer has already gone without sending anything (another mk_socket_listen's probe) is closed and skipped. */
+  mk_socket_accept: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** A SOCK_SEQPACKET socket connected to path (CLOEXEC, NONBLOCK). The caller checks the permissions for path first. */
+  mk_socket_connect: {
+    parameters: [
+      "buffer", // const char *path
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** One message: len bytes of data (at least 1 when nfds is 0) and nfds descriptors (at most MK_SOCKET_MAX_FDS) in one SCM_RIGHTS control message; never blocks (-EAGAIN when the socket is full), never raises SIGPIPE (-EPIPE when the peer is gone). Returns the bytes sent. */
+  mk_socket_send: {
+    parameters: [
+      "i32", // int32_t fd
+      "buffer", // const int32_t *fds
+      "u32", // uint32_t nfds
+      "buffer", // const uint8_t *data
+      "u64", // uint64_t len
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Receives one message without blocking (-EAGAIN when none is pending; 0 with no descriptors when the peer has closed): up to cap bytes into data and up to maxfds (at most MK_SOCKET_MAX_FDS) descriptors into fds, each CLOEXEC. info (2 uint64_t) receives the number of descriptors and the MK_RECV_* bits; when a bit is set, every descriptor that arrived has been closed and info[0] is 0. Returns the bytes received. */
+  mk_socket_recv: {
+    parameters: [
+      "i32", // int32_t fd
+      "buffer", // uint8_t *data
+      "u64", // uint64_t cap
+      "buffer", // int32_t *fds
+      "u32", // uint32_t maxfds
+      "buffer", // uint64_t *info
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** What a received descriptor is, before anything maps it: out (4 uint64_t) receives MK_FD_MEMFD or MK_FD_OTHER (a memfd: a regular file of tmpfs or hugetlbfs whose /proc/self/fd link reads "/memfd:..."), its seals (F_GET_SEALS; 0 where it has none), its size (fstat) and its access mode (O_ACCMODE: 0 read-only, 1 write-only, 2 read-write). A memfd's name (without "memfd:" and " (deleted)") goes to name, NUL-terminated, cut to cap bytes. */
+  mk_socket_inspect: {
+    parameters: [
+      "i32", // int32_t fd
+      "buffer", // uint64_t *out
+      "buffer", // uint8_t *name
+      "u64", // uint64_t cap
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** An eventfd (CLOEXEC, NONBLOCK) to wake a waiter in mk_socket_poll. */
+  mk_socket_event: {
+    parameters: [],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Adds 1 to an eventfd; 0, or -EAGAIN when it is saturated. */
+  mk_socket_signal: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Reads (and so resets) an eventfd: its count, or 0 when it was 0. */
+  mk_socket_drain: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** poll(2) on one descriptor without waiting: its revents for the MK_POLL_* events asked (0 when none is ready). */
+  mk_socket_ready: {
+    parameters: [
+      "i32", // int32_t fd
+      "u32", // uint32_t events
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** poll(2) on count descriptors, waiting at most timeout_ms (0 to 60000; longer waits are a loop of calls): pfds holds 2 int32_t per entry, the descriptor and its MK_POLL_* events, and receives each entry's revents in place of the events. Returns how many entries are ready (0 on timeout). */
+  mk_socket_poll: {
+    parameters: [
+      "buffer", // int32_t *pfds
+      "u32", // uint32_t count
+      "i32", // int32_t timeout_ms
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+    nonblocking: true,
+  },
+  /** Maps a channel memfd of page + capacity bytes: the header page at file offset 0, then [page, page + capacity) twice (mk_ring_place), all read-write and shared, in one range of page + 2 * capacity bytes. Returns the header's address. */
+  mk_channel_map: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t capacity
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Publishes a position: a sequentially consistent store of value at header + offset (MK_CHANNEL_OFF_TAIL or _HEAD), then, if the word at header + wait_offset (the peer's *_WAIT flag) is set, clears it and adds 1 to eventfd. Returns 1 when it woke the peer, else 0. */
+  mk_channel_publish: {
+    parameters: [
+      "u64", // uint64_t header
+      "u32", // uint32_t offset
+      "u32", // uint32_t value
+      "u32", // uint32_t wait_offset
+      "i32", // int32_t eventfd
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Before sleeping: sets the word at header + wait_offset to 1 (sequentially consistent), then reads the word at header + offset; if it is no longer `seen`, clears the flag again and returns 1 (do not sleep), else 0. */
+  mk_channel_arm: {
+    parameters: [
+      "u64", // uint64_t header
+      "u32", // uint32_t wait_offset
+      "u32", // uint32_t offset
+      "u32", // uint32_t seen
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

@@ -73,6 +73,15 @@ const NO_MAP_OPTIONS = Object.freeze(ObjectCreate(null)) as Snapshot<
 >;
 
 let stateOfMemFd: (memfd: MemFd) => MemFdState | undefined;
+let adopt: (fd: number, name: string) => MemFd;
+
+/**
+ * A `MemFd` that owns `fd`, a memfd descriptor this process received (and
+ * checked); for memkit's own modules (fd_socket).
+ */
+export function adoptMemFd(fd: number, name: string): MemFd {
+  return adopt(fd, name);
+}
 
 /** A memfd's private state, or undefined for anything else; for memkit's own modules (stitch). */
 export function memfdState(memfd: unknown): MemFdState | undefined {
@@ -140,6 +149,7 @@ export class MemFd {
       m !== null && typeof m === "object" && #fd in m
         ? { fd: m.#fd, name: m.#name, regions: m.#regions }
         : undefined;
+    adopt = (fd, name) => new MemFd(fd, name, true);
   }
 
   private constructor(fd: number, name: string, sealable: boolean) {

@@ -19,8 +19,11 @@ import { uncurryThis } from "./_primordials.ts";
 /** One Deno permission an operation needs. */
 export interface PermissionNeed {
   /** The permission's name, as in `--allow-<name>`. */
-  name: "ffi" | "read" | "write" | "run" | "env";
-  /** The path (or command, or variable) it is scoped to; absent means unscoped. */
+  name: "ffi" | "read" | "write" | "run" | "env" | "net";
+  /**
+   * The path (or command, or variable, or for `net` the host: `unix:<path>`
+   * for a Unix socket) it is scoped to; absent means unscoped.
+   */
   path?: string;
 }
 
@@ -154,8 +157,12 @@ export const permissionTable = {
     needs: () => [ffi, { name: "write", path: "/proc/sys/vm/compact_memory" }],
   },
   socket: {
-    summary: "use a Unix socket path",
-    needs: (path: string) => [ffi, { name: "read", path }, { name: "write", path }],
+    summary: "listen on or connect to a Unix socket path (memfds passed over it)",
+    // Deno's own rule for Unix sockets (2.x): read, write and net "unix:<path>".
+    needs: (path: string) => [ffi, { name: "read", path }, { name: "write", path }, {
+      name: "net",
+      path: `unix:${path}`,
+    }],
   },
   shmList: {
     summary: "list POSIX shared memory and the live processes mapping it (/proc/<pid>/maps)",
@@ -183,6 +190,8 @@ function descriptor(need: PermissionNeed): Deno.PermissionDescriptor {
       return { name: "run", command: need.path };
     case "env":
       return { name: "env", variable: need.path };
+    case "net":
+      return { name: "net", host: need.path };
   }
 }
 

@@ -28,6 +28,7 @@ Deno.test("make run tours every capability in a terminal without a single permis
       "A ring buffer mapped twice",
       "Guard pages, page protections, protection keys",
       "Seals",
+      "Share a sealed memfd with a second process",
       "Where memory lives",
       "Locked means resident, not fixed",
       "Map a file",

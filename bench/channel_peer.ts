@@ -1,0 +1,53 @@
+// The peer process of bench/channel_bench.ts: echoes every message back.
+//   unix <path>                 over a Unix stream socket (Deno.connect)
+//   pipe                        from stdin to stdout
+//   channel <path> <spinMicros> over a pair of memkit Channels
+//   c <path> <count>            over a pair of Channels driven from C (cb_echo)
+import { Channel, FdConnection } from "../mod.ts";
+import { channelAddress } from "../src/channel.ts";
+
+const [mode, path, arg] = Deno.args;
+
+/** Copies r to w; each write() may take only part of a chunk. */
+async function pump(r: ReadableStream<Uint8Array>, w: { write(b: Uint8Array): Promise<number> }) {
+  for await (const chunk of r) {
+    for (let at = 0; at < chunk.length;) at += await w.write(chunk.subarray(at));
+  }
+}
+
+if (mode === "unix") {
+  const conn = await Deno.connect({ transport: "unix", path });
+  await pump(conn.readable, conn);
+} else if (mode === "pipe") {
+  const out = Deno.stdout;
+  await pump(Deno.stdin.readable, out);
+} else if (mode === "channel" || mode === "c") {
+  const rx = await Channel.attach(FdConnection.connect(path));
+  const tx = await Channel.create(FdConnection.connect(path), { capacity: 1 << 20 });
+  if (mode === "c") {
+    const lib = Deno.dlopen(
+      new URL("../build/bench/libchannel.so", import.meta.url),
+      {
+        cb_echo: { parameters: ["u64", "u64", "u32"], result: "i64" },
+      } as const,
+    );
+    lib.symbols.cb_echo(channelAddress(rx), channelAddress(tx), Number(arg));
+  } else {
+    const spinMicros = Number(arg);
+    for (;;) {
+      // Spinning: poll tryReceive() in a plain loop (no promise per message),
+      // and fall back to receive() (which sleeps after spinMicros) when idle.
+      let m = spinMicros > 0 ? rx.tryReceive() : undefined;
+      if (m === undefined) {
+        try {
+          m = await rx.receive({ spinMicros });
+        } catch {
+          break;
+        }
+      }
+      if (!tx.send(m)) await tx.sendAsync(m);
+    }
+  }
+  tx.close();
+  rx.close();
+}

@@ -1,0 +1,835 @@
+/**
+ * `Channel`: a zero-copy, single-producer single-consumer message channel
+ * between two processes, over a sealed memfd ring mapped twice (so that
+ * every message is contiguous), handed to the peer over an
+ * {@linkcode FdConnection}.
+ *
+ * @module
+ */
+
+import { check } from "../ffi/errors.ts";
+import { lib, pageSize } from "../ffi/loader.ts";
+import { MK } from "../ffi/symbols.ts";
+import { readOptions, show, string, typedLength } from "./_args.ts";
+import {
+  FinalizationRegistryPrototypeRegister,
+  FinalizationRegistryPrototypeUnregister,
+  TypedArrayPrototypeSet,
+} from "./_primordials.ts";
+import { cString, inRange } from "./_validate.ts";
+import { Waiter } from "./_wait.ts";
+import { connectionRaw, type FdConnection } from "./fd_socket.ts";
+import { createMapping, type Mapping } from "./mapping.ts";
+
+/** The header's words, as indexes of a Uint32Array over it. */
+const W = {
+  magic: MK.CHANNEL_OFF_MAGIC / 4,
+  version: MK.CHANNEL_OFF_VERSION / 4,
+  capacity: MK.CHANNEL_OFF_CAPACITY / 4,
+  tail: MK.CHANNEL_OFF_TAIL / 4,
+  sender: MK.CHANNEL_OFF_SENDER / 4,
+  head: MK.CHANNEL_OFF_HEAD / 4,
+  receiver: MK.CHANNEL_OFF_RECEIVER / 4,
+} as const;
+const SEALS = MK.SEAL_SHRINK | MK.SEAL_GROW | MK.SEAL_SEAL;
+const HELLO = new TextEncoder().encode(`memkit-channel ${MK.CHANNEL_VERSION}`);
+
+/** Why a channel failed: see {@linkcode ChannelError}. */
+export type ChannelErrorReason = "closed" | "peer-gone" | "corrupt" | "refused";
+
+/**
+ * The channel cannot go on: the peer closed it (`"closed"`), its process is
+ * gone (`"peer-gone"`: the socket hung up), it wrote a header value out of
+ * range (`"corrupt"`: a head or tail past the ring, a length past what was
+ * committed), or what it offered at attach is no channel (`"refused"`).
+ * Nothing out of range is ever read or written.
+ *
+ * @example
+ * ```ts
+ * import { ChannelError } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(new ChannelError("closed", "Cannot receive: the sender closed the channel").reason, "closed");
+ * ```
+ */
+export class ChannelError extends Error {
+  /** What happened. */
+  readonly reason: ChannelErrorReason;
+
+  /**
+   * Builds the error.
+   *
+   * @param reason What happened.
+   * @param message The message.
+   */
+  constructor(reason: ChannelErrorReason, message: string) {
+    super(message);
+    this.name = "ChannelError";
+    this.reason = reason;
+  }
+}
+
+let addressOf: (ch: Channel) => bigint;
+
+/**
+ * The address of a channel's header (the ring follows one page on); for
+ * memkit's own benchmark, which drives the same ring from C.
+ */
+export function channelAddress(ch: Channel): bigint {
+  return addressOf(ch);
+}
+
+/** Options of {@linkcode Channel.create}. */
+export interface ChannelOptions {
+  /** The ring's size in bytes: a power of two, from a page to 2 GiB. Default 1 MiB. */
+  capacity?: number;
+  /** A name for the memfd, as `/proc/<pid>/maps` shows it. Default `"channel"`. */
+  name?: string;
+}
+
+/** Options of {@linkcode Channel.attach}. */
+export interface AttachOptions {
+  /** How long to wait for the offer, in milliseconds (default: until it comes). */
+  timeoutMs?: number;
+  /** Aborts the wait. */
+  signal?: AbortSignal;
+  /** The largest ring accepted, in bytes (default 1 GiB). */
+  maxCapacity?: number;
+}
+
+/** Options of {@linkcode Channel.receive} and {@linkcode Channel.sendAsync}. */
+export interface ChannelWaitOptions {
+  /** How long to wait, in milliseconds (default: until it can). */
+  timeoutMs?: number;
+  /** Aborts the wait. */
+  signal?: AbortSignal;
+  /**
+   * How long to spin (checking the ring, holding the event loop) before
+   * sleeping in the kernel, in microseconds. Default 20; `Infinity` never
+   * sleeps (lowest latency, one core busy, the event loop held; a peer that
+   * closes is still noticed; one that dies is not, since only a sleep polls
+   * the socket).
+   */
+  spinMicros?: number;
+}
+
+function waitOptions(options: unknown) {
+  const o = readOptions(options, "options", ["timeoutMs", "signal", "spinMicros"] as const);
+  const timeout = o.timeoutMs ?? Infinity;
+  if (typeof timeout !== "number" || !(timeout >= 0)) {
+    throw new RangeError(`Cannot use timeoutMs "${show(timeout)}": expected a number >= 0`);
+  }
+  const spin = o.spinMicros ?? 20;
+  if (typeof spin !== "number" || !(spin >= 0)) {
+    throw new RangeError(`Cannot use spinMicros "${show(spin)}": expected a number >= 0`);
+  }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
+    throw new TypeError(`Cannot use signal "${show(o.signal)}": expected an AbortSignal`);
+  }
+  return { timeout, spin, signal: o.signal as AbortSignal | undefined };
+}
+
+function closeAll(fds: number[]): void {
+  for (const fd of fds) lib().mk_core_close(fd);
+}
+
+/**
+ * The backstop for a channel never closed: its eventfds (the connection
+ * has a backstop of its own; the mapping, like every memkit mapping, is
+ * never unmapped by the collector). Unregistered by close().
+ */
+const closer = new FinalizationRegistry<number[]>(closeAll);
+
+/**
+ * One end of a channel: the sender (made by {@linkcode Channel.create}) or
+ * the receiver ({@linkcode Channel.attach}). Messages are byte strings of
+ * up to `maxMessage` bytes, in order, never overwritten: a full ring makes
+ * `send()` return false and `sendAsync()` wait.
+ *
+ * The memory: a memfd sealed against shrinking and growing (`"seal"` too),
+ * one header page then the ring, mapped twice after the header. The
+ * header's layout is versioned (magic `"MACH"`, version 1, the ring's
+ * capacity; then the tail, the sender's closed flag and its sleeping flag
+ * on one cache line; the head, the receiver's closed flag and its sleeping
+ * flag on the next: the `MK_CHANNEL_OFF_*` offsets of `cbits/memkit.h`) and
+ * checked on attach. Values the peer writes are validated on every read: a
+ * head or tail out of range, or a length past what was committed, is a
+ * {@linkcode ChannelError}, never an access out of bounds.
+ *
+ * Waiting: `receive()` spins for `spinMicros`, then sets its sleeping flag
+ * and sleeps in `poll` on an eventfd (a `nonblocking` FFI call: the event
+ * loop stays free); the sender's commit, a sequentially consistent store
+ * followed by a load of that flag (in C), signals the eventfd only when the
+ * receiver sleeps, so a busy channel makes no system call. The same poll
+ * watches the socket: a peer that dies (its descriptors close) hangs it up,
+ * and the wait rejects with `"peer-gone"` once the ring is drained.
+ *
+ * The channel owns the connection it was made over: `close()` closes it.
+ *
+ * Requires `--allow-ffi` (and the socket's permissions, for the connection).
+ *
+ * @example A channel inside one process
+ * ```ts ignore
+ * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-ch.sock
+ * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using listener = FdListener.listen("/tmp/memkit-doc-ch.sock");
+ * const client = FdConnection.connect(listener.path);
+ * const server = await listener.accept();
+ * using tx = await Channel.create(client, { capacity: 65536 });
+ * using rx = await Channel.attach(server);
+ *
+ * tx.send(new TextEncoder().encode("hello"));
+ * const view = tx.reserve(3)!; // zero-copy: write straight into the ring
+ * view.set([1, 2, 3]);
+ * tx.commit();
+ * assertEquals(new TextDecoder().decode(await rx.receive()), "hello");
+ * assertEquals([...rx.tryReceive()!], [1, 2, 3]);
+ * assertEquals(rx.tryReceive(), undefined);
+ * ```
+ */
+export class Channel {
+  #role: "sender" | "receiver";
+  #mapping: Mapping;
+  #header: Uint32Array<ArrayBuffer>;
+  #ring: Uint8Array<ArrayBuffer>;
+  #ring32: Uint32Array<ArrayBuffer>;
+  #address: bigint;
+  #capacity: number;
+  #mask: number;
+  /** The sender's tail or the receiver's head. */
+  #pos = 0;
+  #reserved = -1;
+  /** The peer's word (head or tail) as the last failed attempt saw it. */
+  #seen = 0;
+  #dataEvent: number;
+  #spaceEvent: number;
+  #conn: FdConnection;
+  #socket: number;
+  #waiter = new Waiter();
+  #peerGone = false;
+  #closed = false;
+  static {
+    addressOf = (ch) => ch.#address;
+  }
+
+  private constructor(
+    role: "sender" | "receiver",
+    mapping: Mapping,
+    capacity: number,
+    dataEvent: number,
+    spaceEvent: number,
+    conn: FdConnection,
+  ) {
+    this.#role = role;
+    this.#mapping = mapping;
+    this.#capacity = capacity;
+    this.#mask = capacity - 1;
+    const page = pageSize();
+    const all = mapping.bytes();
+    this.#header = new Uint32Array(all.buffer, all.byteOffset, page / 4);
+    this.#ring = all.subarray(page);
+    this.#ring32 = new Uint32Array(all.buffer, all.byteOffset + page, (2 * capacity) / 4);
+    this.#address = mapping.address;
+    this.#dataEvent = dataEvent;
+    this.#spaceEvent = spaceEvent;
+    this.#conn = conn;
+    this.#socket = connectionRaw(conn).fd;
+    this.#pos = Atomics.load(this.#header, role === "sender" ? W.tail : W.head);
+    FinalizationRegistryPrototypeRegister(
+      closer,
+      this,
+      [dataEvent, spaceEvent, this.#waiter.fd],
+      this,
+    );
+  }
+
+  /**
+   * Makes a channel and offers it to the peer of `conn` (which calls
+   * {@linkcode Channel.attach}): this end is the sender. The memfd (sealed
+   * against shrinking and growing) and two eventfds travel in one message.
+   *
+   * @param conn The connection; the channel owns it from now on.
+   * @param options The ring's capacity and the memfd's name.
+   * @returns The sending end.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-cc.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-cc.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client, { capacity: 4096 });
+   * using rx = await Channel.attach(server);
+   * assertEquals([tx.capacity, rx.capacity, tx.maxMessage], [4096, 4096, 4088]);
+   * ```
+   */
+  static async create(conn: FdConnection, options?: ChannelOptions): Promise<Channel> {
+    const opts = readOptions(options, "options", ["capacity", "name"] as const);
+    const page = pageSize();
+    const capacity = inRange(opts.capacity ?? 1 << 20, "capacity", page, 2 ** 31);
+    if ((capacity & (capacity - 1)) !== 0) {
+      throw new RangeError(`Cannot use capacity "${capacity}": not a power of two`);
+    }
+    const name = string(opts.name ?? "channel", "name");
+    const cname = cString(name, "name");
+    const raw = connectionRaw(conn);
+    const fds: number[] = [];
+    let mapping: Mapping | undefined;
+    try {
+      const memfd = check(lib().mk_memfd_create(cname, MK.MEMFD_SEALABLE), "create memfd", {
+        path: name,
+      });
+      fds.push(memfd);
+      check(lib().mk_memfd_resize(memfd, BigInt(page + capacity), null), "resize", {
+        path: `memfd:${name}`,
+      });
+      check(lib().mk_memfd_seal(memfd, SEALS), "seal", { path: `memfd:${name}` });
+      mapping = mapChannel(memfd, capacity, name);
+      const header = new Uint32Array(mapping.bytes().buffer, 0, 4);
+      header[W.capacity] = capacity;
+      header[W.version] = MK.CHANNEL_VERSION;
+      Atomics.store(header, W.magic, MK.CHANNEL_MAGIC);
+      fds.push(check(lib().mk_socket_event(), "create an eventfd"));
+      fds.push(check(lib().mk_socket_event(), "create an eventfd"));
+      while (!raw.send(fds, HELLO)) await new Promise((r) => setTimeout(r, 1));
+      lib().mk_core_close(fds.shift()!); // the mapping keeps the memory
+      return new Channel("sender", mapping, capacity, fds[0], fds[1], conn);
+    } catch (e) {
+      mapping?.close();
+      closeAll(fds);
+      throw e;
+    }
+  }
+
+  /**
+   * Waits for the peer's offer on `conn` ({@linkcode Channel.create}) and
+   * checks it before trusting it: three descriptors, the first a memfd
+   * sealed against shrinking and growing of one page plus a power-of-two
+   * ring (at most `maxCapacity`), the other two eventfds; then the header's
+   * magic, version and capacity, and its head and tail. This end is the
+   * receiver.
+   *
+   * @param conn The connection; the channel owns it from now on.
+   * @param options A timeout, a signal and the largest ring accepted.
+   * @returns The receiving end.
+   * @throws {ChannelError} `"refused"` when the offer is no valid channel
+   * (everything it carried is closed).
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-ca.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-ca.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server, { timeoutMs: 5000 });
+   * ```
+   */
+  static async attach(conn: FdConnection, options?: AttachOptions): Promise<Channel> {
+    const opts = readOptions(options, "options", ["timeoutMs", "signal", "maxCapacity"] as const);
+    const { timeout, signal } = waitOptions({ timeoutMs: opts.timeoutMs, signal: opts.signal });
+    const maxCapacity = inRange(opts.maxCapacity ?? 2 ** 30, "maxCapacity", 1, 2 ** 31);
+    const raw = connectionRaw(conn);
+    const deadline = performance.now() + timeout;
+    const waiter = new Waiter();
+    let msg;
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        msg = raw.receive(3);
+        if (msg === null) {
+          throw new ChannelError("peer-gone", "Cannot attach: the peer closed the connection");
+        }
+        if (msg) break;
+        const end = await waiter.wait(
+          [[raw.fd, MK.POLL_IN]],
+          Math.max(0, deadline - performance.now()),
+          signal,
+        );
+        if (end.kind === "timeout") {
+          throw new Deno.errors.TimedOut(`Cannot attach: no offer within ${timeout} ms`);
+        }
+        signal?.throwIfAborted();
+      }
+    } finally {
+      waiter.close(() => {});
+    }
+    const fds = msg.fds;
+    let mapping: Mapping | undefined;
+    const refuse = (why: string): never => {
+      throw new ChannelError("refused", `Cannot attach a channel: ${why}`);
+    };
+    try {
+      if (fds.length !== 3) refuse(`expected 3 descriptors, got ${fds.length}`);
+      const info = new BigUint64Array(4);
+      const name = new Uint8Array(256);
+      check(lib().mk_socket_inspect(fds[0], info, name, 256n), "inspect a received descriptor");
+      const label = new TextDecoder().decode(name.subarray(0, name.indexOf(0)));
+      if (Number(info[0]) !== MK.FD_MEMFD) refuse("the first descriptor is not a memfd");
+      const need = MK.SEAL_SHRINK | MK.SEAL_GROW;
+      if ((Number(info[1]) & need) !== need) {
+        refuse(`memfd "${label}" is not sealed against shrinking and growing`);
+      }
+      if (Number(info[3]) !== 2) refuse(`memfd "${label}" is not open read-write`);
+      const page = pageSize();
+      const capacity = Number(info[2]) - page;
+      if (capacity < page || (capacity & (capacity - 1)) !== 0 || capacity > maxCapacity) {
+        refuse(
+          `memfd "${label}" of ${info[2]} bytes is not a page plus a power-of-two ring of at ` +
+            `most ${maxCapacity} bytes`,
+        );
+      }
+      for (const i of [1, 2]) {
+        check(lib().mk_socket_inspect(fds[i], info, name, 0n), "inspect a received descriptor");
+        if (Number(info[0]) !== MK.FD_EVENTFD) refuse(`descriptor ${i + 1} is not an eventfd`);
+      }
+      mapping = mapChannel(fds[0], capacity, label);
+      const header = new Uint32Array(mapping.bytes().buffer, 0, page / 4);
+      // Read once each, into locals, before any decision.
+      const magic = Atomics.load(header, W.magic);
+      const version = Atomics.load(header, W.version);
+      const cap = Atomics.load(header, W.capacity);
+      if (magic !== MK.CHANNEL_MAGIC) refuse(`bad magic "0x${magic.toString(16)}"`);
+      if (version !== MK.CHANNEL_VERSION) {
+        refuse(`version "${version}" (this memkit speaks ${MK.CHANNEL_VERSION})`);
+      }
+      if (cap !== capacity) refuse(`the header says "${cap}" bytes, the memfd holds ${capacity}`);
+      lib().mk_core_close(fds[0]);
+      const ch = new Channel("receiver", mapping, capacity, fds[1], fds[2], conn);
+      ch.#used(Atomics.load(header, W.tail)); // validates the starting positions
+      return ch;
+    } catch (e) {
+      mapping?.close();
+      closeAll(fds);
+      throw e;
+    }
+  }
+
+  /** `"sender"` or `"receiver"`. */
+  get role(): "sender" | "receiver" {
+    return this.#role;
+  }
+
+  /** The ring's size in bytes. */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** The longest message, in bytes: the capacity less a length word and padding. */
+  get maxMessage(): number {
+    return this.#capacity - MK.CHANNEL_ALIGN;
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #alive(op: string, role: "sender" | "receiver"): void {
+    if (this.#closed) throw new Deno.errors.BadResource(`Cannot ${op}: the channel is closed`);
+    if (this.#role !== role) {
+      throw new TypeError(`Cannot ${op}: this is the ${this.#role}'s end of the channel`);
+    }
+  }
+
+  #corrupt(what: string): never {
+    throw new ChannelError("corrupt", `Cannot use the channel: the peer wrote ${what}`);
+  }
+
+  /** tail - head, checked: the peer's word is validated on every read. */
+  #used(peer: number): number {
+    const [head, tail] = this.#role === "sender" ? [peer, this.#pos] : [this.#pos, peer];
+    const used = (tail - head) >>> 0;
+    if (used > this.#capacity || (peer & (MK.CHANNEL_ALIGN - 1)) !== 0) {
+      this.#corrupt(
+        `${this.#role === "sender" ? "head" : "tail"} "${peer}" out of range ` +
+          `(${this.#role === "sender" ? "tail" : "head"} ${this.#pos}, capacity ${this.#capacity})`,
+      );
+    }
+    return used;
+  }
+
+  /**
+   * A writable view of `n` bytes inside the ring, for the next message, or
+   * undefined when the ring has no room for it now. Fill it, then
+   * `commit()`: no copy is made. A new `reserve()` replaces the previous one.
+   *
+   * @param n The message's length, at most `maxMessage`.
+   * @returns The view, or undefined.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-cr.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-cr.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client, { capacity: 4096 });
+   * using rx = await Channel.attach(server);
+   * const view = tx.reserve(100)!;
+   * view.fill(7);
+   * tx.commit(10); // only the first 10 bytes are the message
+   * assertEquals(rx.tryReceive()!.length, 10);
+   * ```
+   */
+  reserve(n: number): Uint8Array<ArrayBuffer> | undefined {
+    this.#alive("reserve", "sender");
+    if (!(typeof n === "number" && n >= 0 && n <= this.maxMessage && Number.isInteger(n))) {
+      inRange(n, "length", 0, this.maxMessage);
+    }
+    const stride = (4 + n + MK.CHANNEL_ALIGN - 1) & ~(MK.CHANNEL_ALIGN - 1);
+    const head = Atomics.load(this.#header, W.head);
+    const used = this.#used(head);
+    if (this.#capacity - used < stride) {
+      this.#seen = head;
+      this.#checkReceiver();
+      return undefined;
+    }
+    this.#reserved = n;
+    const at = (this.#pos & this.#mask) + 4;
+    return this.#ring.subarray(at, at + n);
+  }
+
+  /**
+   * Makes the reserved message visible to the receiver (waking it if it
+   * sleeps).
+   *
+   * @param n How many of the reserved bytes are the message (default all).
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-cm.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-cm.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * tx.reserve(4)!.set([1, 2, 3, 4]);
+   * tx.commit();
+   * ```
+   */
+  commit(n?: number): void {
+    this.#alive("commit", "sender");
+    const reserved = this.#reserved;
+    if (reserved < 0) throw new RangeError("Cannot commit: nothing is reserved");
+    const len = n === undefined ? reserved : inRange(n, "length", 0, reserved);
+    this.#ring32[(this.#pos & this.#mask) >>> 2] = len;
+    this.#pos = (this.#pos + ((4 + len + MK.CHANNEL_ALIGN - 1) & ~(MK.CHANNEL_ALIGN - 1))) >>> 0;
+    this.#reserved = -1;
+    lib().mk_channel_publish(
+      this.#address,
+      MK.CHANNEL_OFF_TAIL,
+      this.#pos,
+      MK.CHANNEL_OFF_DATA_WAIT,
+      this.#dataEvent,
+    );
+  }
+
+  /**
+   * Copies `data` into the ring as one message; false (nothing written)
+   * when the ring has no room for it now: never an overwrite.
+   *
+   * @param data The message, at most `maxMessage` bytes.
+   * @returns Whether it was sent.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-cs.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assert } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-cs.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client, { capacity: 4096 });
+   * using rx = await Channel.attach(server);
+   * assert(tx.send(new Uint8Array(4000)));
+   * assert(!tx.send(new Uint8Array(4000))); // full: refused, not overwritten
+   * ```
+   */
+  send(data: Uint8Array): boolean {
+    const n = typedLength(data, "Uint8Array", "data");
+    const view = this.reserve(n);
+    if (view === undefined) return false;
+    TypedArrayPrototypeSet(view, data);
+    this.commit();
+    return true;
+  }
+
+  /**
+   * Sends `data`, waiting (spinning briefly, then asleep in the kernel,
+   * the event loop free) while the ring is full.
+   *
+   * @param data The message.
+   * @param options A timeout, a signal, how long to spin.
+   * @throws {ChannelError} `"closed"` or `"peer-gone"` when the receiver
+   * is gone.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-sa.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-sa.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client, { capacity: 4096 });
+   * using rx = await Channel.attach(server);
+   * tx.send(new Uint8Array(4000));
+   * const sending = tx.sendAsync(new Uint8Array([1])); // waits for room
+   * assertEquals(rx.tryReceive()!.length, 4000);
+   * await sending;
+   * assertEquals([...rx.tryReceive()!], [1]);
+   * ```
+   */
+  async sendAsync(data: Uint8Array, options?: ChannelWaitOptions): Promise<void> {
+    const { timeout, spin, signal } = waitOptions(options);
+    if (this.send(data)) return;
+    await this.#waitFor("send", () => this.send(data), timeout, spin, signal);
+  }
+
+  /** Throws when the receiver is gone (for a sender that finds the ring full). */
+  #checkReceiver(): void {
+    if (Atomics.load(this.#header, W.receiver) !== 0) {
+      throw new ChannelError("closed", "Cannot send: the receiver closed the channel");
+    }
+    if (this.#peerGone) {
+      throw new ChannelError("peer-gone", "Cannot send: the receiver's process is gone");
+    }
+  }
+
+  /**
+   * The next message (a copy), or undefined when none is pending.
+   *
+   * @returns The message, or undefined.
+   * @throws {ChannelError} `"corrupt"` when the sender wrote values out of range.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-tr2.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-tr2.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * assertEquals(rx.tryReceive(), undefined);
+   * ```
+   */
+  tryReceive(): Uint8Array<ArrayBuffer> | undefined {
+    this.#alive("receive", "receiver");
+    const tail = Atomics.load(this.#header, W.tail);
+    if (tail === this.#pos) {
+      this.#seen = tail;
+      return undefined;
+    }
+    const used = this.#used(tail);
+    const at = this.#pos & this.#mask;
+    const len = this.#ring32[at >>> 2];
+    if (len > used - 4) this.#corrupt(`a length "${len}" past the ${used} bytes committed`);
+    const out = this.#ring.slice(at + 4, at + 4 + len);
+    this.#pos = (this.#pos + ((4 + len + MK.CHANNEL_ALIGN - 1) & ~(MK.CHANNEL_ALIGN - 1))) >>> 0;
+    lib().mk_channel_publish(
+      this.#address,
+      MK.CHANNEL_OFF_HEAD,
+      this.#pos,
+      MK.CHANNEL_OFF_SPACE_WAIT,
+      this.#spaceEvent,
+    );
+    return out;
+  }
+
+  /**
+   * Waits for the next message: spins for `spinMicros`, then sleeps in the
+   * kernel (the event loop free) until the sender commits one.
+   *
+   * @param options A timeout, a signal, how long to spin.
+   * @returns The message (a copy).
+   * @throws {ChannelError} `"closed"` when the sender closed the channel,
+   * `"peer-gone"` when its process is gone, once every message sent before
+   * has been received.
+   * @throws {Deno.errors.TimedOut} When the timeout passes first.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-rc.sock
+   * import { Channel, ChannelError, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals, assertRejects } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-rc.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * const tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * setTimeout(() => {
+   *   tx.send(new Uint8Array([42]));
+   *   tx.close();
+   * }, 10);
+   * assertEquals([...await rx.receive()], [42]);
+   * const e = await assertRejects(() => rx.receive(), ChannelError);
+   * assertEquals(e.reason, "closed");
+   * ```
+   */
+  async receive(options?: ChannelWaitOptions): Promise<Uint8Array<ArrayBuffer>> {
+    const { timeout, spin, signal } = waitOptions(options);
+    let got = this.tryReceive();
+    if (got) return got;
+    await this.#waitFor(
+      "receive",
+      () => (got = this.tryReceive()) !== undefined,
+      timeout,
+      spin,
+      signal,
+    );
+    return got!;
+  }
+
+  /** Throws when the sender is gone and nothing is left (for a receiver that finds the ring empty). */
+  #checkSender(): void {
+    if (Atomics.load(this.#header, W.sender) !== 0) {
+      throw new ChannelError("closed", "Cannot receive: the sender closed the channel");
+    }
+    if (this.#peerGone) {
+      throw new ChannelError(
+        "peer-gone",
+        "Cannot receive: the sender's process is gone (its socket hung up)",
+      );
+    }
+  }
+
+  /** Spins, then sleeps, until `attempt()` succeeds. */
+  async #waitFor(
+    op: "send" | "receive",
+    attempt: () => boolean,
+    timeout: number,
+    spin: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const sender = op === "send";
+    const start = performance.now();
+    const deadline = start + timeout;
+    const spinUntil = start + spin / 1000;
+    const peerClosed = sender ? W.receiver : W.sender;
+    for (;;) {
+      if (attempt()) return;
+      const now = performance.now();
+      // Spinning, even without end, still notices a peer that closed.
+      if (now < spinUntil && now < deadline && Atomics.load(this.#header, peerClosed) === 0) {
+        continue;
+      }
+      signal?.throwIfAborted();
+      try {
+        if (sender) this.#checkReceiver();
+        else this.#checkSender();
+      } catch (e) {
+        // The peer's last words come before its closed flag (or its exit):
+        // seen the flag, look once more before giving up.
+        if (attempt()) return;
+        throw e;
+      }
+      // Before sleeping: raise the flag, then look again at the word the
+      // failed attempt saw (the peer's publish stores it, then looks at the
+      // flag: one of the two sees the other).
+      const armed = lib().mk_channel_arm(
+        this.#address,
+        sender ? MK.CHANNEL_OFF_SPACE_WAIT : MK.CHANNEL_OFF_DATA_WAIT,
+        sender ? MK.CHANNEL_OFF_HEAD : MK.CHANNEL_OFF_TAIL,
+        this.#seen,
+      );
+      if (armed === 1n) continue;
+      if (Atomics.load(this.#header, sender ? W.receiver : W.sender) !== 0) continue;
+      if (now >= deadline) {
+        throw new Deno.errors.TimedOut(`Cannot ${op}: nothing within ${timeout} ms`);
+      }
+      const event = sender ? this.#spaceEvent : this.#dataEvent;
+      const end = await this.#waiter.wait(
+        [[event, MK.POLL_IN], [this.#socket, MK.POLL_IN]],
+        Math.max(0, deadline - performance.now()),
+        signal,
+      );
+      if (this.#closed) {
+        throw new Deno.errors.BadResource(`Cannot ${op}: the channel is closed`);
+      }
+      if (end.kind === "ready") {
+        if (end.revents[0]) lib().mk_socket_drain(event);
+        if (end.revents[1]) this.#socketReady();
+      }
+    }
+  }
+
+  /** The socket is readable after the offer: the peer hung up (or broke protocol). */
+  #socketReady(): void {
+    const raw = connectionRaw(this.#conn);
+    try {
+      const msg = raw.receive(3);
+      if (msg === null) this.#peerGone = true;
+      else if (msg) closeAll(msg.fds);
+    } catch {
+      this.#peerGone = true;
+    }
+  }
+
+  /**
+   * Closes this end: the peer's waits end (`"closed"`, after the receiver
+   * has drained what was sent), the ring is unmapped (views from `reserve()`
+   * are detached) and the connection closed. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    FinalizationRegistryPrototypeUnregister(closer, this);
+    const sender = this.#role === "sender";
+    Atomics.store(this.#header, sender ? W.sender : W.receiver, 1);
+    lib().mk_channel_publish(
+      this.#address,
+      sender ? MK.CHANNEL_OFF_TAIL : MK.CHANNEL_OFF_HEAD,
+      this.#pos,
+      sender ? MK.CHANNEL_OFF_DATA_WAIT : MK.CHANNEL_OFF_SPACE_WAIT,
+      sender ? this.#dataEvent : this.#spaceEvent,
+    );
+    this.#waiter.close(() => {
+      this.#mapping.close();
+      closeAll([this.#dataEvent, this.#spaceEvent]);
+      this.#conn.close();
+    });
+  }
+
+  /** Calls `close()`, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** The channel memfd's header page and its ring, mapped twice, as one Mapping. */
+function mapChannel(fd: number, capacity: number, name: string): Mapping {
+  const page = pageSize();
+  const address = lib().mk_channel_map(fd, BigInt(capacity));
+  if (address < 0n) check(address, "map channel", { path: `memfd:${name}` });
+  const source = {};
+  return createMapping({
+    address,
+    length: page + 2 * capacity,
+    access: "rw",
+    maxAccess: "rw",
+    name: `channel:${name}`,
+    pieces: [
+      { source, offset: 0, at: 0, length: page },
+      { source, offset: page, at: page, length: capacity },
+      { source, offset: page, at: page + capacity, length: capacity },
+    ],
+  });
+}
