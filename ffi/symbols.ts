@@ -65,6 +65,35 @@ export const MK = {
   SHM_WRITE: 1,
   SHM_CREATE: 2,
   SHM_EXCLUSIVE: 4,
+  UFFD_NONE: 0,
+  UFFD_SYSCALL: 1,
+  UFFD_DEVICE: 2,
+  UFFD_USER_ONLY: 3,
+  UFFD_KERNEL_FAULTS: 1,
+  UFFD_HOLE: 0xffffffffffffffffn,
+  UFFD_PROBE_WORDS: 9,
+  UFFD_PROBE_VIA: 0,
+  UFFD_PROBE_FEATURES: 1,
+  UFFD_PROBE_IOCTLS: 2,
+  UFFD_PROBE_SYSCALL_ERR: 3,
+  UFFD_PROBE_DEVICE_ERR: 4,
+  UFFD_PROBE_USER_ERR: 5,
+  UFFD_PROBE_DEVICE_MODE: 6,
+  UFFD_PROBE_DEVICE_UID: 7,
+  UFFD_PROBE_DEVICE_GID: 8,
+  UFFD_CREATE_WORDS: 5,
+  UFFD_CREATE_ADDRESS: 0,
+  UFFD_CREATE_VIA: 1,
+  UFFD_CREATE_SYSCALL_ERR: 2,
+  UFFD_CREATE_DEVICE_ERR: 3,
+  UFFD_CREATE_USER_ERR: 4,
+  UFFD_STATS_WORDS: 6,
+  UFFD_STAT_FAULTS: 0,
+  UFFD_STAT_COPIED: 1,
+  UFFD_STAT_ZEROED: 2,
+  UFFD_STAT_ERRORS: 3,
+  UFFD_STAT_LAST_ERROR: 4,
+  UFFD_STAT_PREFETCHED: 5,
 } as const;
 
 /** The native symbols of libmemkit, one per prototype of `cbits/memkit.h`. */
@@ -538,6 +567,52 @@ export const symbols = {
       "i32", // int32_t fd
       "u64", // uint64_t size
       "buffer", // uint64_t *busy
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Opens a throwaway userfaultfd the way mk_uffd_create would (the system call, /dev/userfaultfd, the system call with UFFD_USER_MODE_ONLY), asks UFFDIO_API for every feature, and closes it; fills MK_UFFD_PROBE_WORDS words of out. Returns 0 (also when no way worked: out says why), or the -errno of UFFDIO_API. */
+  mk_uffd_probe: {
+    parameters: [
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** A lazy view: maps `length` bytes of private anonymous memory (prot: MK_PROT_READ, optionally | MK_PROT_WRITE) registered for missing faults, and starts a handler thread that fills each page on first touch from the `count` chunks (two words each: source address in process `pid`, 0 for this one, or MK_UFFD_HOLE; and length, > 0), laid side by side from offset 0; the rest up to `length` is a hole. A fault copies up to `readahead` pages (0 or 1: only the faulting page) from the faulting one on, stopping at a page filled already. Sources are read with process_vm_readv, never touched directly: what cannot be read resolves with zeros and counts as an error. Fills MK_UFFD_CREATE_WORDS words of out. Returns a handle for the other mk_uffd_* calls, or -errno. The caller unmaps the range (after mk_uffd_stop, or replacing it first). */
+  mk_uffd_create: {
+    parameters: [
+      "buffer", // const uint64_t *chunks
+      "u32", // uint32_t count
+      "u64", // uint64_t length
+      "i32", // int32_t pid
+      "u64", // uint64_t readahead
+      "u32", // uint32_t prot
+      "u32", // uint32_t flags
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Fills the pages of [offset, offset + length) of a lazy view that were not filled yet, on the calling thread; returns the pages copied or zeroed. */
+  mk_uffd_prefetch: {
+    parameters: [
+      "u64", // uint64_t handle
+      "u64", // uint64_t offset
+      "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Copies the handler's MK_UFFD_STATS_WORDS counters into out. */
+  mk_uffd_stats: {
+    parameters: [
+      "u64", // uint64_t handle
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Stops the handler thread and frees the handle: wakes everything waiting on the range (replace the range first, so that the retried accesses find plain pages), joins the thread for at most 2 s (a source read that blocks longer is left to finish, and the thread then frees itself), and copies the final counters into `stats` (may be NULL). Returns 0, or 1 when the thread was left to finish on its own. */
+  mk_uffd_stop: {
+    parameters: [
+      "u64", // uint64_t handle
+      "buffer", // uint64_t *stats
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
