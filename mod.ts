@@ -22,7 +22,10 @@
  *   physical memory through `/dev/mem`, with exact-width accesses and errors
  *   that name the kernel rule that refused;
  * - {@linkcode permissionTable}: what each operation needs, enforced before
- *   any native call.
+ *   any native call;
+ * - {@linkcode lazyView} and {@linkcode userfaultfdFeatures}: lazy copies of
+ *   memory memkit does not control, filled on first touch by a native
+ *   `userfaultfd` handler thread.
  *
  * Requires `--allow-ffi`; read-only views need
  * `--v8-flags=--js-immutable-arraybuffer`.
@@ -140,3 +143,14 @@ export {
   type SharedMemoryMapper,
   type SharedMemoryOpenOptions,
 } from "./src/shm.ts";
+export {
+  type LazyRange,
+  type LazySource,
+  LazyView,
+  lazyView,
+  type LazyViewOptions,
+  type LazyViewStats,
+  type UserfaultfdFeatures,
+  userfaultfdFeatures,
+  type UserfaultfdVia,
+} from "./src/uffd.ts";
