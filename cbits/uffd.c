@@ -415,6 +415,35 @@ MK_API int64_t mk_uffd_create(const uint64_t *chunks, uint32_t count, uint64_t l
     destroy(u);
     return err;
   }
+  /* A source inside the view would make the handler wait on its own fault
+   * (a freed range the kernel hands out again): map it elsewhere then,
+   * keeping the refused ranges taken until a good one is found. */
+  void *held[8];
+  int nheld = 0;
+  for (;;) {
+    int overlaps = 0;
+    uint64_t a = (uint64_t)(uintptr_t)addr;
+    for (uint32_t i = 0; i < count && !overlaps; i++) {
+      uint64_t s = u->chunks[i].source;
+      overlaps = s != MK_UFFD_HOLE && s < a + span && s + u->chunks[i].length > a;
+    }
+    if (!overlaps) break;
+    if (nheld == 8) {
+      munmap(addr, (size_t)span);
+      addr = MAP_FAILED;
+      errno = EADDRINUSE;
+      break;
+    }
+    held[nheld++] = addr;
+    addr = mmap(NULL, (size_t)span, (int)prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (addr == MAP_FAILED) break;
+  }
+  err = addr == MAP_FAILED ? -(int64_t)errno : 0;
+  while (nheld > 0) munmap(held[--nheld], (size_t)span);
+  if (addr == MAP_FAILED) {
+    destroy(u);
+    return err;
+  }
   u->base = (uint64_t)(uintptr_t)addr;
   struct uffdio_register reg = {.range = {.start = u->base, .len = span},
                                 .mode = UFFDIO_REGISTER_MODE_MISSING};
