@@ -1,0 +1,117 @@
+/**
+ * Benchmarks of lazy views (`lazyView`, userfaultfd), each case beside its
+ * baseline in the same `deno bench` run (`make bench`):
+ *
+ * - "1 GiB, 1% of pages read": a lazy view of a 1 GiB heap buffer made,
+ *   one byte read from every 100th page, and closed, against copying the
+ *   whole buffer up front (`new Uint8Array(GiB).set(source)`) and reading
+ *   the same bytes from the copy. Goal (issue 13): 20x faster or better.
+ * - "256 MiB, every page read": every page of a lazy view read once, with
+ *   the default (one page per fault), 64 KiB and 1 MiB of readahead,
+ *   against a plain copy read the same way (goal: at most 3x slower); and
+ *   the same handler serving the same faults when the reads come from C
+ *   (`bl_read_pages` in `bench/c/uffd.c`; goal: JavaScript within 1.5x).
+ *
+ * The ratios are in the summary ("x faster/slower than"); the figures
+ * measured on this machine are in the README's userfaultfd section. Run
+ * with `make build/bench/libuffd.so`, then
+ * `deno bench --allow-ffi --v8-flags=--js-immutable-arraybuffer bench/uffd_bench.ts`.
+ */
+
+import { lazyView, pageSize } from "../mod.ts";
+
+const LIB = new URL("../build/bench/libuffd.so", import.meta.url);
+const c = (() => {
+  try {
+    return Deno.dlopen(LIB, {
+      // int64_t (uint64_t address, uint64_t length, uint64_t stride)
+      bl_read_pages: { parameters: ["u64", "u64", "u64"], result: "i64" },
+    }).symbols;
+  } catch (e) {
+    throw new Error(
+      `Cannot load the C baseline "${LIB.pathname}": ${(e as Error).message}; run \`make bench\``,
+    );
+  }
+})();
+
+const PAGE = pageSize();
+const GiB = 1 << 30;
+const FULL = 256 << 20;
+
+const source = new Uint8Array(GiB);
+for (let i = 0; i < GiB; i += PAGE) source[i] = (i / PAGE) & 0xff;
+const address = Deno.UnsafePointer.value(Deno.UnsafePointer.of(source));
+
+/** Reads one byte of every `stride` bytes of `b` up to `length`; returns their sum. */
+function readPages(b: Uint8Array, length: number, stride: number): number {
+  let sum = 0;
+  for (let i = 0; i < length; i += stride) sum += b[i];
+  return sum;
+}
+
+const ONE_PERCENT = "1 GiB, 1% of pages read";
+
+Deno.bench({
+  name: "copy 1 GiB up front, read 1% of its pages",
+  group: ONE_PERCENT,
+  baseline: true,
+  n: 5,
+  warmup: 1,
+  fn() {
+    const copy = new Uint8Array(GiB);
+    copy.set(source);
+    readPages(copy, GiB, 100 * PAGE);
+  },
+});
+
+Deno.bench({
+  name: "lazyView of 1 GiB, read 1% of its pages",
+  group: ONE_PERCENT,
+  n: 5,
+  warmup: 1,
+  fn() {
+    using view = lazyView({ address, length: GiB });
+    readPages(view.bytes(), GiB, 100 * PAGE);
+  },
+});
+
+const EVERY = "256 MiB, every page read";
+
+Deno.bench({
+  name: "plain copy of 256 MiB, read every page",
+  group: EVERY,
+  baseline: true,
+  n: 3,
+  warmup: 1,
+  fn() {
+    const copy = new Uint8Array(FULL);
+    copy.set(source.subarray(0, FULL));
+    readPages(copy, FULL, PAGE);
+  },
+});
+
+for (const readahead of [PAGE, 64 << 10, 1 << 20]) {
+  Deno.bench({
+    name: `lazyView, readahead ${readahead >> 10} KiB, read every page from JavaScript`,
+    group: EVERY,
+    n: 3,
+    warmup: 1,
+    fn() {
+      using view = lazyView({ address, length: FULL }, { readahead });
+      readPages(view.bytes(), FULL, PAGE);
+    },
+  });
+}
+
+Deno.bench({
+  name: "lazyView, readahead 4 KiB, read every page from C (bl_read_pages)",
+  group: EVERY,
+  n: 3,
+  warmup: 1,
+  fn() {
+    using view = lazyView({ address, length: FULL });
+    view.bytes(); // as the JavaScript case: a view handed out, so close() scrubs
+    const ret = c.bl_read_pages(view.address, BigInt(FULL), BigInt(PAGE));
+    if (ret < 0n) throw new Error(`Cannot run the C baseline bl_read_pages: ${ret}`);
+  },
+});
