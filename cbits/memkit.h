@@ -470,7 +470,9 @@ MK_API int64_t mk_uffd_probe(uint64_t *out);
  * `readahead` pages (0 or 1: only the faulting page) from the faulting one
  * on, stopping at a page filled already. Sources are read with
  * process_vm_readv, never touched directly: what cannot be read resolves
- * with zeros and counts as an error. Fills MK_UFFD_CREATE_WORDS words of
+ * with zeros and counts as an error. For another process, one byte of the
+ * first source is read first: -EPERM (no ptrace read access), -ESRCH (no
+ * such process) or -EFAULT (not mapped) then. Fills MK_UFFD_CREATE_WORDS words of
  * out. Returns a handle for the other mk_uffd_* calls, or -errno. The
  * caller unmaps the range (after mk_uffd_stop, or replacing it first). */
 MK_API int64_t mk_uffd_create(const uint64_t *chunks, uint32_t count, uint64_t length,

@@ -383,6 +383,23 @@ MK_API int64_t mk_uffd_create(const uint64_t *chunks, uint32_t count, uint64_t l
   u->readahead = readahead;
   u->refs = 1;
 
+  /* Another process: ask the kernel now whether it lets us read it (ptrace
+   * read access, the process alive, the first source byte mapped), so a
+   * refusal is an error here rather than zeros at every fault. */
+  if (pid != 0 && pid != getpid()) {
+    for (uint32_t i = 0; i < count; i++) {
+      if (u->chunks[i].source == MK_UFFD_HOLE) continue;
+      uint8_t byte;
+      struct iovec l = {.iov_base = &byte, .iov_len = 1};
+      struct iovec r = {.iov_base = (void *)(uintptr_t)u->chunks[i].source, .iov_len = 1};
+      if (process_vm_readv(u->pid, &l, 1, &r, 1, 0) != 1) {
+        int64_t e = -(int64_t)errno;
+        destroy(u);
+        return e;
+      }
+      break;
+    }
+  }
   int64_t errs[3];
   int via;
   int fd = open_uffd((flags & MK_UFFD_KERNEL_FAULTS) != 0, errs, &via);

@@ -7,11 +7,12 @@
  * @module
  */
 
-import { check, errnoCode, MemkitError } from "../ffi/errors.ts";
+import { check, ERRNO, errnoCode, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { boolean, list, readOptions, show, type Snapshot } from "./_args.ts";
 import { toAccess } from "./_access.ts";
+import { gateProc, nativePid } from "./_proc.ts";
 import { findRegion, type MappingInit } from "./_region.ts";
 import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
 import { Mapping, mappingToken } from "./mapping.ts";
@@ -149,12 +150,18 @@ export function userfaultfdFeatures(): UserfaultfdFeatures {
   };
 }
 
-/** A range of this process's memory for {@linkcode lazyView}. */
+/**
+ * A range of memory for {@linkcode lazyView}: this process's, or with `pid`
+ * another process's (read with `process_vm_readv`; needs
+ * `--allow-read=/proc/<pid>/mem` and the kernel's ptrace read access).
+ */
 export interface LazyRange {
   /** The start address (any byte, no alignment needed). */
   address: bigint;
   /** The length in bytes. */
   length: number;
+  /** Another process (every chunk of one view names the same); default this one. */
+  pid?: number;
 }
 
 /** What a {@linkcode lazyView} copies from: one source, or chunks laid side by side. */
@@ -334,7 +341,7 @@ export class LazyView extends Mapping {
 }
 
 /** One source chunk after validation: an address in this process and a length. */
-type Chunk = { address: bigint; length: number; name: string };
+type Chunk = { address: bigint; length: number; pid: number; name: string };
 
 function chunkOf(value: unknown, what: string): Chunk {
   const region = findRegion(value);
@@ -344,7 +351,7 @@ function chunkOf(value: unknown, what: string): Chunk {
         `Cannot make a lazy view of ${what}: the mapping of "${region.name}" is closed`,
       );
     }
-    return { address: region.view, length: region.length, name: region.name };
+    return { address: region.view, length: region.length, pid: 0, name: region.name };
   }
   if (value === null || typeof value !== "object") {
     throw new TypeError(
@@ -362,10 +369,9 @@ function chunkOf(value: unknown, what: string): Chunk {
       "pid",
     ] as const,
   );
-  if (o.pid !== undefined) {
-    throw new TypeError(
-      `Cannot make a lazy view of ${what}: another process's memory is not supported yet`,
-    );
+  const pid = o.pid === undefined ? 0 : nativePid(o.pid);
+  if (pid === 0 && o.pid !== undefined) {
+    throw new TypeError(`Cannot use the pid of ${what} "self": give a number, or no pid`);
   }
   const address = o.address;
   if (typeof address !== "bigint" || address < 0n || address >= 2n ** 64n - 1n) {
@@ -377,7 +383,8 @@ function chunkOf(value: unknown, what: string): Chunk {
   if (address + BigInt(length) > 2n ** 64n - 1n) {
     throw new RangeError(`Cannot use ${what}: it reaches past the end of the address space`);
   }
-  return { address, length, name: `0x${address.toString(16)}` };
+  const at = `0x${address.toString(16)}`;
+  return { address, length, pid, name: pid === 0 ? at : `process ${pid} at ${at}` };
 }
 
 /**
@@ -452,6 +459,14 @@ export function lazyView(source: LazySource, options?: LazyViewOptions): LazyVie
     }
     chunks.push(c);
   }
+  const pid = chunks[0].pid;
+  for (let i = 1; i < chunks.length; i++) {
+    if (chunks[i].pid !== pid) {
+      throw new TypeError(
+        `Cannot make a lazy view of source ${i}: every chunk must come from the same process`,
+      );
+    }
+  }
   const length = opts.length === undefined ? total : inRange(opts.length, "length", 1, MAX_BYTES);
   if (length < total) {
     throw new RangeError(
@@ -459,6 +474,7 @@ export function lazyView(source: LazySource, options?: LazyViewOptions): LazyVie
         "give a length of at least that",
     );
   }
+  if (pid !== 0) gateProc("processMemory", pid);
   const words = new BigUint64Array(chunks.length * 2);
   for (let i = 0; i < chunks.length; i++) {
     words[2 * i] = chunks[i].address;
@@ -471,12 +487,16 @@ export function lazyView(source: LazySource, options?: LazyViewOptions): LazyVie
     words,
     chunks.length,
     BigInt(length),
-    0,
+    pid,
     BigInt(roundUp(readahead, page) / page),
     prot,
     kernel ? MK.UFFD_KERNEL_FAULTS : 0,
     out,
   );
+  if (ret < 0n && pid !== 0 && noWayTried(out)) {
+    // Refused before any userfaultfd was tried: the first read of the process.
+    throw processError(Number(-ret), pid, chunks[0].address);
+  }
   if (ret < 0n) {
     const reasons = reasonsOf(out, MK.UFFD_CREATE_SYSCALL_ERR, deviceOf());
     throw new MemkitError(Number(-ret), "create a userfaultfd for", {
@@ -507,6 +527,32 @@ export function lazyView(source: LazySource, options?: LazyViewOptions): LazyVie
     pieces: [{ source: {}, offset: 0, at: 0, length: roundUp(length, page), paged: true }],
     onUnback: stop,
   }, handler);
+}
+
+/** Whether mk_uffd_create failed before it tried any way to a userfaultfd. */
+function noWayTried(out: BigUint64Array): boolean {
+  return out[MK.UFFD_CREATE_SYSCALL_ERR] === 0n && out[MK.UFFD_CREATE_DEVICE_ERR] === 0n &&
+    out[MK.UFFD_CREATE_USER_ERR] === 0n;
+}
+
+/** The kernel's refusal of the first read of another process, as the user expects it. */
+function processError(errno: number, pid: number, address: bigint): Error {
+  const path = `/proc/${pid}/mem`;
+  if (errno === ERRNO.ESRCH) {
+    return new Deno.errors.NotFound(
+      `Cannot read "${path}": no process with pid ${pid} (it does not exist or has exited)`,
+    );
+  }
+  return new MemkitError(errno, "read the memory of", {
+    path,
+    hint: errno === ERRNO.EPERM || errno === ERRNO.EACCES
+      ? "process_vm_readv needs ptrace read access (PTRACE_MODE_ATTACH_REALCREDS): the same " +
+        "uid and no more privilege than this process, or CAP_SYS_PTRACE; " +
+        "kernel.yama.ptrace_scope may refuse more"
+      : errno === ERRNO.EFAULT
+      ? `nothing is mapped at 0x${address.toString(16)} in process ${pid}`
+      : undefined,
+  });
 }
 
 /** /dev/userfaultfd's mode, uid and gid, for a refusal's message. */

@@ -175,7 +175,18 @@ Deno.test("lazyView() refuses hostile arguments before any system call", () => {
   assertThrows(() => lazyView({ address, length: 1 }, { kernelFaults: 1 as never }), TypeError);
   const boxed = { address: Object(address), length: 1 };
   assertThrows(() => lazyView(boxed as never), TypeError, "expected a bigint");
-  assertThrows(() => lazyView({ pid: 1, address, length: 1 } as never), TypeError, "process");
+  assertThrows(() => lazyView({ pid: "self" as never, address, length: 1 }), TypeError, "pid");
+  assertThrows(() => lazyView({ pid: 0, address, length: 1 }), RangeError, "pid");
+  assertThrows(
+    () => lazyView({ pid: 1, address, length: 1 }),
+    Deno.errors.NotCapable,
+    "/proc/1/mem",
+  );
+  assertThrows(
+    () => lazyView([{ address, length: 1 }, { pid: 1, address, length: 1 }]),
+    TypeError,
+    "same process",
+  );
   assertThrows(
     () => new LazyView(Symbol() as never, {} as never),
     TypeError,
@@ -282,5 +293,137 @@ probed({
       chmod(before);
     }
     assertEquals(deviceMode(), before);
+  },
+});
+
+// ---- another process's memory: { pid, address, length } ----
+
+/** Starts the "serve" scenario: a process holding a buffer; its pid and the buffer's address. */
+async function serve(): Promise<{ child: Deno.ChildProcess; pid: number; address: string }> {
+  // Its output after the first line is read by stop().
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-ffi", fixture, "serve"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the serving process ended early");
+    text += value;
+  }
+  readers.set(child, reader);
+  const { pid, address } = JSON.parse(text.split("\n")[0]);
+  return { child, pid, address };
+}
+
+const readers = new Map<Deno.ChildProcess, ReadableStreamDefaultReader<string>>();
+
+async function stop(child: Deno.ChildProcess): Promise<void> {
+  await child.stdin.close();
+  const reader = readers.get(child)!;
+  while (!(await reader.read()).done) { /* its last line */ }
+  await child.status;
+}
+
+probed({
+  name: "a lazy view of another process's buffer, gated on --allow-read=/proc/<pid>/mem",
+  skip: noUffd,
+  async fn() {
+    const { child, pid, address } = await serve();
+    try {
+      const ok = childReport([
+        "--allow-ffi",
+        `--allow-read=/proc/${pid}/mem`,
+        fixture,
+        "view-process",
+        String(pid),
+        address,
+      ]);
+      assertEquals(ok.values, [0, 5]);
+      const denied = childReport(["--allow-ffi", fixture, "view-process", String(pid), address]);
+      assertEquals(denied.name, "NotCapable");
+      assertStringIncludes(denied.error as string, `/proc/${pid}/mem`);
+      const unmapped = childReport([
+        "--allow-ffi",
+        `--allow-read=/proc/${pid}/mem`,
+        fixture,
+        "view-process",
+        String(pid),
+        "0x1000",
+      ]);
+      assertEquals(unmapped.code, "EFAULT");
+    } finally {
+      await stop(child);
+    }
+  },
+});
+
+probed({
+  name: "when the other process exits, the next fault reads zeros and records ESRCH",
+  skip: noUffd,
+  async fn() {
+    const { child, pid, address } = await serve();
+    const viewer = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-ffi",
+        `--allow-read=/proc/${pid}/mem`,
+        fixture,
+        "view-process",
+        String(pid),
+        address,
+        "then-gone",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = viewer.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("touched")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    await stop(child); // the served process exits
+    const writer = viewer.stdin.getWriter();
+    await writer.write(new Uint8Array([10]));
+    await writer.close();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    const status = await viewer.status;
+    await viewer.stderr.cancel();
+    assertEquals([status.signal, status.code], [null, 0]);
+    const r = JSON.parse(text.trim().split("\n").at(-1)!);
+    assertEquals(r.values, [0, 5]);
+    assertEquals(r.after, 0);
+    assertEquals([r.stats.errors, r.stats.lastError], [1, "ESRCH"]);
+  },
+});
+
+probed({
+  name: "as nobody, a lazy view of root's process is refused with the ptrace rule",
+  skip: notRoot || noUffd,
+  async fn() {
+    const { child, pid, address } = await serve();
+    try {
+      const r = nobody.run([
+        `--allow-read=/proc/${pid}/mem`,
+        `${nobody.root}tests/fixtures/uffd_child.ts`,
+        "view-process",
+        String(pid),
+        address,
+      ]);
+      assertEquals(r.code, "EPERM");
+      assertStringIncludes(r.error as string, "ptrace read access");
+    } finally {
+      await stop(child);
+    }
   },
 });
