@@ -312,6 +312,7 @@ static void let_go(struct mk_uffd *u) {
 
 static void *handler(void *arg) {
   struct mk_uffd *u = arg;
+  pthread_setname_np(pthread_self(), "memkit-uffd"); /* ps -L, /proc/<pid>/task/<tid>/comm */
   struct pollfd p[2] = {{.fd = u->fd, .events = POLLIN}, {.fd = u->stopfd, .events = POLLIN}};
   struct uffd_msg msgs[16];
   while (!__atomic_load_n(&u->stopping, __ATOMIC_ACQUIRE)) {

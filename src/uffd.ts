@@ -12,6 +12,7 @@ import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { boolean, list, readOptions, show, type Snapshot } from "./_args.ts";
 import { toAccess } from "./_access.ts";
+import { ArrayIsArray, safeArray } from "./_primordials.ts";
 import { gateProc, nativePid } from "./_proc.ts";
 import { findRegion, type MappingInit } from "./_region.ts";
 import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
@@ -58,9 +59,9 @@ export interface UserfaultfdFeatures {
   readonly via: UserfaultfdVia | undefined;
   /**
    * Whether faults the kernel takes on a view's behalf (a system call
-   * reading or writing it: `Deno.writeSync(file, view)`) are served too.
-   * Not in user-mode-only: those fail with `EFAULT` on pages not yet
-   * touched (touch or `prefetch()` them first).
+   * reading or writing it, such as `write(2)` called through FFI) are
+   * served too. Not in user-mode-only: those fail with `EFAULT` on pages
+   * not yet touched (touch or `prefetch()` them first).
    */
   readonly kernelFaults: boolean;
   /** The `UFFD_FEATURE_*` names the kernel offers (without the prefix). */
@@ -445,19 +446,21 @@ export function lazyView(source: LazySource, options?: LazyViewOptions): LazyVie
   const readahead = opts.readahead === undefined
     ? page
     : inRange(opts.readahead, "readahead", 0, 64 * 2 ** 20);
-  const given = Array.isArray(source) ? list(source, "the sources", 2 ** 20) : [source];
+  const many = ArrayIsArray(source);
+  const given = many ? list(source, "the sources", 2 ** 20) : [source];
   if (given.length === 0) {
     throw new RangeError("Cannot make a lazy view: the list of sources is empty");
   }
-  const chunks: Chunk[] = [];
+  // A prototype-less array: a patched Array.prototype.push changes nothing.
+  const chunks: Chunk[] = safeArray();
   let total = 0;
   for (let i = 0; i < given.length; i++) {
-    const c = chunkOf(given[i], Array.isArray(source) ? `source ${i}` : "the source");
+    const c = chunkOf(given[i], many ? `source ${i}` : "the source");
     total += c.length;
     if (total > MAX_BYTES) {
       throw new RangeError(`Cannot make a lazy view: the sources exceed ${MAX_BYTES} bytes`);
     }
-    chunks.push(c);
+    chunks[i] = c;
   }
   const pid = chunks[0].pid;
   for (let i = 1; i < chunks.length; i++) {

@@ -141,6 +141,32 @@ probed({
 });
 
 probed({
+  name:
+    "with kernel-mode faults, a system call reading an untouched page is served (write(2) of it)",
+  skip: noUffd || (!features.kernelFaults && "this user gets user-mode-only faults"),
+  fn() {
+    const r = childReport(["--allow-ffi", fixture, "syscall-read"]);
+    assertEquals([r.untouched, r.touched, r.faults], [16, 16, 2]);
+  },
+});
+
+probed({
+  name:
+    "a lazy view dropped without close() is released by the collector, and its handler thread ends",
+  skip: noUffd,
+  fn() {
+    const r = childReport([
+      "--allow-ffi",
+      "--allow-run=ps",
+      "--v8-flags=--expose-gc",
+      fixture,
+      "collected",
+    ]);
+    assertEquals([r.threads, r.before, r.after], [0, 1, 0]);
+  },
+});
+
+probed({
   name: "a source that goes away resolves the fault with zeros and records EFAULT",
   skip: noUffd,
   fn() {
@@ -268,6 +294,9 @@ probed({
     assertEquals(t.values, [0, 7, 31]);
     assertEquals(t.via, "user-mode-only");
     assertEquals((t.stats as { pagesCopied: number }).pagesCopied, 3);
+    // The kernel's own access to a page not touched yet is EFAULT there, not a crash.
+    const w = nobody.run([child, "syscall-read"]);
+    assertEquals([w.via, w.untouched, w.touched], ["user-mode-only", -1, 16]);
     const k = nobody.run([child, "kernel-faults"]);
     assertEquals(k.code, "EPERM");
     assertStringIncludes(k.error as string, "vm.unprivileged_userfaultfd");
@@ -289,6 +318,8 @@ probed({
       assertEquals(k.made, true);
       const t = nobody.run([child, "touch"]);
       assertEquals([t.via, t.values], ["device", [0, 7, 31]]);
+      const w = nobody.run([child, "syscall-read"]);
+      assertEquals([w.via, w.untouched, w.touched], ["device", 16, 16]);
     } finally {
       chmod(before);
     }
