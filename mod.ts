@@ -23,9 +23,10 @@
  *   that name the kernel rule that refused;
  * - {@linkcode permissionTable}: what each operation needs, enforced before
  *   any native call;
- * - {@linkcode lazyView} and {@linkcode userfaultfdFeatures}: lazy copies of
- *   memory memkit does not control, filled on first touch by a native
- *   `userfaultfd` handler thread.
+ * - {@linkcode lazyView}, {@linkcode lazyAlias} and
+ *   {@linkcode userfaultfdFeatures}: lazy copies of memory memkit does not
+ *   control, and memfd aliases whose pages appear as they are touched,
+ *   served by a native `userfaultfd` handler thread.
  *
  * Requires `--allow-ffi`; read-only views need
  * `--v8-flags=--js-immutable-arraybuffer`.
@@ -144,6 +145,8 @@ export {
   type SharedMemoryOpenOptions,
 } from "./src/shm.ts";
 export {
+  lazyAlias,
+  type LazyAliasOptions,
   type LazyRange,
   type LazySource,
   LazyView,

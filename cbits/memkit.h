@@ -445,15 +445,17 @@ MK_API int64_t mk_shm_resize(int32_t fd, uint64_t size, uint64_t *busy);
 #define MK_UFFD_CREATE_USER_ERR 4
 /* The counters of a handler (mk_uffd_stats, mk_uffd_stop): faults served,
  * pages copied (UFFDIO_COPY, prefetches included), pages zeroed
- * (UFFDIO_ZEROPAGE), source reads that failed (their pages got zeros), the
- * last such errno, and pages copied by mk_uffd_prefetch. */
-#define MK_UFFD_STATS_WORDS 6
+ * (UFFDIO_ZEROPAGE), source reads that failed (their pages got zeros; for
+ * an alias, UFFDIO_CONTINUE refusals), the last such errno, pages copied by
+ * mk_uffd_prefetch, and pages mapped by UFFDIO_CONTINUE (an alias). */
+#define MK_UFFD_STATS_WORDS 7
 #define MK_UFFD_STAT_FAULTS 0
 #define MK_UFFD_STAT_COPIED 1
 #define MK_UFFD_STAT_ZEROED 2
 #define MK_UFFD_STAT_ERRORS 3
 #define MK_UFFD_STAT_LAST_ERROR 4
 #define MK_UFFD_STAT_PREFETCHED 5
+#define MK_UFFD_STAT_CONTINUED 6
 
 /* Opens a throwaway userfaultfd the way mk_uffd_create would (the system
  * call, /dev/userfaultfd, the system call with UFFD_USER_MODE_ONLY), asks
@@ -478,8 +480,18 @@ MK_API int64_t mk_uffd_probe(uint64_t *out);
 MK_API int64_t mk_uffd_create(const uint64_t *chunks, uint32_t count, uint64_t length,
                               int32_t pid, uint64_t readahead, uint32_t prot, uint32_t flags,
                               uint64_t *out);
+/* A lazy alias of a memfd: maps [offset, offset + length) of it shared at a
+ * new address (prot as for mk_uffd_create) registered for minor faults
+ * (UFFD_FEATURE_MINOR_SHMEM, Linux 5.14: -EOPNOTSUPP without it), and starts
+ * a handler thread that maps each page the memfd already holds on first
+ * touch with UFFDIO_CONTINUE, zero-copy (the page is the memfd's own);
+ * pages the memfd lacks fault in as usual. Fills MK_UFFD_CREATE_WORDS
+ * words of out; returns a handle as mk_uffd_create does. */
+MK_API int64_t mk_uffd_alias(int32_t memfd, uint64_t offset, uint64_t length, uint32_t prot,
+                             uint64_t *out);
 /* Fills the pages of [offset, offset + length) of a lazy view that were not
- * filled yet, on the calling thread; returns the pages copied or zeroed. */
+ * filled yet, on the calling thread; returns the pages copied or zeroed
+ * (-EOPNOTSUPP for an alias). */
 MK_API int64_t mk_uffd_prefetch(uint64_t handle, uint64_t offset, uint64_t length);
 /* Copies the handler's MK_UFFD_STATS_WORDS counters into out. */
 MK_API int64_t mk_uffd_stats(uint64_t handle, uint64_t *out);

@@ -81,6 +81,7 @@ struct mk_uffd {
   struct mk_uffd_chunk *chunks;
   uint8_t *filled; /* one byte per page: 1 once the handler or a prefetch filled it */
   uint8_t *buffer; /* the handler thread's bounce buffer: readahead pages */
+  int minor;       /* a memfd alias: minor faults, resolved with UFFDIO_CONTINUE */
   int refs;        /* the owner and the thread; the last one to let go frees */
   int stopping;
   uint64_t stats[MK_UFFD_STATS_WORDS];
@@ -280,12 +281,31 @@ static uint64_t fill(struct mk_uffd *u, uint64_t p0, uint64_t n, uint8_t *buf) {
   return done;
 }
 
+/* Maps the page at `off` of a memfd alias from the page cache (the page
+ * is there: a minor fault says so), zero-copy; wakes the faulting access. */
+static void resume(struct mk_uffd *u, uint64_t off) {
+  struct uffdio_continue c = {.range = {.start = u->base + off, .len = u->page},
+                              .mode = UFFDIO_CONTINUE_MODE_DONTWAKE};
+  ioctl(u->fd, UFFDIO_CONTINUE, &c);
+  if (c.mapped > 0) {
+    bump(u, MK_UFFD_STAT_CONTINUED, (uint64_t)c.mapped / u->page);
+  } else if (c.mapped != -EEXIST) {
+    record(u, (int)-c.mapped);
+  }
+  wake(u, off, u->page);
+}
+
 /* Serves one fault at `address`: the page, and up to readahead - 1 pages
  * after it that were not filled yet. */
 static void serve(struct mk_uffd *u, uint64_t address) {
   uint64_t at = (address & ~(u->page - 1)) - u->base;
   if (address < u->base || at >= u->span) {
     wake(u, 0, u->span);
+    return;
+  }
+  if (u->minor) {
+    bump(u, MK_UFFD_STAT_FAULTS, 1);
+    resume(u, at);
     return;
   }
   uint64_t p0 = at / u->page, n = 1;
@@ -493,6 +513,7 @@ MK_API int64_t mk_uffd_create(const uint64_t *chunks, uint32_t count, uint64_t l
 MK_API int64_t mk_uffd_prefetch(uint64_t handle, uint64_t offset, uint64_t length) {
   struct mk_uffd *u = (struct mk_uffd *)(uintptr_t)handle;
   if (u == NULL || offset > u->span || length > u->span - offset) return -EINVAL;
+  if (u->minor) return -EOPNOTSUPP; /* an alias copies nothing: nothing to fetch */
   if (length == 0) return 0;
   uint64_t p = offset / u->page, end = (offset + length + u->page - 1) / u->page;
   const uint64_t batch = 256;
@@ -552,4 +573,90 @@ MK_API int64_t mk_uffd_stop(uint64_t handle, uint64_t *stats) {
   }
   let_go(u);
   return joined ? 0 : 1;
+}
+
+MK_API int64_t mk_uffd_alias(int32_t memfd, uint64_t offset, uint64_t length, uint32_t prot,
+                             uint64_t *out) {
+  const uint64_t page = mk_core_page();
+  if (out == NULL || memfd < 0 || length == 0 || length > (uint64_t)INT64_MAX - page ||
+      offset % page != 0 || !MK_FITS_OFF(offset) ||
+      (prot & ~(uint32_t)(PROT_READ | PROT_WRITE)) || !(prot & PROT_READ)) {
+    return -EINVAL;
+  }
+  memset(out, 0, MK_UFFD_CREATE_WORDS * sizeof *out);
+  const uint64_t span = (length + page - 1) / page * page;
+  struct mk_uffd *u = calloc(1, sizeof *u);
+  if (u == NULL) return -ENOMEM;
+  u->fd = u->stopfd = -1;
+  u->chunks = calloc(1, sizeof *u->chunks);
+  u->filled = calloc(1, 1);
+  u->buffer = malloc(1);
+  if (u->chunks == NULL || u->filled == NULL || u->buffer == NULL) {
+    destroy(u);
+    return -ENOMEM;
+  }
+  u->minor = 1;
+  u->page = page;
+  u->span = span;
+  u->pages = span / page;
+  u->length = length;
+  u->readahead = 1;
+  u->refs = 1;
+  int64_t errs[3];
+  int via;
+  int fd = open_uffd(0, errs, &via);
+  out[MK_UFFD_CREATE_VIA] = (uint64_t)via;
+  out[MK_UFFD_CREATE_SYSCALL_ERR] = (uint64_t)-errs[0];
+  out[MK_UFFD_CREATE_DEVICE_ERR] = (uint64_t)-errs[1];
+  out[MK_UFFD_CREATE_USER_ERR] = (uint64_t)-errs[2];
+  if (fd < 0) {
+    destroy(u);
+    return fd;
+  }
+  u->fd = fd;
+  int64_t err;
+  /* Minor faults on shmem (Linux 5.14) must be asked for at UFFDIO_API. */
+  struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_MINOR_SHMEM};
+  if (ioctl(fd, UFFDIO_API, &api) < 0) {
+    err = errno == EINVAL ? -EOPNOTSUPP : -(int64_t)errno;
+    destroy(u);
+    return err;
+  }
+  u->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (u->stopfd < 0) {
+    err = -(int64_t)errno;
+    destroy(u);
+    return err;
+  }
+  void *addr = mmap(NULL, (size_t)span, (int)prot, MAP_SHARED, memfd, (off_t)offset);
+  if (addr == MAP_FAILED) {
+    err = -(int64_t)errno;
+    destroy(u);
+    return err;
+  }
+  u->base = (uint64_t)(uintptr_t)addr;
+  struct uffdio_register reg = {.range = {.start = u->base, .len = span},
+                                .mode = UFFDIO_REGISTER_MODE_MINOR};
+  const uint64_t need = (1ull << _UFFDIO_CONTINUE) | (1ull << _UFFDIO_WAKE);
+  if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0 || (reg.ioctls & need) != need) {
+    err = errno ? -(int64_t)errno : -EOPNOTSUPP;
+    munmap(addr, (size_t)span);
+    destroy(u);
+    return err;
+  }
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  u->refs = 2;
+  __atomic_fetch_add(&live_threads, 1, __ATOMIC_ACQ_REL);
+  int rc = pthread_create(&u->thread, NULL, handler, u);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    __atomic_fetch_sub(&live_threads, 1, __ATOMIC_ACQ_REL);
+    munmap(addr, (size_t)span);
+    destroy(u);
+    return -rc;
+  }
+  out[MK_UFFD_CREATE_ADDRESS] = u->base;
+  return (int64_t)(uintptr_t)u;
 }

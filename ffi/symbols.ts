@@ -87,13 +87,14 @@ export const MK = {
   UFFD_CREATE_SYSCALL_ERR: 2,
   UFFD_CREATE_DEVICE_ERR: 3,
   UFFD_CREATE_USER_ERR: 4,
-  UFFD_STATS_WORDS: 6,
+  UFFD_STATS_WORDS: 7,
   UFFD_STAT_FAULTS: 0,
   UFFD_STAT_COPIED: 1,
   UFFD_STAT_ZEROED: 2,
   UFFD_STAT_ERRORS: 3,
   UFFD_STAT_LAST_ERROR: 4,
   UFFD_STAT_PREFETCHED: 5,
+  UFFD_STAT_CONTINUED: 6,
 } as const;
 
 /** The native symbols of libmemkit, one per prototype of `cbits/memkit.h`. */
@@ -591,7 +592,18 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Fills the pages of [offset, offset + length) of a lazy view that were not filled yet, on the calling thread; returns the pages copied or zeroed. */
+  /** A lazy alias of a memfd: maps [offset, offset + length) of it shared at a new address (prot as for mk_uffd_create) registered for minor faults (UFFD_FEATURE_MINOR_SHMEM, Linux 5.14: -EOPNOTSUPP without it), and starts a handler thread that maps each page the memfd already holds on first touch with UFFDIO_CONTINUE, zero-copy (the page is the memfd's own); pages the memfd lacks fault in as usual. Fills MK_UFFD_CREATE_WORDS words of out; returns a handle as mk_uffd_create does. */
+  mk_uffd_alias: {
+    parameters: [
+      "i32", // int32_t memfd
+      "u64", // uint64_t offset
+      "u64", // uint64_t length
+      "u32", // uint32_t prot
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Fills the pages of [offset, offset + length) of a lazy view that were not filled yet, on the calling thread; returns the pages copied or zeroed (-EOPNOTSUPP for an alias). */
   mk_uffd_prefetch: {
     parameters: [
       "u64", // uint64_t handle

@@ -15,8 +15,9 @@ import { toAccess } from "./_access.ts";
 import { ArrayIsArray, safeArray } from "./_primordials.ts";
 import { gateProc, nativePid } from "./_proc.ts";
 import { findRegion, type MappingInit } from "./_region.ts";
-import { inRange, MAX_BYTES, roundUp } from "./_validate.ts";
+import { inRange, MAX_BYTES, roundUp, window } from "./_validate.ts";
 import { Mapping, mappingToken } from "./mapping.ts";
+import { type MemFd, memfdState } from "./memfd.ts";
 
 /** The `UFFD_FEATURE_*` bits, by the name the kernel's UAPI gives them. */
 const FEATURES: readonly (readonly [string, number])[] = [
@@ -202,6 +203,8 @@ export interface LazyViewStats {
   pagesZeroed: number;
   /** Pages copied by `prefetch()`. */
   prefetched: number;
+  /** Pages of a {@linkcode lazyAlias} mapped from the memfd (`UFFDIO_CONTINUE`), zero-copy. */
+  pagesMapped: number;
   /** Source reads that failed: their pages read zeros. */
   errors: number;
   /** The errno name of the last such failure (`"EFAULT"`, `"ESRCH"`). */
@@ -293,6 +296,7 @@ export class LazyView extends Mapping {
       bytesCopied: copied * pageSize(),
       pagesZeroed: Number(words[MK.UFFD_STAT_ZEROED]),
       prefetched: Number(words[MK.UFFD_STAT_PREFETCHED]),
+      pagesMapped: Number(words[MK.UFFD_STAT_CONTINUED]),
       errors,
       lastError: errors > 0 ? errnoCode(Number(words[MK.UFFD_STAT_LAST_ERROR])) : undefined,
     };
@@ -511,6 +515,97 @@ export function lazyView(source: LazySource, options?: LazyViewOptions): LazyVie
         : undefined,
     });
   }
+  return start(ret, out, {
+    address: out[MK.UFFD_CREATE_ADDRESS],
+    length,
+    access,
+    maxAccess: "rw",
+    name,
+    pieces: [{ source: {}, offset: 0, at: 0, length: roundUp(length, page), paged: true }],
+  });
+}
+
+/** Options of {@linkcode lazyAlias}. */
+export interface LazyAliasOptions {
+  /** Where the alias starts in the memfd: a multiple of the page size. Default 0. */
+  offset?: number;
+  /** How many bytes: a multiple of the page size, or up to the end. Default: to the end. */
+  length?: number;
+  /** `"rw"` (default: writes reach the memfd, as any shared mapping's) or `"r"`. */
+  access?: "r" | "rw";
+}
+
+/**
+ * A second address for a memfd's pages that appear only as they are
+ * touched: the alias is registered for minor faults
+ * (`UFFDIO_REGISTER_MODE_MINOR`), and its handler thread maps each page
+ * the memfd already holds on first touch with `UFFDIO_CONTINUE`, zero-copy
+ * (the page is the memfd's own, the same physical frame); a page the memfd
+ * does not hold yet faults in as in any shared mapping. `stats().faults`
+ * and `pagesMapped` count what was touched. Where the kernel lacks minor
+ * faults on shared memory (`UFFD_FEATURE_MINOR_SHMEM`, Linux 5.14) the
+ * error names the feature. Requires `--allow-ffi`.
+ *
+ * @param memfd The memfd.
+ * @param options The window and the access.
+ * @returns A {@linkcode LazyView} (`prefetch()` is refused: nothing is copied).
+ *
+ * @example Touch one page of four
+ * ```ts
+ * import { lazyAlias, MemFd } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("lazy-alias", { size: 4 * 4096 });
+ * using m = fd.map();
+ * m.bytes().fill(5);
+ * using alias = lazyAlias(fd);
+ * assertEquals(alias.bytes()[2 * 4096], 5);
+ * alias.bytes()[2 * 4096] = 6; // the same memory
+ * assertEquals(m.bytes()[2 * 4096], 6);
+ * assertEquals([alias.stats().faults, alias.stats().pagesMapped], [1, 1]);
+ * ```
+ */
+export function lazyAlias(memfd: MemFd, options?: LazyAliasOptions): LazyView {
+  const opts = readOptions(options, "options", ["offset", "length", "access"] as const);
+  const access = toAccess(opts.access ?? "rw", ["r", "rw"]) as "r" | "rw";
+  const state = memfdState(memfd);
+  if (!state) throw new TypeError("Cannot make a lazy alias: expected a MemFd");
+  if (state.fd < 0) {
+    throw new Deno.errors.BadResource(`Cannot make a lazy alias: memfd "${state.name}" is closed`);
+  }
+  const name = `memfd:${state.name}`;
+  const size = check(lib().mk_core_fd_size(state.fd), "get the size of memfd", { path: name });
+  const page = pageSize();
+  const { offset, length } = window(opts.offset, opts.length, size, page, `"${name}"`);
+  const out = new BigUint64Array(MK.UFFD_CREATE_WORDS);
+  const prot = access === "rw" ? MK.PROT_READ | MK.PROT_WRITE : MK.PROT_READ;
+  const ret = lib().mk_uffd_alias(state.fd, BigInt(offset), BigInt(length), prot, out);
+  if (ret < 0n) {
+    if (ret === -BigInt(ERRNO.EOPNOTSUPP)) {
+      throw new MemkitError(ERRNO.EOPNOTSUPP, "make a lazy alias of", {
+        path: name,
+        hint: "this kernel lacks minor faults on shared memory (UFFD_FEATURE_MINOR_SHMEM, " +
+          "Linux 5.14); map() the memfd instead",
+      });
+    }
+    const reasons = reasonsOf(out, MK.UFFD_CREATE_SYSCALL_ERR, deviceOf());
+    throw new MemkitError(Number(-ret), "make a lazy alias of", {
+      path: name,
+      hint: reasons.length > 0 ? reasons.join("; ") : undefined,
+    });
+  }
+  return start(ret, out, {
+    address: out[MK.UFFD_CREATE_ADDRESS],
+    length,
+    access,
+    maxAccess: "rw",
+    name: `lazy alias of ${name}`,
+    pieces: [{ source: state.regions, owner: state.regions, offset, at: 0, length }],
+  });
+}
+
+/** The LazyView over a started handler, whose region stops it when unbacked. */
+function start(ret: bigint, out: BigUint64Array, init: MappingInit): LazyView {
   const handler: Handler = {
     handle: ret,
     final: undefined,
@@ -521,15 +616,7 @@ export function lazyView(source: LazySource, options?: LazyViewOptions): LazyVie
     lib().mk_uffd_stop(handler.handle, final);
     handler.final = final;
   };
-  return new LazyView(mappingToken(), {
-    address: out[MK.UFFD_CREATE_ADDRESS],
-    length,
-    access,
-    maxAccess: "rw",
-    name,
-    pieces: [{ source: {}, offset: 0, at: 0, length: roundUp(length, page), paged: true }],
-    onUnback: stop,
-  }, handler);
+  return new LazyView(mappingToken(), { ...init, onUnback: stop }, handler);
 }
 
 /** Whether mk_uffd_create failed before it tried any way to a userfaultfd. */

@@ -8,6 +8,7 @@
 // sysctl and the device) and open to it.
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import {
+  lazyAlias,
   LazyView,
   lazyView,
   Mapping,
@@ -457,4 +458,69 @@ probed({
       await stop(child);
     }
   },
+});
+
+// ---- lazyAlias: minor faults on a memfd ----
+
+const noMinor = noUffd || (!features.features.includes("MINOR_SHMEM") &&
+  "this kernel lacks UFFD_FEATURE_MINOR_SHMEM (Linux 5.14)");
+
+probed({
+  name: "lazyAlias() maps a memfd's pages as they are touched, zero-copy: the same frames",
+  skip: noMinor,
+  fn() {
+    const pages = 32;
+    using fd = MemFd.create("uffd-alias", { size: pages * PAGE });
+    using m = fd.map();
+    const b = m.bytes();
+    for (let p = 0; p < pages; p++) b[p * PAGE] = p;
+    using alias = lazyAlias(fd);
+    assert(alias instanceof LazyView);
+    using pm = Pagemap.open("self");
+    assertEquals(pm.read(alias.address, pages).presentCount, 0);
+    const a = alias.bytes();
+    const touched = [1, 7, 30];
+    for (const p of touched) assertEquals(a[p * PAGE], p);
+    const mine = pm.read(alias.address, pages);
+    const theirs = pm.read(m.address, pages);
+    for (let p = 0; p < pages; p++) assertEquals(mine.present(p), touched.includes(p), `page ${p}`);
+    if (pm.pfnVisible) {
+      for (const p of touched) assertEquals(mine.pfn(p), theirs.pfn(p), `the frame of page ${p}`);
+    }
+    a[7 * PAGE] = 99;
+    assertEquals(b[7 * PAGE], 99);
+    const s = alias.stats();
+    assertEquals([s.faults, s.pagesMapped, s.pagesCopied, s.errors], [3, 3, 0, 0]);
+    assertThrows(() => alias.prefetch(), Error);
+  },
+});
+
+probed({
+  name:
+    "lazyAlias() of a window; pages the memfd lacks fault in as usual; protect() keeps the data",
+  skip: noMinor,
+  fn() {
+    using fd = MemFd.create("uffd-alias-window", { size: 8 * PAGE });
+    using m = fd.map();
+    m.bytes()[4 * PAGE] = 4;
+    using alias = lazyAlias(fd, { offset: 4 * PAGE, length: 4 * PAGE });
+    assertEquals(alias.length, 4 * PAGE);
+    assertEquals(alias.bytes()[0], 4);
+    assertEquals(alias.bytes()[2 * PAGE], 0); // not in the memfd yet: a plain shmem fault
+    assertEquals(m.bytes()[6 * PAGE], 0);
+    alias.protect("r");
+    assertEquals(alias.read(0, 1)[0], 4);
+    assertEquals(alias.stats().pagesMapped, 1);
+  },
+});
+
+Deno.test("lazyAlias() refuses what is not an open memfd and unaligned windows", () => {
+  assertThrows(() => lazyAlias({} as never), TypeError, "expected a MemFd");
+  const fd = MemFd.create("uffd-alias-bad", { size: 2 * PAGE });
+  assertThrows(() => lazyAlias(fd, { offset: 1 }), RangeError);
+  assertThrows(() => lazyAlias(fd, { offset: 4 * PAGE }), RangeError);
+  assertThrows(() => lazyAlias(fd, { access: "x" as never }), TypeError);
+  assertThrows(() => lazyAlias(fd, null as never), TypeError);
+  fd.close();
+  assertThrows(() => lazyAlias(fd), Deno.errors.BadResource, "closed");
 });

@@ -51,6 +51,23 @@ static uint64_t resident(const uint8_t *base, uint64_t span, uint64_t first, uin
   return count;
 }
 
+/* Pages of [base + first pages, + n pages) mapped in this process's page
+ * tables (pagemap's present bit): for shared memory, mincore answers the
+ * page cache instead. */
+static uint64_t mapped(const uint8_t *base, uint64_t first, uint64_t n) {
+  int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return UINT64_MAX;
+  uint64_t count = 0;
+  for (uint64_t i = first; i < first + n; i++) {
+    uint64_t entry = 0;
+    off_t at = (off_t)(((uintptr_t)base / page + i) * sizeof entry);
+    if (pread(fd, &entry, sizeof entry, at) != (ssize_t)sizeof entry) count = UINT64_MAX;
+    else if (count != UINT64_MAX) count += entry >> 63;
+  }
+  close(fd);
+  return count;
+}
+
 static void stats(const struct view *v, uint64_t s[MK_UFFD_STATS_WORDS]) {
   mk_uffd_stats((uint64_t)v->handle, s);
 }
@@ -235,6 +252,50 @@ static void test_stop_in_flight(void) {
   close((int)tfd);
 }
 
+/* A memfd alias: minor faults resolved with UFFDIO_CONTINUE, from two threads. */
+static void test_alias(void) {
+  const uint64_t n = 64;
+  int fd = memfd_create("memkit-test-uffd-alias", MFD_CLOEXEC);
+  if (!CHECK(fd >= 0 && ftruncate(fd, (off_t)(n * page)) == 0, "a memfd of 64 pages")) return;
+  uint8_t *m = mmap(NULL, n * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  for (uint64_t i = 0; i < n; i++) m[i * page] = (uint8_t)i;
+  uint64_t out[MK_UFFD_CREATE_WORDS];
+  int64_t h = mk_uffd_alias(fd, 0, n * page, MK_PROT_READ | MK_PROT_WRITE, out);
+  if (h == -EOPNOTSUPP) {
+    SKIP("alias", "no UFFD_FEATURE_MINOR_SHMEM");
+    munmap(m, n * page);
+    close(fd);
+    return;
+  }
+  if (!CHECK(h > 0, "create a lazy alias")) return;
+  struct view v = {.handle = h, .base = (uint8_t *)(uintptr_t)out[MK_UFFD_CREATE_ADDRESS],
+                   .span = n * page};
+  CHECK_EQ(mapped(v.base, 0, n), 0, "no page of the alias is mapped before a touch");
+  pthread_t th[2];
+  struct toucher t[2];
+  for (int i = 0; i < 2; i++) {
+    t[i] = (struct toucher){.base = v.base, .first = 0, .stride = 1, .count = n / 2};
+    pthread_create(&th[i], NULL, touch, &t[i]);
+  }
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  uint64_t want = 0;
+  for (uint64_t i = 0; i < n / 2; i++) want += i;
+  CHECK(t[0].sum == want && t[1].sum == want, "two threads read the memfd's pages");
+  v.base[3 * page] = 77;
+  CHECK_EQ(m[3 * page], 77, "a write through the alias reaches the memfd");
+  uint64_t s[MK_UFFD_STATS_WORDS];
+  stats(&v, s);
+  CHECK_EQ(s[MK_UFFD_STAT_CONTINUED], n / 2, "each touched page mapped once");
+  CHECK_EQ(s[MK_UFFD_STAT_COPIED], 0, "nothing copied");
+  CHECK_EQ(mapped(v.base, n / 2, n / 2), 0, "untouched pages stay unmapped");
+  CHECK_EQ(mapped(v.base, 0, n / 2), n / 2, "touched pages are mapped");
+  CHECK_ERR(mk_uffd_prefetch((uint64_t)h, 0, page), EOPNOTSUPP, "an alias has nothing to prefetch");
+  CHECK_ERR(mk_uffd_alias(fd, 1, page, MK_PROT_READ, out), EINVAL, "an unaligned offset");
+  drop(&v);
+  munmap(m, n * page);
+  close(fd);
+}
+
 int main(void) {
   page = (size_t)sysconf(_SC_PAGESIZE);
   test_probe();
@@ -244,5 +305,6 @@ int main(void) {
   test_unreadable();
   test_threads();
   test_stop_in_flight();
+  test_alias();
   return tap_done();
 }
