@@ -145,6 +145,7 @@ export {
   type SharedMemoryOpenOptions,
 } from "./src/shm.ts";
 export {
+  type DirtyRange,
   lazyAlias,
   type LazyAliasOptions,
   type LazyRange,
@@ -153,7 +154,9 @@ export {
   lazyView,
   type LazyViewOptions,
   type LazyViewStats,
+  trackWrites,
   type UserfaultfdFeatures,
   userfaultfdFeatures,
   type UserfaultfdVia,
+  WriteTracker,
 } from "./src/uffd.ts";

@@ -489,6 +489,25 @@ MK_API int64_t mk_uffd_create(const uint64_t *chunks, uint32_t count, uint64_t l
  * words of out; returns a handle as mk_uffd_create does. */
 MK_API int64_t mk_uffd_alias(int32_t memfd, uint64_t offset, uint64_t length, uint32_t prot,
                              uint64_t *out);
+/* Write tracking of [address, address + length) (page multiples; `shared`:
+ * 1 for shared memory, which also needs UFFD_FEATURE_WP_HUGETLBFS_SHMEM):
+ * a userfaultfd in asynchronous write-protect mode (UFFD_FEATURE_WP_ASYNC,
+ * Linux 6.7, and WP_UNPOPULATED, so pages never populated count too;
+ * -EOPNOTSUPP without them), the range registered for WP and protected.
+ * Writes are never blocked: the kernel lifts the protection of the page
+ * written and remembers it. Returns the descriptor (close it to stop);
+ * fills MK_UFFD_CREATE_WORDS words of out as mk_uffd_create does. */
+MK_API int64_t mk_uffd_track(uint64_t address, uint64_t length, uint32_t shared, uint64_t *out);
+/* UFFDIO_WRITEPROTECT of [address, address + length) again: a new epoch. */
+MK_API int64_t mk_uffd_protect(int32_t fd, uint64_t address, uint64_t length);
+/* The ranges of [start, end) written since they were last protected:
+ * PAGEMAP_SCAN (Linux 6.7) on an open pagemap with PM_SCAN_CHECK_WPASYNC,
+ * asking for PAGE_IS_WRITTEN; with `reset`, PM_SCAN_WP_MATCHING protects
+ * them again in the same walk. `vec` gets vec_len regions of three words
+ * (start, end, categories); returns how many, and *walk_end where the walk
+ * stopped (end, unless vec filled up). */
+MK_API int64_t mk_uffd_written(int32_t pagemap_fd, uint64_t start, uint64_t end, uint32_t reset,
+                               uint64_t *vec, uint64_t vec_len, uint64_t *walk_end);
 /* Fills the pages of [offset, offset + length) of a lazy view that were not
  * filled yet, on the calling thread; returns the pages copied or zeroed
  * (-EOPNOTSUPP for an alias). */

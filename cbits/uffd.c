@@ -660,3 +660,79 @@ MK_API int64_t mk_uffd_alias(int32_t memfd, uint64_t offset, uint64_t length, ui
   out[MK_UFFD_CREATE_ADDRESS] = u->base;
   return (int64_t)(uintptr_t)u;
 }
+
+/* ---- write tracking: asynchronous write-protection, read with PAGEMAP_SCAN ---- */
+
+struct mk_uffd_scan_arg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+  uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define MK_UFFD_PAGEMAP_SCAN _IOWR('f', 16, struct mk_uffd_scan_arg)
+#define MK_PM_SCAN_WP_MATCHING (1ull << 0)
+#define MK_PM_SCAN_CHECK_WPASYNC (1ull << 1)
+
+MK_API int64_t mk_uffd_track(uint64_t address, uint64_t length, uint32_t shared, uint64_t *out) {
+  const uint64_t page = mk_core_page();
+  if (out == NULL || address == 0 || address % page != 0 || length == 0 ||
+      length % page != 0 || length > (uint64_t)INT64_MAX) {
+    return -EINVAL;
+  }
+  memset(out, 0, MK_UFFD_CREATE_WORDS * sizeof *out);
+  int64_t errs[3];
+  int via;
+  int fd = open_uffd(0, errs, &via);
+  out[MK_UFFD_CREATE_VIA] = (uint64_t)via;
+  out[MK_UFFD_CREATE_SYSCALL_ERR] = (uint64_t)-errs[0];
+  out[MK_UFFD_CREATE_DEVICE_ERR] = (uint64_t)-errs[1];
+  out[MK_UFFD_CREATE_USER_ERR] = (uint64_t)-errs[2];
+  if (fd < 0) return fd;
+  int64_t err;
+  uint64_t want = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+  if (shared) want |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+  struct uffdio_api api = {.api = UFFD_API, .features = want};
+  if (ioctl(fd, UFFDIO_API, &api) < 0) {
+    err = errno == EINVAL ? -EOPNOTSUPP : -(int64_t)errno;
+    close(fd);
+    return err;
+  }
+  struct uffdio_register reg = {.range = {.start = address, .len = length},
+                                .mode = UFFDIO_REGISTER_MODE_WP};
+  if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+    err = -(int64_t)errno;
+    close(fd);
+    return err;
+  }
+  struct uffdio_writeprotect wp = {.range = {.start = address, .len = length},
+                                   .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+  if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp) < 0) {
+    err = -(int64_t)errno;
+    close(fd);
+    return err;
+  }
+  return fd;
+}
+
+MK_API int64_t mk_uffd_protect(int32_t fd, uint64_t address, uint64_t length) {
+  struct uffdio_writeprotect wp = {.range = {.start = address, .len = length},
+                                   .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+  return mk_ret(ioctl(fd, UFFDIO_WRITEPROTECT, &wp));
+}
+
+MK_API int64_t mk_uffd_written(int32_t pagemap_fd, uint64_t start, uint64_t end, uint32_t reset,
+                               uint64_t *vec, uint64_t vec_len, uint64_t *walk_end) {
+  if (walk_end == NULL || (vec == NULL && vec_len > 0) || end < start) return -EINVAL;
+  struct mk_uffd_scan_arg a = {
+      .size = sizeof a,
+      .flags = MK_PM_SCAN_CHECK_WPASYNC | (reset ? MK_PM_SCAN_WP_MATCHING : 0),
+      .start = start,
+      .end = end,
+      .vec = (uint64_t)(uintptr_t)vec,
+      .vec_len = vec_len,
+      .category_mask = MK_PAGE_IS_WRITTEN,
+      .return_mask = MK_PAGE_IS_WRITTEN,
+  };
+  int rc = ioctl(pagemap_fd, MK_UFFD_PAGEMAP_SCAN, &a);
+  if (rc < 0) return -(int64_t)errno;
+  *walk_end = a.walk_end;
+  return rc;
+}

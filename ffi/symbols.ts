@@ -603,6 +603,38 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
+  /** Write tracking of [address, address + length) (page multiples; `shared`: 1 for shared memory, which also needs UFFD_FEATURE_WP_HUGETLBFS_SHMEM): a userfaultfd in asynchronous write-protect mode (UFFD_FEATURE_WP_ASYNC, Linux 6.7, and WP_UNPOPULATED, so pages never populated count too; -EOPNOTSUPP without them), the range registered for WP and protected. Writes are never blocked: the kernel lifts the protection of the page written and remembers it. Returns the descriptor (close it to stop); fills MK_UFFD_CREATE_WORDS words of out as mk_uffd_create does. */
+  mk_uffd_track: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t length
+      "u32", // uint32_t shared
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** UFFDIO_WRITEPROTECT of [address, address + length) again: a new epoch. */
+  mk_uffd_protect: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t address
+      "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The ranges of [start, end) written since they were last protected: PAGEMAP_SCAN (Linux 6.7) on an open pagemap with PM_SCAN_CHECK_WPASYNC, asking for PAGE_IS_WRITTEN; with `reset`, PM_SCAN_WP_MATCHING protects them again in the same walk. `vec` gets vec_len regions of three words (start, end, categories); returns how many, and *walk_end where the walk stopped (end, unless vec filled up). */
+  mk_uffd_written: {
+    parameters: [
+      "i32", // int32_t pagemap_fd
+      "u64", // uint64_t start
+      "u64", // uint64_t end
+      "u32", // uint32_t reset
+      "buffer", // uint64_t *vec
+      "u64", // uint64_t vec_len
+      "buffer", // uint64_t *walk_end
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
   /** Fills the pages of [offset, offset + length) of a lazy view that were not filled yet, on the calling thread; returns the pages copied or zeroed (-EOPNOTSUPP for an alias). */
   mk_uffd_prefetch: {
     parameters: [

@@ -14,7 +14,7 @@ import { boolean, list, readOptions, show, type Snapshot } from "./_args.ts";
 import { toAccess } from "./_access.ts";
 import { ArrayIsArray, safeArray } from "./_primordials.ts";
 import { gateProc, nativePid } from "./_proc.ts";
-import { findRegion, type MappingInit } from "./_region.ts";
+import { findRegion, type MappingInit, type Region } from "./_region.ts";
 import { inRange, MAX_BYTES, roundUp, window } from "./_validate.ts";
 import { Mapping, mappingToken } from "./mapping.ts";
 import { type MemFd, memfdState } from "./memfd.ts";
@@ -650,4 +650,217 @@ function deviceOf(): BigUint64Array {
   const out = new BigUint64Array(MK.UFFD_PROBE_WORDS);
   lib().mk_uffd_probe(out);
   return out.subarray(MK.UFFD_PROBE_DEVICE_MODE, MK.UFFD_PROBE_DEVICE_MODE + 3);
+}
+
+/** One run of written pages, as {@linkcode WriteTracker.dirtyPages} returns it. */
+export interface DirtyRange {
+  /** The byte offset of the first written page in the mapping. */
+  offset: number;
+  /** The length in bytes: whole pages. */
+  length: number;
+}
+
+/**
+ * Which pages of a mapping were written since tracking began or the last
+ * {@linkcode WriteTracker.reset}: what {@linkcode trackWrites} returns.
+ * Writes are never blocked or delayed by a handler: the kernel lifts the
+ * protection of each page on its first write and remembers it.
+ */
+export class WriteTracker {
+  #fd: number;
+  #pagemap: number;
+  #region: Region;
+  #mapping: Mapping;
+  #name: string;
+
+  private constructor(fd: number, pagemap: number, region: Region, mapping: Mapping) {
+    this.#fd = fd;
+    this.#pagemap = pagemap;
+    this.#region = region;
+    this.#mapping = mapping;
+    this.#name = region.name;
+  }
+
+  /** For {@linkcode trackWrites}; not part of the API. */
+  static create(mapping: Mapping): WriteTracker {
+    const region = findRegion(mapping);
+    if (!region) throw new TypeError("Cannot track writes: expected a memkit Mapping");
+    if (!region.backed) {
+      throw new Deno.errors.BadResource(
+        `Cannot track writes: the mapping of "${region.name}" is closed`,
+      );
+    }
+    const page = pageSize();
+    if (region.view % BigInt(page) !== 0n) {
+      throw new RangeError(
+        `Cannot track writes to "${region.name}": it does not start on a page boundary`,
+      );
+    }
+    gateProc("pagemap", "self");
+    const pm = lib().mk_pagemap_open(0);
+    if (pm < 0n) check(pm, "open", { path: "/proc/self/pagemap" });
+    const out = new BigUint64Array(MK.UFFD_CREATE_WORDS);
+    // Memory of a memfd (or any shared mapping) needs WP on shmem too.
+    const shared = region.pieces.length > 0 && region.pieces[0].owner !== undefined ? 1 : 0;
+    const ret = lib().mk_uffd_track(region.view, BigInt(region.viewSpan), shared, out);
+    if (ret < 0n) {
+      lib().mk_core_close(Number(pm));
+      const errno = Number(-ret);
+      throw new MemkitError(errno, "track writes to", {
+        path: region.name,
+        hint: errno === ERRNO.EOPNOTSUPP
+          ? "this kernel lacks asynchronous write-protection (UFFD_FEATURE_WP_ASYNC and " +
+            "WP_UNPOPULATED, Linux 6.7" + (shared ? "; WP_HUGETLBFS_SHMEM for shared memory" : "") +
+            ")"
+          : errno === ERRNO.EBUSY
+          ? "another userfaultfd already serves this range (a lazy view or alias)"
+          : reasonsOf(out, MK.UFFD_CREATE_SYSCALL_ERR, deviceOf()).join("; ") || undefined,
+      });
+    }
+    return new WriteTracker(Number(ret), Number(pm), region, mapping);
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  #alive(op: string): void {
+    if (this.#fd < 0) {
+      throw new Deno.errors.BadResource(`Cannot ${op}: the tracker of "${this.#name}" is closed`);
+    }
+    if (!this.#region.backed || findRegion(this.#mapping) !== this.#region) {
+      throw new Deno.errors.BadResource(
+        `Cannot ${op}: the mapping of "${this.#name}" was closed or moved (protect()) since ` +
+          "tracking began; track it again",
+      );
+    }
+  }
+
+  #scan(op: string, reset: boolean): DirtyRange[] {
+    this.#alive(op);
+    const out: DirtyRange[] = [];
+    const region = this.#region;
+    const end = region.view + BigInt(region.viewSpan);
+    let start = region.view;
+    const cap = 512;
+    const vec = new BigUint64Array(cap * 3);
+    const walkEnd = new BigUint64Array(1);
+    while (start < end) {
+      const n = check(
+        lib().mk_uffd_written(this.#pagemap, start, end, reset ? 1 : 0, vec, BigInt(cap), walkEnd),
+        op,
+        { path: this.#name },
+      );
+      for (let i = 0; i < n; i++) {
+        const offset = Number(vec[3 * i] - region.view);
+        const length = Number(vec[3 * i + 1] - vec[3 * i]);
+        const last = out[out.length - 1];
+        if (last && last.offset + last.length === offset) last.length += length;
+        else out.push({ offset, length });
+      }
+      if (walkEnd[0] <= start) break;
+      start = walkEnd[0];
+    }
+    return out;
+  }
+
+  /**
+   * The runs of pages written since tracking began or the last `reset()`,
+   * in order (`PAGEMAP_SCAN`, `PAGE_IS_WRITTEN`); pages never populated
+   * before their write count too. Requires `--allow-read=/proc/self/pagemap`
+   * (checked by {@linkcode trackWrites}).
+   *
+   * @returns Byte offsets and lengths in the mapping, whole pages.
+   *
+   * @example Two writes, two runs
+   * ```ts
+   * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+   * import { MemFd, trackWrites } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using fd = MemFd.create("track", { size: 8 * 4096 });
+   * using m = fd.map();
+   * using t = trackWrites(m);
+   * m.bytes()[1] = 1;
+   * m.bytes()[5 * 4096] = 1;
+   * assertEquals(t.dirtyPages(), [{ offset: 0, length: 4096 }, { offset: 5 * 4096, length: 4096 }]);
+   * ```
+   */
+  dirtyPages(): DirtyRange[] {
+    return this.#scan("read the written pages of", false);
+  }
+
+  /**
+   * Starts a new epoch: protects every page again, so `dirtyPages()` is
+   * empty until the next write.
+   *
+   * @returns The runs written before the reset, as `dirtyPages()` would have
+   * returned them (read and protected again in one walk).
+   *
+   * @example Reset
+   * ```ts
+   * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+   * import { MemFd, trackWrites } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using fd = MemFd.create("track-reset", { size: 4 * 4096 });
+   * using m = fd.map();
+   * using t = trackWrites(m);
+   * m.bytes()[0] = 1;
+   * assertEquals(t.reset().length, 1);
+   * assertEquals(t.dirtyPages(), []);
+   * ```
+   */
+  reset(): DirtyRange[] {
+    const written = this.#scan("reset the tracker of", true);
+    const region = this.#region;
+    check(lib().mk_uffd_protect(this.#fd, region.view, BigInt(region.viewSpan)), "reset", {
+      path: this.#name,
+    });
+    return written;
+  }
+
+  /** Stops tracking (closes the userfaultfd: the pages are writable as before). Idempotent. */
+  close(): void {
+    if (this.#fd < 0) return;
+    lib().mk_core_close(this.#fd);
+    lib().mk_core_close(this.#pagemap);
+    this.#fd = -1;
+  }
+
+  /** Calls `close()`, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * Tracks which pages of `mapping` are written: asynchronous
+ * write-protection (`UFFDIO_WRITEPROTECT` with `UFFD_FEATURE_WP_ASYNC` and
+ * `WP_UNPOPULATED`, Linux 6.7), read back with `PAGEMAP_SCAN`
+ * (`PM_SCAN_CHECK_WPASYNC`, and `PM_SCAN_WP_MATCHING` to reset). Writes are
+ * never blocked. Where the kernel lacks asynchronous write-protection the
+ * error names the feature (a synchronous fallback is not there yet).
+ * Requires `--allow-ffi` and `--allow-read=/proc/self/pagemap`.
+ *
+ * @param mapping A memkit Mapping (not a lazy view or alias: one
+ * userfaultfd serves a range).
+ * @returns A {@linkcode WriteTracker}; close it to stop.
+ *
+ * @example Track a mapping
+ * ```ts
+ * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+ * import { MemFd, trackWrites } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("track-writes", { size: 4 * 4096 });
+ * using m = fd.map();
+ * using t = trackWrites(m);
+ * m.bytes()[3 * 4096 + 9] = 1;
+ * assertEquals(t.dirtyPages(), [{ offset: 3 * 4096, length: 4096 }]);
+ * ```
+ */
+export function trackWrites(mapping: Mapping): WriteTracker {
+  return WriteTracker.create(mapping);
 }

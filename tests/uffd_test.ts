@@ -13,8 +13,10 @@ import {
   lazyView,
   Mapping,
   MemFd,
+  MemkitError,
   Pagemap,
   pageSize,
+  trackWrites,
   userfaultfdFeatures,
 } from "../mod.ts";
 import { childReport } from "./fixtures/child.ts";
@@ -523,4 +525,78 @@ Deno.test("lazyAlias() refuses what is not an open memfd and unaligned windows",
   assertThrows(() => lazyAlias(fd, null as never), TypeError);
   fd.close();
   assertThrows(() => lazyAlias(fd), Deno.errors.BadResource, "closed");
+});
+
+// ---- trackWrites: asynchronous write-protection read with PAGEMAP_SCAN ----
+
+const noWpAsync = noUffd ||
+  (!["WP_ASYNC", "WP_UNPOPULATED", "WP_HUGETLBFS_SHMEM"].every((f) =>
+    features.features.includes(f)
+  ) && "this kernel lacks UFFD_FEATURE_WP_ASYNC, WP_UNPOPULATED or WP_HUGETLBFS_SHMEM");
+
+probed({
+  name: "trackWrites() reports a known random write pattern, pages never populated included",
+  skip: noWpAsync,
+  fn() {
+    const pages = 512;
+    using fd = MemFd.create("uffd-track", { size: pages * PAGE });
+    using m = fd.map();
+    const b = m.bytes();
+    for (let p = 0; p < pages; p += 2) b[p * PAGE] = 1; // half populated before tracking
+    using t = trackWrites(m);
+    assertEquals(t.dirtyPages(), []);
+    // A fixed pseudo-random pattern (xorshift), over populated and unpopulated pages.
+    let x = 0x9e3779b9;
+    const written = new Set<number>();
+    for (let i = 0; i < 100; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      const p = (x >>> 0) % pages;
+      written.add(p);
+      b[p * PAGE + (i % PAGE)] = i;
+    }
+    const expect = (set: Set<number>) => {
+      const runs: { offset: number; length: number }[] = [];
+      for (const p of [...set].sort((a, b) => a - b)) {
+        const last = runs.at(-1);
+        if (last && last.offset + last.length === p * PAGE) last.length += PAGE;
+        else runs.push({ offset: p * PAGE, length: PAGE });
+      }
+      return runs;
+    };
+    assertEquals(t.dirtyPages(), expect(written));
+    assert([...written].some((p) => p % 2 === 1), "the pattern reaches unpopulated pages");
+    // Reading changes nothing; reset starts a new epoch.
+    for (let p = 0; p < pages; p++) void b[p * PAGE];
+    assertEquals(t.reset(), expect(written));
+    assertEquals(t.dirtyPages(), []);
+    b[3 * PAGE] = 7;
+    assertEquals(t.dirtyPages(), expect(new Set([3])));
+    t.close();
+    t.close();
+    assertThrows(() => t.dirtyPages(), Deno.errors.BadResource);
+    b[4 * PAGE] = 1; // writable as before
+  },
+});
+
+probed({
+  name: "trackWrites() refuses what it cannot track, with the reason",
+  skip: noWpAsync,
+  fn() {
+    assertThrows(() => trackWrites({} as never), TypeError, "expected a memkit Mapping");
+    using fd = MemFd.create("uffd-track-bad", { size: 2 * PAGE });
+    const closed = fd.map();
+    closed.close();
+    assertThrows(() => trackWrites(closed), Deno.errors.BadResource, "closed");
+    const { data, address } = heap(2);
+    using view = lazyView({ address, length: data.length });
+    const e = assertThrows(() => trackWrites(view), MemkitError);
+    assertEquals(e.code, "EBUSY");
+    using m = fd.map();
+    const t = trackWrites(m);
+    m.close();
+    assertThrows(() => t.dirtyPages(), Deno.errors.BadResource, "closed or moved");
+    t.close();
+  },
 });
