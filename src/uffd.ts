@@ -12,7 +12,12 @@ import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { boolean, list, readOptions, show, type Snapshot } from "./_args.ts";
 import { toAccess } from "./_access.ts";
-import { ArrayIsArray, safeArray } from "./_primordials.ts";
+import {
+  ArrayIsArray,
+  FinalizationRegistryPrototypeRegister,
+  FinalizationRegistryPrototypeUnregister,
+  safeArray,
+} from "./_primordials.ts";
 import { gateProc, nativePid } from "./_proc.ts";
 import { findRegion, type MappingInit, type Region } from "./_region.ts";
 import { inRange, MAX_BYTES, roundUp, window } from "./_validate.ts";
@@ -660,6 +665,12 @@ export interface DirtyRange {
   length: number;
 }
 
+/** A tracker dropped without close(): its two descriptors are closed when it is collected. */
+const trackerCloser = new FinalizationRegistry<[number, number]>(([fd, pagemap]) => {
+  lib().mk_core_close(fd);
+  lib().mk_core_close(pagemap);
+});
+
 /**
  * Which pages of a mapping were written since tracking began or the last
  * {@linkcode WriteTracker.reset}: what {@linkcode trackWrites} returns.
@@ -679,6 +690,7 @@ export class WriteTracker {
     this.#region = region;
     this.#mapping = mapping;
     this.#name = region.name;
+    FinalizationRegistryPrototypeRegister(trackerCloser, this, [fd, pagemap], this);
   }
 
   /** For {@linkcode trackWrites}; not part of the API. */
@@ -824,6 +836,9 @@ export class WriteTracker {
   /** Stops tracking (closes the userfaultfd: the pages are writable as before). Idempotent. */
   close(): void {
     if (this.#fd < 0) return;
+    // Captured at load: a patched unregister would leave the finalizer to
+    // close these descriptor numbers again, after they were reused.
+    FinalizationRegistryPrototypeUnregister(trackerCloser, this);
     lib().mk_core_close(this.#fd);
     lib().mk_core_close(this.#pagemap);
     this.#fd = -1;
