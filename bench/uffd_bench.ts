@@ -16,6 +16,12 @@
  *   lazy copy of the same memfd's mapping (`lazyView`: one `UFFDIO_COPY`
  *   per page) and against a plain `map()` of it (the kernel's own minor
  *   faults, no handler: the baseline).
+ * - "write tracking, 1 GiB, 1% of pages written": `trackWrites` of a
+ *   1 GiB memfd mapping, `reset()` after 1% of its pages were written
+ *   (one `PAGEMAP_SCAN` that reports and protects them again), against
+ *   comparing the mapping with a snapshot copy page by page in C
+ *   (`bl_diff_pages`, which also brings the snapshot up to date). The
+ *   writes themselves are outside the timed section in both.
  *
  * The ratios are in the summary ("x faster/slower than"); the figures
  * measured on this machine are in the README's userfaultfd section. Run
@@ -23,7 +29,7 @@
  * `deno bench --allow-ffi --v8-flags=--js-immutable-arraybuffer bench/uffd_bench.ts`.
  */
 
-import { lazyAlias, lazyView, MemFd, pageSize } from "../mod.ts";
+import { lazyAlias, lazyView, MemFd, pageSize, trackWrites } from "../mod.ts";
 
 const LIB = new URL("../build/bench/libuffd.so", import.meta.url);
 const c = (() => {
@@ -31,6 +37,8 @@ const c = (() => {
     return Deno.dlopen(LIB, {
       // int64_t (uint64_t address, uint64_t length, uint64_t stride)
       bl_read_pages: { parameters: ["u64", "u64", "u64"], result: "i64" },
+      // int64_t (uint64_t a, uint64_t b, uint64_t length, uint64_t page)
+      bl_diff_pages: { parameters: ["u64", "u64", "u64", "u64"], result: "i64" },
     }).symbols;
   } catch (e) {
     throw new Error(
@@ -77,6 +85,7 @@ Deno.bench({
   fn() {
     using view = lazyView({ address, length: GiB });
     readPages(view.bytes(), GiB, 100 * PAGE);
+    if (source.length !== GiB) throw new Error("the source is gone"); // keeps it reachable
   },
 });
 
@@ -158,5 +167,53 @@ Deno.bench({
   fn() {
     using view = lazyView(filled);
     readPages(view.bytes(), SMALL, PAGE);
+  },
+});
+
+const TRACK = "write tracking, 1 GiB, 1% of pages written";
+const tracked = MemFd.create("bench-uffd-track", { size: GiB });
+const trackedMap = tracked.map();
+const trackedBytes = trackedMap.bytes();
+for (let i = 0; i < GiB; i += PAGE) trackedBytes[i] = 1;
+let round = 0;
+/** Writes one byte of every 100th page, a different value each round. */
+function writeOnePercent(): void {
+  round++;
+  for (let i = 0; i < GiB; i += 100 * PAGE) trackedBytes[i + (round % PAGE)] = round & 0xff;
+}
+
+const snapshot = new Uint8Array(GiB);
+snapshot.set(trackedBytes);
+const snapshotAddress = Deno.UnsafePointer.value(Deno.UnsafePointer.of(snapshot));
+
+Deno.bench({
+  name: "compare with a snapshot copy, page by page (bl_diff_pages)",
+  group: TRACK,
+  baseline: true,
+  n: 5,
+  warmup: 1,
+  fn(b) {
+    writeOnePercent();
+    b.start();
+    const ret = c.bl_diff_pages(trackedMap.address, snapshotAddress, BigInt(GiB), BigInt(PAGE));
+    b.end();
+    // The snapshot must stay reachable: C writes into it by address.
+    if (snapshot.length !== GiB) throw new Error("the snapshot is gone");
+    if (ret < 0n) throw new Error(`Cannot run the C baseline bl_diff_pages: ${ret}`);
+  },
+});
+
+const tracker = trackWrites(trackedMap);
+Deno.bench({
+  name: "trackWrites: reset() (PAGEMAP_SCAN with WP_MATCHING)",
+  group: TRACK,
+  n: 5,
+  warmup: 1,
+  fn(b) {
+    writeOnePercent();
+    b.start();
+    const runs = tracker.reset();
+    b.end();
+    if (runs.length === 0) throw new Error("no written pages found");
   },
 });

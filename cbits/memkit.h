@@ -498,8 +498,6 @@ MK_API int64_t mk_uffd_alias(int32_t memfd, uint64_t offset, uint64_t length, ui
  * written and remembers it. Returns the descriptor (close it to stop);
  * fills MK_UFFD_CREATE_WORDS words of out as mk_uffd_create does. */
 MK_API int64_t mk_uffd_track(uint64_t address, uint64_t length, uint32_t shared, uint64_t *out);
-/* UFFDIO_WRITEPROTECT of [address, address + length) again: a new epoch. */
-MK_API int64_t mk_uffd_protect(int32_t fd, uint64_t address, uint64_t length);
 /* The ranges of [start, end) written since they were last protected:
  * PAGEMAP_SCAN (Linux 6.7) on an open pagemap with PM_SCAN_CHECK_WPASYNC,
  * asking for PAGE_IS_WRITTEN; with `reset`, PM_SCAN_WP_MATCHING protects

@@ -712,12 +712,6 @@ MK_API int64_t mk_uffd_track(uint64_t address, uint64_t length, uint32_t shared,
   return fd;
 }
 
-MK_API int64_t mk_uffd_protect(int32_t fd, uint64_t address, uint64_t length) {
-  struct uffdio_writeprotect wp = {.range = {.start = address, .len = length},
-                                   .mode = UFFDIO_WRITEPROTECT_MODE_WP};
-  return mk_ret(ioctl(fd, UFFDIO_WRITEPROTECT, &wp));
-}
-
 MK_API int64_t mk_uffd_written(int32_t pagemap_fd, uint64_t start, uint64_t end, uint32_t reset,
                                uint64_t *vec, uint64_t vec_len, uint64_t *walk_end) {
   if (walk_end == NULL || (vec == NULL && vec_len > 0) || end < start) return -EINVAL;

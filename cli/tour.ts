@@ -473,6 +473,8 @@ function tour(): number {
         `pagemap: ${pm.read(view.address, pages).presentCount} of ${pages} pages present`,
     );
     say(dim("the other pages were never copied; close() stops the handler thread"));
+    // The view holds only the buffer's address: keep the buffer reachable while it lives.
+    if (heap.length !== pages * page) throw new Error("the source buffer changed");
   });
 
   const physFlags = [...permissionFlags("physRead", "/dev/mem"), "--allow-read=/proc/iomem"];

@@ -613,15 +613,6 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** UFFDIO_WRITEPROTECT of [address, address + length) again: a new epoch. */
-  mk_uffd_protect: {
-    parameters: [
-      "i32", // int32_t fd
-      "u64", // uint64_t address
-      "u64", // uint64_t length
-    ],
-    result: "i64", // int64_t: >= 0 result, < 0 -errno
-  },
   /** The ranges of [start, end) written since they were last protected: PAGEMAP_SCAN (Linux 6.7) on an open pagemap with PM_SCAN_CHECK_WPASYNC, asking for PAGE_IS_WRITTEN; with `reset`, PM_SCAN_WP_MATCHING protects them again in the same walk. `vec` gets vec_len regions of three words (start, end, categories); returns how many, and *walk_end where the walk stopped (end, unless vec filled up). */
   mk_uffd_written: {
     parameters: [

@@ -241,6 +241,7 @@ const STATS = MK.UFFD_STATS_WORDS;
  * using view = lazyView({ address, length: data.length });
  * assertEquals(view.bytes()[0] + view.bytes()[40 * 4096], 14);
  * assertEquals(view.stats().pagesCopied, 2);
+ * assertEquals(data.length, 64 * 4096); // keep the source reachable while the view lives
  * ```
  */
 export class LazyView extends Mapping {
@@ -408,7 +409,11 @@ function chunkOf(value: unknown, what: string): Chunk {
  * an error in {@linkcode LazyView.stats} instead of crashing or blocking.
  *
  * The view is a private copy: writes to it never reach the source, and
- * what the source changes after a page was copied does not show. Works for
+ * what the source changes after a page was copied does not show. The view
+ * holds the source's address, not the source: keep a buffer whose address
+ * you gave reachable while the view lives (a collected buffer's memory is
+ * freed, and pages not copied yet then read zeros, or whatever the address
+ * holds by then; never a crash). Works for
  * a non-root user too: `/dev/userfaultfd` when the system call is refused,
  * then `UFFD_USER_MODE_ONLY` (see {@linkcode userfaultfdFeatures}).
  * Requires `--allow-ffi`.
@@ -825,12 +830,8 @@ export class WriteTracker {
    * ```
    */
   reset(): DirtyRange[] {
-    const written = this.#scan("reset the tracker of", true);
-    const region = this.#region;
-    check(lib().mk_uffd_protect(this.#fd, region.view, BigInt(region.viewSpan)), "reset", {
-      path: this.#name,
-    });
-    return written;
+    // PM_SCAN_WP_MATCHING protects each written page again in the same walk.
+    return this.#scan("reset the tracker of", true);
   }
 
   /** Stops tracking (closes the userfaultfd: the pages are writable as before). Idempotent. */

@@ -28,10 +28,15 @@ const fixture = new URL("./fixtures/uffd_child.ts", import.meta.url).pathname;
 const features = userfaultfdFeatures();
 const noUffd = !features.available && `no userfaultfd here: ${features.reasons.join("; ")}`;
 
+/** Every heap buffer a test made a lazy view of. */
+const kept: Uint8Array[] = [];
 /** A heap buffer whose page i holds the byte i (mod 256), and its address. */
 function heap(pages: number): { data: Uint8Array; address: bigint } {
+  // Kept reachable for the whole run: a lazy view holds only the address,
+  // and a collected buffer's memory would be freed under it.
   const data = new Uint8Array(pages * PAGE);
   for (let p = 0; p < pages; p++) data.fill(p & 0xff, p * PAGE, (p + 1) * PAGE);
+  kept.push(data);
   return { data, address: Deno.UnsafePointer.value(Deno.UnsafePointer.of(data)) };
 }
 

@@ -23,3 +23,23 @@ BL_API int64_t bl_read_pages(uint64_t address, uint64_t length, uint64_t stride)
   }
   return sum;
 }
+
+#include <string.h>
+
+/* bl_diff_pages compares [a, a + length) with [b, b + length) page by page
+ * (memcmp) and copies each page that differs from a into b: finding the
+ * written pages by keeping a snapshot, the baseline of write tracking.
+ * Returns how many pages differed, or -EINVAL for a zero address or page. */
+BL_API int64_t bl_diff_pages(uint64_t a, uint64_t b, uint64_t length, uint64_t page) {
+  if (a == 0 || b == 0 || page == 0) return -EINVAL;
+  int64_t count = 0;
+  for (uint64_t off = 0; off < length; off += page) {
+    const void *x = (const void *)(uintptr_t)(a + off);
+    void *y = (void *)(uintptr_t)(b + off);
+    if (memcmp(x, y, page) != 0) {
+      memcpy(y, x, page);
+      count++;
+    }
+  }
+  return count;
+}
