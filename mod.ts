@@ -23,8 +23,17 @@
  *   that name the kernel rule that refused;
  * - {@linkcode permissionTable}: what each operation needs, enforced before
  *   any native call;
+ * - {@linkcode mapAnonymous}: shared memory with no second address and no
+ *   descriptor, two system calls a cycle;
+ * - {@linkcode FdListener}, {@linkcode FdConnection} and {@linkcode Channel}:
+ *   memfds passed to another process over a Unix socket, their seals checked
+ *   before anything is mapped, and a zero-copy channel over one;
  * - {@linkcode SharedMutex} and {@linkcode SeqLock}: locks inside memory
- *   shared between processes, which survive a holder killed with SIGKILL.
+ *   shared between processes, which survive a holder killed with SIGKILL;
+ * - {@linkcode lazyView}, {@linkcode lazyAlias} and
+ *   {@linkcode userfaultfdFeatures}: lazy copies of memory memkit does not
+ *   control, and memfd aliases whose pages appear as they are touched,
+ *   served by a native `userfaultfd` handler thread.
  *
  * Requires `--allow-ffi`; read-only views need
  * `--v8-flags=--js-immutable-arraybuffer`.
@@ -170,3 +179,19 @@ export {
   type ChannelOptions,
   type ChannelWaitOptions,
 } from "./src/channel.ts";
+export {
+  type DirtyRange,
+  lazyAlias,
+  type LazyAliasOptions,
+  type LazyRange,
+  type LazySource,
+  LazyView,
+  lazyView,
+  type LazyViewOptions,
+  type LazyViewStats,
+  trackWrites,
+  type UserfaultfdFeatures,
+  userfaultfdFeatures,
+  type UserfaultfdVia,
+  WriteTracker,
+} from "./src/uffd.ts";

@@ -76,4 +76,7 @@ int64_t mk_pagemap_entries(int fd, uint64_t first, uint64_t count, uint64_t *out
 int mk_memfd_mapped_past(uint32_t dev_major, uint32_t dev_minor, uint64_t ino, uint64_t end,
                          int parse, uint64_t found[3]);
 
+/* uffd.c: how many lazy-view handler threads are running (for the C tests). */
+int mk_uffd_live_threads(void);
+
 #endif /* MEMKIT_INTERNAL_H */

@@ -653,6 +653,115 @@ MK_API int64_t mk_channel_publish(uint64_t header, uint32_t offset, uint32_t val
 MK_API int64_t mk_channel_arm(uint64_t header, uint32_t wait_offset, uint32_t offset,
                               uint32_t seen);
 
+/* ---- uffd (userfaultfd lazy views) --------------------------------- */
+
+/* How a userfaultfd was opened (MK_UFFD_PROBE_VIA, MK_UFFD_CREATE_VIA). */
+#define MK_UFFD_NONE 0
+#define MK_UFFD_SYSCALL 1   /* userfaultfd(2): faults from user and kernel mode */
+#define MK_UFFD_DEVICE 2    /* /dev/userfaultfd, USERFAULTFD_IOC_NEW: both modes */
+#define MK_UFFD_USER_ONLY 3 /* userfaultfd(UFFD_USER_MODE_ONLY): user-mode faults only */
+/* Flags for mk_uffd_create: refuse a user-mode-only descriptor. */
+#define MK_UFFD_KERNEL_FAULTS 1u
+/* A chunk's source address for mk_uffd_create that stands for zeros (a hole). */
+#define MK_UFFD_HOLE 0xffffffffffffffffull
+/* The words mk_uffd_probe fills: the way that worked, the features and
+ * ioctls UFFDIO_API answered, each refused way's errno (positive, 0 when it
+ * worked or was not tried), and /dev/userfaultfd's st_mode, uid and gid. */
+#define MK_UFFD_PROBE_WORDS 9
+#define MK_UFFD_PROBE_VIA 0
+#define MK_UFFD_PROBE_FEATURES 1
+#define MK_UFFD_PROBE_IOCTLS 2
+#define MK_UFFD_PROBE_SYSCALL_ERR 3
+#define MK_UFFD_PROBE_DEVICE_ERR 4
+#define MK_UFFD_PROBE_USER_ERR 5
+#define MK_UFFD_PROBE_DEVICE_MODE 6
+#define MK_UFFD_PROBE_DEVICE_UID 7
+#define MK_UFFD_PROBE_DEVICE_GID 8
+/* The words mk_uffd_create fills: the view's address, the way the
+ * descriptor was opened, and each refused way's errno as above. */
+#define MK_UFFD_CREATE_WORDS 5
+#define MK_UFFD_CREATE_ADDRESS 0
+#define MK_UFFD_CREATE_VIA 1
+#define MK_UFFD_CREATE_SYSCALL_ERR 2
+#define MK_UFFD_CREATE_DEVICE_ERR 3
+#define MK_UFFD_CREATE_USER_ERR 4
+/* The counters of a handler (mk_uffd_stats, mk_uffd_stop): faults served,
+ * pages copied (UFFDIO_COPY, prefetches included), pages zeroed
+ * (UFFDIO_ZEROPAGE), source reads that failed (their pages got zeros; for
+ * an alias, UFFDIO_CONTINUE refusals), the last such errno, pages copied by
+ * mk_uffd_prefetch, and pages mapped by UFFDIO_CONTINUE (an alias). */
+#define MK_UFFD_STATS_WORDS 7
+#define MK_UFFD_STAT_FAULTS 0
+#define MK_UFFD_STAT_COPIED 1
+#define MK_UFFD_STAT_ZEROED 2
+#define MK_UFFD_STAT_ERRORS 3
+#define MK_UFFD_STAT_LAST_ERROR 4
+#define MK_UFFD_STAT_PREFETCHED 5
+#define MK_UFFD_STAT_CONTINUED 6
+
+/* Opens a throwaway userfaultfd the way mk_uffd_create would (the system
+ * call, /dev/userfaultfd, the system call with UFFD_USER_MODE_ONLY), asks
+ * UFFDIO_API for every feature, and closes it; fills MK_UFFD_PROBE_WORDS
+ * words of out. Returns 0 (also when no way worked: out says why), or the
+ * -errno of UFFDIO_API. */
+MK_API int64_t mk_uffd_probe(uint64_t *out);
+/* A lazy view: maps `length` bytes of private anonymous memory (prot:
+ * MK_PROT_READ, optionally | MK_PROT_WRITE) registered for missing faults,
+ * and starts a handler thread that fills each page on first touch from the
+ * `count` chunks (two words each: source address in process `pid`, 0 for
+ * this one, or MK_UFFD_HOLE; and length, > 0), laid side by side from
+ * offset 0; the rest up to `length` is a hole. A fault copies up to
+ * `readahead` pages (0 or 1: only the faulting page) from the faulting one
+ * on, stopping at a page filled already. Sources are read with
+ * process_vm_readv, never touched directly: what cannot be read resolves
+ * with zeros and counts as an error. For another process, one byte of the
+ * first source is read first: -EPERM (no ptrace read access), -ESRCH (no
+ * such process) or -EFAULT (not mapped) then. Fills MK_UFFD_CREATE_WORDS words of
+ * out. Returns a handle for the other mk_uffd_* calls, or -errno. The
+ * caller unmaps the range (after mk_uffd_stop, or replacing it first). */
+MK_API int64_t mk_uffd_create(const uint64_t *chunks, uint32_t count, uint64_t length,
+                              int32_t pid, uint64_t readahead, uint32_t prot, uint32_t flags,
+                              uint64_t *out);
+/* A lazy alias of a memfd: maps [offset, offset + length) of it shared at a
+ * new address (prot as for mk_uffd_create) registered for minor faults
+ * (UFFD_FEATURE_MINOR_SHMEM, Linux 5.14: -EOPNOTSUPP without it), and starts
+ * a handler thread that maps each page the memfd already holds on first
+ * touch with UFFDIO_CONTINUE, zero-copy (the page is the memfd's own);
+ * pages the memfd lacks fault in as usual. Fills MK_UFFD_CREATE_WORDS
+ * words of out; returns a handle as mk_uffd_create does. */
+MK_API int64_t mk_uffd_alias(int32_t memfd, uint64_t offset, uint64_t length, uint32_t prot,
+                             uint64_t *out);
+/* Write tracking of [address, address + length) (page multiples; `shared`:
+ * 1 for shared memory, which also needs UFFD_FEATURE_WP_HUGETLBFS_SHMEM):
+ * a userfaultfd in asynchronous write-protect mode (UFFD_FEATURE_WP_ASYNC,
+ * Linux 6.7, and WP_UNPOPULATED, so pages never populated count too;
+ * -EOPNOTSUPP without them), the range registered for WP and protected.
+ * Writes are never blocked: the kernel lifts the protection of the page
+ * written and remembers it. Returns the descriptor (close it to stop);
+ * fills MK_UFFD_CREATE_WORDS words of out as mk_uffd_create does. */
+MK_API int64_t mk_uffd_track(uint64_t address, uint64_t length, uint32_t shared, uint64_t *out);
+/* The ranges of [start, end) written since they were last protected:
+ * PAGEMAP_SCAN (Linux 6.7) on an open pagemap with PM_SCAN_CHECK_WPASYNC,
+ * asking for PAGE_IS_WRITTEN; with `reset`, PM_SCAN_WP_MATCHING protects
+ * them again in the same walk. `vec` gets vec_len regions of three words
+ * (start, end, categories); returns how many, and *walk_end where the walk
+ * stopped (end, unless vec filled up). */
+MK_API int64_t mk_uffd_written(int32_t pagemap_fd, uint64_t start, uint64_t end, uint32_t reset,
+                               uint64_t *vec, uint64_t vec_len, uint64_t *walk_end);
+/* Fills the pages of [offset, offset + length) of a lazy view that were not
+ * filled yet, on the calling thread; returns the pages copied or zeroed
+ * (-EOPNOTSUPP for an alias). */
+MK_API int64_t mk_uffd_prefetch(uint64_t handle, uint64_t offset, uint64_t length);
+/* Copies the handler's MK_UFFD_STATS_WORDS counters into out. */
+MK_API int64_t mk_uffd_stats(uint64_t handle, uint64_t *out);
+/* Stops the handler thread and frees the handle: wakes everything waiting
+ * on the range (replace the range first, so that the retried accesses find
+ * plain pages), joins the thread for at most 2 s (a source read that blocks
+ * longer is left to finish, and the thread then frees itself), and copies
+ * the final counters into `stats` (may be NULL). Returns 0, or 1 when the
+ * thread was left to finish on its own. */
+MK_API int64_t mk_uffd_stop(uint64_t handle, uint64_t *stats);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,7 @@ import {
   guarded,
   kpagecount,
   kpageflags,
+  lazyView,
   libraryPath,
   lock,
   mapFile,
@@ -40,6 +41,7 @@ import {
   RingBuffer,
   SharedMemory,
   stitch,
+  userfaultfdFeatures,
 } from "../mod.ts";
 import { EXIT_CODES, hex, readArgs } from "./_args.ts";
 import { fail } from "./_fail.ts";
@@ -487,6 +489,40 @@ function tour(): number {
         "a memfd or a /dev/shm segment has a lifecycle the kernel tracks; a frame number has none",
       ),
     );
+  });
+
+  const lazyFlags = [...permissionFlags("memory"), "--allow-read=/proc/self/pagemap"];
+  run("Lazy views: pages copied on first touch (userfaultfd)", lazyFlags, () => {
+    const f = userfaultfdFeatures();
+    if (!f.available) {
+      say(`userfaultfdFeatures(): ${yellow("not available here")}: ${f.reasons.join("; ")}`);
+      return;
+    }
+    say(
+      `userfaultfdFeatures(): via ${f.via}${f.kernelFaults ? "" : " (user-mode faults only)"}, ` +
+        `${f.features.length} features` +
+        (f.lacking.length ? `, lacking ${f.lacking.join(", ")}` : ""),
+    );
+    for (const reason of f.reasons) say(dim(reason));
+    // A heap buffer memkit did not map, so it cannot be aliased: copied lazily instead.
+    const pages = 256;
+    const heap = new Uint8Array(pages * page);
+    for (let i = 0; i < pages; i++) heap[i * page] = i;
+    const address = Deno.UnsafePointer.value(Deno.UnsafePointer.of(heap));
+    using view = lazyView({ address, length: heap.length });
+    say(`lazyView({ address: ${hex(address)}, length: ${heap.length} }) -> ${hex(view.address)}`);
+    const b = view.bytes();
+    const touched = [3, 64, 200];
+    say(`read pages ${touched.join(", ")}: ${touched.map((p) => b[p * page]).join(", ")}`);
+    using pm = Pagemap.open("self");
+    const s = view.stats();
+    say(
+      `${s.faults} faults served, ${s.pagesCopied} pages copied (${s.bytesCopied} bytes); ` +
+        `pagemap: ${pm.read(view.address, pages).presentCount} of ${pages} pages present`,
+    );
+    say(dim("the other pages were never copied; close() stops the handler thread"));
+    // The view holds only the buffer's address: keep the buffer reachable while it lives.
+    if (heap.length !== pages * page) throw new Error("the source buffer changed");
   });
 
   const physFlags = [...permissionFlags("physRead", "/dev/mem"), "--allow-read=/proc/iomem"];

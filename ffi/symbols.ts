@@ -102,6 +102,36 @@ export const MK = {
   CHANNEL_OFF_RECEIVER: 136,
   CHANNEL_OFF_DATA_WAIT: 140,
   CHANNEL_ALIGN: 8,
+  UFFD_NONE: 0,
+  UFFD_SYSCALL: 1,
+  UFFD_DEVICE: 2,
+  UFFD_USER_ONLY: 3,
+  UFFD_KERNEL_FAULTS: 1,
+  UFFD_HOLE: 0xffffffffffffffffn,
+  UFFD_PROBE_WORDS: 9,
+  UFFD_PROBE_VIA: 0,
+  UFFD_PROBE_FEATURES: 1,
+  UFFD_PROBE_IOCTLS: 2,
+  UFFD_PROBE_SYSCALL_ERR: 3,
+  UFFD_PROBE_DEVICE_ERR: 4,
+  UFFD_PROBE_USER_ERR: 5,
+  UFFD_PROBE_DEVICE_MODE: 6,
+  UFFD_PROBE_DEVICE_UID: 7,
+  UFFD_PROBE_DEVICE_GID: 8,
+  UFFD_CREATE_WORDS: 5,
+  UFFD_CREATE_ADDRESS: 0,
+  UFFD_CREATE_VIA: 1,
+  UFFD_CREATE_SYSCALL_ERR: 2,
+  UFFD_CREATE_DEVICE_ERR: 3,
+  UFFD_CREATE_USER_ERR: 4,
+  UFFD_STATS_WORDS: 7,
+  UFFD_STAT_FAULTS: 0,
+  UFFD_STAT_COPIED: 1,
+  UFFD_STAT_ZEROED: 2,
+  UFFD_STAT_ERRORS: 3,
+  UFFD_STAT_LAST_ERROR: 4,
+  UFFD_STAT_PREFETCHED: 5,
+  UFFD_STAT_CONTINUED: 6,
 } as const;
 
 /** The native symbols of libmemkit, one per prototype of `cbits/memkit.h`. */
@@ -901,6 +931,86 @@ export const symbols = {
       "u32", // uint32_t wait_offset
       "u32", // uint32_t offset
       "u32", // uint32_t seen
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Opens a throwaway userfaultfd the way mk_uffd_create would (the system call, /dev/userfaultfd, the system call with UFFD_USER_MODE_ONLY), asks UFFDIO_API for every feature, and closes it; fills MK_UFFD_PROBE_WORDS words of out. Returns 0 (also when no way worked: out says why), or the -errno of UFFDIO_API. */
+  mk_uffd_probe: {
+    parameters: [
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** A lazy view: maps `length` bytes of private anonymous memory (prot: MK_PROT_READ, optionally | MK_PROT_WRITE) registered for missing faults, and starts a handler thread that fills each page on first touch from the `count` chunks (two words each: source address in process `pid`, 0 for this one, or MK_UFFD_HOLE; and length, > 0), laid side by side from offset 0; the rest up to `length` is a hole. A fault copies up to `readahead` pages (0 or 1: only the faulting page) from the faulting one on, stopping at a page filled already. Sources are read with process_vm_readv, never touched directly: what cannot be read resolves with zeros and counts as an error. For another process, one byte of the first source is read first: -EPERM (no ptrace read access), -ESRCH (no such process) or -EFAULT (not mapped) then. Fills MK_UFFD_CREATE_WORDS words of out. Returns a handle for the other mk_uffd_* calls, or -errno. The caller unmaps the range (after mk_uffd_stop, or replacing it first). */
+  mk_uffd_create: {
+    parameters: [
+      "buffer", // const uint64_t *chunks
+      "u32", // uint32_t count
+      "u64", // uint64_t length
+      "i32", // int32_t pid
+      "u64", // uint64_t readahead
+      "u32", // uint32_t prot
+      "u32", // uint32_t flags
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** A lazy alias of a memfd: maps [offset, offset + length) of it shared at a new address (prot as for mk_uffd_create) registered for minor faults (UFFD_FEATURE_MINOR_SHMEM, Linux 5.14: -EOPNOTSUPP without it), and starts a handler thread that maps each page the memfd already holds on first touch with UFFDIO_CONTINUE, zero-copy (the page is the memfd's own); pages the memfd lacks fault in as usual. Fills MK_UFFD_CREATE_WORDS words of out; returns a handle as mk_uffd_create does. */
+  mk_uffd_alias: {
+    parameters: [
+      "i32", // int32_t memfd
+      "u64", // uint64_t offset
+      "u64", // uint64_t length
+      "u32", // uint32_t prot
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Write tracking of [address, address + length) (page multiples; `shared`: 1 for shared memory, which also needs UFFD_FEATURE_WP_HUGETLBFS_SHMEM): a userfaultfd in asynchronous write-protect mode (UFFD_FEATURE_WP_ASYNC, Linux 6.7, and WP_UNPOPULATED, so pages never populated count too; -EOPNOTSUPP without them), the range registered for WP and protected. Writes are never blocked: the kernel lifts the protection of the page written and remembers it. Returns the descriptor (close it to stop); fills MK_UFFD_CREATE_WORDS words of out as mk_uffd_create does. */
+  mk_uffd_track: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t length
+      "u32", // uint32_t shared
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The ranges of [start, end) written since they were last protected: PAGEMAP_SCAN (Linux 6.7) on an open pagemap with PM_SCAN_CHECK_WPASYNC, asking for PAGE_IS_WRITTEN; with `reset`, PM_SCAN_WP_MATCHING protects them again in the same walk. `vec` gets vec_len regions of three words (start, end, categories); returns how many, and *walk_end where the walk stopped (end, unless vec filled up). */
+  mk_uffd_written: {
+    parameters: [
+      "i32", // int32_t pagemap_fd
+      "u64", // uint64_t start
+      "u64", // uint64_t end
+      "u32", // uint32_t reset
+      "buffer", // uint64_t *vec
+      "u64", // uint64_t vec_len
+      "buffer", // uint64_t *walk_end
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Fills the pages of [offset, offset + length) of a lazy view that were not filled yet, on the calling thread; returns the pages copied or zeroed (-EOPNOTSUPP for an alias). */
+  mk_uffd_prefetch: {
+    parameters: [
+      "u64", // uint64_t handle
+      "u64", // uint64_t offset
+      "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Copies the handler's MK_UFFD_STATS_WORDS counters into out. */
+  mk_uffd_stats: {
+    parameters: [
+      "u64", // uint64_t handle
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Stops the handler thread and frees the handle: wakes everything waiting on the range (replace the range first, so that the retried accesses find plain pages), joins the thread for at most 2 s (a source read that blocks longer is left to finish, and the thread then frees itself), and copies the final counters into `stats` (may be NULL). Returns 0, or 1 when the thread was left to finish on its own. */
+  mk_uffd_stop: {
+    parameters: [
+      "u64", // uint64_t handle
+      "buffer", // uint64_t *stats
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

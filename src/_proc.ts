@@ -20,6 +20,7 @@ const FILES: Partial<Record<Operation, string>> = {
   smaps: "smaps",
   smapsRollup: "smaps_rollup",
   pagemap: "pagemap",
+  processMemory: "mem",
 };
 
 /** Checks a pid argument; returns the pid the native side takes (0 for "self"). */

@@ -100,6 +100,12 @@ export interface Region {
    * them so while the marker is there.
    */
   guards?: Uint8Array;
+  /**
+   * Called once when the range stops mapping its source (closed, or
+   * released by the collector): a lazy view's handler stops there
+   * (src/uffd.ts), after the range was replaced or unmapped.
+   */
+  onUnback?: () => void;
 }
 
 /** What a new mapping is made of; internal to memkit (`createMapping`). */
@@ -125,6 +131,8 @@ export interface MappingInit {
    * Such a mapping is protected only as a whole, and cannot be stitched.
    */
   offset?: number;
+  /** See {@linkcode Region.onUnback}. */
+  onUnback?: () => void;
 }
 
 /**
@@ -352,6 +360,11 @@ export function unback(region: Region): void {
   const owners = setValues(region.owners);
   for (let i = 0; i < owners.length; i++) MapPrototypeDelete(owners[i], region);
   SetPrototypeClear(region.owners);
+  const done = region.onUnback;
+  if (done !== undefined) {
+    region.onUnback = undefined;
+    done();
+  }
 }
 
 const readonlyRegistry = new FinalizationRegistry<Region>((region) => {

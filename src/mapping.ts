@@ -124,6 +124,14 @@ export function createMapping(init: MappingInit): Mapping {
 }
 
 /**
+ * The token of Mapping's constructor, for memkit's own subclasses
+ * (`LazyView` in src/uffd.ts); not part of the API.
+ */
+export function mappingToken(): symbol {
+  return CONSTRUCT;
+}
+
+/**
  * Protection-key rights (`PKEY_DISABLE_*` bits) now limit a mapping: detaches
  * the writable views that rights without write would make fault, and refuses
  * rights without access while read-only views live. With `dryRun`, only
@@ -242,6 +250,7 @@ export class Mapping {
       viewSpan: roundUp(init.length, page),
       length: init.length,
       name: init.name,
+      onUnback: init.onUnback,
     };
     const pieces = init.pieces;
     for (let i = 0; i < pieces.length; i++) {

@@ -114,6 +114,11 @@ export const permissionTable = {
     summary: "read /proc/<pid>/pagemap",
     needs: (pid: string) => [ffi, { name: "read", path: `/proc/${pid}/pagemap` }],
   },
+  processMemory: {
+    summary:
+      "read another process's memory (process_vm_readv: lazyView of { pid, address, length })",
+    needs: (pid: string) => [ffi, { name: "read", path: `/proc/${pid}/mem` }],
+  },
   kpageflags: {
     summary: "read /proc/kpageflags",
     needs: () => [ffi, { name: "read", path: "/proc/kpageflags" }],

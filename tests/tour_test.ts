@@ -35,6 +35,7 @@ Deno.test("make run tours every capability in a terminal without a single permis
       "POSIX shared memory",
       "Why not share by physical address",
       "Physical memory through /dev/mem",
+      "Lazy views: pages copied on first touch",
     ]
   ) assertStringIncludes(out, `▸ ${section}`);
 });

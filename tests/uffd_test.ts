@@ -1,0 +1,607 @@
+// flags: --allow-ffi --allow-read=/proc/self/pagemap,/tmp --allow-write=/tmp --allow-run=$DENO,setpriv,cp,chmod,stat --allow-sys=uid --v8-flags=--js-immutable-arraybuffer
+// Lazy views (userfaultfd) against the kernel: pages never touched are never
+// copied (pagemap present bits and the handler's counters), content equal to
+// the source, holes, readahead, prefetch; closing while another thread
+// faults, a source that goes away (in a child that must not die of a
+// signal); hostile arguments refused before any system call; and as nobody,
+// with the device closed to it (user-mode-only, the refusal naming the
+// sysctl and the device) and open to it.
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
+import {
+  lazyAlias,
+  LazyView,
+  lazyView,
+  Mapping,
+  MemFd,
+  MemkitError,
+  Pagemap,
+  pageSize,
+  trackWrites,
+  userfaultfdFeatures,
+} from "../mod.ts";
+import { childReport } from "./fixtures/child.ts";
+import { nobodyPackage } from "./fixtures/nobody.ts";
+import { probed } from "./fixtures/skip.ts";
+
+const PAGE = pageSize();
+const fixture = new URL("./fixtures/uffd_child.ts", import.meta.url).pathname;
+const features = userfaultfdFeatures();
+const noUffd = !features.available && `no userfaultfd here: ${features.reasons.join("; ")}`;
+
+/** Every heap buffer a test made a lazy view of. */
+const kept: Uint8Array[] = [];
+/** A heap buffer whose page i holds the byte i (mod 256), and its address. */
+function heap(pages: number): { data: Uint8Array; address: bigint } {
+  // Kept reachable for the whole run: a lazy view holds only the address,
+  // and a collected buffer's memory would be freed under it.
+  const data = new Uint8Array(pages * PAGE);
+  for (let p = 0; p < pages; p++) data.fill(p & 0xff, p * PAGE, (p + 1) * PAGE);
+  kept.push(data);
+  return { data, address: Deno.UnsafePointer.value(Deno.UnsafePointer.of(data)) };
+}
+
+Deno.test("userfaultfdFeatures() reports the way in, the features and why other ways were refused", () => {
+  assertEquals(typeof features.available, "boolean");
+  assertEquals(features.features.length + features.lacking.length, 17);
+  if (features.via === "syscall") assertEquals(features.reasons, []);
+  for (const name of features.features) assert(!features.lacking.includes(name), name);
+  assertEquals(features.kernelFaults, features.via === "syscall" || features.via === "device");
+});
+
+probed({
+  name: "pages never touched are never copied: pagemap shows only the touched ones present",
+  skip: noUffd,
+  fn() {
+    const { data, address } = heap(256);
+    using view = lazyView({ address, length: data.length });
+    assert(view instanceof Mapping && view instanceof LazyView);
+    using pm = Pagemap.open("self");
+    assertEquals(pm.read(view.address, 256).presentCount, 0);
+    const touched = [0, 5, 100, 255];
+    const b = view.bytes();
+    for (const p of touched) assertEquals(b[p * PAGE + 17], p & 0xff);
+    const pages = pm.read(view.address, 256);
+    for (let i = 0; i < 256; i++) assertEquals(pages.present(i), touched.includes(i), `page ${i}`);
+    const s = view.stats();
+    assertEquals([s.faults, s.pagesCopied, s.bytesCopied], [4, 4, 4 * PAGE]);
+    assertEquals([s.pagesZeroed, s.errors, s.lastError], [0, 0, undefined]);
+  },
+});
+
+probed({
+  name: "a lazy view of chunks reads as the sources side by side, the rest as a hole",
+  skip: noUffd,
+  fn() {
+    const a = heap(3);
+    using fd = MemFd.create("uffd-chunk", { size: 2 * PAGE });
+    using m = fd.map();
+    m.bytes().fill(0xee);
+    using view = lazyView([{ address: a.address + 100n, length: PAGE }, m], {
+      length: 5 * PAGE,
+    });
+    assertEquals(view.length, 5 * PAGE);
+    const want = new Uint8Array(5 * PAGE);
+    want.set(a.data.subarray(100, 100 + PAGE));
+    want.fill(0xee, PAGE, 3 * PAGE);
+    assertEquals(view.read(), want);
+    assertEquals(view.stats().pagesZeroed, 2);
+  },
+});
+
+probed({
+  name: "writes to a lazy view stay in it; the source's later changes do not show",
+  skip: noUffd,
+  fn() {
+    const { data, address } = heap(2);
+    using view = lazyView({ address, length: data.length });
+    view.bytes()[1] = 42;
+    assertEquals(data[1], 0);
+    data[PAGE] = 77;
+    assertEquals(view.bytes()[PAGE], 77); // not copied yet: the source as it is now
+    data[PAGE] = 1;
+    assertEquals(view.bytes()[PAGE], 77);
+  },
+});
+
+probed({
+  name: "readahead fills the pages after the faulting one; prefetch() fills a range without faults",
+  skip: noUffd,
+  fn() {
+    const { data, address } = heap(64);
+    using view = lazyView({ address, length: data.length }, { readahead: 8 * PAGE });
+    using pm = Pagemap.open("self");
+    assertEquals(view.bytes()[0], 0);
+    assertEquals(pm.read(view.address, 64).presentCount, 8);
+    assertEquals(view.stats().faults, 1);
+    assertEquals(view.prefetch(32 * PAGE, 16 * PAGE), 16);
+    assertEquals(view.prefetch(32 * PAGE, 16 * PAGE), 0);
+    assertEquals(view.read(32 * PAGE, 16 * PAGE), data.subarray(32 * PAGE, 48 * PAGE));
+    const s = view.stats();
+    assertEquals([s.faults, s.pagesCopied, s.prefetched], [1, 24, 16]);
+  },
+});
+
+probed({
+  name: "close() detaches views, stops the handler and keeps its last counters",
+  skip: noUffd,
+  fn() {
+    const { data, address } = heap(4);
+    const view = lazyView({ address, length: data.length });
+    const b = view.bytes();
+    assertEquals(b[PAGE], 1);
+    view.close();
+    view.close();
+    assertEquals(b.length, 0);
+    assertEquals(view.stats().faults, 1);
+    assertThrows(() => view.prefetch(), Deno.errors.BadResource);
+    assertThrows(() => view.bytes(), Deno.errors.BadResource);
+  },
+});
+
+probed({
+  name:
+    "closing while another thread faults neither hangs nor crashes (child not killed by a signal)",
+  skip: noUffd,
+  fn() {
+    const r = childReport(["--allow-ffi", fixture, "close-during-fault"]);
+    assertEquals([r.closed, r.copied, r.consistent], [true, true, true]);
+  },
+});
+
+probed({
+  name:
+    "with kernel-mode faults, a system call reading an untouched page is served (write(2) of it)",
+  skip: noUffd || (!features.kernelFaults && "this user gets user-mode-only faults"),
+  fn() {
+    const r = childReport(["--allow-ffi", fixture, "syscall-read"]);
+    assertEquals([r.untouched, r.touched, r.faults], [16, 16, 2]);
+  },
+});
+
+probed({
+  name:
+    "a lazy view dropped without close() is released by the collector, and its handler thread ends",
+  skip: noUffd,
+  fn() {
+    const r = childReport([
+      "--allow-ffi",
+      "--allow-run=ps",
+      "--v8-flags=--expose-gc",
+      fixture,
+      "collected",
+    ]);
+    assertEquals([r.threads, r.before, r.after], [0, 1, 0]);
+  },
+});
+
+probed({
+  name: "a source that goes away resolves the fault with zeros and records EFAULT",
+  skip: noUffd,
+  fn() {
+    const r = childReport(["--allow-ffi", fixture, "unreadable"]);
+    assertEquals(r, { before: 9, after: 0, errors: 1, lastError: "EFAULT" });
+  },
+});
+
+Deno.test("lazyView() refuses hostile arguments before any system call", () => {
+  const { address } = heap(1);
+  assertThrows(
+    () => lazyView(null as never),
+    TypeError,
+    "expected a Mapping or { address, length }",
+  );
+  assertThrows(() => lazyView([] as never), RangeError, "empty");
+  assertThrows(() => lazyView({ address: 1 as never, length: 1 }), TypeError, "expected a bigint");
+  assertThrows(() => lazyView({ address: -1n, length: 1 }), TypeError);
+  assertThrows(() => lazyView({ address, length: 0 }), RangeError);
+  assertThrows(() => lazyView({ address, length: 1.5 }), TypeError);
+  assertThrows(() => lazyView({ address: 2n ** 64n - 2n, length: 2 }), RangeError, "end of");
+  assertThrows(() => lazyView({ address, length: 1 }, null as never), TypeError);
+  assertThrows(() => lazyView({ address, length: 1 }, { length: 0 }), RangeError);
+  assertThrows(
+    () => lazyView({ address, length: 2 * PAGE }, { length: PAGE }),
+    RangeError,
+    "the sources hold",
+  );
+  assertThrows(() => lazyView({ address, length: 1 }, { readahead: -1 }), RangeError);
+  assertThrows(() => lazyView({ address, length: 1 }, { readahead: 2 ** 40 }), RangeError);
+  assertThrows(() => lazyView({ address, length: 1 }, { access: "rx" as never }), TypeError);
+  assertThrows(() => lazyView({ address, length: 1 }, { kernelFaults: 1 as never }), TypeError);
+  const boxed = { address: Object(address), length: 1 };
+  assertThrows(() => lazyView(boxed as never), TypeError, "expected a bigint");
+  assertThrows(() => lazyView({ pid: "self" as never, address, length: 1 }), TypeError, "pid");
+  assertThrows(() => lazyView({ pid: 0, address, length: 1 }), RangeError, "pid");
+  assertThrows(
+    () => lazyView({ pid: 1, address, length: 1 }),
+    Deno.errors.NotCapable,
+    "/proc/1/mem",
+  );
+  assertThrows(
+    () => lazyView([{ address, length: 1 }, { pid: 1, address, length: 1 }]),
+    TypeError,
+    "same process",
+  );
+  assertThrows(
+    () => new LazyView(Symbol() as never, {} as never),
+    TypeError,
+    "Cannot construct a Mapping directly",
+  );
+  using fd = MemFd.create("uffd-closed", { size: PAGE });
+  const m = fd.map();
+  m.close();
+  assertThrows(() => lazyView(m), Deno.errors.BadResource, "closed");
+});
+
+probed({
+  name: "lazyView() reads each field of its arguments once (a getter cannot answer twice)",
+  skip: noUffd,
+  fn() {
+    const { data, address } = heap(2);
+    let reads = 0;
+    const source = {
+      address,
+      get length() {
+        reads++;
+        return reads === 1 ? data.length : 2 ** 40;
+      },
+    };
+    let optionReads = 0;
+    const options = {
+      get readahead() {
+        optionReads++;
+        return PAGE;
+      },
+    };
+    using view = lazyView(source, options);
+    assertEquals([reads, optionReads, view.length], [1, 1, data.length]);
+    using small = lazyView({ address, length: 10 });
+    assertEquals(small.prefetch(5, 5), 1);
+    assertThrows(() => small.prefetch(0, 11), RangeError);
+    assertThrows(() => small.prefetch(-1), RangeError);
+  },
+});
+
+// ---- as nobody (uid 65534), the device closed to it, then open ----
+
+const nobody = nobodyPackage("memkit-uffd-");
+const notRoot = !nobody.isRoot && "not root: only root can switch to nobody with setpriv";
+
+function deviceMode(): string | undefined {
+  try {
+    const r = new Deno.Command("stat", { args: ["-c", "%a", "/dev/userfaultfd"], stdout: "piped" })
+      .outputSync();
+    return r.success ? new TextDecoder().decode(r.stdout).trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function chmod(mode: string): void {
+  const r = new Deno.Command("chmod", { args: [mode, "/dev/userfaultfd"] }).outputSync();
+  if (!r.success) throw new Error(`chmod ${mode} /dev/userfaultfd failed`);
+}
+
+probed({
+  name:
+    "as nobody with /dev/userfaultfd 0600: user-mode-only works, kernelFaults names the sysctl and the device",
+  skip: notRoot || noUffd || (deviceMode() !== "600" && "/dev/userfaultfd is not mode 0600 here"),
+  fn() {
+    const child = `${nobody.root}tests/fixtures/uffd_child.ts`;
+    const f = nobody.run([child, "features"]);
+    // The kernel answers EPERM to the system call without UFFD_USER_MODE_ONLY
+    // (vm.unprivileged_userfaultfd 0), EACCES on the device, and allows
+    // user-mode-only faults to anyone.
+    assertEquals([f.available, f.via, f.kernelFaults], [true, "user-mode-only", false]);
+    const reasons = (f.reasons as string[]).join(" ");
+    assertStringIncludes(reasons, "vm.unprivileged_userfaultfd");
+    assertStringIncludes(
+      reasons,
+      '/dev/userfaultfd refused this user (EACCES): its mode is "0600"',
+    );
+    const t = nobody.run([child, "touch"]);
+    assertEquals(t.values, [0, 7, 31]);
+    assertEquals(t.via, "user-mode-only");
+    assertEquals((t.stats as { pagesCopied: number }).pagesCopied, 3);
+    // The kernel's own access to a page not touched yet is EFAULT there, not a crash.
+    const w = nobody.run([child, "syscall-read"]);
+    assertEquals([w.via, w.untouched, w.touched], ["user-mode-only", -1, 16]);
+    const k = nobody.run([child, "kernel-faults"]);
+    assertEquals(k.code, "EPERM");
+    assertStringIncludes(k.error as string, "vm.unprivileged_userfaultfd");
+    assertStringIncludes(k.error as string, "/dev/userfaultfd");
+  },
+});
+
+probed({
+  name: "as nobody with read-write access to /dev/userfaultfd: the device gives kernel-mode faults",
+  skip: notRoot || noUffd || (deviceMode() === undefined && "no /dev/userfaultfd here"),
+  fn() {
+    const before = deviceMode()!;
+    chmod("666");
+    try {
+      const child = `${nobody.root}tests/fixtures/uffd_child.ts`;
+      const f = nobody.run([child, "features"]);
+      assertEquals([f.available, f.via, f.kernelFaults], [true, "device", true]);
+      const k = nobody.run([child, "kernel-faults"]);
+      assertEquals(k.made, true);
+      const t = nobody.run([child, "touch"]);
+      assertEquals([t.via, t.values], ["device", [0, 7, 31]]);
+      const w = nobody.run([child, "syscall-read"]);
+      assertEquals([w.via, w.untouched, w.touched], ["device", 16, 16]);
+    } finally {
+      chmod(before);
+    }
+    assertEquals(deviceMode(), before);
+  },
+});
+
+// ---- another process's memory: { pid, address, length } ----
+
+/** Starts the "serve" scenario: a process holding a buffer; its pid and the buffer's address. */
+async function serve(): Promise<{ child: Deno.ChildProcess; pid: number; address: string }> {
+  // Its output after the first line is read by stop().
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-ffi", fixture, "serve"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the serving process ended early");
+    text += value;
+  }
+  readers.set(child, reader);
+  const { pid, address } = JSON.parse(text.split("\n")[0]);
+  return { child, pid, address };
+}
+
+const readers = new Map<Deno.ChildProcess, ReadableStreamDefaultReader<string>>();
+
+async function stop(child: Deno.ChildProcess): Promise<void> {
+  await child.stdin.close();
+  const reader = readers.get(child)!;
+  while (!(await reader.read()).done) { /* its last line */ }
+  await child.status;
+}
+
+probed({
+  name: "a lazy view of another process's buffer, gated on --allow-read=/proc/<pid>/mem",
+  skip: noUffd,
+  async fn() {
+    const { child, pid, address } = await serve();
+    try {
+      const ok = childReport([
+        "--allow-ffi",
+        `--allow-read=/proc/${pid}/mem`,
+        fixture,
+        "view-process",
+        String(pid),
+        address,
+      ]);
+      assertEquals(ok.values, [0, 5]);
+      const denied = childReport(["--allow-ffi", fixture, "view-process", String(pid), address]);
+      assertEquals(denied.name, "NotCapable");
+      assertStringIncludes(denied.error as string, `/proc/${pid}/mem`);
+      const unmapped = childReport([
+        "--allow-ffi",
+        `--allow-read=/proc/${pid}/mem`,
+        fixture,
+        "view-process",
+        String(pid),
+        "0x1000",
+      ]);
+      assertEquals(unmapped.code, "EFAULT");
+    } finally {
+      await stop(child);
+    }
+  },
+});
+
+probed({
+  name: "when the other process exits, the next fault reads zeros and records ESRCH",
+  skip: noUffd,
+  async fn() {
+    const { child, pid, address } = await serve();
+    const viewer = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-ffi",
+        `--allow-read=/proc/${pid}/mem`,
+        fixture,
+        "view-process",
+        String(pid),
+        address,
+        "then-gone",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = viewer.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes("touched")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    await stop(child); // the served process exits
+    const writer = viewer.stdin.getWriter();
+    await writer.write(new Uint8Array([10]));
+    await writer.close();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    const status = await viewer.status;
+    await viewer.stderr.cancel();
+    assertEquals([status.signal, status.code], [null, 0]);
+    const r = JSON.parse(text.trim().split("\n").at(-1)!);
+    assertEquals(r.values, [0, 5]);
+    assertEquals(r.after, 0);
+    assertEquals([r.stats.errors, r.stats.lastError], [1, "ESRCH"]);
+  },
+});
+
+probed({
+  name: "as nobody, a lazy view of root's process is refused with the ptrace rule",
+  skip: notRoot || noUffd,
+  async fn() {
+    const { child, pid, address } = await serve();
+    try {
+      const r = nobody.run([
+        `--allow-read=/proc/${pid}/mem`,
+        `${nobody.root}tests/fixtures/uffd_child.ts`,
+        "view-process",
+        String(pid),
+        address,
+      ]);
+      assertEquals(r.code, "EPERM");
+      assertStringIncludes(r.error as string, "ptrace read access");
+    } finally {
+      await stop(child);
+    }
+  },
+});
+
+// ---- lazyAlias: minor faults on a memfd ----
+
+const noMinor = noUffd || (!features.features.includes("MINOR_SHMEM") &&
+  "this kernel lacks UFFD_FEATURE_MINOR_SHMEM (Linux 5.14)");
+
+probed({
+  name: "lazyAlias() maps a memfd's pages as they are touched, zero-copy: the same frames",
+  skip: noMinor,
+  fn() {
+    const pages = 32;
+    using fd = MemFd.create("uffd-alias", { size: pages * PAGE });
+    using m = fd.map();
+    const b = m.bytes();
+    for (let p = 0; p < pages; p++) b[p * PAGE] = p;
+    using alias = lazyAlias(fd);
+    assert(alias instanceof LazyView);
+    using pm = Pagemap.open("self");
+    assertEquals(pm.read(alias.address, pages).presentCount, 0);
+    const a = alias.bytes();
+    const touched = [1, 7, 30];
+    for (const p of touched) assertEquals(a[p * PAGE], p);
+    const mine = pm.read(alias.address, pages);
+    const theirs = pm.read(m.address, pages);
+    for (let p = 0; p < pages; p++) assertEquals(mine.present(p), touched.includes(p), `page ${p}`);
+    if (pm.pfnVisible) {
+      for (const p of touched) assertEquals(mine.pfn(p), theirs.pfn(p), `the frame of page ${p}`);
+    }
+    a[7 * PAGE] = 99;
+    assertEquals(b[7 * PAGE], 99);
+    const s = alias.stats();
+    assertEquals([s.faults, s.pagesMapped, s.pagesCopied, s.errors], [3, 3, 0, 0]);
+    assertThrows(() => alias.prefetch(), Error);
+  },
+});
+
+probed({
+  name:
+    "lazyAlias() of a window; pages the memfd lacks fault in as usual; protect() keeps the data",
+  skip: noMinor,
+  fn() {
+    using fd = MemFd.create("uffd-alias-window", { size: 8 * PAGE });
+    using m = fd.map();
+    m.bytes()[4 * PAGE] = 4;
+    using alias = lazyAlias(fd, { offset: 4 * PAGE, length: 4 * PAGE });
+    assertEquals(alias.length, 4 * PAGE);
+    assertEquals(alias.bytes()[0], 4);
+    assertEquals(alias.bytes()[2 * PAGE], 0); // not in the memfd yet: a plain shmem fault
+    assertEquals(m.bytes()[6 * PAGE], 0);
+    alias.protect("r");
+    assertEquals(alias.read(0, 1)[0], 4);
+    assertEquals(alias.stats().pagesMapped, 1);
+  },
+});
+
+Deno.test("lazyAlias() refuses what is not an open memfd and unaligned windows", () => {
+  assertThrows(() => lazyAlias({} as never), TypeError, "expected a MemFd");
+  const fd = MemFd.create("uffd-alias-bad", { size: 2 * PAGE });
+  assertThrows(() => lazyAlias(fd, { offset: 1 }), RangeError);
+  assertThrows(() => lazyAlias(fd, { offset: 4 * PAGE }), RangeError);
+  assertThrows(() => lazyAlias(fd, { access: "x" as never }), TypeError);
+  assertThrows(() => lazyAlias(fd, null as never), TypeError);
+  fd.close();
+  assertThrows(() => lazyAlias(fd), Deno.errors.BadResource, "closed");
+});
+
+// ---- trackWrites: asynchronous write-protection read with PAGEMAP_SCAN ----
+
+const noWpAsync = noUffd ||
+  (!["WP_ASYNC", "WP_UNPOPULATED", "WP_HUGETLBFS_SHMEM"].every((f) =>
+    features.features.includes(f)
+  ) && "this kernel lacks UFFD_FEATURE_WP_ASYNC, WP_UNPOPULATED or WP_HUGETLBFS_SHMEM");
+
+probed({
+  name: "trackWrites() reports a known random write pattern, pages never populated included",
+  skip: noWpAsync,
+  fn() {
+    const pages = 512;
+    using fd = MemFd.create("uffd-track", { size: pages * PAGE });
+    using m = fd.map();
+    const b = m.bytes();
+    for (let p = 0; p < pages; p += 2) b[p * PAGE] = 1; // half populated before tracking
+    using t = trackWrites(m);
+    assertEquals(t.dirtyPages(), []);
+    // A fixed pseudo-random pattern (xorshift), over populated and unpopulated pages.
+    let x = 0x9e3779b9;
+    const written = new Set<number>();
+    for (let i = 0; i < 100; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      const p = (x >>> 0) % pages;
+      written.add(p);
+      b[p * PAGE + (i % PAGE)] = i;
+    }
+    const expect = (set: Set<number>) => {
+      const runs: { offset: number; length: number }[] = [];
+      for (const p of [...set].sort((a, b) => a - b)) {
+        const last = runs.at(-1);
+        if (last && last.offset + last.length === p * PAGE) last.length += PAGE;
+        else runs.push({ offset: p * PAGE, length: PAGE });
+      }
+      return runs;
+    };
+    assertEquals(t.dirtyPages(), expect(written));
+    assert([...written].some((p) => p % 2 === 1), "the pattern reaches unpopulated pages");
+    // Reading changes nothing; reset starts a new epoch.
+    for (let p = 0; p < pages; p++) void b[p * PAGE];
+    assertEquals(t.reset(), expect(written));
+    assertEquals(t.dirtyPages(), []);
+    b[3 * PAGE] = 7;
+    assertEquals(t.dirtyPages(), expect(new Set([3])));
+    t.close();
+    t.close();
+    assertThrows(() => t.dirtyPages(), Deno.errors.BadResource);
+    b[4 * PAGE] = 1; // writable as before
+  },
+});
+
+probed({
+  name: "trackWrites() refuses what it cannot track, with the reason",
+  skip: noWpAsync,
+  fn() {
+    assertThrows(() => trackWrites({} as never), TypeError, "expected a memkit Mapping");
+    using fd = MemFd.create("uffd-track-bad", { size: 2 * PAGE });
+    const closed = fd.map();
+    closed.close();
+    assertThrows(() => trackWrites(closed), Deno.errors.BadResource, "closed");
+    const { data, address } = heap(2);
+    using view = lazyView({ address, length: data.length });
+    const e = assertThrows(() => trackWrites(view), MemkitError);
+    assertEquals(e.code, "EBUSY");
+    using m = fd.map();
+    const t = trackWrites(m);
+    m.close();
+    assertThrows(() => t.dirtyPages(), Deno.errors.BadResource, "closed or moved");
+    t.close();
+  },
+});
