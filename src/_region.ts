@@ -356,10 +356,12 @@ export function mapReusing(
 export function unback(region: Region): void {
   region.backed = false;
   SetPrototypeDelete(liveRegions, region);
-  if (SetPrototypeGetSize(region.owners) === 0) return; // no memfd's table to leave
-  const owners = setValues(region.owners);
-  for (let i = 0; i < owners.length; i++) MapPrototypeDelete(owners[i], region);
-  SetPrototypeClear(region.owners);
+  if (SetPrototypeGetSize(region.owners) !== 0) {
+    // Off the tables of the memfds it maps.
+    const owners = setValues(region.owners);
+    for (let i = 0; i < owners.length; i++) MapPrototypeDelete(owners[i], region);
+    SetPrototypeClear(region.owners);
+  }
   const done = region.onUnback;
   if (done !== undefined) {
     region.onUnback = undefined;
