@@ -130,12 +130,16 @@ export function readSmapsRows(pid: ProcessId): SmapsRows | undefined {
 export function parseSmapsRows(bytes: Uint8Array, chunk = 1 << 16): SmapsRows | undefined {
   const parser = new RowParser();
   let at = 0;
-  readLines((into) => {
-    const n = Math.min(into.length, bytes.length - at);
-    into.set(bytes.subarray(at, at + n));
-    at += n;
-    return n;
-  }, (buf, b, e) => parser.feed(buf, b, e), new Uint8Array(chunk));
+  readLines(
+    (into) => {
+      const n = Math.min(into.length, bytes.length - at);
+      into.set(bytes.subarray(at, at + n));
+      at += n;
+      return n;
+    },
+    (buf, b, e) => parser.feed(buf, b, e),
+    new Uint8Array(chunk),
+  );
   if (parser.bad) return undefined;
   const { count, rows, pathIds, paths, deleted, kinds } = parser;
   return { count, rows, pathIds, paths, deleted, kinds };
