@@ -404,7 +404,7 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Formats rows of a mk_proc_smaps_rows table as the lines of `memkit maps` into out[0, cap): the start address in hexadecimal right-aligned in 16, the permissions, the offset in hexadecimal zero-padded to 8, the device ("%02x:%02x") right-aligned in 6 and the inode right-aligned in 8, then the row's MK_SMAPS_CELLS strings (sizes, kind, path: string k of the table is strings[offsets[k], offsets[k + 1]), k below nstrings) between spaces, and a newline. Stops before the first row that does not fit; returns how many rows it wrote and stores the bytes in *written. -EINVAL for a cell outside the table, offsets that are not in order within strings_len, or a row whose numbers are not whole. */
+  /** Formats rows of a mk_proc_smaps_rows table as the lines of `memkit maps` into out[0, cap): the start address in hexadecimal right-aligned in 16, the permissions, the offset in hexadecimal zero-padded to 8, the device ("%02x:%02x") right-aligned in 6 and the inode right-aligned in 8, then the row's MK_SMAPS_CELLS strings (sizes, kind, path: string k of the table is strings[offsets[k], offsets[k + 1]), k below nstrings; offsets has nstrings + 1 entries) between spaces, and a newline. Stops before the first row that does not fit; returns how many rows it wrote and stores the bytes in *written. -EINVAL for a cell outside the table, offsets that are not in order within strings_len, or a row whose numbers are not whole. */
   mk_proc_smaps_format: {
     parameters: [
       "buffer", // const double *rows
