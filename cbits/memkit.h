@@ -345,6 +345,15 @@ MK_API int64_t mk_proc_smaps_rows(const uint8_t *text, uint64_t len, double *row
 #define MK_SMAPS_CELL_PATH 8u
 #define MK_SMAPS_CELLS 9u /* int32 cells a row */
 
+/* The size cells of rows of a mk_proc_smaps_rows table: for each row, its
+ * Size (end - start), Rss, Pss, Dirty (Private_Dirty + Shared_Dirty),
+ * Anonymous, Swap and Locked as indices into `values`, the distinct numbers
+ * in the order first met, stored in cells[row * MK_SMAPS_CELLS + k] for k
+ * below 7; the sum of each of the 7 columns, added in row order, in
+ * totals[0, 7). Returns how many values; -ENOSPC when more than values_cap
+ * would be needed. */
+MK_API int64_t mk_proc_smaps_sizes(const double *rows, uint32_t count, int32_t *cells,
+                                   double *values, uint32_t values_cap, double *totals);
 /* Formats rows of a mk_proc_smaps_rows table as the lines of `memkit maps`
  * into out[0, cap): the start address in hexadecimal right-aligned in 16,
  * the permissions, the offset in hexadecimal zero-padded to 8, the device

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -328,4 +329,51 @@ MK_API int64_t mk_proc_smaps_format(const double *rows, const int32_t *cells, ui
   }
   *written = at;
   return r;
+}
+
+MK_API int64_t mk_proc_smaps_sizes(const double *rows, uint32_t count, int32_t *cells,
+                                   double *values, uint32_t values_cap, double *totals) {
+  if ((count > 0 && (rows == NULL || cells == NULL)) || totals == NULL ||
+      (values == NULL && values_cap > 0)) {
+    return -EFAULT;
+  }
+  /* An open-addressing table of value indices, at most half full. */
+  size_t slots = 16;
+  while (slots < 2 * (size_t)values_cap) slots *= 2;
+  int32_t *table = malloc(slots * sizeof *table);
+  if (table == NULL) return -ENOMEM;
+  for (size_t k = 0; k < slots; k++) table[k] = -1;
+  for (unsigned k = 0; k < 7; k++) totals[k] = 0;
+  uint32_t n = 0;
+  for (uint32_t r = 0; r < count; r++) {
+    const double *row = rows + (size_t)r * MK_SMAPS_ROW_SIZE;
+    const double v[7] = {
+        row[MK_SMAPS_ROW_END] - row[MK_SMAPS_ROW_START],
+        row[MK_SMAPS_ROW_RSS],
+        row[MK_SMAPS_ROW_PSS],
+        row[MK_SMAPS_ROW_PRIVATE_DIRTY] + row[MK_SMAPS_ROW_SHARED_DIRTY],
+        row[MK_SMAPS_ROW_ANONYMOUS],
+        row[MK_SMAPS_ROW_SWAP],
+        row[MK_SMAPS_ROW_LOCKED],
+    };
+    for (unsigned k = 0; k < 7; k++) {
+      totals[k] += v[k];
+      uint64_t bits;
+      memcpy(&bits, &v[k], sizeof bits);
+      size_t h = (size_t)((bits * 0x9e3779b97f4a7c15ull) >> 32) & (slots - 1);
+      /* Equal numbers share a cell (the parse makes neither NaN nor -0). */
+      while (table[h] >= 0 && !(values[table[h]] == v[k])) h = (h + 1) & (slots - 1);
+      if (table[h] < 0) {
+        if (n == values_cap) {
+          free(table);
+          return -ENOSPC;
+        }
+        values[n] = v[k];
+        table[h] = (int32_t)n++;
+      }
+      cells[(size_t)r * MK_SMAPS_CELLS + k] = table[h];
+    }
+  }
+  free(table);
+  return n;
 }

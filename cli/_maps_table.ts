@@ -4,6 +4,7 @@
 
 import { format as formatBytes } from "@std/fmt/bytes";
 import { bold, dim } from "@std/fmt/colors";
+import { ERRNO } from "../ffi/errors.ts";
 import { MK } from "../ffi/symbols.ts";
 import type { MapsEntry, ProcessId, SmapsEntry } from "../src/maps.ts";
 import { procSymbols } from "../src/_proc.ts";
@@ -73,38 +74,23 @@ class Strings {
 export function printRows(out: Output, pid: ProcessId, table: SmapsRows): void {
   const { count, rows, pathIds, paths, deleted, kinds } = table;
   const R = MK.SMAPS_ROW_SIZE, C = MK.SMAPS_CELLS;
+  const symbols = procSymbols();
+  const cells = new Int32Array(count * C);
+  const totals = new Float64Array(7);
+  // The distinct sizes (a few hundred in a real process): strings 0 to n - 1.
+  let values = new Float64Array(4096);
+  let n = Number(symbols.mk_proc_smaps_sizes(rows, count, cells, values, values.length, totals));
+  if (n === -ERRNO.ENOSPC) {
+    values = new Float64Array(7 * count);
+    n = Number(symbols.mk_proc_smaps_sizes(rows, count, cells, values, values.length, totals));
+  }
+  if (n < 0) throw new RangeError(`Cannot gather the sizes of the maps table: ${n}`);
   const strings = new Strings();
-  const sizeIds = new Map<number, number>();
+  for (let k = 0; k < n; k++) strings.add(sizeColumn(values[k]));
   const kindIds = new Map<string, number>();
   const pathCells = new Int32Array(paths.length).fill(-1);
   const kindCells = new Int32Array(paths.length);
-  const sizeId = (n: number) => {
-    let id = sizeIds.get(n);
-    if (id === undefined) sizeIds.set(n, id = strings.add(sizeColumn(n)));
-    return id;
-  };
-  const cells = new Int32Array(count * C);
-  let mapped = 0, rss = 0, pss = 0, dirty = 0, anon = 0, swap = 0, locked = 0;
-  for (let i = 0, at = 0, c = 0; i < count; i++, at += R, c += C) {
-    const sz = rows[at + MK.SMAPS_ROW_END] - rows[at + MK.SMAPS_ROW_START];
-    const r = rows[at + MK.SMAPS_ROW_RSS], p = rows[at + MK.SMAPS_ROW_PSS];
-    const d = rows[at + MK.SMAPS_ROW_PRIVATE_DIRTY] + rows[at + MK.SMAPS_ROW_SHARED_DIRTY];
-    const a = rows[at + MK.SMAPS_ROW_ANONYMOUS], s = rows[at + MK.SMAPS_ROW_SWAP];
-    const l = rows[at + MK.SMAPS_ROW_LOCKED];
-    mapped += sz;
-    rss += r;
-    pss += p;
-    dirty += d;
-    anon += a;
-    swap += s;
-    locked += l;
-    cells[c] = sizeId(sz);
-    cells[c + 1] = sizeId(r);
-    cells[c + 2] = sizeId(p);
-    cells[c + 3] = sizeId(d);
-    cells[c + 4] = sizeId(a);
-    cells[c + 5] = sizeId(s);
-    cells[c + 6] = sizeId(l);
+  for (let i = 0, c = 0; i < count; i++, c += C) {
     const id = pathIds[i];
     let path = pathCells[id];
     if (path < 0) {
@@ -121,8 +107,8 @@ export function printRows(out: Output, pid: ProcessId, table: SmapsRows): void {
   const written = new BigUint64Array(1);
   let bytes = new Uint8Array(CHUNK);
   for (let done = 0; done < count;) {
-    const n = Number(
-      procSymbols().mk_proc_smaps_format(
+    const lines = Number(
+      symbols.mk_proc_smaps_format(
         rows.subarray(done * R),
         cells.subarray(done * C),
         count - done,
@@ -135,15 +121,15 @@ export function printRows(out: Output, pid: ProcessId, table: SmapsRows): void {
         written,
       ),
     );
-    if (n < 0) throw new RangeError(`Cannot format the maps table: ${n}`);
-    if (n === 0) {
+    if (lines < 0) throw new RangeError(`Cannot format the maps table: ${lines}`);
+    if (lines === 0) {
       bytes = new Uint8Array(bytes.length * 2); // a line longer than the buffer
       continue;
     }
     out.bytes(bytes.subarray(0, Number(written[0])));
-    done += n;
+    done += lines;
   }
-  mapsTotals(out, [mapped, rss, pss, dirty, anon, swap, locked]);
+  mapsTotals(out, [...totals]);
 }
 
 /** The table of `entries` (with the sizes of smaps when `sizes`). */

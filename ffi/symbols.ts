@@ -404,6 +404,18 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
+  /** The size cells of rows of a mk_proc_smaps_rows table: for each row, its Size (end - start), Rss, Pss, Dirty (Private_Dirty + Shared_Dirty), Anonymous, Swap and Locked as indices into `values`, the distinct numbers in the order first met, stored in cells[row * MK_SMAPS_CELLS + k] for k below 7; the sum of each of the 7 columns, added in row order, in totals[0, 7). Returns how many values; -ENOSPC when more than values_cap would be needed. */
+  mk_proc_smaps_sizes: {
+    parameters: [
+      "buffer", // const double *rows
+      "u32", // uint32_t count
+      "buffer", // int32_t *cells
+      "buffer", // double *values
+      "u32", // uint32_t values_cap
+      "buffer", // double *totals
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
   /** Formats rows of a mk_proc_smaps_rows table as the lines of `memkit maps` into out[0, cap): the start address in hexadecimal right-aligned in 16, the permissions, the offset in hexadecimal zero-padded to 8, the device ("%02x:%02x") right-aligned in 6 and the inode right-aligned in 8, then the row's MK_SMAPS_CELLS strings (sizes, kind, path: string k of the table is strings[offsets[k], offsets[k + 1]), k below nstrings; offsets has nstrings + 1 entries) between spaces, and a newline. Stops before the first row that does not fit; returns how many rows it wrote and stores the bytes in *written. -EINVAL for a cell outside the table, offsets that are not in order within strings_len, or a row whose numbers are not whole. */
   mk_proc_smaps_format: {
     parameters: [

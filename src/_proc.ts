@@ -203,6 +203,7 @@ const PROC_SYMBOLS = [
   "mk_proc_query",
   "mk_proc_smaps_rows",
   "mk_proc_smaps_format",
+  "mk_proc_smaps_sizes",
 ] as const;
 
 /** The native symbols of reading /proc text files (and of `findMapping`). */

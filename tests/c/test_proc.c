@@ -1,7 +1,8 @@
 /* test_proc.c: mk_proc_open_file, mk_proc_read_next, mk_proc_query and
  * mk_proc_cap_sys_admin against the kernel: whole files read on in steps, missing processes,
  * PROCMAP_QUERY agreeing with the maps text; mk_proc_smaps_rows and mk_proc_smaps_format on
- * this process's smaps and on text that is cut, odd or too large for the table. */
+ * this process's smaps and on text that is cut, odd or too large for the table, and the
+ * size cells of mk_proc_smaps_sizes. */
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <inttypes.h>
@@ -267,6 +268,32 @@ static void test_smaps_format(void) {
             EFAULT, "written NULL");
 }
 
+/* The size cells: distinct values in the order first met, totals, and room. */
+static void test_smaps_sizes(void) {
+  double rows[3 * MK_SMAPS_ROW_SIZE] = {0};
+  for (int r = 0; r < 3; r++) {
+    rows[r * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_START] = 4096.0 * r;
+    rows[r * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_END] = 4096.0 * r + 4096;
+    rows[r * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_RSS] = r == 2 ? 8192 : 4096;
+    rows[r * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_PRIVATE_DIRTY] = 1024;
+    rows[r * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_SHARED_DIRTY] = 2048;
+  }
+  int32_t cells[3 * MK_SMAPS_CELLS];
+  double values[4], totals[7];
+  int64_t n = mk_proc_smaps_sizes(rows, 3, cells, values, 4, totals);
+  CHECK_EQ(n, 4, "4096, 0, 3072 and 8192");
+  CHECK(values[0] == 4096 && values[1] == 0 && values[2] == 3072 && values[3] == 8192,
+        "in the order first met");
+  CHECK(cells[0] == 0 && cells[1] == 0 && cells[2] == 1 && cells[3] == 2 &&
+            cells[2 * MK_SMAPS_CELLS + 1] == 3,
+        "each row's cells");
+  CHECK(totals[0] == 3 * 4096 && totals[1] == 16384 && totals[3] == 3 * 3072 && totals[6] == 0,
+        "the totals");
+  CHECK_ERR(mk_proc_smaps_sizes(rows, 3, cells, values, 3, totals), ENOSPC, "more values than room");
+  CHECK_ERR(mk_proc_smaps_sizes(rows, 3, cells, values, 4, NULL), EFAULT, "totals NULL");
+  CHECK_EQ(mk_proc_smaps_sizes(rows, 0, cells, values, 0, totals), 0, "no rows");
+}
+
 int main(void) {
   test_read();
   test_exited();
@@ -274,5 +301,6 @@ int main(void) {
   test_cap();
   test_smaps_rows();
   test_smaps_format();
+  test_smaps_sizes();
   return tap_done();
 }
