@@ -324,6 +324,69 @@ MK_API int64_t mk_proc_open_file(int32_t pid, uint32_t which);
  * maps read empty). The next call reads on from there: growing the buffer
  * never means reading the file again. */
 MK_API int64_t mk_proc_read_next(int32_t fd, uint8_t *buf, uint64_t cap);
+/* The columns of one mapping in a table of mk_proc_smaps_rows: doubles, each
+ * value exact (an address, offset or inode that a double cannot hold makes
+ * the whole parse -EBADMSG). Sizes are in bytes (the kB fields times 1024). */
+#define MK_SMAPS_ROW_START 0u
+#define MK_SMAPS_ROW_END 1u
+#define MK_SMAPS_ROW_OFFSET 2u
+#define MK_SMAPS_ROW_MAJOR 3u
+#define MK_SMAPS_ROW_MINOR 4u
+#define MK_SMAPS_ROW_INODE 5u
+#define MK_SMAPS_ROW_PERMS 6u /* r 8, w 4, x 2, s 1 */
+#define MK_SMAPS_ROW_PATH 7u  /* where the path starts in this call's text */
+#define MK_SMAPS_ROW_PATH_LENGTH 8u
+#define MK_SMAPS_ROW_RSS 9u
+#define MK_SMAPS_ROW_PSS 10u
+#define MK_SMAPS_ROW_SHARED_DIRTY 11u
+#define MK_SMAPS_ROW_PRIVATE_DIRTY 12u
+#define MK_SMAPS_ROW_ANONYMOUS 13u
+#define MK_SMAPS_ROW_SWAP 14u
+#define MK_SMAPS_ROW_LOCKED 15u
+#define MK_SMAPS_ROW_SIZE 16u /* doubles a row */
+
+/* Parses whole lines of /proc/<pid>/smaps text, text[0, len) (a chunk read
+ * by mk_proc_read_next, cut after a newline), into rows of
+ * MK_SMAPS_ROW_SIZE doubles: a header line starts a row, the Rss, Pss,
+ * Shared_Dirty, Private_Dirty, Anonymous, Swap and Locked fields fill it
+ * (the others are skipped). `count` rows are already in the table (the last
+ * one open: its fields may follow in this chunk), `cap` rows fit. Returns
+ * the new count; -ENOSPC when more than `cap` rows would be needed;
+ * -EBADMSG for any line not exactly as the kernel prints it (the caller
+ * parses the text in full instead). A row's path offset is into this
+ * call's text. */
+MK_API int64_t mk_proc_smaps_rows(const uint8_t *text, uint64_t len, double *rows, uint32_t count,
+                                  uint32_t cap);
+/* The strings of one line of mk_proc_smaps_format, by index into its table. */
+#define MK_SMAPS_CELL_SIZE 0u /* Size, then Rss, Pss, Dirty, Anon, Swap, Locked: 7 cells */
+#define MK_SMAPS_CELL_KIND 7u
+#define MK_SMAPS_CELL_PATH 8u
+#define MK_SMAPS_CELLS 9u /* int32 cells a row */
+
+/* The size cells of rows of a mk_proc_smaps_rows table: for each row, its
+ * Size (end - start), Rss, Pss, Dirty (Private_Dirty + Shared_Dirty),
+ * Anonymous, Swap and Locked as indices into `values`, the distinct numbers
+ * in the order first met, stored in cells[row * MK_SMAPS_CELLS + k] for k
+ * below 7; the sum of each of the 7 columns, added in row order, in
+ * totals[0, 7). Returns how many values; -ENOSPC when more than values_cap
+ * would be needed. */
+MK_API int64_t mk_proc_smaps_sizes(const double *rows, uint32_t count, int32_t *cells,
+                                   double *values, uint32_t values_cap, double *totals);
+/* Formats rows of a mk_proc_smaps_rows table as the lines of `memkit maps`
+ * into out[0, cap): the start address in hexadecimal right-aligned in 16,
+ * the permissions, the offset in hexadecimal zero-padded to 8, the device
+ * ("%02x:%02x") right-aligned in 6 and the inode right-aligned in 8, then
+ * the row's MK_SMAPS_CELLS strings (sizes, kind, path: string k of the
+ * table is strings[offsets[k], offsets[k + 1]), k below nstrings; offsets
+ * has nstrings + 1 entries) between
+ * spaces, and a newline. Stops before the first row that does not fit;
+ * returns how many rows it wrote and stores the bytes in *written. -EINVAL
+ * for a cell outside the table, offsets that are not in order within
+ * strings_len, or a row whose numbers are not whole. */
+MK_API int64_t mk_proc_smaps_format(const double *rows, const int32_t *cells, uint32_t count,
+                                    const uint8_t *strings, uint64_t strings_len,
+                                    const int32_t *offsets, uint32_t nstrings, uint8_t *out,
+                                    uint64_t cap, uint64_t *written);
 /* PROCMAP_QUERY (Linux 6.11+) on /proc/<pid>/maps (pid 0: self): the
  * mapping that covers address (or, with flags 0x10, the next one). out
  * receives 9 uint64_t: start, end, vm flags (1 r, 2 w, 4 x, 8 shared),

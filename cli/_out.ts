@@ -97,6 +97,45 @@ export class Output {
   }
 
   /**
+   * Adds `bytes`, whole lines of UTF-8 text, after the text added before
+   * them: written at once (with that text, when it is short), not gathered.
+   *
+   * @param bytes The bytes, valid only during the call.
+   * @throws {OutputClosed} Once the reader has gone.
+   *
+   * @example Text and bytes in order, one write
+   * ```ts
+   * import { Output } from "./_out.ts";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const writes: string[] = [];
+   * const out = new Output({ writeSync: (b) => (writes.push(new TextDecoder().decode(b)), b.length) });
+   * out.line("header");
+   * out.bytes(new TextEncoder().encode("a\nb\n"));
+   * out.line("total");
+   * out.flush();
+   * assertEquals(writes, ["header\na\nb\n", "total\n"]);
+   * ```
+   */
+  bytes(bytes: Uint8Array): void {
+    if (this.#closed) throw new OutputClosed();
+    let out = bytes;
+    const text = this.#pending;
+    if (text.length > 0) {
+      this.#pending = "";
+      if (text.length * 3 + bytes.length <= this.#bytes.length) {
+        const n = this.#encoder.encodeInto(text, this.#bytes).written;
+        this.#bytes.set(bytes, n);
+        out = this.#bytes.subarray(0, n + bytes.length);
+      } else {
+        this.#send(this.#encoder.encode(text));
+      }
+    }
+    if (!this.#closed) this.#send(out);
+    if (this.#closed) throw new OutputClosed();
+  }
+
+  /**
    * Adds `text` and a newline, as `console.log(text)` prints it.
    *
    * @param text The line, without its newline.
@@ -201,6 +240,11 @@ export class Output {
     } else {
       bytes = this.#encoder.encode(text);
     }
+    this.#send(bytes);
+  }
+
+  /** Writes all of `bytes`; a reader that has gone closes the output. */
+  #send(bytes: Uint8Array): void {
     try {
       for (let at = 0; at < bytes.length;) at += this.#sink.writeSync(bytes.subarray(at));
     } catch (e) {

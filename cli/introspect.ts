@@ -16,7 +16,8 @@ import { bold, dim, yellow } from "@std/fmt/colors";
 import { MemkitError } from "../ffi/errors.ts";
 import { pageSize } from "../ffi/loader.ts";
 import { kpageflags } from "../src/kpageflags.ts";
-import { type ProcessId, readMaps, readSmaps, type SmapsEntry } from "../src/maps.ts";
+import { type ProcessId, readMaps, readSmaps } from "../src/maps.ts";
+import { readSmapsRows } from "../src/_smaps_rows.ts";
 import {
   PageBits,
   type PageCategory,
@@ -27,6 +28,7 @@ import {
 import type { Operation } from "../src/permissions.ts";
 import { EXIT_CODES, flagsFor, hex, parseRange, printPermissions, readArgs } from "./_args.ts";
 import { runCommand } from "./_fail.ts";
+import { printMaps, printRows } from "./_maps_table.ts";
 import { stdout } from "./_out.ts";
 
 const size = (n: number): string => formatBytes(n, { binary: true });
@@ -79,68 +81,22 @@ export function mapsCommand(args: string[]): number {
       printPermissions(flagsFor(op, String(pid)), "maps", args);
       return 0;
     }
+    if (!brief && !flags.has("json")) {
+      // The table needs columns, not a SmapsEntry per mapping.
+      const rows = readSmapsRows(pid);
+      if (rows !== undefined) {
+        printRows(stdout, pid, rows);
+        return 0;
+      }
+    }
     const entries = brief ? readMaps(pid) : readSmaps(pid);
     if (flags.has("json")) {
       stdout.json(entries);
       return 0;
     }
-    printMaps(pid, entries, !brief);
+    printMaps(stdout, pid, entries, !brief);
     return 0;
   });
-}
-
-/** The width of a size column. */
-const WIDTH = 10;
-const sizeColumns = new Map<number, string>();
-
-/** `size(n)` right-aligned in a column, made once per distinct value. */
-function sizeColumn(n: number): string {
-  let text = sizeColumns.get(n);
-  if (text === undefined) sizeColumns.set(n, text = size(n).padStart(WIDTH));
-  return text;
-}
-
-function printMaps(pid: ProcessId, entries: ReturnType<typeof readMaps>, sizes: boolean): void {
-  const cols = sizes ? ["Size", "Rss", "Pss", "Dirty", "Anon", "Swap", "Locked"] : ["Size"];
-  stdout.line(bold(`${pid}:`) + dim(` ${entries.length} mappings`));
-  stdout.line(
-    bold(
-      `${"Address".padStart(16)} Perm ${"Offset".padStart(8)} Device ${"Inode".padStart(8)} ` +
-        cols.map((c) => c.padStart(WIDTH)).join(" ") + ` ${"Kind".padEnd(9)} Mapping`,
-    ),
-  );
-  let mapped = 0, rss = 0, pss = 0, dirty = 0, anon = 0, swap = 0, locked = 0;
-  for (const m of entries) {
-    mapped += m.size;
-    let columns = sizeColumn(m.size);
-    if (sizes) {
-      const s = m as Partial<SmapsEntry>;
-      const d = (s.privateDirty ?? 0) + (s.sharedDirty ?? 0);
-      rss += s.rss ?? 0;
-      pss += s.pss ?? 0;
-      dirty += d;
-      anon += s.anonymous ?? 0;
-      swap += s.swap ?? 0;
-      locked += s.locked ?? 0;
-      columns += ` ${sizeColumn(s.rss ?? 0)} ${sizeColumn(s.pss ?? 0)} ${sizeColumn(d)} ${
-        sizeColumn(s.anonymous ?? 0)
-      } ${sizeColumn(s.swap ?? 0)} ${sizeColumn(s.locked ?? 0)}`;
-    }
-    const path = m.deleted ? m.path + " (deleted)" : m.path;
-    stdout.line(
-      `${m.start.toString(16).padStart(16)} ${m.perms} ${m.offset.toString(16).padStart(8, "0")} ` +
-        `${m.device.padStart(6)} ${String(m.inode).padStart(8)} ${columns} ${
-          m.kind.padEnd(9)
-        } ${path}`,
-    );
-  }
-  const totals = sizes ? [mapped, rss, pss, dirty, anon, swap, locked] : [mapped];
-  stdout.line(
-    `${"".padStart(16)} ${"".padEnd(4)} ${"".padStart(8)} ${"".padStart(6)} ${
-      "total".padStart(8)
-    } ` +
-      totals.map((v) => size(v).padStart(WIDTH)).join(" "),
-  );
 }
 
 // ---- memkit pagemap ----

@@ -17,7 +17,16 @@ export type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
 /** The command that builds the native library from a checkout. */
 export const BUILD_COMMAND = "make build";
 
-let loaded: { symbols: Symbols; path: string; pageSize: number } | undefined;
+/** The library found: its path and page size (its whole table bound only by {@linkcode lib}). */
+let loaded: { path: string; pageSize: number } | undefined;
+let all: Symbols | undefined;
+/** Subsets bound by {@linkcode bind}, by their names joined. */
+const subsets = new Map<string, unknown>();
+/** What finding the library binds: the ABI check and the page size. */
+const CORE = {
+  mk_core_abi_version: symbols.mk_core_abi_version,
+  mk_core_page_size: symbols.mk_core_page_size,
+} as const;
 
 function envPath(): string | undefined {
   try {
@@ -75,7 +84,43 @@ function requireFfi(): void {
  * `Deno.UnsafePointerView`, which Deno allows only then).
  */
 export function lib(): Symbols {
-  return load().symbols;
+  return all ??= open(symbols);
+}
+
+/** Binds `table` in the library found, naming it when a symbol is missing. */
+function open<T extends Deno.ForeignLibraryInterface>(table: T): Deno.DynamicLibrary<T>["symbols"] {
+  const { path } = load();
+  try {
+    return Deno.dlopen(path, table).symbols;
+  } catch (e) {
+    throw new Deno.errors.NotFound(
+      `Cannot bind the memkit native library "${path}": ${(e as Error).message.split("\n")[0]}; ` +
+        `rebuild it with \`${BUILD_COMMAND}\``,
+      { cause: e },
+    );
+  }
+}
+
+/**
+ * Some symbols of the native library, bound on their own: binding the
+ * whole table ({@linkcode lib}) costs about 0.2 ms and some memory per
+ * symbol, which a one-shot caller (`memkit maps`) need not pay for the
+ * symbols it never calls. The same names give the same object.
+ *
+ * Requires `--allow-ffi` (as {@linkcode lib}).
+ */
+export function bind<K extends keyof typeof symbols>(
+  names: readonly K[],
+): Pick<Symbols, K> {
+  if (all !== undefined) return all;
+  const key = names.join(",");
+  let subset = subsets.get(key) as Pick<Symbols, K> | undefined;
+  if (subset === undefined) {
+    const table = Object.fromEntries(names.map((n) => [n, symbols[n]])) as Pick<typeof symbols, K>;
+    subset = open(table) as unknown as Pick<Symbols, K>;
+    subsets.set(key, subset);
+  }
+  return subset;
 }
 
 /**
@@ -122,9 +167,9 @@ function load(): NonNullable<typeof loaded> {
     tried.push("MEMKIT_LIB: not set (or not readable without --allow-env=MEMKIT_LIB)");
   }
   for (const [origin, path] of candidates) {
-    let dl: Deno.DynamicLibrary<typeof symbols>;
+    let dl: Deno.DynamicLibrary<typeof CORE>;
     try {
-      dl = Deno.dlopen(path, symbols);
+      dl = Deno.dlopen(path, CORE);
     } catch (e) {
       tried.push(`${origin}: ${path} (${(e as Error).message.split("\n")[0]})`);
       causes.push(e as Error);
@@ -139,7 +184,7 @@ function load(): NonNullable<typeof loaded> {
       continue;
     }
     const pageSize = Number(dl.symbols.mk_core_page_size());
-    loaded = { symbols: dl.symbols, path, pageSize };
+    loaded = { path, pageSize };
     return loaded;
   }
   // NotFound, with what each candidate answered as the cause.

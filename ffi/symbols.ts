@@ -63,6 +63,27 @@ export const MK = {
   SCAN_FALLBACK: 1,
   KPAGE_FLAGS: 0,
   KPAGE_COUNT: 1,
+  SMAPS_ROW_START: 0,
+  SMAPS_ROW_END: 1,
+  SMAPS_ROW_OFFSET: 2,
+  SMAPS_ROW_MAJOR: 3,
+  SMAPS_ROW_MINOR: 4,
+  SMAPS_ROW_INODE: 5,
+  SMAPS_ROW_PERMS: 6,
+  SMAPS_ROW_PATH: 7,
+  SMAPS_ROW_PATH_LENGTH: 8,
+  SMAPS_ROW_RSS: 9,
+  SMAPS_ROW_PSS: 10,
+  SMAPS_ROW_SHARED_DIRTY: 11,
+  SMAPS_ROW_PRIVATE_DIRTY: 12,
+  SMAPS_ROW_ANONYMOUS: 13,
+  SMAPS_ROW_SWAP: 14,
+  SMAPS_ROW_LOCKED: 15,
+  SMAPS_ROW_SIZE: 16,
+  SMAPS_CELL_SIZE: 0,
+  SMAPS_CELL_KIND: 7,
+  SMAPS_CELL_PATH: 8,
+  SMAPS_CELLS: 9,
   SHM_WRITE: 1,
   SHM_CREATE: 2,
   SHM_EXCLUSIVE: 4,
@@ -445,6 +466,45 @@ export const symbols = {
       "i32", // int32_t fd
       "buffer", // uint8_t *buf
       "u64", // uint64_t cap
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Parses whole lines of /proc/<pid>/smaps text, text[0, len) (a chunk read by mk_proc_read_next, cut after a newline), into rows of MK_SMAPS_ROW_SIZE doubles: a header line starts a row, the Rss, Pss, Shared_Dirty, Private_Dirty, Anonymous, Swap and Locked fields fill it (the others are skipped). `count` rows are already in the table (the last one open: its fields may follow in this chunk), `cap` rows fit. Returns the new count; -ENOSPC when more than `cap` rows would be needed; -EBADMSG for any line not exactly as the kernel prints it (the caller parses the text in full instead). A row's path offset is into this call's text. */
+  mk_proc_smaps_rows: {
+    parameters: [
+      "buffer", // const uint8_t *text
+      "u64", // uint64_t len
+      "buffer", // double *rows
+      "u32", // uint32_t count
+      "u32", // uint32_t cap
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The size cells of rows of a mk_proc_smaps_rows table: for each row, its Size (end - start), Rss, Pss, Dirty (Private_Dirty + Shared_Dirty), Anonymous, Swap and Locked as indices into `values`, the distinct numbers in the order first met, stored in cells[row * MK_SMAPS_CELLS + k] for k below 7; the sum of each of the 7 columns, added in row order, in totals[0, 7). Returns how many values; -ENOSPC when more than values_cap would be needed. */
+  mk_proc_smaps_sizes: {
+    parameters: [
+      "buffer", // const double *rows
+      "u32", // uint32_t count
+      "buffer", // int32_t *cells
+      "buffer", // double *values
+      "u32", // uint32_t values_cap
+      "buffer", // double *totals
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Formats rows of a mk_proc_smaps_rows table as the lines of `memkit maps` into out[0, cap): the start address in hexadecimal right-aligned in 16, the permissions, the offset in hexadecimal zero-padded to 8, the device ("%02x:%02x") right-aligned in 6 and the inode right-aligned in 8, then the row's MK_SMAPS_CELLS strings (sizes, kind, path: string k of the table is strings[offsets[k], offsets[k + 1]), k below nstrings; offsets has nstrings + 1 entries) between spaces, and a newline. Stops before the first row that does not fit; returns how many rows it wrote and stores the bytes in *written. -EINVAL for a cell outside the table, offsets that are not in order within strings_len, or a row whose numbers are not whole. */
+  mk_proc_smaps_format: {
+    parameters: [
+      "buffer", // const double *rows
+      "buffer", // const int32_t *cells
+      "u32", // uint32_t count
+      "buffer", // const uint8_t *strings
+      "u64", // uint64_t strings_len
+      "buffer", // const int32_t *offsets
+      "u32", // uint32_t nstrings
+      "buffer", // uint8_t *out
+      "u64", // uint64_t cap
+      "buffer", // uint64_t *written
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

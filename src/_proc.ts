@@ -3,6 +3,8 @@
 
 import { show } from "./_args.ts";
 import { ERRNO, MemkitError } from "../ffi/errors.ts";
+import { bind } from "../ffi/loader.ts";
+import { MK } from "../ffi/symbols.ts";
 import { type Operation, queryPermission, requirePermissions } from "./permissions.ts";
 
 // The introspection modules take hex from here too (its one definition is in _args.ts).
@@ -185,4 +187,84 @@ export function readLines(
     have = length - last - 1;
     if (have > 0) buf.copyWithin(0, last + 1, length);
   }
+}
+
+const WHICH = {
+  maps: MK.PROC_MAPS,
+  smaps: MK.PROC_SMAPS,
+  smapsRollup: MK.PROC_SMAPS_ROLLUP,
+} as const;
+const VERBS = { maps: "read", smaps: "read", smapsRollup: "read" } as const;
+
+/** What reading a /proc text file calls: bound on their own, not the whole table. */
+const PROC_SYMBOLS = [
+  "mk_proc_open_file",
+  "mk_proc_read_next",
+  "mk_core_close",
+  "mk_proc_query",
+  "mk_proc_smaps_rows",
+  "mk_proc_smaps_format",
+  "mk_proc_smaps_sizes",
+] as const;
+
+/** The native symbols of reading /proc text files (and of `findMapping`). */
+export function procSymbols(): ReturnType<typeof bind<(typeof PROC_SYMBOLS)[number]>> {
+  return bind(PROC_SYMBOLS);
+}
+
+/** What {@linkcode readProc} hands the text to: whole lines, then the end. */
+export interface LineParser {
+  /** Parses the whole lines buf[b, e). */
+  feed(buf: Uint8Array, b: number, e: number): void;
+  /** The end of the file. */
+  finish(): void;
+}
+
+/**
+ * Reads /proc/<pid>/<file> once, from start to end, through the native side
+ * and hands its lines to `parser` as they come: the text is never held whole.
+ */
+export function readProc(
+  pid: ProcessId,
+  op: keyof typeof WHICH,
+  parser: LineParser,
+): void {
+  const native = nativePid(pid);
+  gateProc(op, pid);
+  const symbols = procSymbols();
+  const fail = (ret: bigint) =>
+    procError(Number(-ret), pid, op, VERBS[op], () => pidExists(pid, native));
+  const opened = symbols.mk_proc_open_file(native, WHICH[op]);
+  if (opened < 0n) throw fail(opened);
+  const fd = Number(opened);
+  let length: number;
+  try {
+    length = readLines((into) => {
+      const ret = symbols.mk_proc_read_next(fd, into, BigInt(into.length));
+      if (ret < 0n) throw fail(ret);
+      return Number(ret);
+    }, (buf, b, e) => parser.feed(buf, b, e));
+  } finally {
+    symbols.mk_core_close(fd);
+  }
+  if (length === 0) throw noAddressSpace(pid, op, VERBS[op]);
+  parser.finish();
+}
+
+let existsOut: BigUint64Array | undefined;
+
+/**
+ * Whether process `pid` exists, for telling a file the kernel lacks from a
+ * missing process: this process does; another does when its maps opens
+ * (a PROCMAP_QUERY, which opens it first: ESRCH when it cannot), asked only
+ * where reading it is granted (else `undefined`: cannot tell).
+ */
+function pidExists(pid: ProcessId, native: number): boolean | undefined {
+  if (pid === "self" || pid === Deno.pid) return true;
+  if (queryPermission({ name: "read", path: procPath(pid, "maps") }) !== "granted") {
+    return undefined;
+  }
+  const out = existsOut ??= new BigUint64Array(9);
+  const ret = procSymbols().mk_proc_query(native, 0n, 0, out, null, 0);
+  return ret !== -BigInt(ERRNO.ESRCH);
 }

@@ -14,19 +14,18 @@
 
 import { readOptions, show } from "./_args.ts";
 import { ERRNO } from "../ffi/errors.ts";
-import { lib } from "../ffi/loader.ts";
+
+import { DELETED, kindOf, PERMS } from "./_maps_kind.ts";
 import {
   gateProc,
   nativePid,
   noAddressSpace,
   procError,
   type ProcessId,
-  procPath,
-  readLines,
+  procSymbols,
+  readProc,
   toAddress,
 } from "./_proc.ts";
-import { queryPermission } from "./permissions.ts";
-import { MK } from "../ffi/symbols.ts";
 
 export type { ProcessId } from "./_proc.ts";
 
@@ -155,117 +154,11 @@ export interface SmapsRollup extends SmapsCounters {
 
 // ---- reading a /proc file ----
 
-const WHICH = {
-  maps: MK.PROC_MAPS,
-  smaps: MK.PROC_SMAPS,
-  smapsRollup: MK.PROC_SMAPS_ROLLUP,
-} as const;
-const VERBS = { maps: "read", smaps: "read", smapsRollup: "read" } as const;
-
 const decoder = new TextDecoder();
 /** For a slice of a file: a BOM there is text, not a mark to drop. */
 const sliceDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
-/**
- * Reads /proc/<pid>/<file> once, from start to end, through the native side
- * and hands its lines to `parser` as they come: the text is never held whole.
- */
-function readProc(pid: ProcessId, op: keyof typeof WHICH, parser: Parser): void {
-  const native = nativePid(pid);
-  gateProc(op, pid);
-  const symbols = lib();
-  const fail = (ret: bigint) =>
-    procError(Number(-ret), pid, op, VERBS[op], () => pidExists(pid, native));
-  const opened = symbols.mk_proc_open_file(native, WHICH[op]);
-  if (opened < 0n) throw fail(opened);
-  const fd = Number(opened);
-  let length: number;
-  try {
-    length = readLines((into) => {
-      const ret = symbols.mk_proc_read_next(fd, into, BigInt(into.length));
-      if (ret < 0n) throw fail(ret);
-      return Number(ret);
-    }, (buf, b, e) => parser.feed(buf, b, e));
-  } finally {
-    symbols.mk_core_close(fd);
-  }
-  if (length === 0) throw noAddressSpace(pid, op, VERBS[op]);
-  parser.finish();
-}
-
-/**
- * Whether process `pid` exists, for telling a file the kernel lacks from a
- * missing process: this process does; another does when its maps opens
- * (a PROCMAP_QUERY, which opens it first: ESRCH when it cannot), asked only
- * where reading it is granted (else `undefined`: cannot tell).
- */
-function pidExists(pid: ProcessId, native: number): boolean | undefined {
-  if (pid === "self" || pid === Deno.pid) return true;
-  if (queryPermission({ name: "read", path: procPath(pid, "maps") }) !== "granted") {
-    return undefined;
-  }
-  const ret = lib().mk_proc_query(native, 0n, 0, queryOut, queryName, queryName.length);
-  return ret !== -BigInt(ERRNO.ESRCH);
-}
-
 // ---- parsing ----
-
-/**
- * What a mapping's path names: its kind and, for a memfd, a named anonymous
- * mapping or a shm segment, the name inside the path (as the Rust procfs
- * crate's `MMapPath` variants carry theirs).
- */
-interface PathKind {
-  readonly kind: MappingKind;
-  readonly name?: string;
-}
-
-/** The variants that carry no name, made once. */
-const KINDS: { readonly [K in MappingKind]: PathKind } = {
-  file: { kind: "file" },
-  deleted: { kind: "deleted" },
-  anonymous: { kind: "anonymous" },
-  heap: { kind: "heap" },
-  stack: { kind: "stack" },
-  vdso: { kind: "vdso" },
-  vvar: { kind: "vvar" },
-  vsyscall: { kind: "vsyscall" },
-  memfd: { kind: "memfd" },
-  shm: { kind: "shm" },
-  other: { kind: "other" },
-};
-
-function kindOf(path: string, inode: number, deleted: boolean): PathKind {
-  if (path === "") return KINDS.anonymous;
-  const c = path.charCodeAt(0);
-  if (c === 0x5b /* [ */) {
-    switch (path) {
-      case "[heap]":
-        return KINDS.heap;
-      case "[stack]":
-        return KINDS.stack;
-      case "[vdso]":
-        return KINDS.vdso;
-      case "[vvar]":
-      case "[vvar_vclock]":
-        return KINDS.vvar;
-      case "[vsyscall]":
-        return KINDS.vsyscall;
-    }
-    if (path.startsWith("[stack:")) return KINDS.stack;
-    if (path.startsWith("[anon:")) return { kind: "anonymous", name: path.slice(6, -1) };
-    if (path.startsWith("[anon_shmem:")) return { kind: "anonymous", name: path.slice(12, -1) };
-    return KINDS.other;
-  }
-  if (c !== 0x2f /* / */) return KINDS.other;
-  if (path.startsWith("/memfd:")) return { kind: "memfd", name: path.slice(7) };
-  if (path.startsWith("/SYSV") && path.length === 13) return { kind: "shm", name: path.slice(5) };
-  if (path.startsWith("/dev/shm/")) return { kind: "shm", name: path.slice(9) };
-  if (path === "/dev/zero" && deleted && inode !== 0) return KINDS.anonymous;
-  return deleted ? KINDS.deleted : KINDS.file;
-}
-
-const DELETED = " (deleted)";
 
 /** Hexadecimal digits of t in [b, e) as a number (exact up to 13 digits). */
 function hexAt(t: Uint8Array, b: number, e: number): number {
@@ -292,11 +185,6 @@ function find(t: Uint8Array, c: number, from: number, e: number): number {
   return -1;
 }
 
-/** The 16 permission strings, by r=8 w=4 x=2 s=1. */
-const PERMS: readonly string[] = Array.from(
-  { length: 16 },
-  (_, i) => `${i & 8 ? "r" : "-"}${i & 4 ? "w" : "-"}${i & 2 ? "x" : "-"}${i & 1 ? "s" : "p"}`,
-);
 /** Device strings ("fd:01") by major * 2^20 + minor: a process has few. */
 const DEVICES = new Map<number, string>();
 
@@ -1006,7 +894,7 @@ export function findMapping(
   const native = nativePid(pid);
   if (method === "query" || (method === "auto" && !queryMissing)) {
     gateProc("maps", pid);
-    const ret = lib().mk_proc_query(native, addr, 0, queryOut, queryName, queryName.length);
+    const ret = procSymbols().mk_proc_query(native, addr, 0, queryOut, queryName, queryName.length);
     if (ret >= 0n) {
       const len = Number(queryOut[8]);
       return fromQuery(queryOut, decoder.decode(queryName.subarray(0, len)));

@@ -1,6 +1,8 @@
 /* test_proc.c: mk_proc_open_file, mk_proc_read_next, mk_proc_query and
  * mk_proc_cap_sys_admin against the kernel: whole files read on in steps, missing processes,
- * PROCMAP_QUERY agreeing with the maps text. */
+ * PROCMAP_QUERY agreeing with the maps text; mk_proc_smaps_rows and mk_proc_smaps_format on
+ * this process's smaps and on text that is cut, odd or too large for the table, and the
+ * size cells of mk_proc_smaps_sizes. */
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
@@ -168,10 +170,154 @@ static void test_cap(void) {
   CHECK_EQ(c, geteuid() == 0 ? 1 : 0, "root has CAP_SYS_ADMIN here, others do not");
 }
 
+/* rows of this process's smaps, and odd text refused without reading past it. */
+static void test_smaps_rows(void) {
+  static uint8_t text[4 << 20];
+  int64_t n = read_all(0, MK_PROC_SMAPS, text, sizeof text, sizeof text);
+  if (!CHECK_OK(n, "read /proc/self/smaps")) return;
+  uint32_t lines = 0;
+  for (int64_t i = 0; i < n; i++) lines += text[i] == '\n';
+  double *rows = calloc(lines, MK_SMAPS_ROW_SIZE * sizeof *rows);
+  if (!CHECK(rows != NULL, "a table")) return;
+  /* The header lines of the same text: a space comes before any colon. */
+  uint32_t want = 0;
+  for (int64_t i = 0; i < n;) {
+    int64_t j = i;
+    while (j < n && text[j] != ':' && text[j] != ' ' && text[j] != '\n') j++;
+    want += j < n && text[j] == ' ';
+    while (j < n && text[j] != '\n') j++;
+    i = j + 1;
+  }
+  int64_t count = mk_proc_smaps_rows(text, (uint64_t)n, rows, 0, lines);
+  if (CHECK_OK(count, "rows of /proc/self/smaps")) {
+    CHECK_EQ(count, want, "a row per mapping");
+    int sorted = 1, rss = 0;
+    for (int64_t r = 1; r < count; r++) {
+      sorted &= rows[r * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_START] >=
+                rows[(r - 1) * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_END];
+      rss |= rows[r * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_RSS] > 0;
+    }
+    CHECK(sorted && rss, "rows in address order, some resident");
+  }
+  CHECK_ERR(mk_proc_smaps_rows(text, 0, rows, 0, 0), 0, "no text, no rows");
+  CHECK_ERR(mk_proc_smaps_rows(NULL, 5, rows, 0, 1), EFAULT, "text NULL");
+  CHECK_ERR(mk_proc_smaps_rows(text, 0, rows, 2, 1), EINVAL, "count above cap");
+  free(rows);
+
+  double row[2 * MK_SMAPS_ROW_SIZE];
+  const char *good = "7f00-7f01 rw-p 00000000 00:00 0 \nRss:   4 kB\nSwap: 8\n";
+  CHECK_EQ(mk_proc_smaps_rows((const uint8_t *)good, strlen(good), row, 0, 2), 1, "a kernel block");
+  CHECK(row[MK_SMAPS_ROW_RSS] == 4096 && row[MK_SMAPS_ROW_SWAP] == 8, "kB and plain values");
+  CHECK_ERR(mk_proc_smaps_rows((const uint8_t *)good, strlen(good), row, 0, 0), ENOSPC, "no room");
+  /* Each cut short, or odd: refused (the caller parses it in full). */
+  static const char *const odd[] = {
+      "7f00", "7f00-", "7f00-7f01", "7f00-7f01 rw-p", "7f00-7f01 rw-p 0", "7f00-7f01 rw-p 0 00:00",
+      "7f00-7f01 rw-p 0 00:00 ", "7f00-7f01 rwxq 0 00:00 0", "7F00-7f01 rw-p 0 00:00 0",
+      "7f00-7f01 rw-p 0 0:00 0", "7f00-7f01 rw-p 0 000:00 0", "7f00-7f01 rw-p 0 00:00 0x",
+      "7f00-7f01 rw-p 0 00:00 12345678901234567", "10000000000000000-1 rw-p 0 00:00 0",
+      "7f01-7f00 rw-p 0 00:00 0", "20000000000001-20000000000002 rw-p 0 00:00 0",
+      "7f00-7f01 rw-p 0 00:00 0\nRss: 4 KB", "7f00-7f01 rw-p 0 00:00 0\nRss:", "Rss: 4 kB",
+      "7f00-7f01 rw-p 0 00:00 0\nPss: 1234567890123456 kB", ":x",
+  };
+  for (size_t k = 0; k < sizeof odd / sizeof odd[0]; k++) {
+    /* Exactly the bytes of the line, on the heap: ASan sees a read past them. */
+    size_t len = strlen(odd[k]);
+    uint8_t *copy = malloc(len);
+    if (copy == NULL) continue;
+    memcpy(copy, odd[k], len);
+    int64_t ret = mk_proc_smaps_rows(copy, len, row, 0, 2);
+    char name[160];
+    snprintf(name, sizeof name, "refused: \"%s\"", odd[k]);
+    for (char *c = name; *c != '\0'; c++) *c = *c == '\n' ? '|' : *c; /* one TAP line */
+    CHECK_ERR(ret, EBADMSG, name);
+    free(copy);
+  }
+  /* Other fields, whatever they hold, are skipped. */
+  const char *other = "7f00-7f01 rw-p 0 00:00 0 /a b\nVmFlags: rd wr\nTHPeligible: x\nFoo:\n";
+  CHECK_EQ(mk_proc_smaps_rows((const uint8_t *)other, strlen(other), row, 0, 2), 1, "others skipped");
+  CHECK_EQ(row[MK_SMAPS_ROW_PATH_LENGTH], 4, "the path after the inode's spaces");
+}
+
+/* Lines of a table: exact numbers, and cells, offsets and room checked. */
+static void test_smaps_format(void) {
+  double row[MK_SMAPS_ROW_SIZE] = {0};
+  row[MK_SMAPS_ROW_START] = 0x7f0000001000;
+  row[MK_SMAPS_ROW_OFFSET] = 0x1000;
+  row[MK_SMAPS_ROW_MAJOR] = 0x103;
+  row[MK_SMAPS_ROW_MINOR] = 2;
+  row[MK_SMAPS_ROW_INODE] = 42;
+  row[MK_SMAPS_ROW_PERMS] = 8 | 2 | 1;
+  int32_t cells[MK_SMAPS_CELLS] = {0, 1, 1, 1, 1, 1, 1, 2, 3};
+  const char *strings = "4 kiB0 Bfile     /x y";
+  int32_t offsets[] = {0, 5, 8, 17, 21};
+  uint8_t out[256];
+  uint64_t written = 0;
+  int64_t r = mk_proc_smaps_format(row, cells, 1, (const uint8_t *)strings, strlen(strings),
+                                   offsets, 4, out, sizeof out, &written);
+  const char *want = "    7f0000001000 r-xs 00001000 103:02       42 4 kiB 0 B 0 B 0 B 0 B 0 B 0 B "
+                     "file      /x y\n";
+  CHECK_EQ(r, 1, "one line");
+  CHECK(written == strlen(want) && memcmp(out, want, written) == 0, "the line as the CLI prints it");
+  CHECK_EQ(mk_proc_smaps_format(row, cells, 1, (const uint8_t *)strings, strlen(strings), offsets,
+                                4, out, 50, &written),
+           0, "no room: no line");
+  CHECK_EQ(written, 0, "nothing written");
+  cells[8] = 4;
+  CHECK_ERR(mk_proc_smaps_format(row, cells, 1, (const uint8_t *)strings, strlen(strings), offsets,
+                                 4, out, sizeof out, &written),
+            EINVAL, "a cell outside the table");
+  cells[8] = 3;
+  offsets[4] = 99;
+  CHECK_ERR(mk_proc_smaps_format(row, cells, 1, (const uint8_t *)strings, strlen(strings), offsets,
+                                 4, out, sizeof out, &written),
+            EINVAL, "an offset past the strings");
+  offsets[4] = 21;
+  row[MK_SMAPS_ROW_START] = 0.5;
+  CHECK_ERR(mk_proc_smaps_format(row, cells, 1, (const uint8_t *)strings, strlen(strings), offsets,
+                                 4, out, sizeof out, &written),
+            EINVAL, "a number that is not whole");
+  row[MK_SMAPS_ROW_START] = 18446744073709551616.0;
+  CHECK_ERR(mk_proc_smaps_format(row, cells, 1, (const uint8_t *)strings, strlen(strings), offsets,
+                                 4, out, sizeof out, &written),
+            EINVAL, "2^64");
+  CHECK_ERR(mk_proc_smaps_format(row, cells, 1, (const uint8_t *)strings, strlen(strings), offsets,
+                                 4, out, sizeof out, NULL),
+            EFAULT, "written NULL");
+}
+
+/* The size cells: distinct values in the order first met, totals, and room. */
+static void test_smaps_sizes(void) {
+  double rows[3 * MK_SMAPS_ROW_SIZE] = {0};
+  for (int r = 0; r < 3; r++) {
+    rows[r * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_START] = 4096.0 * r;
+    rows[r * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_END] = 4096.0 * r + 4096;
+    rows[r * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_RSS] = r == 2 ? 8192 : 4096;
+    rows[r * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_PRIVATE_DIRTY] = 1024;
+    rows[r * MK_SMAPS_ROW_SIZE + MK_SMAPS_ROW_SHARED_DIRTY] = 2048;
+  }
+  int32_t cells[3 * MK_SMAPS_CELLS];
+  double values[4], totals[7];
+  int64_t n = mk_proc_smaps_sizes(rows, 3, cells, values, 4, totals);
+  CHECK_EQ(n, 4, "4096, 0, 3072 and 8192");
+  CHECK(values[0] == 4096 && values[1] == 0 && values[2] == 3072 && values[3] == 8192,
+        "in the order first met");
+  CHECK(cells[0] == 0 && cells[1] == 0 && cells[2] == 1 && cells[3] == 2 &&
+            cells[2 * MK_SMAPS_CELLS + 1] == 3,
+        "each row's cells");
+  CHECK(totals[0] == 3 * 4096 && totals[1] == 16384 && totals[3] == 3 * 3072 && totals[6] == 0,
+        "the totals");
+  CHECK_ERR(mk_proc_smaps_sizes(rows, 3, cells, values, 3, totals), ENOSPC, "more values than room");
+  CHECK_ERR(mk_proc_smaps_sizes(rows, 3, cells, values, 4, NULL), EFAULT, "totals NULL");
+  CHECK_EQ(mk_proc_smaps_sizes(rows, 0, cells, values, 0, totals), 0, "no rows");
+}
+
 int main(void) {
   test_read();
   test_exited();
   test_query();
   test_cap();
+  test_smaps_rows();
+  test_smaps_format();
+  test_smaps_sizes();
   return tap_done();
 }
