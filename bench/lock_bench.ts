@@ -24,36 +24,19 @@
  */
 
 import { MemFd, SharedMutex } from "../mod.ts";
+import { ok, openBaseline } from "./_baseline.ts";
 
-const LIB = new URL("../build/bench/liblock.so", import.meta.url);
-
-function openBaseline() {
-  const symbols = {
-    // int64_t (uint64_t address, uint64_t self, uint64_t n)
-    bl_lock_loop: { parameters: ["u64", "u64", "u64"], result: "i64" },
-    // int64_t (void)
-    mk_lock_self: { parameters: [], result: "i64" },
-    // int64_t (uint64_t address, uint64_t self, int64_t timeout_ns, uint32_t flags, const int32_t *cancel)
-    mk_mutex_lock: { parameters: ["u64", "u64", "i64", "u32", "buffer"], result: "i64" },
-    // int64_t (uint64_t address, uint64_t self)
-    mk_mutex_unlock: { parameters: ["u64", "u64"], result: "i64" },
-  } as const satisfies Deno.ForeignLibraryInterface;
-  try {
-    return Deno.dlopen(LIB, symbols).symbols;
-  } catch (e) {
-    throw new Error(
-      `Cannot load the C baseline "${LIB.pathname}": ${(e as Error).message}; ` +
-        "build it with `make bench` (or `make build/bench/liblock.so`)",
-    );
-  }
-}
-
-const c = openBaseline();
+const c = openBaseline("liblock.so", {
+  // int64_t (uint64_t address, uint64_t self, uint64_t n)
+  bl_lock_loop: { parameters: ["u64", "u64", "u64"], result: "i64" },
+  // int64_t (void)
+  mk_lock_self: { parameters: [], result: "i64" },
+  // int64_t (uint64_t address, uint64_t self, int64_t timeout_ns, uint32_t flags, const int32_t *cancel)
+  mk_mutex_lock: { parameters: ["u64", "u64", "i64", "u32", "buffer"], result: "i64" },
+  // int64_t (uint64_t address, uint64_t self)
+  mk_mutex_unlock: { parameters: ["u64", "u64"], result: "i64" },
+});
 const self = c.mk_lock_self() as bigint;
-
-function ok(ret: bigint, what: string): void {
-  if (ret < 0n) throw new Error(`Cannot run the C baseline ${what}: errno ${-ret}`);
-}
 
 // ---- uncontended ----
 
