@@ -25,6 +25,7 @@
 
 import { MemFd, SharedMutex } from "../mod.ts";
 import { ok, openBaseline } from "./_baseline.ts";
+import { memfdPeerArgs } from "../tests/fixtures/child.ts";
 
 const c = openBaseline("liblock.so", {
   // int64_t (uint64_t address, uint64_t self, uint64_t n)
@@ -83,21 +84,6 @@ const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const canRun = Deno.permissions.querySync({ name: "run" }).state === "granted";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function peerArgs(mode: string, mem: MemFd, n: number, script: string): string[] {
-  const dir = `/proc/${Deno.pid}/fd`;
-  return [
-    "run",
-    "--allow-ffi",
-    `--allow-read=${root},${dir}`,
-    `--allow-write=${dir}`,
-    "--v8-flags=--js-immutable-arraybuffer",
-    script,
-    mode,
-    `${dir}/${mem.fd}`,
-    String(n),
-  ];
-}
-
 const N = 100_000;
 const CONTENDED = "2 processes, 100,000 contended increments each";
 
@@ -108,7 +94,7 @@ async function contend(b: Deno.BenchContext, mode: "deno" | "c"): Promise<void> 
   const words = map.view(Uint32Array, 64, 20);
   const children = [0, 1].map(() =>
     new Deno.Command(Deno.execPath(), {
-      args: peerArgs(mode, mem, N, `${root}/bench/lock_peer.ts`),
+      args: memfdPeerArgs(`${root}/bench/lock_peer.ts`, mem.fd, mode, [String(N)]),
       stdin: "null",
       stdout: "inherit",
       stderr: "inherit",
@@ -159,7 +145,7 @@ Deno.bench({
     using map = mem.map();
     using mx = SharedMutex.init(map, 0);
     const child = new Deno.Command(Deno.execPath(), {
-      args: peerArgs("hold", mem, 0, `${root}/tests/fixtures/lock_child.ts`).slice(0, -1),
+      args: memfdPeerArgs(`${root}/tests/fixtures/lock_child.ts`, mem.fd, "hold"),
       stdin: "null",
       stdout: "null",
       stderr: "inherit",
