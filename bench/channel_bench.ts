@@ -113,14 +113,16 @@ async function unixTransport(): Promise<Transport> {
   });
 }
 
-async function pipeTransport(): Promise<Transport> {
+function pipeTransport(): Promise<Transport> {
   const child = spawn(["pipe"], "piped");
   const w = child.stdin.getWriter();
   const writer = { write: async (b: Uint8Array) => (await w.write(b), b.length) };
-  return streamTransport("pipe", writer, child.stdout.getReader(), async () => {
-    await w.close();
-    await child.status;
-  });
+  return Promise.resolve(
+    streamTransport("pipe", writer, child.stdout.getReader(), async () => {
+      await w.close();
+      await child.status;
+    }),
+  );
 }
 
 async function channelPair(mode: string, arg: string) {

@@ -288,7 +288,7 @@ pythonNeed.test("a stale socket file is replaced; a regular file in the way is E
   assert(Deno.lstatSync(path).isSocket);
   assertEquals(assertThrows(() => FdConnection.connect(path), MemkitError).code, "ECONNREFUSED");
   using listener = FdListener.listen(path);
-  using client = FdConnection.connect(path); // the new socket answers
+  using _client = FdConnection.connect(path); // the new socket answers
   listener.close();
   Deno.writeTextFileSync(path, "");
   assertEquals(assertThrows(() => FdListener.listen(path), MemkitError).code, "EEXIST");
