@@ -17,6 +17,7 @@ import { connectionRaw } from "../src/fd_socket.ts";
 import { MK } from "../ffi/symbols.ts";
 import { lib } from "../ffi/loader.ts";
 import { assertWaitsEnd } from "./fixtures/waits.ts";
+import { readUntil } from "./fixtures/child.ts";
 
 const peer = new URL("./fixtures/channel_peer.ts", import.meta.url).pathname;
 const FLAGS = ["--allow-ffi", "--allow-read=/tmp", "--allow-write=/tmp", "--allow-net"];
@@ -113,8 +114,7 @@ Deno.test("a sender killed with SIGKILL: the receiver drains what was sent, then
   const conn = await listener.accept({ timeoutMs: 30000 });
   using rx = await Channel.attach(conn, { timeoutMs: 30000 });
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!out.includes("sent")) out += (await reader.read()).value ?? "";
+  assertStringIncludes(await readUntil(reader, "sent"), "sent");
   const waiting = (async () => {
     for (let i = 0; i < 10; i++) await rx.receive({ timeoutMs: 30000 });
     return rx.receive({ timeoutMs: 30000 });

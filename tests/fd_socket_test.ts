@@ -20,7 +20,7 @@ import {
   permissionFlags,
 } from "../mod.ts";
 import { connectionRaw } from "../src/fd_socket.ts";
-import { denoRun } from "./fixtures/child.ts";
+import { denoRun, readUntil } from "./fixtures/child.ts";
 import { assertWaitsEnd } from "./fixtures/waits.ts";
 import { lacks, need } from "./fixtures/skip.ts";
 
@@ -112,12 +112,8 @@ Deno.test("a sender that shrinks a sealed memfd gets EPERM while the receiver ke
   await conn.send(memfd, { metadata: new TextEncoder().encode("pattern") });
   // Wait until the child has mapped it.
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!out.includes("mapped\n")) {
-    const { value, done } = await reader.read();
-    assert(!done, `the child ended early: ${out}`);
-    out += value;
-  }
+  let out = await readUntil(reader, "mapped\n");
+  assert(out.includes("mapped\n"), `the child ended early: ${out}`);
   for (const size of [4096, 0]) {
     const e = assertThrows(() => memfd.resize(size), MemkitError);
     assertEquals(e.code, "EPERM");
@@ -125,11 +121,7 @@ Deno.test("a sender that shrinks a sealed memfd gets EPERM while the receiver ke
   assertEquals(memfd.size, 65536);
   using done = sealedMemFd("done");
   await conn.send(done);
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    out += value;
-  }
+  out += await readUntil(reader);
   const status = await child.status;
   const stderr = await new Response(child.stderr).text();
   assertEquals([status.signal, status.code], [null, 0], `${out}\n${stderr}`);
