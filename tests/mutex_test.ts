@@ -16,7 +16,7 @@ import {
   assertThrows,
 } from "@std/assert";
 import { MemFd, MemkitError, SharedMutex } from "../mod.ts";
-import { memfdPeerArgs, spawnedReport, spawnMemfdPeer } from "./fixtures/child.ts";
+import { memfdPeerArgs, readUntil, spawnedReport, spawnMemfdPeer } from "./fixtures/child.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const fixture = `${root}/tests/fixtures/lock_child.ts`;
@@ -34,15 +34,10 @@ async function holder(fd: MemFd): Promise<Deno.ChildProcess> {
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const reader = child.stdout.getReader();
-  let seen = "";
-  while (!seen.includes("locked\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the holder ended before it locked: ${seen}`);
-    seen += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  child.stdout.cancel();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const seen = await readUntil(reader, "locked\n");
+  if (!seen.includes("locked\n")) throw new Error(`the holder ended before it locked: ${seen}`);
+  reader.cancel();
   return child;
 }
 
