@@ -11,6 +11,8 @@
  * @module
  */
 
+import { openBaseline } from "./_baseline.ts";
+
 /** The Deno binary running the benchmarks: the one each spawned memkit uses. */
 export const DENO: string = Deno.execPath();
 
@@ -235,18 +237,9 @@ export function introspectLib(): {
   bi_spawn_vmas: (n: number) => bigint;
   bi_kill: (pid: number) => bigint;
 } {
-  const lib = new URL("../build/bench/libintrospect.so", import.meta.url);
-  const symbols = {
+  return openBaseline("libintrospect.so", {
     bi_touch: { parameters: ["u64", "u64"], result: "i64" }, // int64_t (uint64_t address, uint64_t length)
     bi_spawn_vmas: { parameters: ["u32"], result: "i64" }, // int64_t (uint32_t n)
     bi_kill: { parameters: ["i32"], result: "i64" }, // int64_t (int32_t pid)
-  } as const satisfies Deno.ForeignLibraryInterface;
-  try {
-    return Deno.dlopen(lib, symbols).symbols;
-  } catch (e) {
-    throw new Error(
-      `Cannot load the C helpers "${lib.pathname}": ${(e as Error).message}; ` +
-        "build them with `make bench` (or `make build/bench/libintrospect.so`)",
-    );
-  }
+  });
 }

@@ -28,20 +28,12 @@
  */
 
 import { adviceSupported, advise, MemFd, pageSize } from "../mod.ts";
+import { openBaseline } from "./_baseline.ts";
 
-const LIB = new URL("../build/bench/libadvise.so", import.meta.url);
-const c = (() => {
-  try {
-    return Deno.dlopen(LIB, {
-      // int64_t (uint64_t address, uint64_t length, uint64_t page)
-      bl_touch: { parameters: ["u64", "u64", "u64"], result: "i64" },
-    }).symbols;
-  } catch (e) {
-    throw new Error(
-      `Cannot load the C baseline "${LIB.pathname}": ${(e as Error).message}; run \`make bench\``,
-    );
-  }
-})();
+const c = openBaseline("libadvise.so", {
+  // int64_t (uint64_t address, uint64_t length, uint64_t page)
+  bl_touch: { parameters: ["u64", "u64", "u64"], result: "i64" },
+});
 
 const PAGE = pageSize();
 const GiB = 1 << 30;

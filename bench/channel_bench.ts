@@ -29,6 +29,7 @@
 
 import { Channel, FdListener } from "../mod.ts";
 import { channelAddress } from "../src/channel.ts";
+import { openBaseline } from "./_baseline.ts";
 
 const peer = new URL("./channel_peer.ts", import.meta.url).pathname;
 const CH_PATH = "/tmp/memkit-bench-channel.sock";
@@ -164,13 +165,10 @@ async function channelTransport(spin: boolean): Promise<Transport> {
   };
 }
 
-const cLib = Deno.dlopen(
-  new URL("../build/bench/libchannel.so", import.meta.url),
-  {
-    cb_pingpong: { parameters: ["u64", "u64", "u32", "u32", "buffer"], result: "i64" },
-    cb_flood: { parameters: ["u64", "u64", "u32", "u32"], result: "i64" },
-  } as const,
-).symbols;
+const cLib = openBaseline("libchannel.so", {
+  cb_pingpong: { parameters: ["u64", "u64", "u32", "u32", "buffer"], result: "i64" },
+  cb_flood: { parameters: ["u64", "u64", "u32", "u32"], result: "i64" },
+});
 
 /**
  * The C ring: a peer process per run (its cb_echo spins until it has echoed

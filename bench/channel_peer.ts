@@ -5,6 +5,7 @@
 //   c <path> <count>            over a pair of Channels driven from C (cb_echo)
 import { Channel, FdConnection } from "../mod.ts";
 import { channelAddress } from "../src/channel.ts";
+import { openBaseline } from "./_baseline.ts";
 
 const [mode, path, arg] = Deno.args;
 
@@ -25,13 +26,10 @@ if (mode === "unix") {
   const rx = await Channel.attach(FdConnection.connect(path));
   const tx = await Channel.create(FdConnection.connect(path), { capacity: 1 << 20 });
   if (mode === "c") {
-    const lib = Deno.dlopen(
-      new URL("../build/bench/libchannel.so", import.meta.url),
-      {
-        cb_echo: { parameters: ["u64", "u64", "u32"], result: "i64" },
-      } as const,
-    );
-    lib.symbols.cb_echo(channelAddress(rx), channelAddress(tx), Number(arg));
+    const lib = openBaseline("libchannel.so", {
+      cb_echo: { parameters: ["u64", "u64", "u32"], result: "i64" },
+    });
+    lib.cb_echo(channelAddress(rx), channelAddress(tx), Number(arg));
   } else {
     const spinMicros = Number(arg);
     for (;;) {

@@ -13,22 +13,12 @@
  */
 
 import { FdConnection, FdListener, MemFd } from "../mod.ts";
+import { openBaseline } from "./_baseline.ts";
 
-const LIB = new URL("../build/bench/libfd_socket.so", import.meta.url);
-const c = (() => {
-  const symbols = {
-    fs_pair: { parameters: ["buffer"], result: "i64" }, // int64_t (int32_t *out)
-    fs_exchange: { parameters: ["i32", "i32", "i32"], result: "i64" }, // (a, b, memfd)
-  } as const satisfies Deno.ForeignLibraryInterface;
-  try {
-    return Deno.dlopen(LIB, symbols).symbols;
-  } catch (e) {
-    throw new Error(
-      `Cannot load the C baseline "${LIB.pathname}": ${(e as Error).message}; ` +
-        "build it with `make bench` (or `make build/bench/libfd_socket.so`)",
-    );
-  }
-})();
+const c = openBaseline("libfd_socket.so", {
+  fs_pair: { parameters: ["buffer"], result: "i64" }, // int64_t (int32_t *out)
+  fs_exchange: { parameters: ["i32", "i32", "i32"], result: "i64" }, // (a, b, memfd)
+});
 
 const PATH = "/tmp/memkit-bench.sock";
 const listener = FdListener.listen(PATH);

@@ -24,38 +24,20 @@
  */
 
 import { MemFd, Pagemap, readMaps } from "../mod.ts";
+import { ok, openBaseline } from "./_baseline.ts";
 
-const LIB = new URL("../build/bench/libintrospect.so", import.meta.url);
-
-function openBaseline() {
-  const symbols = {
-    bi_pagemap_open: { parameters: [], result: "i64" }, // int64_t (void)
-    bi_close: { parameters: ["i32"], result: "i64" }, // int64_t (int32_t fd)
-    bi_touch: { parameters: ["u64", "u64"], result: "i64" }, // int64_t (uint64_t address, uint64_t length)
-    // int64_t (int32_t fd, uint64_t vaddr, uint64_t pages, void *out)
-    bi_pagemap_pread: { parameters: ["i32", "u64", "u64", "buffer"], result: "i64" },
-    // int64_t (int32_t fd, uint64_t start, uint64_t end, void *vec, uint64_t vec_len)
-    bi_pagemap_scan: { parameters: ["i32", "u64", "u64", "buffer", "u64"], result: "i64" },
-    bi_spawn_vmas: { parameters: ["u32"], result: "i64" }, // int64_t (uint32_t n)
-    bi_kill: { parameters: ["i32"], result: "i64" }, // int64_t (int32_t pid)
-    bi_parse_maps: { parameters: ["i32"], result: "i64" }, // int64_t (int32_t pid)
-  } as const satisfies Deno.ForeignLibraryInterface;
-  try {
-    return Deno.dlopen(LIB, symbols).symbols;
-  } catch (e) {
-    throw new Error(
-      `Cannot load the C baseline "${LIB.pathname}": ${(e as Error).message}; ` +
-        "build it with `make bench` (or `make build/bench/libintrospect.so`)",
-    );
-  }
-}
-
-const c = openBaseline();
-
-function ok(ret: bigint, what: string): number {
-  if (ret < 0n) throw new Error(`Cannot run the C baseline ${what}: errno ${-ret}`);
-  return Number(ret);
-}
+const c = openBaseline("libintrospect.so", {
+  bi_pagemap_open: { parameters: [], result: "i64" }, // int64_t (void)
+  bi_close: { parameters: ["i32"], result: "i64" }, // int64_t (int32_t fd)
+  bi_touch: { parameters: ["u64", "u64"], result: "i64" }, // int64_t (uint64_t address, uint64_t length)
+  // int64_t (int32_t fd, uint64_t vaddr, uint64_t pages, void *out)
+  bi_pagemap_pread: { parameters: ["i32", "u64", "u64", "buffer"], result: "i64" },
+  // int64_t (int32_t fd, uint64_t start, uint64_t end, void *vec, uint64_t vec_len)
+  bi_pagemap_scan: { parameters: ["i32", "u64", "u64", "buffer", "u64"], result: "i64" },
+  bi_spawn_vmas: { parameters: ["u32"], result: "i64" }, // int64_t (uint32_t n)
+  bi_kill: { parameters: ["i32"], result: "i64" }, // int64_t (int32_t pid)
+  bi_parse_maps: { parameters: ["i32"], result: "i64" }, // int64_t (int32_t pid)
+});
 
 // ---- pagemap of 1 GiB of touched memory ----
 

@@ -24,36 +24,20 @@
  */
 
 import { MemFd, SharedMutex } from "../mod.ts";
+import { ok, openBaseline } from "./_baseline.ts";
+import { memfdPeerArgs } from "../tests/fixtures/child.ts";
 
-const LIB = new URL("../build/bench/liblock.so", import.meta.url);
-
-function openBaseline() {
-  const symbols = {
-    // int64_t (uint64_t address, uint64_t self, uint64_t n)
-    bl_lock_loop: { parameters: ["u64", "u64", "u64"], result: "i64" },
-    // int64_t (void)
-    mk_lock_self: { parameters: [], result: "i64" },
-    // int64_t (uint64_t address, uint64_t self, int64_t timeout_ns, uint32_t flags, const int32_t *cancel)
-    mk_mutex_lock: { parameters: ["u64", "u64", "i64", "u32", "buffer"], result: "i64" },
-    // int64_t (uint64_t address, uint64_t self)
-    mk_mutex_unlock: { parameters: ["u64", "u64"], result: "i64" },
-  } as const satisfies Deno.ForeignLibraryInterface;
-  try {
-    return Deno.dlopen(LIB, symbols).symbols;
-  } catch (e) {
-    throw new Error(
-      `Cannot load the C baseline "${LIB.pathname}": ${(e as Error).message}; ` +
-        "build it with `make bench` (or `make build/bench/liblock.so`)",
-    );
-  }
-}
-
-const c = openBaseline();
+const c = openBaseline("liblock.so", {
+  // int64_t (uint64_t address, uint64_t self, uint64_t n)
+  bl_lock_loop: { parameters: ["u64", "u64", "u64"], result: "i64" },
+  // int64_t (void)
+  mk_lock_self: { parameters: [], result: "i64" },
+  // int64_t (uint64_t address, uint64_t self, int64_t timeout_ns, uint32_t flags, const int32_t *cancel)
+  mk_mutex_lock: { parameters: ["u64", "u64", "i64", "u32", "buffer"], result: "i64" },
+  // int64_t (uint64_t address, uint64_t self)
+  mk_mutex_unlock: { parameters: ["u64", "u64"], result: "i64" },
+});
 const self = c.mk_lock_self() as bigint;
-
-function ok(ret: bigint, what: string): void {
-  if (ret < 0n) throw new Error(`Cannot run the C baseline ${what}: errno ${-ret}`);
-}
 
 // ---- uncontended ----
 
@@ -100,21 +84,6 @@ const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const canRun = Deno.permissions.querySync({ name: "run" }).state === "granted";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function peerArgs(mode: string, mem: MemFd, n: number, script: string): string[] {
-  const dir = `/proc/${Deno.pid}/fd`;
-  return [
-    "run",
-    "--allow-ffi",
-    `--allow-read=${root},${dir}`,
-    `--allow-write=${dir}`,
-    "--v8-flags=--js-immutable-arraybuffer",
-    script,
-    mode,
-    `${dir}/${mem.fd}`,
-    String(n),
-  ];
-}
-
 const N = 100_000;
 const CONTENDED = "2 processes, 100,000 contended increments each";
 
@@ -125,7 +94,7 @@ async function contend(b: Deno.BenchContext, mode: "deno" | "c"): Promise<void> 
   const words = map.view(Uint32Array, 64, 20);
   const children = [0, 1].map(() =>
     new Deno.Command(Deno.execPath(), {
-      args: peerArgs(mode, mem, N, `${root}/bench/lock_peer.ts`),
+      args: memfdPeerArgs(`${root}/bench/lock_peer.ts`, mem.fd, mode, [String(N)]),
       stdin: "null",
       stdout: "inherit",
       stderr: "inherit",
@@ -176,7 +145,7 @@ Deno.bench({
     using map = mem.map();
     using mx = SharedMutex.init(map, 0);
     const child = new Deno.Command(Deno.execPath(), {
-      args: peerArgs("hold", mem, 0, `${root}/tests/fixtures/lock_child.ts`).slice(0, -1),
+      args: memfdPeerArgs(`${root}/tests/fixtures/lock_child.ts`, mem.fd, "hold"),
       stdin: "null",
       stdout: "null",
       stderr: "inherit",

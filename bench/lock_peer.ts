@@ -10,6 +10,7 @@
 // Layout after the mutex: u32 counter at 64, ready count at 128, go flag at
 // 132, done count at 136.
 import { mapFile, SharedMutex } from "../mod.ts";
+import { openBaseline } from "./_baseline.ts";
 
 const [mode, path, count] = Deno.args;
 const n = Number(count);
@@ -21,10 +22,10 @@ const COUNTER = 0, READY = 16, GO = 17, DONE = 18;
 mutex.withLock(() => words[READY]++);
 while (words[GO] === 0) await new Promise((resolve) => setTimeout(resolve, 0));
 if (mode === "c") {
-  const c = Deno.dlopen(new URL("../build/bench/liblock.so", import.meta.url), {
+  const c = openBaseline("liblock.so", {
     bl_increments: { parameters: ["u64", "u64", "u64", "u64"], result: "i64" },
     mk_lock_self: { parameters: [], result: "i64" },
-  }).symbols;
+  });
   const self = c.mk_lock_self() as bigint;
   const r = c.bl_increments(m.address, self, m.address + 64n, BigInt(n));
   if (r < 0n) throw new Error(`bl_increments failed: errno ${-r}`);

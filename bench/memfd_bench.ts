@@ -60,34 +60,16 @@
  */
 
 import { mapAnonymous, MemFd } from "../mod.ts";
+import { ok, openBaseline } from "./_baseline.ts";
 
-const BASELINE = new URL("../build/bench/libbaseline.so", import.meta.url);
-
-function openBaseline() {
-  const symbols = {
-    bl_cycle: { parameters: [], result: "i64" }, // int64_t (void)
-    bl_cycle_minimal: { parameters: [], result: "i64" }, // int64_t (void)
-    bl_alias: { parameters: ["i32"], result: "i64" }, // int64_t (int32_t fd)
-    bl_alias_view: { parameters: ["i32"], result: "i64" }, // int64_t (int32_t fd)
-    bl_anon: { parameters: [], result: "i64" }, // int64_t (void)
-    bl_anon_view: { parameters: [], result: "i64" }, // int64_t (void)
-  } as const satisfies Deno.ForeignLibraryInterface;
-  try {
-    return Deno.dlopen(BASELINE, symbols).symbols;
-  } catch (e) {
-    throw new Error(
-      `Cannot load the C baseline "${BASELINE.pathname}": ${(e as Error).message}; ` +
-        "build it with `make bench` (or `make build/bench/libbaseline.so`)",
-    );
-  }
-}
-
-const c = openBaseline();
-
-/** Throws unless a baseline call succeeded, so that a failing loop is never timed as fast. */
-function ok(ret: bigint, what: string): void {
-  if (ret < 0n) throw new Error(`Cannot run the C baseline ${what}: errno ${-ret}`);
-}
+const c = openBaseline("libbaseline.so", {
+  bl_cycle: { parameters: [], result: "i64" }, // int64_t (void)
+  bl_cycle_minimal: { parameters: [], result: "i64" }, // int64_t (void)
+  bl_alias: { parameters: ["i32"], result: "i64" }, // int64_t (int32_t fd)
+  bl_alias_view: { parameters: ["i32"], result: "i64" }, // int64_t (int32_t fd)
+  bl_anon: { parameters: [], result: "i64" }, // int64_t (void)
+  bl_anon_view: { parameters: [], result: "i64" }, // int64_t (void)
+});
 
 // ---- memfd create + map + close, 4 KiB ----
 

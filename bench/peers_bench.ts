@@ -66,13 +66,9 @@ import {
   repoPath,
   run,
 } from "./_peer.ts";
+import { ok } from "./_baseline.ts";
 
 const c = introspectLib();
-
-function ok(ret: bigint, what: string): number {
-  if (ret < 0n) throw new Error(`Cannot run the C helper ${what}: errno ${-ret}`);
-  return Number(ret);
-}
 
 const lines = (out: Uint8Array): number => out.reduce((n, b) => n + (b === 10 ? 1 : 0), 0);
 

@@ -25,22 +25,14 @@
  */
 
 import { type Mapping, MemFd, RingBuffer, stitch } from "../mod.ts";
+import { ok, openBaseline } from "./_baseline.ts";
 
-const LIB = new URL("../build/bench/libstitch.so", import.meta.url);
-const c = (() => {
-  try {
-    return Deno.dlopen(LIB, {
-      // int64_t (int32_t fd, const uint32_t *chunks, uint32_t count, uint64_t chunk)
-      bl_stitch: { parameters: ["i32", "buffer", "u32", "u64"], result: "i64" },
-      // int64_t (uint64_t address, uint64_t length)
-      bl_protect_toggle: { parameters: ["u64", "u64"], result: "i64" },
-    }).symbols;
-  } catch (e) {
-    throw new Error(
-      `Cannot load the C baseline "${LIB.pathname}": ${(e as Error).message}; run \`make bench\``,
-    );
-  }
-})();
+const c = openBaseline("libstitch.so", {
+  // int64_t (int32_t fd, const uint32_t *chunks, uint32_t count, uint64_t chunk)
+  bl_stitch: { parameters: ["i32", "buffer", "u32", "u64"], result: "i64" },
+  // int64_t (uint64_t address, uint64_t length)
+  bl_protect_toggle: { parameters: ["u64", "u64"], result: "i64" },
+});
 
 const PAGE = 4096;
 const GiB = 1 << 30;
@@ -61,10 +53,6 @@ const fd = MemFd.create("bench-source", { size: GiB });
 const source: Mapping = fd.map();
 source.bytes().fill(1); // every page exists: the copy reads real memory
 const src = source.bytes();
-
-function ok(ret: bigint): void {
-  if (ret < 0n) throw new Error(`C baseline failed: ${ret}`);
-}
 
 for (const chunk of [4 * 1024, 64 * 1024, 2 * 1024 * 1024]) {
   const count = Math.min(GiB / chunk, MAX_4K_CHUNKS);
@@ -88,7 +76,7 @@ for (const chunk of [4 * 1024, 64 * 1024, 2 * 1024 * 1024]) {
   }, copy);
   Deno.bench(`stitch ${label}`, { group: `stitch vs copy: ${label}` }, stitchAndClose);
   Deno.bench(`C mmap loop ${label}`, { group: `stitch vs C: ${label}`, baseline: true }, () => {
-    ok(c.bl_stitch(fd.fd, order, count, BigInt(chunk)));
+    ok(c.bl_stitch(fd.fd, order, count, BigInt(chunk)), "bl_stitch");
   });
   Deno.bench(`stitch ${label} `, { group: `stitch vs C: ${label}` }, stitchAndClose);
 }
@@ -168,7 +156,7 @@ Deno.bench("C mprotect r, rw (a 1-page mapping)", {
   group: "protect toggle, whole mapping",
   baseline: true,
 }, () => {
-  ok(c.bl_protect_toggle(cSmall.address, BigInt(PAGE)));
+  ok(c.bl_protect_toggle(cSmall.address, BigInt(PAGE)), "bl_protect_toggle");
 });
 Deno.bench('protect("r"), protect("rw") of a 1-page mapping', {
   group: "protect toggle, whole mapping",
@@ -186,7 +174,7 @@ Deno.bench("C mprotect r, rw (page 17 of 256)", {
   group: "protect toggle, one page of 256",
   baseline: true,
 }, () => {
-  ok(c.bl_protect_toggle(cLarge.address + page17, BigInt(PAGE))); // keeps cLarge reachable
+  ok(c.bl_protect_toggle(cLarge.address + page17, BigInt(PAGE)), "bl_protect_toggle"); // keeps cLarge reachable
 });
 Deno.bench("protect page 17 of 256 to r and back", {
   group: "protect toggle, one page of 256",

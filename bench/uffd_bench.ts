@@ -30,22 +30,14 @@
  */
 
 import { lazyAlias, lazyView, MemFd, pageSize, trackWrites } from "../mod.ts";
+import { openBaseline } from "./_baseline.ts";
 
-const LIB = new URL("../build/bench/libuffd.so", import.meta.url);
-const c = (() => {
-  try {
-    return Deno.dlopen(LIB, {
-      // int64_t (uint64_t address, uint64_t length, uint64_t stride)
-      bl_read_pages: { parameters: ["u64", "u64", "u64"], result: "i64" },
-      // int64_t (uint64_t a, uint64_t b, uint64_t length, uint64_t page)
-      bl_diff_pages: { parameters: ["u64", "u64", "u64", "u64"], result: "i64" },
-    }).symbols;
-  } catch (e) {
-    throw new Error(
-      `Cannot load the C baseline "${LIB.pathname}": ${(e as Error).message}; run \`make bench\``,
-    );
-  }
-})();
+const c = openBaseline("libuffd.so", {
+  // int64_t (uint64_t address, uint64_t length, uint64_t stride)
+  bl_read_pages: { parameters: ["u64", "u64", "u64"], result: "i64" },
+  // int64_t (uint64_t a, uint64_t b, uint64_t length, uint64_t page)
+  bl_diff_pages: { parameters: ["u64", "u64", "u64", "u64"], result: "i64" },
+});
 
 const PAGE = pageSize();
 const GiB = 1 << 30;

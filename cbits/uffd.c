@@ -357,6 +357,74 @@ static void *handler(void *arg) {
   return NULL;
 }
 
+/* A handler state with `chunks` chunk slots, `pages` filled flags and a
+ * `buffer`-byte buffer, its descriptors not open yet; NULL without memory. */
+static struct mk_uffd *new_uffd(size_t chunks, size_t pages, size_t buffer) {
+  struct mk_uffd *u = calloc(1, sizeof *u);
+  if (u == NULL) return NULL;
+  u->fd = u->stopfd = -1;
+  u->chunks = calloc(chunks, sizeof *u->chunks);
+  u->filled = calloc(pages, 1);
+  u->buffer = malloc(buffer);
+  if (u->chunks == NULL || u->filled == NULL || u->buffer == NULL) {
+    destroy(u);
+    return NULL;
+  }
+  return u;
+}
+
+/* Opens u's userfaultfd (saying in `out` how, and why each way was refused),
+ * sets its API with `features` and opens its stop eventfd: 0 or -errno (a
+ * feature the kernel lacks is EOPNOTSUPP). The caller destroys u on failure. */
+static int64_t open_into(struct mk_uffd *u, int kernel, uint64_t features, uint64_t *out) {
+  int64_t errs[3];
+  int via;
+  int fd = open_uffd(kernel, errs, &via);
+  out[MK_UFFD_CREATE_VIA] = (uint64_t)via;
+  out[MK_UFFD_CREATE_SYSCALL_ERR] = (uint64_t)-errs[0];
+  out[MK_UFFD_CREATE_DEVICE_ERR] = (uint64_t)-errs[1];
+  out[MK_UFFD_CREATE_USER_ERR] = (uint64_t)-errs[2];
+  if (fd < 0) return fd;
+  u->fd = fd;
+  struct uffdio_api api = {.api = UFFD_API, .features = features};
+  if (ioctl(fd, UFFDIO_API, &api) < 0) {
+    return features != 0 && errno == EINVAL ? -EOPNOTSUPP : -(int64_t)errno;
+  }
+  u->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  return u->stopfd < 0 ? -(int64_t)errno : 0;
+}
+
+/* Registers u's view at `addr` (u->span bytes) in `mode`, requiring the
+ * `need` ioctls, and starts the handler thread: the handle, or -errno with
+ * the view unmapped and u destroyed. */
+static int64_t start(struct mk_uffd *u, void *addr, uint64_t mode, uint64_t need, uint64_t *out) {
+  const uint64_t span = u->span;
+  u->base = (uint64_t)(uintptr_t)addr;
+  struct uffdio_register reg = {.range = {.start = u->base, .len = span}, .mode = mode};
+  if (ioctl(u->fd, UFFDIO_REGISTER, &reg) < 0 || (reg.ioctls & need) != need) {
+    int64_t err = errno ? -(int64_t)errno : -EOPNOTSUPP;
+    munmap(addr, (size_t)span);
+    destroy(u);
+    return err;
+  }
+  /* The handler takes no signals: they belong to the threads that asked for them. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  u->refs = 2;
+  __atomic_fetch_add(&live_threads, 1, __ATOMIC_ACQ_REL);
+  int rc = pthread_create(&u->thread, NULL, handler, u);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    __atomic_fetch_sub(&live_threads, 1, __ATOMIC_ACQ_REL);
+    munmap(addr, (size_t)span);
+    destroy(u);
+    return -rc;
+  }
+  out[MK_UFFD_CREATE_ADDRESS] = u->base;
+  return (int64_t)(uintptr_t)u;
+}
+
 MK_API int64_t mk_uffd_create(const uint64_t *chunks, uint32_t count, uint64_t length,
                               int32_t pid, uint64_t readahead, uint32_t prot, uint32_t flags,
                               uint64_t *out) {
@@ -379,16 +447,8 @@ MK_API int64_t mk_uffd_create(const uint64_t *chunks, uint32_t count, uint64_t l
   if (readahead > pages) readahead = pages;
   if (readahead > (64u << 20) / page) return -EINVAL; /* 64 MiB at most */
 
-  struct mk_uffd *u = calloc(1, sizeof *u);
+  struct mk_uffd *u = new_uffd(count ? count : 1, (size_t)pages, (size_t)(readahead * page));
   if (u == NULL) return -ENOMEM;
-  u->fd = u->stopfd = -1;
-  u->chunks = calloc(count ? count : 1, sizeof *u->chunks);
-  u->filled = calloc((size_t)pages, 1);
-  u->buffer = malloc((size_t)(readahead * page));
-  if (u->chunks == NULL || u->filled == NULL || u->buffer == NULL) {
-    destroy(u);
-    return -ENOMEM;
-  }
   uint64_t at = 0;
   for (uint32_t i = 0; i < count; i++) {
     u->chunks[i] = (struct mk_uffd_chunk){.at = at, .source = chunks[2 * i],
@@ -421,28 +481,8 @@ MK_API int64_t mk_uffd_create(const uint64_t *chunks, uint32_t count, uint64_t l
       break;
     }
   }
-  int64_t errs[3];
-  int via;
-  int fd = open_uffd((flags & MK_UFFD_KERNEL_FAULTS) != 0, errs, &via);
-  out[MK_UFFD_CREATE_VIA] = (uint64_t)via;
-  out[MK_UFFD_CREATE_SYSCALL_ERR] = (uint64_t)-errs[0];
-  out[MK_UFFD_CREATE_DEVICE_ERR] = (uint64_t)-errs[1];
-  out[MK_UFFD_CREATE_USER_ERR] = (uint64_t)-errs[2];
-  if (fd < 0) {
-    destroy(u);
-    return fd;
-  }
-  u->fd = fd;
-  int64_t err;
-  struct uffdio_api api = {.api = UFFD_API, .features = 0};
-  if (ioctl(fd, UFFDIO_API, &api) < 0) {
-    err = -(int64_t)errno;
-    destroy(u);
-    return err;
-  }
-  u->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (u->stopfd < 0) {
-    err = -(int64_t)errno;
+  int64_t err = open_into(u, (flags & MK_UFFD_KERNEL_FAULTS) != 0, 0, out);
+  if (err < 0) {
     destroy(u);
     return err;
   }
@@ -482,32 +522,8 @@ MK_API int64_t mk_uffd_create(const uint64_t *chunks, uint32_t count, uint64_t l
     destroy(u);
     return err;
   }
-  u->base = (uint64_t)(uintptr_t)addr;
-  struct uffdio_register reg = {.range = {.start = u->base, .len = span},
-                                .mode = UFFDIO_REGISTER_MODE_MISSING};
-  const uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) | (1ull << _UFFDIO_WAKE);
-  if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0 || (reg.ioctls & need) != need) {
-    err = errno ? -(int64_t)errno : -EOPNOTSUPP;
-    munmap(addr, (size_t)span);
-    destroy(u);
-    return err;
-  }
-  /* The handler takes no signals: they belong to the threads that asked for them. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  u->refs = 2;
-  __atomic_fetch_add(&live_threads, 1, __ATOMIC_ACQ_REL);
-  int rc = pthread_create(&u->thread, NULL, handler, u);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc != 0) {
-    __atomic_fetch_sub(&live_threads, 1, __ATOMIC_ACQ_REL);
-    munmap(addr, (size_t)span);
-    destroy(u);
-    return -rc;
-  }
-  out[MK_UFFD_CREATE_ADDRESS] = u->base;
-  return (int64_t)(uintptr_t)u;
+  return start(u, addr, UFFDIO_REGISTER_MODE_MISSING,
+               (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) | (1ull << _UFFDIO_WAKE), out);
 }
 
 MK_API int64_t mk_uffd_prefetch(uint64_t handle, uint64_t offset, uint64_t length) {
@@ -585,16 +601,8 @@ MK_API int64_t mk_uffd_alias(int32_t memfd, uint64_t offset, uint64_t length, ui
   }
   memset(out, 0, MK_UFFD_CREATE_WORDS * sizeof *out);
   const uint64_t span = (length + page - 1) / page * page;
-  struct mk_uffd *u = calloc(1, sizeof *u);
+  struct mk_uffd *u = new_uffd(1, 1, 1);
   if (u == NULL) return -ENOMEM;
-  u->fd = u->stopfd = -1;
-  u->chunks = calloc(1, sizeof *u->chunks);
-  u->filled = calloc(1, 1);
-  u->buffer = malloc(1);
-  if (u->chunks == NULL || u->filled == NULL || u->buffer == NULL) {
-    destroy(u);
-    return -ENOMEM;
-  }
   u->minor = 1;
   u->page = page;
   u->span = span;
@@ -602,29 +610,9 @@ MK_API int64_t mk_uffd_alias(int32_t memfd, uint64_t offset, uint64_t length, ui
   u->length = length;
   u->readahead = 1;
   u->refs = 1;
-  int64_t errs[3];
-  int via;
-  int fd = open_uffd(0, errs, &via);
-  out[MK_UFFD_CREATE_VIA] = (uint64_t)via;
-  out[MK_UFFD_CREATE_SYSCALL_ERR] = (uint64_t)-errs[0];
-  out[MK_UFFD_CREATE_DEVICE_ERR] = (uint64_t)-errs[1];
-  out[MK_UFFD_CREATE_USER_ERR] = (uint64_t)-errs[2];
-  if (fd < 0) {
-    destroy(u);
-    return fd;
-  }
-  u->fd = fd;
-  int64_t err;
   /* Minor faults on shmem (Linux 5.14) must be asked for at UFFDIO_API. */
-  struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_MINOR_SHMEM};
-  if (ioctl(fd, UFFDIO_API, &api) < 0) {
-    err = errno == EINVAL ? -EOPNOTSUPP : -(int64_t)errno;
-    destroy(u);
-    return err;
-  }
-  u->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (u->stopfd < 0) {
-    err = -(int64_t)errno;
+  int64_t err = open_into(u, 0, UFFD_FEATURE_MINOR_SHMEM, out);
+  if (err < 0) {
     destroy(u);
     return err;
   }
@@ -634,31 +622,8 @@ MK_API int64_t mk_uffd_alias(int32_t memfd, uint64_t offset, uint64_t length, ui
     destroy(u);
     return err;
   }
-  u->base = (uint64_t)(uintptr_t)addr;
-  struct uffdio_register reg = {.range = {.start = u->base, .len = span},
-                                .mode = UFFDIO_REGISTER_MODE_MINOR};
-  const uint64_t need = (1ull << _UFFDIO_CONTINUE) | (1ull << _UFFDIO_WAKE);
-  if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0 || (reg.ioctls & need) != need) {
-    err = errno ? -(int64_t)errno : -EOPNOTSUPP;
-    munmap(addr, (size_t)span);
-    destroy(u);
-    return err;
-  }
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  u->refs = 2;
-  __atomic_fetch_add(&live_threads, 1, __ATOMIC_ACQ_REL);
-  int rc = pthread_create(&u->thread, NULL, handler, u);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc != 0) {
-    __atomic_fetch_sub(&live_threads, 1, __ATOMIC_ACQ_REL);
-    munmap(addr, (size_t)span);
-    destroy(u);
-    return -rc;
-  }
-  out[MK_UFFD_CREATE_ADDRESS] = u->base;
-  return (int64_t)(uintptr_t)u;
+  return start(u, addr, UFFDIO_REGISTER_MODE_MINOR,
+               (1ull << _UFFDIO_CONTINUE) | (1ull << _UFFDIO_WAKE), out);
 }
 
 /* ---- write tracking: asynchronous write-protection, read with PAGEMAP_SCAN ---- */

@@ -20,7 +20,8 @@ import {
   permissionFlags,
 } from "../mod.ts";
 import { connectionRaw } from "../src/fd_socket.ts";
-import { denoRun } from "./fixtures/child.ts";
+import { denoRun, readUntil } from "./fixtures/child.ts";
+import { assertWaitsEnd } from "./fixtures/waits.ts";
 import { lacks, need } from "./fixtures/skip.ts";
 
 const peer = new URL("./fixtures/fd_peer.ts", import.meta.url).pathname;
@@ -111,12 +112,8 @@ Deno.test("a sender that shrinks a sealed memfd gets EPERM while the receiver ke
   await conn.send(memfd, { metadata: new TextEncoder().encode("pattern") });
   // Wait until the child has mapped it.
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!out.includes("mapped\n")) {
-    const { value, done } = await reader.read();
-    assert(!done, `the child ended early: ${out}`);
-    out += value;
-  }
+  let out = await readUntil(reader, "mapped\n");
+  assert(out.includes("mapped\n"), `the child ended early: ${out}`);
   for (const size of [4096, 0]) {
     const e = assertThrows(() => memfd.resize(size), MemkitError);
     assertEquals(e.code, "EPERM");
@@ -124,11 +121,7 @@ Deno.test("a sender that shrinks a sealed memfd gets EPERM while the receiver ke
   assertEquals(memfd.size, 65536);
   using done = sealedMemFd("done");
   await conn.send(done);
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    out += value;
-  }
+  out += await readUntil(reader);
   const status = await child.status;
   const stderr = await new Response(child.stderr).text();
   assertEquals([status.signal, status.code], [null, 0], `${out}\n${stderr}`);
@@ -237,25 +230,14 @@ Deno.test("10,000 exchanges, accepted and refused, leak no descriptor", async ()
 Deno.test("receive() leaves the event loop free, and ends on close, timeout, abort or the peer's close", async () => {
   using p = await pair();
   // A timer fires while receive() waits; the message arrives later.
-  let ticks = 0;
-  const timer = setInterval(() => ticks++, 5);
-  const pending = p.server.receive({ timeoutMs: 10000 });
-  await new Promise((r) => setTimeout(r, 100));
-  assert(ticks >= 5, `the event loop ran ${ticks} ticks while receive() waited`);
   using fd = sealedMemFd("late");
-  await p.client.send(fd);
-  (await pending).memfd.close();
-  clearInterval(timer);
-
-  await assertRejects(() => p.server.receive({ timeoutMs: 50 }), Deno.errors.TimedOut);
-  const ac = new AbortController();
-  const aborted = p.server.receive({ signal: ac.signal });
-  ac.abort(new Error("stop"));
-  await assertRejects(() => aborted, Error, "stop");
-
-  const closing = p.server.receive();
-  p.server.close();
-  await assertRejects(() => closing, Deno.errors.BadResource);
+  const got = await assertWaitsEnd(
+    (o) => p.server.receive(o),
+    () => p.client.send(fd),
+    () => p.server.close(),
+    50,
+  );
+  got.memfd.close();
 
   // The peer closes: the other end's receive() rejects with ECONNRESET.
   using q = await pair();

@@ -16,57 +16,28 @@ import {
   assertThrows,
 } from "@std/assert";
 import { MemFd, MemkitError, SharedMutex } from "../mod.ts";
+import { memfdPeerArgs, readUntil, spawnedReport, spawnMemfdPeer } from "./fixtures/child.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const fixture = `${root}/tests/fixtures/lock_child.ts`;
 
-function peerArgs(fd: MemFd, role: string, args: string[]): string[] {
-  const dir = `/proc/${Deno.pid}/fd`;
-  return [
-    "run",
-    "--allow-ffi",
-    `--allow-read=${root},${dir}`,
-    `--allow-write=${dir}`,
-    "--v8-flags=--js-immutable-arraybuffer",
-    fixture,
-    role,
-    `${dir}/${fd.fd}`,
-    ...args,
-  ];
-}
-
 /** Runs a peer to its end; returns its JSON line. It must not die of a signal. */
-async function peer<T>(fd: MemFd, role: string, ...args: string[]): Promise<T> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: peerArgs(fd, role, args),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  const what = `${role}: ${text}\n${new TextDecoder().decode(out.stderr).slice(-2000)}`;
-  assertEquals(out.signal, null, what);
-  assertEquals(out.code, 0, what);
-  return JSON.parse(text.trim().split("\n").at(-1)!);
+function peer<T>(fd: MemFd, role: string, ...args: string[]): Promise<T> {
+  return spawnedReport<T>(spawnMemfdPeer(fixture, fd.fd, role, args), role);
 }
 
 /** Starts a peer that holds the mutex; resolves once it printed "locked". */
 async function holder(fd: MemFd): Promise<Deno.ChildProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: peerArgs(fd, "hold", []),
+    args: memfdPeerArgs(fixture, fd.fd, "hold"),
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const reader = child.stdout.getReader();
-  let seen = "";
-  while (!seen.includes("locked\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the holder ended before it locked: ${seen}`);
-    seen += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  child.stdout.cancel();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const seen = await readUntil(reader, "locked\n");
+  if (!seen.includes("locked\n")) throw new Error(`the holder ended before it locked: ${seen}`);
+  reader.cancel();
   return child;
 }
 

@@ -17,6 +17,7 @@ import {
 } from "../mod.ts";
 import { parseIomem } from "../src/iomem.ts";
 import { lacks, need, probed } from "./fixtures/skip.ts";
+import { straceMarked } from "./fixtures/child.ts";
 
 const devmemExists = (() => {
   try {
@@ -331,49 +332,17 @@ const readsChild = new URL("./fixtures/phys_reads.ts", import.meta.url).pathname
  * the 1,000 reads (between its markers), and the JSON line it ended with.
  */
 function readsUnderStrace(scenario: string): { munmaps: number; report: Record<string, unknown> } {
-  // One trace file per thread (-ff): V8's own threads, which unmap memory
-  // too, stay out of the main thread's file. V8 also frees heap pages on the
-  // main thread (hundreds of KiB at a time), so only one-page unmaps count.
-  const dir = Deno.makeTempDirSync({ prefix: "memkit-phys-" });
-  try {
-    const r = new Deno.Command("strace", {
-      args: [
-        "-ff",
-        "-qq",
-        "-e",
-        "trace=munmap,write",
-        "-o",
-        `${dir}/trace`,
-        Deno.execPath(),
-        "run",
-        "--allow-ffi",
-        "--allow-read=/dev/zero",
-        "--v8-flags=--expose-gc,--js-immutable-arraybuffer",
-        readsChild,
-        scenario,
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).outputSync();
-    const stdout = new TextDecoder().decode(r.stdout);
-    const what = `${scenario}: ${stdout}${new TextDecoder().decode(r.stderr).slice(-2000)}`;
-    assertEquals([r.signal, r.code], [null, 0], what);
-    const log = [...Deno.readDirSync(dir)]
-      .map((e) => Deno.readTextFileSync(`${dir}/${e.name}`))
-      .find((text) => text.includes("@@begin"));
-    assert(log !== undefined, `no thread wrote the begin marker: ${what}`);
-    const lines = log!.split("\n");
-    const begin = lines.findIndex((l) => l.includes("@@begin"));
-    const end = lines.findIndex((l) => l.includes("@@end"));
-    assert(begin >= 0 && end > begin, `no end marker after the begin marker: ${what}`);
-    const munmaps = lines.slice(begin, end).filter((l) =>
-      /^munmap\(0x[0-9a-f]+, 4096\)/.test(l)
-    ).length;
-    return { munmaps, report: JSON.parse(stdout.trim().split("\n").at(-1)!) };
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
+  // V8 also frees heap pages on the main thread (hundreds of KiB at a
+  // time), so only one-page unmaps count.
+  const { run, lines } = straceMarked("munmap,write", [
+    "--allow-ffi",
+    "--allow-read=/dev/zero",
+    "--v8-flags=--expose-gc,--js-immutable-arraybuffer",
+    readsChild,
+    scenario,
+  ]);
+  const munmaps = lines.filter((l) => /^munmap\(0x[0-9a-f]+, 4096\)/.test(l)).length;
+  return { munmaps, report: JSON.parse(run.stdout.trim().split("\n").at(-1)!) };
 }
 
 strace.test("readU32 keeps its fast path while only a view of the mapping is reachable: no munmap in 1,000 reads", () => {

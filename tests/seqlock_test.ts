@@ -7,38 +7,10 @@
 // only with --allow-env=MEMKIT_SEQLOCK_READS).
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { MemFd, MemkitError, SeqLock } from "../mod.ts";
+import { spawnedReport, spawnMemfdPeer } from "./fixtures/child.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const fixture = `${root}/tests/fixtures/lock_child.ts`;
-
-function spawnPeer(fd: MemFd, role: string, ...args: string[]): Deno.ChildProcess {
-  const dir = `/proc/${Deno.pid}/fd`;
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      `--allow-read=${root},${dir}`,
-      `--allow-write=${dir}`,
-      "--v8-flags=--js-immutable-arraybuffer",
-      fixture,
-      role,
-      `${dir}/${fd.fd}`,
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
-
-async function report<T>(child: Deno.ChildProcess, role: string): Promise<T> {
-  const out = await child.output();
-  const text = new TextDecoder().decode(out.stdout);
-  const what = `${role}: ${text}\n${new TextDecoder().decode(out.stderr).slice(-2000)}`;
-  assertEquals(out.signal, null, what);
-  assertEquals(out.code, 0, what);
-  return JSON.parse(text.trim().split("\n").at(-1)!);
-}
 
 function checksum(words: Uint32Array, n = 15): number {
   let h = 0x811c9dc5;
@@ -65,15 +37,18 @@ Deno.test("a writer process and 3 reader processes: 0 torn reads of a 64-byte re
   const total = totalReads();
   const each = Math.ceil(total / 3);
   const t0 = performance.now();
-  const writer = spawnPeer(fd, "seqwriter");
-  const readers = [0, 1, 2].map(() => spawnPeer(fd, "seqreader", String(each)));
+  const writer = spawnMemfdPeer(fixture, fd.fd, "seqwriter");
+  const readers = [0, 1, 2].map(() => spawnMemfdPeer(fixture, fd.fd, "seqreader", [String(each)]));
   const results = await Promise.all(
     readers.map((r) =>
-      report<{ reads: number; torn: number; versions: number; rawTorn: number }>(r, "seqreader")
+      spawnedReport<{ reads: number; torn: number; versions: number; rawTorn: number }>(
+        r,
+        "seqreader",
+      )
     ),
   );
   m.view(Uint32Array, 192, 1)[0] = 1; // stop the writer
-  const { writes } = await report<{ writes: number }>(writer, "seqwriter");
+  const { writes } = await spawnedReport<{ writes: number }>(writer, "seqwriter");
   const ms = performance.now() - t0;
   console.log(
     `${3 * each} reads by 3 processes during ${writes} writes in ${ms.toFixed(0)} ms; ` +

@@ -5,7 +5,7 @@
 // Python's multiprocessing.shared_memory both ways, and who maps what.
 import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows } from "@std/assert";
 import { MemkitError, pageSize, protect, SharedMemory } from "../mod.ts";
-import { childReport, denoRun } from "./fixtures/child.ts";
+import { childReport, denoRun, readUntil } from "./fixtures/child.ts";
 import { lacks, need, probed } from "./fixtures/skip.ts";
 import { nobodyPackage } from "./fixtures/nobody.ts";
 
@@ -338,13 +338,7 @@ s.close()  # not unlink(): the resource tracker of this creator unlinks it at ex
     stderr: "piped",
   }).spawn();
   const lines = py.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let got = "";
-  while (!got.includes("ready\n")) {
-    const { value, done } = await lines.read();
-    if (done) break;
-    got += value;
-  }
-  assertStringIncludes(got, "ready");
+  assertStringIncludes(await readUntil(lines, "ready\n"), "ready");
   using shm = SharedMemory.open(`/${name}`);
   assertEquals(shm.size, 8192); // Python's ftruncate
   using m = shm.map();
@@ -353,12 +347,7 @@ s.close()  # not unlink(): the resource tracker of this creator unlinks it at ex
   const writer = py.stdin.getWriter();
   await writer.write(new TextEncoder().encode("go\n"));
   await writer.close();
-  let rest = "";
-  for (;;) {
-    const { value, done } = await lines.read();
-    if (done) break;
-    rest += value;
-  }
+  const rest = await readUntil(lines);
   const status = await py.status;
   await py.stderr.cancel();
   assert(status.success);
@@ -451,13 +440,7 @@ Deno.test("list() names the live processes mapping each segment; a killed holder
     stderr: "null",
   }).spawn();
   const reader = holder.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let got = "";
-  while (!got.includes("ready")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    got += value;
-  }
-  assertStringIncludes(got, "ready");
+  assertStringIncludes(await readUntil(reader, "ready"), "ready");
   using shm = SharedMemory.open(seg.name, { access: "r" });
   using m = shm.map();
   const find = () => SharedMemory.list().segments.find((s) => s.name === `/${seg.name}`)!;

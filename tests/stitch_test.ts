@@ -13,6 +13,7 @@ import {
 import { alias, guarded, mapFile, MemFd, MemkitError, pageSize, stitch } from "../mod.ts";
 import { linesIn, procMaps } from "./fixtures/procmaps.ts";
 import { lacks, need } from "./fixtures/skip.ts";
+import { straceMarked } from "./fixtures/child.ts";
 
 const PAGE = pageSize();
 const fixture = new URL("./fixtures/stitch_child.ts", import.meta.url).pathname;
@@ -105,56 +106,29 @@ const strace = need(lacks("strace", ["-V"]));
 
 strace.test("neighbouring chunks that continue each other are placed with one mmap", () => {
   const count = (scenario: string) => {
-    // One trace file per thread (-ff): no call is split by another thread's
-    // ("<unfinished ...>"), and V8's own threads, which map memory too, stay
-    // out of the main thread's file.
-    const dir = Deno.makeTempDirSync({ prefix: "memkit-stitch-" });
-    try {
-      const r = new Deno.Command("strace", {
-        args: [
-          "-ff",
-          "-qq",
-          "-e",
-          "trace=mmap,mremap,munmap,write",
-          "-o",
-          `${dir}/trace`,
-          Deno.execPath(),
-          "run",
-          "--allow-ffi",
-          fixture,
-          scenario,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).outputSync();
-      assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
-      const log = [...Deno.readDirSync(dir)]
-        .map((e) => Deno.readTextFileSync(`${dir}/${e.name}`))
-        .find((text) => text.includes("@@begin"));
-      assert(log !== undefined, "no thread wrote the begin marker");
-      const lines = log!.split("\n");
-      const begin = lines.findIndex((l) => l.includes("@@begin"));
-      const between = lines.slice(begin, lines.findIndex((l) => l.includes("@@end"))).join("\n");
-      // Only the calls inside stitch's reservation: V8's collector may map
-      // heap pages on the main thread too.
-      const calls = [...between.matchAll(/\bmmap\(([^,]+), (\d+), [^)]*\) = (0x[0-9a-f]+)/g)]
-        .map((m) => ({ text: m[0], start: BigInt(m[3]), end: BigInt(m[3]) + BigInt(m[2]) }));
-      const fixed = calls.filter((c) => c.text.includes("MAP_FIXED"));
-      const reservation = calls.find((c) =>
-        !c.text.includes("MAP_FIXED") && fixed.some((f) => f.start === c.start)
-      );
-      const inside = calls.filter((c) =>
-        reservation !== undefined && reservation.start <= c.start && c.end <= reservation.end
-      );
-      return {
-        mmap: inside.length,
-        fixed: inside.filter((c) => c.text.includes("MAP_FIXED")).length,
-        stdout: new TextDecoder().decode(r.stdout),
-        trace: between,
-      };
-    } finally {
-      Deno.removeSync(dir, { recursive: true });
-    }
+    const { run, lines } = straceMarked("mmap,mremap,munmap,write", [
+      "--allow-ffi",
+      fixture,
+      scenario,
+    ]);
+    const between = lines.join("\n");
+    // Only the calls inside stitch's reservation: V8's collector may map
+    // heap pages on the main thread too.
+    const calls = [...between.matchAll(/\bmmap\(([^,]+), (\d+), [^)]*\) = (0x[0-9a-f]+)/g)]
+      .map((m) => ({ text: m[0], start: BigInt(m[3]), end: BigInt(m[3]) + BigInt(m[2]) }));
+    const fixed = calls.filter((c) => c.text.includes("MAP_FIXED"));
+    const reservation = calls.find((c) =>
+      !c.text.includes("MAP_FIXED") && fixed.some((f) => f.start === c.start)
+    );
+    const inside = calls.filter((c) =>
+      reservation !== undefined && reservation.start <= c.start && c.end <= reservation.end
+    );
+    return {
+      mmap: inside.length,
+      fixed: inside.filter((c) => c.text.includes("MAP_FIXED")).length,
+      stdout: run.stdout,
+      trace: between,
+    };
   };
   const contiguous = count("contiguous");
   // One reservation and one MAP_FIXED for 64 chunks that follow each other.

@@ -19,7 +19,7 @@ import {
   trackWrites,
   userfaultfdFeatures,
 } from "../mod.ts";
-import { childReport } from "./fixtures/child.ts";
+import { childReport, readUntil } from "./fixtures/child.ts";
 import { nobodyPackage } from "./fixtures/nobody.ts";
 import { probed } from "./fixtures/skip.ts";
 
@@ -347,12 +347,8 @@ async function serve(): Promise<{ child: Deno.ChildProcess; pid: number; address
     stderr: "null",
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the serving process ended early");
-    text += value;
-  }
+  const text = await readUntil(reader, "\n");
+  if (!text.includes("\n")) throw new Error("the serving process ended early");
   readers.set(child, reader);
   const { pid, address } = JSON.parse(text.split("\n")[0]);
   return { child, pid, address };
@@ -363,7 +359,7 @@ const readers = new Map<Deno.ChildProcess, ReadableStreamDefaultReader<string>>(
 async function stop(child: Deno.ChildProcess): Promise<void> {
   await child.stdin.close();
   const reader = readers.get(child)!;
-  while (!(await reader.read()).done) { /* its last line */ }
+  await readUntil(reader); // its last line
   await child.status;
 }
 
@@ -421,21 +417,12 @@ probed({
       stderr: "piped",
     }).spawn();
     const reader = viewer.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes("touched")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
+    let text = await readUntil(reader, "touched");
     await stop(child); // the served process exits
     const writer = viewer.stdin.getWriter();
     await writer.write(new Uint8Array([10]));
     await writer.close();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
+    text += await readUntil(reader);
     const status = await viewer.status;
     await viewer.stderr.cancel();
     assertEquals([status.signal, status.code], [null, 0]);
