@@ -539,7 +539,7 @@ const nobody = nobodyPackage("memkit-shm-nobody-");
 probed({
   name:
     "as another user, list() skips the processes the kernel will not show, and open() is EACCES",
-  skip: !nobody.isRoot && "not root: only root can switch to nobody with setpriv",
+  skip: nobody.unable,
   fn() {
     using seg = fresh();
     using shm = SharedMemory.create(seg.name, { size: PAGE, mode: 0o600 });

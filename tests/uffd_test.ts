@@ -165,7 +165,7 @@ probed({
   fn() {
     const r = childReport([
       "--allow-ffi",
-      "--allow-run=ps",
+      "--allow-run=sh",
       "--v8-flags=--expose-gc",
       fixture,
       "collected",
@@ -264,7 +264,7 @@ probed({
 // ---- as nobody (uid 65534), the device closed to it, then open ----
 
 const nobody = nobodyPackage("memkit-uffd-");
-const notRoot = !nobody.isRoot && "not root: only root can switch to nobody with setpriv";
+const notRoot = nobody.unable;
 
 function deviceMode(): string | undefined {
   try {
