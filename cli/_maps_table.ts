@@ -9,6 +9,7 @@ import { MK } from "../ffi/symbols.ts";
 import type { MapsEntry, ProcessId, SmapsEntry } from "../src/maps.ts";
 import { procSymbols } from "../src/_proc.ts";
 import type { SmapsRows } from "../src/_smaps_rows.ts";
+export type { SmapsRows };
 import { CHUNK, type Output } from "./_out.ts";
 
 const size = (n: number): string => formatBytes(n, { binary: true });
