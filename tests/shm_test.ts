@@ -56,7 +56,7 @@ function exists(name: string): boolean {
   }
 }
 
-/** `stat(1)` of /dev/shm/<name> (Deno's own file API needs --allow-all for /dev): size, mode, uid, gid, blocks. */
+/** `stat(1)` of /dev/shm/<name> (Deno's own file API refuses /dev unless every permission is granted, which these tests never do): size, mode, uid, gid, blocks. */
 function statTool(name: string): number[] {
   const r = new Deno.Command("stat", { args: ["-c", "%s %a %u %g %b %B", `/dev/shm/${name}`] })
     .outputSync();
