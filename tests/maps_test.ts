@@ -25,6 +25,7 @@ import { ERRNO } from "../ffi/errors.ts";
 import { procError, readLines } from "../src/_proc.ts";
 import { hasProcmapQuery, kernelHas } from "./fixtures/kernel.ts";
 import { lacks, need } from "./fixtures/skip.ts";
+import { readyLine } from "./fixtures/child.ts";
 
 const fixture = new URL("./fixtures/mappings.py", import.meta.url).pathname;
 // The QEMU guest (busybox and Deno only) has neither.
@@ -46,14 +47,7 @@ async function startChild(): Promise<Child> {
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const reader = proc.stdout.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the child exited before it was ready");
-    text += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
+  const text = await readyLine(proc.stdout);
   return {
     pid: proc.pid,
     paths: JSON.parse(text),
@@ -418,14 +412,7 @@ while not select.select([0], [], [], 0 if churn else None)[0]:
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const reader = proc.stdout.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the child exited before it was ready");
-    text += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
+  const text = await readyLine(proc.stdout);
   return {
     pid: proc.pid,
     paths: JSON.parse(text),

@@ -9,6 +9,7 @@ import { parseSmapsRows } from "../src/_smaps_rows.ts";
 import { printMaps, printRows } from "../cli/_maps_table.ts";
 import { Output } from "../cli/_out.ts";
 import { lacks, need } from "./fixtures/skip.ts";
+import { readyLine } from "./fixtures/child.ts";
 
 const fixture = new URL("./fixtures/mappings.py", import.meta.url).pathname;
 const python = need(lacks("python3"));
@@ -218,14 +219,7 @@ sys.stdin.read()
     stdin: "piped",
     stdout: "piped",
   }).spawn();
-  const reader = proc.stdout.getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the child exited before it was ready");
-    text += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
+  await readyLine(proc.stdout);
   return {
     pid: proc.pid,
     async [Symbol.asyncDispose]() {
