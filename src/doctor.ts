@@ -535,31 +535,34 @@ function ramPage(ranges: readonly PhysicalRange[], page: number): number | undef
   return undefined;
 }
 
-/** Ranges a driver named, outside RAM, with no ranges inside them: the claims IO_STRICT_DEVMEM guards. */
-function claimedRange(ranges: readonly PhysicalRange[], page: number): PhysicalRange | undefined {
-  const generic =
-    /^(System RAM|Reserved|reserved|Kernel |PCI Bus|PCI ECAM|PCI MMCONFIG|ACPI|System ROM|Video ROM|Adapter ROM|Crash kernel|RAM buffer|Unknown|pnp )/;
-  for (let i = 0; i < ranges.length; i++) {
-    const r = ranges[i];
-    const leaf = i + 1 >= ranges.length || ranges[i + 1].depth <= r.depth;
-    if (!leaf || r.depth === 0 || r.start < MiB || generic.test(r.name)) continue;
-    if (r.end - r.start < 1) continue;
-    const inRam = ranges.some((o) =>
-      o.name === "System RAM" && o.start <= r.start && r.end <= o.end
-    );
-    if (inRam || Math.floor(r.start / page) * page + page > 2 ** 52) continue;
+/** A PCI function's name in /proc/iomem (its BAR): `0000:00:02.0`. */
+const PCI_FUNCTION = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
+
+/**
+ * A range a PCI driver claimed: the child of a BAR (`pci_request_regions`
+ * names it after the driver and marks it busy), which IO_STRICT_DEVMEM keeps
+ * from /dev/mem. A BAR no driver claimed is not busy, so it proves nothing.
+ */
+function claimedRange(ranges: readonly PhysicalRange[]): PhysicalRange | undefined {
+  const parents: PhysicalRange[] = [];
+  for (const r of ranges) {
+    parents.length = r.depth;
+    const parent = parents[r.depth - 1];
+    parents[r.depth] = r;
+    if (parent === undefined || !PCI_FUNCTION.test(parent.name)) continue;
+    if (PCI_FUNCTION.test(r.name) || r.start < MiB || r.end > 2 ** 52) continue;
     return r;
   }
   return undefined;
 }
 
-/** Whether mapping (never touching) one page at `at` is refused with EPERM. */
+/** Whether mapping (never touching) the page of `at` is refused (EPERM, or EBUSY). */
 function refused(mem: PhysicalMemory, at: number, page: number): boolean {
   try {
     mem.map(Math.floor(at / page) * page, page).close();
     return false;
   } catch (e) {
-    if (e instanceof MemkitError && e.code === "EPERM") return true;
+    if (e instanceof MemkitError && (e.code === "EPERM" || e.code === "EBUSY")) return true;
     throw e;
   }
 }
@@ -623,9 +626,10 @@ function checkDevmem(ctx: Context): Found {
         if (!strict) {
           details.ioStrictDevmem = false; // IO_STRICT_DEVMEM depends on STRICT_DEVMEM
         } else {
-          const claimed = claimedRange(ranges, ctx.page);
+          const claimed = claimedRange(ranges);
           if (claimed === undefined) {
-            details.ioStrictDevmem = "unknown: /proc/iomem lists no driver's range to try";
+            details.ioStrictDevmem =
+              "unknown: /proc/iomem lists no range a PCI driver claimed to try";
           } else {
             const io = refused(mem, claimed.start, ctx.page);
             details.ioStrictDevmem = io;
