@@ -1,4 +1,4 @@
-// flags: --allow-ffi --allow-run=$DENO,cat,sh,test,grep,setpriv,cp --allow-read=/tmp --allow-write=/tmp --allow-sys=uid
+// flags: --allow-ffi --allow-run=$DENO,cat,sh,test,grep,setpriv,cp,cc --allow-read=/tmp --allow-write=/tmp --allow-sys=uid
 // `memkit doctor` through the real cli.ts, each line compared with what the
 // kernel says through tools nobody here wrote (cat, the shell's ulimit,
 // test, grep of /proc/cpuinfo, the ioctls asked of libc directly), as root
@@ -193,6 +193,78 @@ Deno.test("memkit doctor --permissions prints the flags that check everything", 
   assert(command.endsWith("cli.ts doctor"), command);
   const one = doctorCli([], ["kpageflags", "--permissions"]);
   assertEquals(one.stdout.split("\n")[0], "--allow-ffi --allow-read=/proc/kpageflags");
+});
+
+/** A copy of the package without its build, and a library of another ABI beside it. */
+function unbuiltCopy(): {
+  dir: string;
+  run(env: Record<string, string>, args?: string[]): CliResult;
+} {
+  const checkout = new URL("..", import.meta.url).pathname;
+  const dir = Deno.makeTempDirSync({ prefix: "memkit-doctor-unbuilt-" });
+  const pieces = ["mod.ts", "cli.ts", "deno.json", "deno.lock", "src", "ffi", "cli"];
+  if (!tool("cp", ["-r", ...pieces.map((p) => checkout + p), dir]).ok) {
+    throw new Error("Cannot copy the package");
+  }
+  // A library with memkit's two core symbols and another ABI version.
+  Deno.writeTextFileSync(
+    `${dir}/other_abi.c`,
+    "long mk_core_abi_version(void) { return 999; }\nlong mk_core_page_size(void) { return 4096; }\n",
+  );
+  if (!tool("cc", ["-shared", "-fPIC", "-o", `${dir}/other_abi.so`, `${dir}/other_abi.c`]).ok) {
+    throw new Error("Cannot build the library of another ABI");
+  }
+  return {
+    dir,
+    run(env, args = []) {
+      const r = new Deno.Command(Deno.execPath(), {
+        args: ["run", `--config=${dir}/deno.json`, ...FULL, `${dir}/cli.ts`, "doctor", ...args],
+        cwd: dir,
+        env: { NO_COLOR: "1", ...env },
+        stdout: "piped",
+        stderr: "piped",
+      }).outputSync();
+      assertEquals(r.signal, null);
+      return { code: r.code, stdout: decoder.decode(r.stdout), stderr: decoder.decode(r.stderr) };
+    },
+  };
+}
+
+Deno.test("memkit doctor without a library exits 1 naming each path tried; MEMKIT_LIB is followed", () => {
+  const copy = unbuiltCopy();
+  try {
+    const r = copy.run({});
+    assertEquals(r.code, 1, r.stderr);
+    const got = lines(r);
+    const library = got.get("library")!;
+    assertEquals(library.mark, "✗");
+    assertStringIncludes(library.text, "the native library does not load; why: Cannot load");
+    assertStringIncludes(library.text, `local build: ${copy.dir}/build/libmemkit.so`);
+    assertStringIncludes(library.text, "fix: build it with `make build`");
+    // What needs the library waits for it; what does not is checked.
+    assertEquals(got.get("memlock")!, {
+      mark: "?",
+      id: "memlock",
+      text: "not checked: the native library does not load; " +
+        "fix: build it with `make build`, or set MEMKIT_LIB (see the library check)",
+    });
+    assertEquals(got.get("immutable-buffers")!.mark, "✓");
+    assertEquals(copy.run({}, ["memlock"]).code, 1);
+    // A library of another ABI is refused, saying both versions.
+    const other = copy.run({ MEMKIT_LIB: `${copy.dir}/other_abi.so` });
+    assertEquals(other.code, 1, other.stderr);
+    assertStringIncludes(
+      lines(other).get("library")!.text,
+      `MEMKIT_LIB: ${copy.dir}/other_abi.so (ABI version 999, this module needs`,
+    );
+    // The checkout's own build, through MEMKIT_LIB.
+    const lib = new URL("../build/libmemkit.so", import.meta.url).pathname;
+    const via = copy.run({ MEMKIT_LIB: lib });
+    assertEquals(via.code, 0, via.stderr);
+    assertStringIncludes(lines(via).get("library")!.text, `${lib} (MEMKIT_LIB), ABI `);
+  } finally {
+    Deno.removeSync(copy.dir, { recursive: true });
+  }
 });
 
 // ---- as nobody ----
