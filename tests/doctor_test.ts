@@ -1,4 +1,4 @@
-// flags: --allow-ffi --allow-run=$DENO,cat,sh,test,grep,setpriv,cp,cc --allow-read=/tmp --allow-write=/tmp --allow-sys=uid
+// flags: --allow-ffi --allow-run=$DENO,cat,sh,test,grep,setpriv,cp,cc,timeout,script --allow-read=/tmp --allow-write=/tmp --allow-sys=uid
 // `memkit doctor` through the real cli.ts, each line compared with what the
 // kernel says through tools nobody here wrote (cat, the shell's ulimit,
 // test, grep of /proc/cpuinfo, the ioctls asked of libc directly), as root
@@ -8,7 +8,7 @@ import { DOCTOR_CHECKS, doctorPermissions } from "../mod.ts";
 import { type CliResult, memkitCli } from "./fixtures/cli.ts";
 import { hasNoexecSeal, hasPagemapScan, hasProcmapQuery } from "./fixtures/kernel.ts";
 import { nobodyPackage } from "./fixtures/nobody.ts";
-import { probed } from "./fixtures/skip.ts";
+import { lacks, probed } from "./fixtures/skip.ts";
 
 const decoder = new TextDecoder();
 
@@ -193,6 +193,38 @@ Deno.test("memkit doctor --permissions prints the flags that check everything", 
   assert(command.endsWith("cli.ts doctor"), command);
   const one = doctorCli([], ["kpageflags", "--permissions"]);
   assertEquals(one.stdout.split("\n")[0], "--allow-ffi --allow-read=/proc/kpageflags");
+});
+
+probed({
+  name:
+    "memkit doctor in a terminal never prompts for what it was not granted, and colours its marks",
+  skip: lacks("script", ["-V"]),
+  fn() {
+    const checkout = new URL("..", import.meta.url).pathname;
+    const { denoDir } = JSON.parse(tool(Deno.execPath(), ["info", "--json"]).out);
+    // A pseudo-terminal (script), where Deno would prompt; no NO_COLOR in its environment.
+    const r = new Deno.Command("timeout", {
+      args: [
+        "120",
+        "script",
+        "-qec",
+        `${Deno.execPath()} run --allow-ffi cli.ts doctor`,
+        "/dev/null",
+      ],
+      cwd: checkout,
+      clearEnv: true,
+      env: { DENO_DIR: denoDir, PATH: "/usr/bin:/bin", TERM: "xterm" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).outputSync();
+    const out = decoder.decode(r.stdout);
+    assertEquals(r.code, 0, out + decoder.decode(r.stderr));
+    assert(!/Allow\?|requests/.test(out), out);
+    assertStringIncludes(out, "\x1b[32m✓\x1b[39m"); // green on a terminal
+    assertStringIncludes(out, "\x1b[33m?\x1b[39m"); // not checked: yellow
+    assertStringIncludes(out, "not checked: needs --allow-read=/proc/kpageflags");
+  },
 });
 
 /** A copy of the package without its build, and a library of another ABI beside it. */
