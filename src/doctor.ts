@@ -16,7 +16,12 @@ import { findMapping } from "./maps.ts";
 import { readOnlyViewsSupported } from "./mapping.ts";
 import { MemFd } from "./memfd.ts";
 import { Pagemap } from "./pagemap.ts";
-import { type Operation, permissionTable, queryPermission } from "./permissions.ts";
+import {
+  type Operation,
+  type PermissionNeed,
+  permissionTable,
+  queryPermission,
+} from "./permissions.ts";
 import { PhysicalMemory } from "./phys.ts";
 import { Pkey } from "./pkey.ts";
 import { userfaultfdFeatures } from "./uffd.ts";
@@ -183,7 +188,6 @@ const SPECS: Record<DoctorCheckId, Spec> = {
 
 /** Optional reads that make a check's answer more exact; without them it still runs. */
 const OPTIONAL: Partial<Record<DoctorCheckId, readonly Need[]>> = {
-  library: [],
   devmem: [["iomem", ""], ["lockdown", ""]],
 };
 
@@ -228,21 +232,27 @@ export function doctorCheckIds(names: readonly string[]): DoctorCheckId[] {
   return DOCTOR_CHECKS.filter((id) => wanted.has(id));
 }
 
-/** The deno flags of `needs`, one `--allow-<name>=a,b` per permission. */
-function flagsOf(needs: readonly Need[], extra: readonly string[] = []): string[] {
-  const scoped = new Map<string, string[]>();
-  const bare = new Set<string>();
+/** Every permission the rows `needs` name, each once. */
+function permissionsOf(needs: readonly Need[]): PermissionNeed[] {
+  const out: PermissionNeed[] = [];
   for (const [op, target] of needs) {
     for (const need of permissionTable[op].needs(target)) {
-      if (need.path === undefined) bare.add(need.name);
-      else {
-        const list = scoped.get(need.name) ?? [];
-        if (!list.includes(need.path)) list.push(need.path);
-        scoped.set(need.name, list);
-      }
+      if (!out.some((n) => n.name === need.name && n.path === need.path)) out.push(need);
     }
   }
-  const out = [...bare].map((name) => `--allow-${name}`);
+  return out;
+}
+
+/** Deno flags for `list`: one `--allow-<name>` or `--allow-<name>=a,b` per permission. */
+function format(list: readonly PermissionNeed[], extra: readonly string[] = []): string[] {
+  const scoped = new Map<string, string[]>();
+  const bare: string[] = [];
+  for (const need of list) {
+    if (need.path === undefined) {
+      if (!bare.includes(need.name)) bare.push(need.name);
+    } else scoped.set(need.name, [...(scoped.get(need.name) ?? []), need.path]);
+  }
+  const out = bare.map((name) => `--allow-${name}`);
   for (const [name, paths] of scoped) out.push(`--allow-${name}=${paths.join(",")}`);
   return [...out, ...extra];
 }
@@ -271,7 +281,7 @@ export function doctorPermissions(checks?: readonly string[]): string[] {
   const extra: string[] = [];
   if (ids.includes("library")) extra.push("--allow-env=MEMKIT_LIB");
   if (ids.includes("immutable-buffers")) extra.push("--v8-flags=--js-immutable-arraybuffer");
-  return flagsOf(needs, extra);
+  return format(permissionsOf(needs), extra);
 }
 
 /**
@@ -289,34 +299,19 @@ function granted(desc: Deno.PermissionDescriptor): boolean {
   return false;
 }
 
-/** The flags of `needs` that are not granted. */
+/** The flags of the permissions of `needs` that are not granted, never prompting. */
 function missing(needs: readonly Need[]): string[] {
-  const absent: Need[] = [];
-  for (const need of needs) {
-    const [op, target] = need;
-    for (const n of permissionTable[op].needs(target)) {
-      const desc: Deno.PermissionDescriptor = n.name === "ffi"
-        ? { name: "ffi" }
-        : n.name === "write"
-        ? { name: "write", path: n.path }
-        : { name: "read", path: n.path };
-      if (!granted(desc)) {
-        absent.push(need);
-        break;
-      }
-    }
-  }
-  if (absent.length === 0) return [];
-  // Only the permissions that are missing, not the whole row (ffi may be there).
-  return flagsOf(absent).filter((flag) => {
-    const m = /^--allow-(\w+)(?:=(.*))?$/.exec(flag);
-    if (!m) return true;
-    const [, name, paths] = m;
-    if (paths === undefined) return !granted({ name: "ffi" });
-    return paths.split(",").some((path) =>
-      !granted(name === "write" ? { name: "write", path } : { name: "read", path })
-    );
-  });
+  return format(
+    permissionsOf(needs).filter((n) =>
+      !granted(
+        n.name === "ffi"
+          ? { name: "ffi" }
+          : n.name === "write"
+          ? { name: "write", path: n.path }
+          : { name: "read", path: n.path },
+      )
+    ),
+  );
 }
 
 /** What a probe returns: a result without its id and title. */
