@@ -37,6 +37,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   pagemap: () => import("./cli/introspect.ts").then((m) => m.pagemapCommand),
   phys: () => import("./cli/phys.ts").then((m) => m.physCommand),
   shm: () => import("./cli/shm.ts").then((m) => m.shmCommand),
+  doctor: () => import("./cli/doctor.ts").then((m) => m.doctorCommand),
 };
 
 const HELP = `memkit: typed, permission-gated access to Linux memory machinery

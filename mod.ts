@@ -33,7 +33,9 @@
  * - {@linkcode lazyView}, {@linkcode lazyAlias} and
  *   {@linkcode userfaultfdFeatures}: lazy copies of memory memkit does not
  *   control, and memfd aliases whose pages appear as they are touched,
- *   served by a native `userfaultfd` handler thread.
+ *   served by a native `userfaultfd` handler thread;
+ * - {@linkcode doctor}: what this machine, kernel, user and these flags let
+ *   memkit do, one capability at a time, with why and the fix.
  *
  * Requires `--allow-ffi`; read-only views need
  * `--v8-flags=--js-immutable-arraybuffer`.
@@ -54,6 +56,16 @@
  */
 
 export { MemkitError, type MemkitErrorOptions } from "./ffi/errors.ts";
+export {
+  doctor,
+  DOCTOR_CHECKS,
+  type DoctorCheckId,
+  doctorCheckIds,
+  type DoctorDetail,
+  type DoctorOptions,
+  doctorPermissions,
+  type DoctorResult,
+} from "./src/doctor.ts";
 export { libraryCandidates, libraryPath, pageSize } from "./ffi/loader.ts";
 export { type MapOptions, MemFd, type MemFdOptions, type Seal } from "./src/memfd.ts";
 export {

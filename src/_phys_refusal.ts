@@ -22,8 +22,9 @@ function granted(path: string): boolean {
  * The kernel's lockdown mode (`none`, `integrity` or `confidentiality`), or
  * `undefined` when it cannot be read: memkit reads it (natively) only when
  * `--allow-read=/sys/kernel/security/lockdown` is granted, and never prompts.
+ * Also what `memkit doctor` reports (`doctor.ts`).
  */
-function lockdownMode(): string | undefined {
+export function lockdownMode(): string | undefined {
   if (!granted("/sys/kernel/security/lockdown")) return undefined;
   try {
     // One line ("none [integrity] confidentiality"): a page holds it.
