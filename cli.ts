@@ -188,7 +188,7 @@ export async function main(args: string[]): Promise<number> {
         json: "no: help is text",
         permissions: "no: help needs no permission",
         examples: [],
-      }, rest.filter((a) => a !== "--version"));
+      }, rest);
       const name = about.positionals[0];
       if (name === undefined) {
         stdout.line(mainHelp());

@@ -103,12 +103,12 @@ export interface CommandSpec {
 /** Flags every command takes; `--json` and `--permissions` say per command what they print. */
 export function commonFlags(spec: CommandSpec): FlagSpec[] {
   return [
-    { name: "json", type: "boolean", description: spec.json.replace(/^no: /, "not here: ") },
+    { name: "json", type: "boolean", description: spec.json.replace(/^no: /, "none here: ") },
     {
       name: "permissions",
       type: "boolean",
       description: (spec.permissions ?? "print the minimal deno flags for this call, and exit")
-        .replace(/^no: /, "not here: "),
+        .replace(/^no: /, "none here: "),
     },
     {
       name: "color",
