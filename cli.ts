@@ -96,6 +96,14 @@ const VALUE_OPTIONS = new Set(
   ),
 );
 
+/** Options without a value, of any command, and memkit's own. */
+const BOOLEAN_OPTIONS = new Set([
+  "--version",
+  ...Object.values(SPECS).flatMap((s) => allFlags(s)).filter((f) => f.type === "boolean").map((
+    f,
+  ) => `--${f.name}`),
+]);
+
 /** The command (the first positional) and every other argument, in order. */
 function splitCommand(args: readonly string[]): { command?: string; rest: string[] } {
   for (let i = 0; i < args.length; i++) {
@@ -171,6 +179,16 @@ export async function main(args: string[]): Promise<number> {
         // Usage, not output: on stderr, and a usage error's exit code.
         console.error(mainHelp());
         return 2;
+      }
+      const known = [...new Set([...VALUE_OPTIONS, ...BOOLEAN_OPTIONS])];
+      for (const arg of flags) {
+        const name = arg.replace(/=.*/, "");
+        if (known.includes(name) || name === "-h") continue;
+        const guess = didYouMean(name, known);
+        throw new UsageError(
+          `Unknown option "${name}"` + (guess ? `: did you mean ${guess}?` : ""),
+          "",
+        );
       }
       throw new UsageError(
         `Missing the command: expected ${either(NAMES)} ` +

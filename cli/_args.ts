@@ -313,7 +313,7 @@ export function parseCommandLine(spec: CommandSpec, args: readonly string[]): Ar
         `Unknown option "${typed}" for memkit ${command}` +
           (negative
             ? " (an argument that starts with - goes after --)"
-            : mean(didYouMean(typed, known.map(dashed)))),
+            : mean(didYouMean(typed, [...known.map(dashed), "--version"]))),
       );
       continue;
     }

@@ -299,6 +299,8 @@ Deno.test("usage goes to stderr with exit code 2: no command, an unknown one, a 
   assertStringIncludes(bare.stderr, "Usage:");
   assertUsage(memkit(["mpas", "self"]), 'Unknown command "mpas"', "did you mean maps?");
   assertUsage(memkit(["--json"]), "Missing the command");
+  assertUsage(memkit(["--verison"]), 'Unknown option "--verison": did you mean --version?');
+  assertUsage(memkit(["maps", "self", "--verison"]), "did you mean --version?");
   assertUsage(memkit(["phys"]), "Missing the command of memkit phys");
   assertUsage(memkit(["shm"]), "Missing the command of memkit shm");
   assertUsage(memkit(["phys", "raed", "0"]), "did you mean read?");
@@ -347,7 +349,13 @@ Deno.test("piped output has no colour: a table, an error, --permissions (NO_COLO
     memkit(["phys", "read", "0xf0000", "16", "--device=/dev/zero"], {
       flags: ["--allow-ffi", "--allow-read=/dev/zero"],
     }),
+    memkit(["maps", "self"], { flags: ["--allow-ffi", "--allow-read=/proc/self/smaps"] }),
+    memkit(["pagemap", "self", "0+1G"], {
+      flags: ["--allow-ffi", "--allow-read=/proc/self/pagemap"],
+    }),
   ];
+  assertEquals(runs.at(-2)!.code, 0, runs.at(-2)!.stderr);
+  assertStringIncludes(runs.at(-2)!.stdout, "Address");
   for (const r of runs) {
     assert(!SGR.test(r.stdout), `colour in a pipe: ${JSON.stringify(r.stdout.slice(0, 200))}`);
     assert(!SGR.test(r.stderr), JSON.stringify(r.stderr));
