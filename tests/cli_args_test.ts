@@ -395,3 +395,21 @@ Deno.test("--color=always forces colour into a pipe, NO_COLOR or not; --permissi
     }
   }
 });
+
+Deno.test("memkit shm create, cat and rm print JSON with --json", () => {
+  const name = `/memkit-args-test-${Deno.pid}`;
+  const path = `/dev/shm${name}`;
+  const flags = ["--allow-ffi", `--allow-read=${path}`, `--allow-write=${path}`];
+  try {
+    const created = memkit(["shm", "create", name, "4K", "--json"], { flags });
+    assertEquals(created.code, 0, created.stderr);
+    assertEquals(JSON.parse(created.stdout), { name, size: 4096, reserved: true });
+    const cat = memkit(["shm", "cat", name, "--length=3", "--json"], { flags });
+    assertEquals(cat.code, 0, cat.stderr);
+    assertEquals(JSON.parse(cat.stdout), { name, offset: 0, length: 3, base64: "AAAA" });
+  } finally {
+    const rm = memkit(["shm", "rm", name, "--json"], { flags });
+    assertEquals(rm.code, 0, rm.stderr);
+    assertEquals(JSON.parse(rm.stdout), { name, removed: true });
+  }
+});
