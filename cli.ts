@@ -4,6 +4,7 @@
  * ```sh
  * deno run --allow-ffi --v8-flags=--js-immutable-arraybuffer cli.ts tour
  * deno run cli.ts permissions mapFile /etc/hostname
+ * deno run cli.ts --version
  * ```
  *
  * - `tour`: a guided run of each capability on this machine, printing what
@@ -11,24 +12,45 @@
  *   a step whose permission is missing is skipped with the flag to add.
  * - `permissions [operation] [target]`: the permission table, or the
  *   minimal flags for one operation.
- * - `maps`, `pagemap`, `phys`: see `cli/`; each has its own `--help`.
+ * - `maps`, `pagemap`, `phys`, `shm`: see `cli/`; each has its own `--help`
+ *   (`memkit help <command>` prints the same).
  *
- * Options may come before or after the command. Exit codes: 0 done, 1 the
- * operation failed, 2 bad arguments, 3 a permission is missing (the tour: 1
- * when a step fails; a step skipped for a missing permission is not one).
+ * What each command takes is declared once (`cli/_commands.ts`) and read by
+ * one argument layer (`cli/_args.ts`): an unknown option, a surplus argument
+ * or a bad value is a usage error on stderr, with a did-you-mean. Options may
+ * come before or after the command. Exit codes: 0 done, 1 the operation
+ * failed, 2 bad arguments, 3 a permission is missing (the tour: 1 when a step
+ * fails; a step skipped for a missing permission is not one).
  *
  * @module
  */
 
-import { EXIT_CODES } from "./cli/_args.ts";
+import meta from "./deno.json" with { type: "json" };
+import {
+  allFlags,
+  didYouMean,
+  either,
+  ENVIRONMENT,
+  EXIT_CODES,
+  formatHelp,
+  parseCommandLine,
+  UsageError,
+} from "./cli/_args.ts";
+import { COLOR_MODES, type ColorMode, setColorMode } from "./cli/_colors.ts";
+import { SPECS } from "./cli/_commands.ts";
+import { fail } from "./cli/_fail.ts";
 import { stdout } from "./cli/_out.ts";
+
+/** memkit's version, from deno.json (imported as a module: no file read, no permission). */
+export const VERSION: string = meta.version;
 
 /** A subcommand: its arguments in, its exit code out. */
 type Command = (args: string[]) => number;
 
 /**
- * Every subcommand, one line each: its name, and its module, imported only
- * when that command runs (`memkit maps` loads no physical-memory or tour code).
+ * Every subcommand, one line each: its module, imported only when that
+ * command runs (`memkit maps` loads no physical-memory or tour code). What
+ * each takes is declared in `cli/_commands.ts`.
  */
 const COMMANDS: Record<string, () => Promise<Command>> = {
   tour: () => import("./cli/tour.ts").then((m) => m.tourCommand),
@@ -40,27 +62,48 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   doctor: () => import("./cli/doctor.ts").then((m) => m.doctorCommand),
 };
 
-const HELP = `memkit: typed, permission-gated access to Linux memory machinery
+const NAMES = [...Object.keys(COMMANDS), "help"];
+
+/** `memkit --help`: the commands, the options every command takes, environment, exit codes. */
+function mainHelp(): string {
+  const rows = Object.values(SPECS).map((s) => `  ${s.name.padEnd(12)} ${s.summary}`);
+  return `memkit ${VERSION}: typed, permission-gated access to Linux memory machinery
 
 Usage:
-  memkit tour                                   a guided run of each capability here
-  memkit permissions [operation] [target]       the permission table, or one operation's flags
-  memkit maps <pid|self> [--json]               a process's mappings with sizes, like pmap -X
-  memkit pagemap <pid|self> <start>[-end|+len]  pages, frames and flags of a range, like page-types
-  memkit phys read|peek|poke|smbios|ranges ...  physical memory through /dev/mem
-  memkit shm ls|create|rm|cat|info ...          POSIX shared memory, and who maps it
+  memkit <command> [arguments] [options]
+  memkit help <command>          a command's help (the same as memkit <command> --help)
 
-  memkit <command> --help                       the command's own help and options
+Commands:
+${rows.join("\n")}
+  help         this help, or a command's
 
-Options (before or after the command):
-  -h, --help                                    this help, or the command's
-  --json, --permissions, ...                    the command's options (see its --help)
+Options (before or after the command; -- ends them):
+  --json          print the result as JSON (each command's help says its form)
+  --permissions   print the minimal deno flags for this call, and exit
+  --color=WHEN    colour: auto (only on a terminal, and not with NO_COLOR), always or never
+  -h, --help      this help, or the command's
+  --version       print memkit's version
+
+${ENVIRONMENT}
 
 ${EXIT_CODES}
   memkit tour exits 1 when a step fails; a step skipped for a missing permission is not a failure.`;
+}
 
-/** Options that take a value, so that the value is not taken for the command. */
-const VALUE_OPTIONS = new Set(["--device", "--cache"]);
+/** Options that take a value, of any command, so that the value is not taken for the command. */
+const VALUE_OPTIONS = new Set(
+  Object.values(SPECS).flatMap((s) => allFlags(s)).filter((f) => f.type === "string").map((f) =>
+    `--${f.name}`
+  ),
+);
+
+/** Options without a value, of any command, and memkit's own. */
+const BOOLEAN_OPTIONS = new Set([
+  "--version",
+  ...Object.values(SPECS).flatMap((s) => allFlags(s)).filter((f) => f.type === "boolean").map((
+    f,
+  ) => `--${f.name}`),
+]);
 
 /** The command (the first positional) and every other argument, in order. */
 function splitCommand(args: readonly string[]): { command?: string; rest: string[] } {
@@ -79,9 +122,31 @@ function splitCommand(args: readonly string[]): { command?: string; rest: string
   return { rest: [...args] };
 }
 
-/** `a, b or c`. */
-const either = (names: string[]): string =>
-  names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+/** The flags before any `--`: what memkit itself looks at. */
+function options(args: readonly string[]): string[] {
+  const end = args.indexOf("--");
+  return (end < 0 ? args : args.slice(0, end)).filter((a) => a.startsWith("-"));
+}
+
+/** Applies the last `--color` of `args`, before anything is printed. */
+function applyColor(args: readonly string[]): void {
+  const end = args.indexOf("--");
+  const flags = end < 0 ? args : args.slice(0, end);
+  let mode: string | undefined;
+  for (let i = 0; i < flags.length; i++) {
+    if (flags[i] === "--color") mode = flags[++i];
+    else if (flags[i].startsWith("--color=")) mode = flags[i].slice(8);
+  }
+  if (mode === undefined) return;
+  if (!(COLOR_MODES as readonly string[]).includes(mode)) {
+    throw new UsageError(
+      `Cannot use --color "${mode}": expected ${either(COLOR_MODES)}` +
+        (didYouMean(mode, COLOR_MODES) ? `: did you mean ${didYouMean(mode, COLOR_MODES)}?` : ""),
+      "",
+    );
+  }
+  setColorMode(mode as ColorMode);
+}
 
 /**
  * Runs the `memkit` command with `args`.
@@ -97,33 +162,83 @@ const either = (names: string[]): string =>
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  const { command, rest } = splitCommand(args);
   try {
+    applyColor(args);
+    const flags = options(args);
+    if (flags.includes("--version")) {
+      stdout.line(`memkit ${VERSION}`);
+      return 0;
+    }
+    const help = flags.includes("--help") || flags.includes("-h");
+    const { command, rest } = splitCommand(args);
     if (command === undefined) {
-      if (rest.length === 0) {
-        stdout.line(HELP);
-        return 2;
-      }
-      if (rest.some((a) => a === "-h" || a === "--help")) {
-        stdout.line(HELP);
+      if (help) {
+        stdout.line(mainHelp());
         return 0;
       }
-      stdout.flush();
-      console.error(
-        `memkit: Missing the command: expected ${either(Object.keys(COMMANDS))} ` +
-          `(its options, such as "${rest[0]}", may come before or after it)\n\n${HELP}`,
+      if (rest.length === 0) {
+        // Usage, not output: on stderr, and a usage error's exit code.
+        console.error(mainHelp());
+        return 2;
+      }
+      const known = [...new Set([...VALUE_OPTIONS, ...BOOLEAN_OPTIONS])];
+      for (const arg of flags) {
+        const name = arg.replace(/=.*/, "");
+        if (known.includes(name) || name === "-h") continue;
+        const guess = didYouMean(name, known);
+        throw new UsageError(
+          `Unknown option "${name}"` + (guess ? `: did you mean ${guess}?` : ""),
+          "",
+        );
+      }
+      throw new UsageError(
+        `Missing the command: expected ${either(NAMES)} ` +
+          `(its options, such as "${rest[0]}", may come before or after it)`,
+        "",
       );
-      return 2;
     }
-    if (!Object.hasOwn(COMMANDS, command)) {
-      console.error(`memkit: Unknown command "${command}"\n\n${HELP}`);
-      return 2;
+    if (command === "help") {
+      // `memkit help [command]`: only memkit's own options besides.
+      const about = parseCommandLine({
+        name: "help",
+        summary: "",
+        description: "",
+        positionals: [{ name: "[command]", description: "a command", optional: true }],
+        json: "no: help is text",
+        permissions: "no: help needs no permission",
+        examples: [],
+      }, rest);
+      const name = about.positionals[0];
+      if (name === undefined) {
+        stdout.line(mainHelp());
+        return 0;
+      }
+      if (!Object.hasOwn(SPECS, name)) throw unknownCommand(name);
+      stdout.line(formatHelp(SPECS[name]));
+      return 0;
+    }
+    if (!Object.hasOwn(COMMANDS, command)) throw unknownCommand(command);
+    if (help) {
+      // Before the command's code loads: its declaration is all the help needs.
+      stdout.line(formatHelp(SPECS[command]));
+      return 0;
     }
     const run = await COMMANDS[command]();
     return run(rest);
+  } catch (e) {
+    return fail(e);
   } finally {
     stdout.flush();
   }
+}
+
+function unknownCommand(name: string): UsageError {
+  const guess = didYouMean(name, NAMES);
+  return new UsageError(
+    `Unknown command "${name}": expected ${either(NAMES)}` +
+      (guess ? `: did you mean ${guess}?` : ""),
+    "",
+  );
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

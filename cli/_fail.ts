@@ -7,11 +7,13 @@
  */
 
 import { MemkitError } from "../ffi/errors.ts";
+import { UsageError } from "./_args.ts";
 import { OutputClosed, stdout } from "./_out.ts";
 
 /**
  * Prints `e` as `memkit: <name> (<code>): <message>` and returns the exit code,
- * after what the command had written to stdout. A reader of stdout that went
+ * after what the command had written to stdout; a {@linkcode UsageError} as
+ * `memkit: <message>` and a line naming the help to read. A reader of stdout that went
  * away ({@linkcode OutputClosed}) is no error: nothing is printed, and the
  * code is 0.
  *
@@ -19,7 +21,7 @@ import { OutputClosed, stdout } from "./_out.ts";
  * @returns 3 for a missing permission, 2 for bad arguments, 0 when stdout's
  * reader went away, 1 otherwise.
  *
- * @example
+ * @example A RangeError is exit code 2
  * ```ts
  * import { fail } from "./_fail.ts";
  * import { assertEquals } from "@std/assert";
@@ -33,6 +35,10 @@ export function fail(e: unknown): number {
     stdout.flush(); // what the command printed before it failed, first
   } catch {
     // stdout itself failing: the error below is the one to report
+  }
+  if (e instanceof UsageError) {
+    console.error(`memkit: ${e.message}\n${e.hint}`);
+    return 2;
   }
   const err = e as Error;
   const code = e instanceof MemkitError ? ` (${e.code})` : "";
@@ -48,7 +54,7 @@ export function fail(e: unknown): number {
  * @param body The command.
  * @returns The exit code.
  *
- * @example
+ * @example The code returned, or the error's
  * ```ts
  * import { runCommand } from "./_fail.ts";
  * import { assertEquals } from "@std/assert";

@@ -3,7 +3,7 @@
 // readSmapsRows with each line made in C (mk_proc_smaps_format).
 
 import { format as formatBytes } from "@std/fmt/bytes";
-import { bold, dim } from "@std/fmt/colors";
+import { bold, dim } from "./_colors.ts";
 import { ERRNO } from "../ffi/errors.ts";
 import { MK } from "../ffi/symbols.ts";
 import type { MapsEntry, ProcessId, SmapsEntry } from "../src/maps.ts";

@@ -17,7 +17,7 @@ export const CHUNK = 64 * 1024;
  * (`EPIPE`): the command stops there, and `fail()` (`_fail.ts`) ends it quietly
  * with exit code 0 (the output was not wanted any more; nothing failed).
  *
- * @example
+ * @example What EPIPE becomes
  * ```ts
  * import { OutputClosed } from "./_out.ts";
  * import { assertEquals } from "@std/assert";

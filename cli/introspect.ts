@@ -11,7 +11,6 @@
  */
 
 import { format as formatBytes } from "@std/fmt/bytes";
-import { bold, dim, yellow } from "@std/fmt/colors";
 // The modules themselves, not mod.ts: `memkit maps` loads no physical-memory code.
 import { MemkitError } from "../ffi/errors.ts";
 import { pageSize } from "../ffi/loader.ts";
@@ -26,7 +25,16 @@ import {
   type ScanRegion,
 } from "../src/pagemap.ts";
 import type { Operation } from "../src/permissions.ts";
-import { EXIT_CODES, flagsFor, hex, parseRange, printPermissions, readArgs } from "./_args.ts";
+import {
+  flagsFor,
+  hex,
+  parseCommandLine,
+  parseRange,
+  printPermissions,
+  showHelp,
+} from "./_args.ts";
+import { bold, dim, yellow } from "./_colors.ts";
+import { MAPS, PAGEMAP } from "./_commands.ts";
 import { runCommand } from "./_fail.ts";
 import { printMaps, printRows } from "./_maps_table.ts";
 import { stdout } from "./_out.ts";
@@ -44,23 +52,13 @@ function parsePid(text: string | undefined): ProcessId {
 
 // ---- memkit maps ----
 
-const MAPS_HELP = `memkit maps <pid|self> [--json] [--brief] [--permissions]
-
-Every mapping of a process, like pmap -X: address, permissions, offset,
-device, inode, sizes (Rss, Pss, dirty, anonymous, swap, locked), kind, path.
-  --brief        /proc/<pid>/maps only (no sizes; needs only that file)
-  --json         one JSON array (addresses as 0x strings, sizes in bytes)
-  --permissions  print the minimal deno flags for this call and exit
-
-${EXIT_CODES}`;
-
 /**
  * Runs `memkit maps`.
  *
  * @param args The arguments after `maps`.
  * @returns The exit code.
  *
- * @example
+ * @example This process's mappings
  * ```ts ignore
  * // deno run --allow-ffi --allow-read=/proc/self/maps,/proc/self/smaps cli.ts maps self
  * import { mapsCommand } from "./introspect.ts";
@@ -69,11 +67,8 @@ ${EXIT_CODES}`;
  */
 export function mapsCommand(args: string[]): number {
   return runCommand(() => {
-    const flags = readArgs(args, "maps", { boolean: ["json", "brief", "permissions"] });
-    if (flags.has("help")) {
-      stdout.line(MAPS_HELP);
-      return 0;
-    }
+    const flags = parseCommandLine(MAPS, args);
+    if (flags.has("help")) return showHelp(MAPS);
     const brief = flags.has("brief");
     const pid = parsePid(flags.positionals[0]);
     const op: Operation = brief ? "maps" : "smaps";
@@ -100,24 +95,6 @@ export function mapsCommand(args: string[]): number {
 }
 
 // ---- memkit pagemap ----
-
-const PAGEMAP_HELP =
-  `memkit pagemap <pid|self> <start>[-end|+length] [--flags] [--json] [--permissions]
-
-The pages of a range, like the kernel's page-types: runs of pages with the
-same state (present, swapped, file or shared, exclusive, soft-dirty, ...)
-and consecutive frames, with their physical frame numbers. Numbers are
-decimal or 0x hexadecimal, with an optional K, M, G or T suffix.
-  --flags        also the page flags of the frames (/proc/kpageflags; root),
-                 in brackets; a run is split where they change, so every
-                 frame of a run has the flags shown
-  --json         one JSON object
-  --permissions  print the minimal deno flags for this call and exit
-
-Without CAP_SYS_ADMIN the kernel hides frame numbers (it reports 0): memkit
-says so instead of printing physical address 0.
-
-${EXIT_CODES}`;
 
 const PFN_HIDDEN = "PFNs are hidden: the kernel shows page frame numbers only to processes " +
   "with CAP_SYS_ADMIN and reports 0 to everyone else (Linux 4.2+); run as root (with CAP_SYS_ADMIN) to see them.";
@@ -232,7 +209,7 @@ class Progress {
  * @param args The arguments after `pagemap`.
  * @returns The exit code.
  *
- * @example
+ * @example 4 MiB of this process's pages
  * ```ts ignore
  * // deno run --allow-ffi --allow-read=/proc/self/pagemap cli.ts pagemap self 0x400000+4M
  * import { pagemapCommand } from "./introspect.ts";
@@ -241,13 +218,11 @@ class Progress {
  */
 export function pagemapCommand(args: string[]): number {
   return runCommand(() => {
-    const flags = readArgs(args, "pagemap", { boolean: ["json", "flags", "permissions"] });
-    if (flags.has("help")) {
-      stdout.line(PAGEMAP_HELP);
-      return 0;
-    }
+    const flags = parseCommandLine(PAGEMAP, args);
+    if (flags.has("help")) return showHelp(PAGEMAP);
     const pid = parsePid(flags.positionals[0]);
-    const rangeText = flags.positionals[1];
+    // A bad range is a usage error, --permissions or not.
+    const range = parseRange(flags.positionals[1]);
     const withFlags = flags.has("flags");
     if (flags.has("permissions")) {
       const needs = flagsFor("pagemap", String(pid));
@@ -255,7 +230,6 @@ export function pagemapCommand(args: string[]): number {
       printPermissions(needs, "pagemap", args);
       return 0;
     }
-    const range = parseRange(rangeText);
     using pm = Pagemap.open(pid);
     const page = BigInt(pageSize());
     const start = range.start - range.start % page;

@@ -10,19 +10,12 @@
  * @module
  */
 
-import { dim } from "@std/fmt/colors";
 import { type Operation, permissionFlags, permissionTable } from "../src/permissions.ts";
-import { EXIT_CODES, flagsFor, readArgs } from "./_args.ts";
+import { flagsFor, parseCommandLine, printPermissions, showHelp } from "./_args.ts";
+import { dim } from "./_colors.ts";
+import { PERMISSIONS } from "./_commands.ts";
 import { runCommand } from "./_fail.ts";
 import { stdout } from "./_out.ts";
-
-const HELP = `memkit permissions [operation] [target]
-
-Without an operation, the whole permission table; with one, the minimal deno
-flags for it on target (a path, a pid or a name). A path with a comma cannot
-be named in a deno flag (Deno splits the lists at commas): that is an error.
-
-${EXIT_CODES}`;
 
 /**
  * Runs `memkit permissions`.
@@ -30,22 +23,37 @@ ${EXIT_CODES}`;
  * @param args The arguments after `permissions`.
  * @returns The exit code.
  *
- * @example
+ * @example Print the flags of one operation
  * ```ts ignore
- * // deno run cli.ts permissions mapFile /etc/hostname
+ * // deno run --no-prompt cli.ts permissions mapFile /etc/hostname
  * import { permissionsCommand } from "./permissions.ts";
- * Deno.exit(permissionsCommand(["mapFile", "/etc/hostname"]));
+ * import { stdout } from "./_out.ts";
+ * const code = permissionsCommand(["mapFile", "/etc/hostname"]);
+ * stdout.flush();
+ * Deno.exit(code);
  * ```
  */
 export function permissionsCommand(args: string[]): number {
   return runCommand(() => {
-    const flags = readArgs(args, "permissions", {});
-    if (flags.has("help")) {
-      stdout.line(HELP);
+    const flags = parseCommandLine(PERMISSIONS, args);
+    if (flags.has("help")) return showHelp(PERMISSIONS);
+    if (flags.has("permissions")) {
+      printPermissions([], "permissions", args);
       return 0;
     }
     const [op, target = "<target>"] = flags.positionals;
     if (op === undefined) {
+      if (flags.has("json")) {
+        stdout.json(
+          Object.fromEntries(
+            Object.entries(permissionTable).map(([name, rule]) => [name, {
+              flags: permissionFlags(name as Operation, target),
+              summary: rule.summary,
+            }]),
+          ),
+        );
+        return 0;
+      }
       for (const [name, rule] of Object.entries(permissionTable)) {
         stdout.line(
           `${name.padEnd(13)} ${permissionFlags(name as Operation, target).join(" ").padEnd(56)} ${
@@ -55,7 +63,9 @@ export function permissionsCommand(args: string[]): number {
       }
       return 0;
     }
-    stdout.line(flagsFor(op, target).join(" "));
+    const needs = flagsFor(op, target);
+    if (flags.has("json")) stdout.json({ operation: op, target, flags: needs });
+    else stdout.line(needs.join(" "));
     return 0;
   });
 }

@@ -14,40 +14,23 @@
  */
 
 import { format as formatBytes } from "@std/fmt/bytes";
-import { bold, dim } from "@std/fmt/colors";
 import type { Operation } from "../src/permissions.ts";
 import { PhysicalMemory, type PhysicalMemoryOptions } from "../src/phys.ts";
 import { physicalRanges } from "../src/iomem.ts";
 import type { Smbios } from "../src/smbios.ts";
 import {
-  EXIT_CODES,
   fitWidth,
   flagsFor,
   hex,
   parseAmount,
+  parseCommandLine,
   printPermissions,
-  readArgs,
+  showHelp,
 } from "./_args.ts";
+import { bold, dim } from "./_colors.ts";
+import { PHYS } from "./_commands.ts";
 import { runCommand } from "./_fail.ts";
 import { stdout } from "./_out.ts";
-
-const HELP = `memkit phys <command> [--device=/dev/mem] [--permissions]
-
-  read <addr> [len]            hexdump len bytes (default 256) of physical memory
-  peek <addr> <width>          one read of exactly width bits (8, 16, 32 or 64)
-  poke <addr> <width> <value>  one write of exactly width bits, then one read back
-  smbios [--json]              the SMBIOS entry point, BIOS and system information
-  ranges [--json]              the physical address map (/proc/iomem), nested
-
-  --device=PATH  the memory device (default /dev/mem)
-  --cache=MODE   default, or uncached (O_SYNC, as devmem2 opens it)
-  --permissions  print the minimal deno flags for this call and exit
-
-Addresses and lengths: 0x-prefixed hex or decimal, with an optional K/M/G/T
-suffix. Values: 0x-prefixed hex or decimal, exact to the bit; one that does
-not fit the width is refused (exit code 2), never truncated.
-
-${EXIT_CODES}`;
 
 /** The most bytes `phys read` dumps at once (what PhysicalMemory.read() copies). */
 const MAX_READ = 1n << 30n;
@@ -76,7 +59,7 @@ function readWidth(mem: PhysicalMemory, at: bigint, bits: Width): number | bigin
  * @param address The address of the first one (a number or a bigint).
  * @returns One line per 16 bytes.
  *
- * @example
+ * @example A hexdump of four bytes
  * ```ts
  * import { hexdump } from "./phys.ts";
  * import { assertStringIncludes } from "@std/assert";
@@ -193,7 +176,7 @@ function readLength(text: string | undefined): number {
  * @param options How to open the device (tests give a stand-in).
  * @returns The exit code: 0, 1 failure, 2 bad arguments, 3 missing permission.
  *
- * @example
+ * @example The SMBIOS tables
  * ```ts ignore
  * // deno run --allow-ffi --allow-read=/dev/mem cli.ts phys smbios
  * import { physCommand } from "./phys.ts";
@@ -202,15 +185,11 @@ function readLength(text: string | undefined): number {
  */
 export function physCommand(args: string[], options: PhysCommandOptions = {}): number {
   return runCommand(() => {
-    const flags = readArgs(args, "phys", {
-      boolean: ["json", "permissions"],
-      string: ["device", "cache"],
-    });
-    const [command, ...rest] = flags.positionals;
-    if (flags.has("help") || command === undefined) {
-      stdout.line(HELP);
-      return command === undefined && !flags.has("help") ? 2 : 0;
-    }
+    const flags = parseCommandLine(PHYS, args);
+    if (flags.has("help")) return showHelp(PHYS);
+    const command = flags.subcommand;
+    const rest = flags.positionals;
+    const json = flags.has("json");
     const device = flags.value("device") ?? "/dev/mem";
     const cache = (flags.value("cache") ?? "default") as "default" | "uncached";
     const open = options.open ?? ((o: PhysicalMemoryOptions) => PhysicalMemory.open(o));
@@ -225,7 +204,11 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         const len = readLength(rest[1]);
         if (need("physRead", device)) return 0;
         using mem = open({ device, cache });
-        stdout.line(hexdump(mem.read(at, len), at));
+        const bytes = mem.read(at, len);
+        if (json) {
+          const hexes = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+          stdout.json({ address: at, length: bytes.length, hex: hexes });
+        } else stdout.line(hexdump(bytes, at));
         return 0;
       }
       case "peek": {
@@ -233,7 +216,9 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         const bits = width(rest[1]);
         if (need("physRead", device)) return 0;
         using mem = open({ device, cache });
-        stdout.line(`${hex(at)}: ${padded(readWidth(mem, at, bits), bits)}`);
+        const value = padded(readWidth(mem, at, bits), bits);
+        if (json) stdout.json({ address: at, width: bits, value });
+        else stdout.line(`${hex(at)}: ${value}`);
         return 0;
       }
       case "poke": {
@@ -245,7 +230,18 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
           writeWidth(mem, at, bits, value);
           written = true;
           const back = readWidth(mem, at, bits);
-          stdout.line(`${hex(at)}: wrote ${padded(value, bits)}, read back ${padded(back, bits)}`);
+          if (json) {
+            stdout.json({
+              address: at,
+              width: bits,
+              wrote: padded(value, bits),
+              readBack: padded(back, bits),
+            });
+          } else {
+            stdout.line(
+              `${hex(at)}: wrote ${padded(value, bits)}, read back ${padded(back, bits)}`,
+            );
+          }
         } catch (e) {
           if (!written) {
             console.error(
@@ -264,14 +260,14 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         if (need("physRead", device)) return 0;
         using mem = open({ device, cache });
         const s = mem.smbios();
-        if (flags.has("json")) stdout.json(s);
+        if (json) stdout.json(s);
         else printSmbios(s);
         return 0;
       }
       case "ranges": {
         if (need("iomem", "")) return 0;
         const ranges = physicalRanges();
-        if (flags.has("json")) {
+        if (json) {
           stdout.json(ranges);
           return 0;
         }
@@ -285,9 +281,7 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         }
         return 0;
       }
-      default:
-        console.error(`Unknown phys command "${command}"\n\n${HELP}`);
-        return 2;
     }
+    return 2; // parseCommandLine let no other command through
   });
 }

@@ -14,36 +14,13 @@
  */
 
 import { format as formatBytes } from "@std/fmt/bytes";
-import { bold, dim, yellow } from "@std/fmt/colors";
 import { type Operation, SharedMemory, type SharedMemoryInfo } from "../mod.ts";
-import { EXIT_CODES, flagsFor, parseAmount, printPermissions, readArgs } from "./_args.ts";
+import { flagsFor, parseAmount, parseCommandLine, printPermissions, showHelp } from "./_args.ts";
+import { bold, dim, yellow } from "./_colors.ts";
+import { SHM } from "./_commands.ts";
 import { fail } from "./_fail.ts";
 import { stdout } from "./_out.ts";
 import { hexdump } from "./phys.ts";
-
-const HELP = `memkit shm <command> [--permissions]
-
-  ls [--stale] [--json]            every segment in /dev/shm: size, reserved bytes, mode,
-                                   owner, and the live processes mapping it; --stale shows
-                                   only the ones nobody maps
-  create <name> <size> [--mode=0600] [--open]
-                                   a new segment, every page reserved (a full /dev/shm is
-                                   an error now, not a SIGBUS later); --open: open it
-                                   instead if it exists (grown to size, never shrunk)
-  rm <name>                        unlink it (who has it open or mapped keeps it)
-  cat <name> [--offset=N] [--length=N] [--hex]
-                                   its bytes on stdout (copied through the descriptor:
-                                   safe even if another process shrinks it), or a hexdump
-  info <name> [--json]             its size, reserved bytes, mode and owner
-
-  --permissions  print the minimal deno flags for this call and exit
-
-Names are POSIX names: /name, or name (the same segment). Sizes, offsets and
-lengths: decimal or 0x hexadecimal, with an optional K, M, G or T suffix.
-A segment shown with no mappers may still be open (not mapped) somewhere,
-or mapped by a process memkit could not read (listed as skipped).
-
-${EXIT_CODES}`;
 
 const size = (n: number): string => formatBytes(n, { binary: true });
 const json = (value: unknown): string => JSON.stringify(value, null, 2);
@@ -123,7 +100,7 @@ function printList(segments: SharedMemoryInfo[], skipped: number[], stale: boole
  * @param args The arguments after `shm`.
  * @returns The exit code.
  *
- * @example
+ * @example Every segment in /dev/shm
  * ```ts ignore
  * // deno run --allow-ffi --allow-read=/dev/shm,/proc cli.ts shm ls
  * import { shmCommand } from "./shm.ts";
@@ -132,16 +109,11 @@ function printList(segments: SharedMemoryInfo[], skipped: number[], stale: boole
  */
 export function shmCommand(args: string[]): number {
   try {
-    const flags = readArgs(args, "shm", {
-      boolean: ["json", "stale", "hex", "open", "permissions"],
-      string: ["mode", "offset", "length"],
-    });
-    const [command, ...rest] = flags.positionals;
-    if (flags.has("help") || command === undefined) {
-      stdout.line(HELP);
-      return command === undefined && !flags.has("help") ? 2 : 0;
-    }
-    const [op, target] = operationOf(command, flags.positionals);
+    const flags = parseCommandLine(SHM, args);
+    if (flags.has("help")) return showHelp(SHM);
+    const command = flags.subcommand!;
+    const rest = flags.positionals;
+    const [op, target] = operationOf(command, [command, ...rest]);
     if (flags.has("permissions")) {
       printPermissions(flagsFor(op, target), "shm", args);
       return 0;
@@ -167,12 +139,17 @@ export function shmCommand(args: string[]): number {
           mode: mode(flags.value("mode")),
           exclusive: !flags.has("open"),
         });
-        stdout.line(`${shm.name}: ${size(shm.size)} (${shm.size} bytes), reserved`);
+        if (flags.has("json")) {
+          stdout.line(json({ name: shm.name, size: shm.size, reserved: true }));
+        } else stdout.line(`${shm.name}: ${size(shm.size)} (${shm.size} bytes), reserved`);
         return 0;
       }
-      case "rm":
-        SharedMemory.unlink(need(rest[0], "name"));
+      case "rm": {
+        const name = need(rest[0], "name");
+        SharedMemory.unlink(name);
+        if (flags.has("json")) stdout.line(json({ name, removed: true }));
         return 0;
+      }
       case "info": {
         const info = SharedMemory.info(need(rest[0], "name"));
         if (flags.has("json")) {
@@ -195,7 +172,13 @@ export function shmCommand(args: string[]): number {
           ? undefined
           : amount(flags.value("length"), "length");
         const bytes = shm.read(offset, length);
-        if (flags.has("hex")) {
+        if (flags.has("json")) {
+          let binary = "";
+          for (let at = 0; at < bytes.length; at += 0x8000) {
+            binary += String.fromCharCode(...bytes.subarray(at, at + 0x8000));
+          }
+          stdout.line(json({ name: shm.name, offset, length: bytes.length, base64: btoa(binary) }));
+        } else if (flags.has("hex")) {
           if (bytes.length > 0) stdout.line(hexdump(bytes, offset));
         } else {
           for (let done = 0; done < bytes.length;) {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { bold, cyan, dim, green, red, yellow } from "@std/fmt/colors";
+import { bold, cyan, dim, green, red, yellow } from "./_colors.ts";
 import { format as formatBytes } from "@std/fmt/bytes";
 import {
   alias,
@@ -43,18 +43,9 @@ import {
   stitch,
   userfaultfdFeatures,
 } from "../mod.ts";
-import { EXIT_CODES, hex, readArgs } from "./_args.ts";
+import { hex, parseCommandLine, showHelp } from "./_args.ts";
+import { TOUR } from "./_commands.ts";
 import { fail } from "./_fail.ts";
-
-const TOUR_HELP = `memkit tour
-
-A guided run of each capability on this machine, printing what it did, the
-addresses involved and the permissions each step needed. A step whose
-permission is missing is skipped, with the flag to add; grant more to see more:
-  deno run --allow-ffi --allow-read --v8-flags=--js-immutable-arraybuffer cli.ts tour
-
-${EXIT_CODES}
-  The tour exits 1 when a step fails; a skipped step is not a failure.`;
 
 function granted(flags: string[]): string | undefined {
   for (const flag of flags) {
@@ -597,16 +588,8 @@ function tour(): number {
  */
 export function tourCommand(args: string[]): number {
   try {
-    const flags = readArgs(args, "tour", {});
-    if (flags.has("help")) {
-      console.log(TOUR_HELP);
-      return 0;
-    }
-    if (flags.positionals.length > 0) {
-      throw new TypeError(
-        `Cannot use "${flags.positionals[0]}": memkit tour takes no arguments`,
-      );
-    }
+    // What it takes (nothing but --color and --help) is declared in _commands.ts.
+    if (parseCommandLine(TOUR, args).has("help")) return showHelp(TOUR);
   } catch (e) {
     return fail(e);
   }
