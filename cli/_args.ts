@@ -60,6 +60,8 @@ export interface PositionalSpec {
   description: string;
   /** Whether it may be left out (`[target]`). */
   optional?: boolean;
+  /** Whether it takes every remaining argument (`[check ...]`); the last positional only. */
+  rest?: boolean;
 }
 
 /** One subcommand (`memkit phys read`): its arguments and its own flags. */
@@ -408,7 +410,7 @@ export function parseCommandLine(spec: CommandSpec, args: readonly string[]): Ar
       command,
     );
   }
-  if (positionals.length > takes.length) {
+  if (positionals.length > takes.length && !takes.at(-1)?.rest) {
     const extra = positionals[takes.length];
     const flag = didYouMean(extra, [...allowed].map((n) => `--${n}`));
     throw new UsageError(

@@ -323,6 +323,44 @@ or mapped by a process memkit could not read (listed as skipped).`,
 };
 
 /**
+ * `memkit doctor`.
+ *
+ * @example Any number of checks, or none
+ * ```ts
+ * import { DOCTOR } from "./_commands.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(DOCTOR.positionals?.[0].rest, true);
+ * ```
+ */
+export const DOCTOR: CommandSpec = {
+  name: "doctor",
+  summary: "what this machine, kernel, user and flags let memkit do, and the fixes",
+  description: `One line per capability: ✓ (there), ✗ (missing: why, and the fix) or ?
+(not checked: the deno flag it needs). Without a check named, every one. Names
+select checks: their ids (library, pagemap-scan, pfn, userfaultfd, ...), or
+pagemap (pagemap-scan, pfn), uffd (both userfaultfd checks), PAGEMAP_SCAN,
+PROCMAP_QUERY, MFD_NOEXEC_SEAL, /dev/mem.`,
+  positionals: [{
+    name: "[check ...]",
+    description: "the checks to run (default: all)",
+    optional: true,
+    rest: true,
+  }],
+  json: "one JSON array of { id, title, ok, checked, summary, why?, fix?, needs?, details? }",
+  permissions: "print the deno flags every named check needs, and exit",
+  examples: [
+    ["doctor", "every check, one line each"],
+    ["doctor pagemap uffd", "only those; exit 1 when one is missing"],
+    ["doctor --json", "the results as JSON"],
+    ["doctor --permissions", "the deno flags that let every check run"],
+  ],
+  exitNote: "Without a check named: 0, unless the library does not load (1) or\n" +
+    "  --allow-ffi is missing (3). With checks named: 1 when one is missing, 3 when\n" +
+    "  one could not be checked for want of a permission.",
+};
+
+/**
  * Every command's declaration, in the order `memkit --help` lists them.
  *
  * @example Every command
@@ -330,7 +368,7 @@ or mapped by a process memkit could not read (listed as skipped).`,
  * import { SPECS } from "./_commands.ts";
  * import { assertEquals } from "@std/assert";
  *
- * assertEquals(Object.keys(SPECS), ["tour", "permissions", "maps", "pagemap", "phys", "shm"]);
+ * assertEquals(Object.keys(SPECS), ["tour", "permissions", "maps", "pagemap", "phys", "shm", "doctor"]);
  * ```
  */
 export const SPECS: Record<string, CommandSpec> = {
@@ -340,4 +378,5 @@ export const SPECS: Record<string, CommandSpec> = {
   pagemap: PAGEMAP,
   phys: PHYS,
   shm: SHM,
+  doctor: DOCTOR,
 };

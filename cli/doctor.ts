@@ -11,35 +11,12 @@
  * @module
  */
 
-import { bold, dim, green, red, yellow } from "@std/fmt/colors";
-import {
-  doctor,
-  DOCTOR_CHECKS,
-  doctorCheckIds,
-  doctorPermissions,
-  type DoctorResult,
-} from "../src/doctor.ts";
-import { EXIT_CODES, printPermissions, readArgs } from "./_args.ts";
+import { doctor, doctorCheckIds, doctorPermissions, type DoctorResult } from "../src/doctor.ts";
+import { parseCommandLine, printPermissions, showHelp } from "./_args.ts";
+import { bold, colorEnabled, dim, green, red, yellow } from "./_colors.ts";
+import { DOCTOR } from "./_commands.ts";
 import { runCommand } from "./_fail.ts";
 import { stdout } from "./_out.ts";
-
-const HELP = `memkit doctor [check ...] [--json] [--permissions]
-
-One line per capability: ✓ (there), ✗ (missing: why, and the fix) or ?
-(not checked: the deno flag it needs). Without a check, every one:
-  ${DOCTOR_CHECKS.join(", ")}
-Other names select them too: pagemap (pagemap-scan, pfn), uffd (both
-userfaultfd checks), PAGEMAP_SCAN, PROCMAP_QUERY, MFD_NOEXEC_SEAL, /dev/mem.
-
-  --json         one JSON array of { id, title, ok, checked, summary, why?, fix?,
-                 needs? (the flags a check was not checked for), details? }
-  --permissions  print the deno flags every check needs, and exit
-
-Without a check named, the exit code is 0 unless the native library does
-not load (1) or --allow-ffi is missing (3). With checks named, it is 1 when
-one of them is missing, 3 when one could not be checked for a permission.
-
-${EXIT_CODES}`;
 
 /** ✓, ✗ or ?, coloured on a terminal only. */
 function mark(r: DoctorResult, tty: boolean): string {
@@ -91,11 +68,8 @@ export function doctorLine(r: DoctorResult, tty: boolean): string {
  */
 export function doctorCommand(args: string[]): number {
   return runCommand(() => {
-    const flags = readArgs(args, "doctor", { boolean: ["json", "permissions"] });
-    if (flags.has("help")) {
-      stdout.line(HELP);
-      return 0;
-    }
+    const flags = parseCommandLine(DOCTOR, args);
+    if (flags.has("help")) return showHelp(DOCTOR);
     const names = flags.positionals;
     // Unknown names are a TypeError (exit 2) before anything is probed.
     const ids = names.length > 0 ? doctorCheckIds(names) : undefined;
@@ -107,7 +81,7 @@ export function doctorCommand(args: string[]): number {
     if (flags.has("json")) {
       stdout.line(JSON.stringify(results, null, 2));
     } else {
-      const tty = Deno.stdout.isTerminal() && !Deno.noColor;
+      const tty = colorEnabled();
       for (const r of results) stdout.line(doctorLine(r, tty));
     }
     if (ids === undefined) {
