@@ -1,13 +1,16 @@
 # Peak memory of a first readSmaps() against psutil's (issue 11): a child
-# with 10,000 mappings in all (VMAs: anonymous pages of alternating
-# protections, as bench/c/introspect.c's bi_spawn_vmas(5000) makes), then rounds that alternate one fresh
-# `deno run bench/peers/first_smaps.ts <pid>` and one fresh
-# `python3 bench/peers/psutil_smaps.py <pid>`, each one's peak RSS from
-# wait4() (ru_maxrss: the kernel's high-water mark of the process, VmHWM)
-# and its wall time. Prints each round, the medians, the ratios and the load.
+# of 10,000 mappings in all (VMAs: anonymous pages of alternating
+# protections, as bench/c/introspect.c's bi_spawn_vmas(5000) makes), then
+# rounds that alternate one fresh `deno run bench/peers/first_smaps.ts
+# <pid>` and one fresh `python3 bench/peers/psutil_smaps.py <pid>`, each
+# one's peak RSS from wait4() (ru_maxrss: the kernel's high-water mark of
+# the process, VmHWM, file pages included) and its wall time. Prints each
+# round, the medians, the ratios and the load. (posix_spawn starts a child
+# in this process's memory: a child's figure is at least this driver's
+# peak, about 10 MiB, below either side's.)
 #
 #   python3 bench/peers/peak_rss.py [--rounds 7] [--mappings 10000]
-#       [--deno PATH] [--deno-arg ARG]... [--script PATH]
+#       [--deno PATH] [--deno-arg ARG]... [--script PATH]...
 #
 # The psutil side runs under this interpreter (add PYTHONPATH for a psutil
 # installed elsewhere, e.g. /usr/lib/python3/dist-packages).
@@ -28,7 +31,9 @@ ap.add_argument("--rounds", type=int, default=7)
 ap.add_argument("--mappings", type=int, default=10_000)
 ap.add_argument("--deno", default=os.environ.get("DENO", "deno"))
 ap.add_argument("--deno-arg", action="append", default=[])
-ap.add_argument("--script", default=os.path.join(here, "first_smaps.ts"))
+ap.add_argument("--script", action="append", default=[],
+                help="memkit's side (repeatable: each alternates with psutil); "
+                "bench/peers/first_smaps.ts by default")
 args = ap.parse_args()
 
 
@@ -77,28 +82,34 @@ try:
     count = sum(1 for _ in open(f"/proc/{child}/maps"))
     print(f"the child has {count} mappings")
     n = str(count - 10)
-    memkit = [args.deno, "run", "--allow-ffi", f"--allow-read=/proc/{child}/smaps",
-              *args.deno_arg, args.script, str(child), n]
+    scripts = args.script or [os.path.join(here, "first_smaps.ts")]
+    memkit = [[args.deno, "run", "--allow-ffi", f"--allow-read=/proc/{child}/smaps",
+               *args.deno_arg, script, str(child), n] for script in scripts]
     psutil = [sys.executable, os.path.join(here, "psutil_smaps.py"), str(child), n]
-    run(memkit), run(psutil)  # warm the page cache of both
+    for m in memkit:
+        run(m)  # the page cache, and Deno's cache of the modules
+    run(psutil)
     print(f"load before: {os.getloadavg()}")
-    ours, theirs = [], []
+    ours, theirs = [[] for _ in memkit], []
     for i in range(args.rounds):
-        a = run(memkit)
+        line = f"round {i}:"
+        for j, m in enumerate(memkit):
+            a = run(m)
+            ours[j].append(a)
+            line += f" memkit {a[0]:.1f} MiB {a[1] * 1e3:.0f} ms,"
         b = run(psutil)
-        ours.append(a)
         theirs.append(b)
-        print(f"round {i}: memkit {a[0]:.1f} MiB {a[1] * 1e3:.0f} ms, "
-              f"psutil {b[0]:.1f} MiB {b[1] * 1e3:.0f} ms")
+        print(f"{line} psutil {b[0]:.1f} MiB {b[1] * 1e3:.0f} ms")
     print(f"load after: {os.getloadavg()}")
-    m_rss = statistics.median(r for r, _ in ours)
     p_rss = statistics.median(r for r, _ in theirs)
-    m_t = statistics.median(t for _, t in ours)
     p_t = statistics.median(t for _, t in theirs)
-    print(f"median peak RSS: memkit {m_rss:.1f} MiB, psutil {p_rss:.1f} MiB, "
-          f"ratio {m_rss / p_rss:.2f}")
-    print(f"median wall: memkit {m_t * 1e3:.0f} ms, psutil {p_t * 1e3:.0f} ms, "
-          f"ratio {m_t / p_t:.2f}")
+    print(f"median psutil: {p_rss:.1f} MiB, {p_t * 1e3:.0f} ms")
+    for script, samples in zip(scripts, ours):
+        m_rss = statistics.median(r for r, _ in samples)
+        m_t = statistics.median(t for _, t in samples)
+        print(f"median memkit ({os.path.relpath(script, repo)}): {m_rss:.1f} MiB, "
+              f"{m_t * 1e3:.0f} ms; ratio to psutil: peak RSS {m_rss / p_rss:.2f}, "
+              f"wall {m_t / p_t:.2f}")
 finally:
     os.kill(child, 9)
     os.waitpid(child, 0)
