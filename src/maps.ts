@@ -144,8 +144,8 @@ export interface SmapsCounters {
  * The entries {@linkcode readSmaps} returns keep `fields` on their shared
  * prototype, made from the entry's counters when first read (then kept):
  * `JSON.stringify` of an entry gives every key in the order above (through
- * its `toJSON`), but `Object.keys` and a spread (`{ ...entry }`) have no
- * `fields`.
+ * its `toJSON`), but `Object.keys`, a spread (`{ ...entry }`) and
+ * `structuredClone` have no `fields`.
  */
 export interface SmapsEntry extends MapsEntry, SmapsCounters {
   /**
@@ -532,12 +532,15 @@ class Shape {
   readonly keys: readonly FieldKey[];
   /** How many keys are not named counters: each block's values in FieldStore. */
   readonly extras: number;
+  /** Which key is `Size` (-1: none): a row says when it is the entry's `size` instead of holding it. */
+  readonly sizeAt: number;
   /** An object of the keys to copy (undefined: build one key by key), made when first needed. */
   #template: Record<string, number> | undefined | null = null;
 
   constructor(keys: readonly FieldKey[]) {
     this.keys = keys;
     this.extras = keys.filter((k) => k.counter < 0).length;
+    this.sizeAt = keys.findIndex((k) => k.name === "Size");
   }
 
   /** A new object of these keys in order (values to be set). */
@@ -558,8 +561,10 @@ class Shape {
 
 /**
  * The values of one parse's fields that are not named counters (`Size`,
- * `Pss_Anon`, `THPeligible`, ...): each block's shape (an index into
- * `shapes`), then its values, in a row of doubles.
+ * `Pss_Anon`, `THPeligible`, ...), in rows of doubles: a block's shape (an
+ * index into `shapes`, times 2, plus 1 where `Size` is the entry's `size`
+ * and the row holds 0 for it), then its values. A block whose row is the
+ * previous block's shares it.
  */
 class FieldStore {
   values = new Float64Array(4096);
@@ -675,13 +680,19 @@ class SmapsBlock implements SmapsEntry {
     if (!(store instanceof FieldStore)) return store;
     const values = store.values;
     let at = this.#at;
-    const shape = store.shapes[values[at++]];
+    const code = values[at++];
+    const shape = store.shapes[code >> 1];
+    const sizeAt = code & 1 ? shape.sizeAt : -1;
     const fields = shape.record();
     const keys = shape.keys;
     const counters = this as unknown as Record<string, number>;
     for (let k = 0; k < keys.length; k++) {
       const key = keys[k];
-      fields[key.name] = key.counter >= 0 ? counters[COUNTER_NAMES[key.counter][1]] : values[at++];
+      fields[key.name] = key.counter >= 0
+        ? counters[COUNTER_NAMES[key.counter][1]]
+        : k === sizeAt
+        ? (at++, this.size)
+        : values[at++];
     }
     this.#fields = fields;
     return fields;
@@ -737,6 +748,8 @@ class Parser {
   #lastCount = -1;
   #shape = -1;
   #store: FieldStore | undefined = undefined;
+  /** Where the last block's row starts in #store (-1: none yet). */
+  #lastRow = -1;
 
   constructor(smaps: boolean) {
     this.#smaps = smaps;
@@ -871,10 +884,26 @@ class Parser {
       this.#shape = store.shapes.length;
       store.shapes.push(new Shape(this.#lastKeys));
     }
-    const at = store.reserve(1 + store.shapes[this.#shape].extras);
+    const shape = store.shapes[this.#shape], n = 1 + shape.extras;
+    let at = store.reserve(n);
     const row = store.values;
-    row[at] = this.#shape;
-    for (let k = 0, j = at + 1; k < count; k++) if (keys[k].counter < 0) row[j++] = values[k];
+    const sizeAt = shape.sizeAt;
+    const derived = sizeAt >= 0 && Object.is(values[sizeAt], this.#header.size);
+    row[at] = this.#shape * 2 + (derived ? 1 : 0);
+    for (let k = 0, j = at + 1; k < count; k++) {
+      if (keys[k].counter < 0) row[j++] = derived && k === sizeAt ? 0 : values[k];
+    }
+    // The previous block's row when this one is the same (-0 and 0 apart).
+    const last = this.#lastRow;
+    if (last >= 0 && last + n === at) {
+      let k = 0;
+      while (k < n && Object.is(row[last + k], row[at + k])) k++;
+      if (k === n) {
+        store.length = at;
+        at = last;
+      }
+    }
+    this.#lastRow = at;
     this.entries.push(
       new SmapsBlock(this.#header, this.#counters, this.#vmFlags ?? NO_FLAGS, store, at),
     );

@@ -796,6 +796,17 @@ Deno.test("readSmaps entries share one read-only VmFlags set per text, and field
     "7ffd00000000-7ffd00001000 rw-p 00000000 00:00 0 ",
     "Size:                  4 kB",
     "Locked:                4 kB",
+    // A Size that is not the range's, twice (one row of values for both),
+    // then a -0.
+    "7ffd00001000-7ffd00002000 rw-p 00000000 00:00 0 ",
+    "Size:                  8 kB",
+    "Locked:                4 kB",
+    "7ffd00002000-7ffd00003000 rw-p 00000000 00:00 0 ",
+    "Size:                  8 kB",
+    "Locked:                0 kB",
+    "7ffd00003000-7ffd00004000 rw-p 00000000 00:00 0 ",
+    "Size:                 -0",
+    "Locked:                0 kB",
   ].join("\n");
   for (const bytes of [real, new TextEncoder().encode(odd)]) {
     const text = new TextDecoder().decode(bytes);
@@ -807,11 +818,13 @@ Deno.test("readSmaps entries share one read-only VmFlags set per text, and field
       assertEquals(Object.keys(e.fields), Object.keys(eager[i].fields as object));
       assertEquals(e.fields, eager[i].fields);
       assert(e.fields === e.fields, "made once");
-      assertEquals(e.fields.Size, e.size);
+      if (bytes === real) assertEquals(e.fields.Size, e.size);
     }
   }
-  const [memfd] = parseSmaps(new TextEncoder().encode(odd));
+  const [memfd, , wrong, again, zero] = parseSmaps(new TextEncoder().encode(odd));
   assertEquals(memfd.fields, { Size: 8192, Rss: 8192, ["__proto__"]: 1024, ProtectionKey: 16 });
+  assertEquals([wrong.size, wrong.fields.Size, again.fields.Size], [4096, 8192, 8192]);
+  assert(Object.is(zero.fields.Size, -0), "-0 as Number() reads it");
   memfd.fields = { Rss: 1 };
   assertEquals(memfd.fields, { Rss: 1 }, "fields can be replaced, as a property could");
 });
