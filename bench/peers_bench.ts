@@ -11,6 +11,13 @@
  *    `memory_maps(grouped=False)`), both on a child of this process with
  *    10,000 extra mappings (`bi_spawn_vmas` in `bench/c/introspect.c`).
  *    One process per sample on both sides: start-up is part of the job.
+ *    (`bi_spawn_vmas(n)` maps 2n pages of alternating protections: the child
+ *    has about 20,000 mappings in all. `bench/peers/peak_rss.py` measures
+ *    the peak memory of the same job, alternating, on 10,000.)
+ * 1b. "readSmaps, 10k mappings, steady state": `readSmaps(pid)` of that
+ *    child K times a sample in this process, without and with every
+ *    entry's `fields` read, against psutil's `memory_maps(grouped=False)`
+ *    K times a request in a persistent Python worker.
  * 2. "memkit maps <pid> vs pmap -X, 10k mappings": the command as a user
  *    runs it (`deno run` with the flags `memkit maps <pid> --permissions`
  *    prints) against `pmap -X <pid>`, stdout a pipe drained to the end.
@@ -52,7 +59,14 @@
  * --allow-read=/proc --allow-run bench/peers_bench.ts`.
  */
 
-import { mapAnonymous, MemFd, Pagemap, type PagemapPages, permissionFlags } from "../mod.ts";
+import {
+  mapAnonymous,
+  MemFd,
+  Pagemap,
+  type PagemapPages,
+  permissionFlags,
+  readSmaps,
+} from "../mod.ts";
 import {
   DENO,
   introspectLib,
@@ -128,6 +142,41 @@ const SPAWN = { n: 10, warmup: 1 };
     },
     [{ name: "memkit: readSmaps(pid), fresh deno run", fn: spawn(DENO, args) }],
     SPAWN,
+  );
+}
+
+// ---- 1b. readSmaps in steady state ----
+
+{
+  const K = 4;
+  group(
+    `readSmaps, 10k mappings, steady state (${K} reads a sample)`,
+    typeof pyPsutil === "string" ? pyPsutil : {
+      name: `psutil: memory_maps(grouped=False) in a warm worker (${pyPsutil.label})`,
+      async fn() {
+        if (Number(await worker(pyPsutil).ask(`smaps ${child} ${K}`)) < MAPPINGS) {
+          throw new Error("psutil saw too few mappings");
+        }
+      },
+    },
+    [{
+      name: "memkit: readSmaps(pid)",
+      fn() {
+        for (let i = 0; i < K; i++) {
+          if (readSmaps(child).length < MAPPINGS) throw new Error("readSmaps saw too few mappings");
+        }
+      },
+    }, {
+      name: "memkit: readSmaps(pid), every entry's fields read",
+      fn() {
+        for (let i = 0; i < K; i++) {
+          let n = 0;
+          for (const e of readSmaps(child)) n += e.fields.Size;
+          if (n <= 0) throw new Error("no Size");
+        }
+      },
+    }],
+    { n: 20, warmup: 3 },
   );
 }
 

@@ -138,10 +138,24 @@ export interface SmapsCounters {
   fields: Record<string, number>;
 }
 
-/** One mapping of `/proc/<pid>/smaps`: its maps line, its counters and its VmFlags. */
+/**
+ * One mapping of `/proc/<pid>/smaps`: its maps line, its counters and its VmFlags.
+ *
+ * The entries {@linkcode readSmaps} returns keep `fields` on their shared
+ * prototype, made from the entry's counters when first read (then kept):
+ * `JSON.stringify` of an entry gives every key in the order above (through
+ * its `toJSON`), but `Object.keys`, a spread (`{ ...entry }`) and
+ * `structuredClone` have no `fields`.
+ */
 export interface SmapsEntry extends MapsEntry, SmapsCounters {
-  /** The two-letter VmFlags (`"rd"`, `"wr"`, `"mr"`, `"sh"`, `"dd"`, ...). */
-  vmFlags: Set<string>;
+  /**
+   * The two-letter VmFlags (`"rd"`, `"wr"`, `"mr"`, `"sh"`, `"dd"`, ...).
+   *
+   * A `ReadonlySet` (a `Set<string>` until issue 11): entries with the same
+   * VmFlags text share one set (a `Set` whose `add`, `delete` and `clear`
+   * throw a `TypeError`); copy it (`new Set(entry.vmFlags)`) to change it.
+   */
+  vmFlags: ReadonlySet<string>;
 }
 
 /** `/proc/<pid>/smaps_rollup`: the counters of all mappings together. */
@@ -437,6 +451,282 @@ function flagsAt(t: Uint8Array, b: number, e: number): string[] | undefined {
   }
 }
 
+// ---- VmFlags sets, shared; fields, made when first read ----
+
+/** The TypeError of a change to a VmFlags set. */
+function readOnlyFlags(change: string): TypeError {
+  return new TypeError(
+    `Cannot ${change} a mapping's VmFlags: the set is read-only, shared by every mapping with the same flags (copy it with new Set() to change it)`,
+  );
+}
+
+/**
+ * The VmFlags of a mapping: a `Set` that cannot change (its `add`, `delete`
+ * and `clear` throw), shared by every entry whose VmFlags line has the same
+ * text.
+ */
+class VmFlagSet extends Set<string> {
+  /** The text the flags came from (what follows `VmFlags:`). */
+  readonly #text: Uint8Array;
+
+  constructor(flags: readonly string[], text: Uint8Array) {
+    super();
+    for (const flag of flags) super.add(flag);
+    this.#text = text;
+    Object.freeze(this);
+  }
+
+  /** Whether t[b, e) is the text of these flags. */
+  is(t: Uint8Array, b: number, e: number): boolean {
+    const text = this.#text;
+    return text.length === e - b && sameBytes(text, t, b, e - b);
+  }
+
+  override add(value: string): this {
+    throw readOnlyFlags(`add "${show(value)}" to`);
+  }
+
+  override delete(value: string): boolean {
+    throw readOnlyFlags(`delete "${show(value)}" from`);
+  }
+
+  override clear(): void {
+    throw readOnlyFlags("clear");
+  }
+}
+
+/** The flags of a block without a VmFlags line. */
+const NO_FLAGS = new VmFlagSet([], new Uint8Array(0));
+
+/**
+ * VmFlags sets by a hash of their text, and by their text where two hash
+ * alike: a kernel prints a few dozen kinds. Up to MAX_FLAG_SETS of each;
+ * text beyond that gets a set of its own.
+ */
+const FLAG_SETS = new Map<number, VmFlagSet>();
+const FLAG_SETS_BY_TEXT = new Map<string, VmFlagSet>();
+const MAX_FLAG_SETS = 4096;
+
+/** The shared VmFlags set of the text t[b, e) of a VmFlags line. */
+function vmFlagsAt(t: Uint8Array, b: number, e: number): VmFlagSet {
+  let h = 0x811c9dc5; // FNV-1a
+  for (let i = b; i < e; i++) h = Math.imul(h ^ t[i], 0x01000193);
+  const hashed = FLAG_SETS.get(h);
+  if (hashed !== undefined && hashed.is(t, b, e)) return hashed;
+  const text = hashed === undefined ? undefined : textAt(t, b, e);
+  if (text !== undefined) {
+    const known = FLAG_SETS_BY_TEXT.get(text);
+    if (known !== undefined && known.is(t, b, e)) return known;
+  }
+  const flags = flagsAt(t, b, e) ??
+    textAt(t, b, e).trim().split(" ").filter((f) => f !== "");
+  const set = new VmFlagSet(flags, t.slice(b, e));
+  if (text === undefined) {
+    if (FLAG_SETS.size < MAX_FLAG_SETS) FLAG_SETS.set(h, set);
+  } else if (FLAG_SETS_BY_TEXT.size < MAX_FLAG_SETS) FLAG_SETS_BY_TEXT.set(text, set);
+  return set;
+}
+
+/** The field names of a block in order, shared by the blocks of the same shape. */
+class Shape {
+  readonly keys: readonly FieldKey[];
+  /** How many keys are not named counters: each block's values in FieldStore. */
+  readonly extras: number;
+  /** Which key is `Size` (-1: none): a row says when it is the entry's `size` instead of holding it. */
+  readonly sizeAt: number;
+  /** An object of the keys to copy (undefined: build one key by key), made when first needed. */
+  #template: Record<string, number> | undefined | null = null;
+
+  constructor(keys: readonly FieldKey[]) {
+    this.keys = keys;
+    this.extras = keys.filter((k) => k.counter < 0).length;
+    this.sizeAt = keys.findIndex((k) => k.name === "Size");
+  }
+
+  /** A new object of these keys in order (values to be set). */
+  record(): Record<string, number> {
+    if (this.#template === null) {
+      // An object of these keys made by JSON.parse has fast properties
+      // (one made by adding 20-odd computed keys is a hash table): the
+      // records of a shape copy it, one allocation each, and share its map.
+      const keys = this.keys;
+      this.#template = keys.every((k) => PLAIN_KEY.test(k.name))
+        ? JSON.parse(`{${keys.map((k) => `"${k.name}":0`).join(",")}}`)
+        : undefined;
+    }
+    const template = this.#template;
+    return template === undefined ? {} : { ...template };
+  }
+}
+
+/**
+ * The values of one parse's fields that are not named counters (`Size`,
+ * `Pss_Anon`, `THPeligible`, ...), in rows of doubles: a block's shape (an
+ * index into `shapes`, times 2, plus 1 where `Size` is the entry's `size`
+ * and the row holds 0 for it), then its values. A block whose row is the
+ * previous block's shares it.
+ */
+class FieldStore {
+  values = new Float64Array(4096);
+  length = 0;
+  readonly shapes: Shape[] = [];
+
+  /** Room for n more values: where they start. */
+  reserve(n: number): number {
+    const at = this.length;
+    if (at + n > this.values.length) {
+      const grown = new Float64Array(Math.max(at + n, this.values.length * 2));
+      grown.set(this.values.subarray(0, at));
+      this.values = grown;
+    }
+    this.length = at + n;
+    return at;
+  }
+}
+
+/**
+ * An entry of {@linkcode readSmaps}: the maps line and the counters as
+ * properties of its own, `fields` on the prototype, made from the counters
+ * and the parse's FieldStore when first read.
+ */
+class SmapsBlock implements SmapsEntry {
+  declare start: bigint;
+  declare end: bigint;
+  declare size: number;
+  declare perms: string;
+  declare read: boolean;
+  declare write: boolean;
+  declare exec: boolean;
+  declare shared: boolean;
+  declare offset: bigint;
+  declare device: string;
+  declare major: number;
+  declare minor: number;
+  declare inode: number;
+  declare path: string;
+  declare deleted: boolean;
+  declare kind: MappingKind;
+  declare name?: string;
+  declare rss: number;
+  declare pss: number;
+  declare pssDirty: number;
+  declare sharedClean: number;
+  declare sharedDirty: number;
+  declare privateClean: number;
+  declare privateDirty: number;
+  declare referenced: number;
+  declare anonymous: number;
+  declare ksm: number;
+  declare lazyFree: number;
+  declare anonHugePages: number;
+  declare shmemPmdMapped: number;
+  declare filePmdMapped: number;
+  declare sharedHugetlb: number;
+  declare privateHugetlb: number;
+  declare swap: number;
+  declare swapPss: number;
+  declare locked: number;
+  declare vmFlags: ReadonlySet<string>;
+  /** The store of the other fields' values until `fields` is read; then the record. */
+  #fields: FieldStore | Record<string, number>;
+  /** Where this block's shape and values are in the store. */
+  #at: number;
+
+  constructor(h: Header, c: readonly number[], vmFlags: VmFlagSet, store: FieldStore, at: number) {
+    this.start = h.start;
+    this.end = h.end;
+    this.size = h.size;
+    this.perms = h.perms;
+    this.read = h.read;
+    this.write = h.write;
+    this.exec = h.exec;
+    this.shared = h.shared;
+    this.offset = h.offset;
+    this.device = h.device;
+    this.major = h.major;
+    this.minor = h.minor;
+    this.inode = h.inode;
+    this.path = h.path;
+    this.deleted = h.deleted;
+    this.kind = h.kind;
+    if (h.name !== undefined) this.name = h.name;
+    this.rss = c[0];
+    this.pss = c[1];
+    this.pssDirty = c[2];
+    this.sharedClean = c[3];
+    this.sharedDirty = c[4];
+    this.privateClean = c[5];
+    this.privateDirty = c[6];
+    this.referenced = c[7];
+    this.anonymous = c[8];
+    this.ksm = c[9];
+    this.lazyFree = c[10];
+    this.anonHugePages = c[11];
+    this.shmemPmdMapped = c[12];
+    this.filePmdMapped = c[13];
+    this.sharedHugetlb = c[14];
+    this.privateHugetlb = c[15];
+    this.swap = c[16];
+    this.swapPss = c[17];
+    this.locked = c[18];
+    this.vmFlags = vmFlags;
+    this.#fields = store;
+    this.#at = at;
+  }
+
+  /** Every numeric field by the kernel's name, in the kernel's order (made once, when first read). */
+  get fields(): Record<string, number> {
+    const store = this.#fields;
+    if (!(store instanceof FieldStore)) return store;
+    const values = store.values;
+    let at = this.#at;
+    const code = values[at++];
+    const shape = store.shapes[code >> 1];
+    const sizeAt = code & 1 ? shape.sizeAt : -1;
+    const fields = shape.record();
+    const keys = shape.keys;
+    const counters = this as unknown as Record<string, number>;
+    for (let k = 0; k < keys.length; k++) {
+      const key = keys[k];
+      fields[key.name] = key.counter >= 0
+        ? counters[COUNTER_NAMES[key.counter][1]]
+        : k === sizeAt
+        ? (at++, this.size)
+        : values[at++];
+    }
+    this.#fields = fields;
+    return fields;
+  }
+
+  set fields(fields: Record<string, number>) {
+    this.#fields = fields;
+  }
+
+  /** The entry as JSON.stringify shows it: its own keys, with `fields` before `vmFlags`. */
+  toJSON(): Record<string, unknown> {
+    const self = this as unknown as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    let fields = false;
+    for (const key of Object.keys(this)) {
+      if (key === "vmFlags" && !fields) {
+        out.fields = this.fields;
+        fields = true;
+      }
+      out[key] = self[key];
+    }
+    if (!fields) out.fields = this.fields;
+    return out;
+  }
+
+  /** Deno's console.log shows what JSON.stringify does. */
+  [Symbol.for("Deno.customInspect")](
+    inspect: (value: unknown, options: unknown) => string,
+    options: unknown,
+  ): string {
+    return inspect(this.toJSON(), options);
+  }
+}
+
 /**
  * A parse of maps or smaps text fed in whole lines as it is read
  * ({@linkcode readLines}); `entries` holds what was parsed.
@@ -451,16 +741,15 @@ class Parser {
   #values: number[] = [];
   #count = 0;
   #counters: number[] = ZEROS.slice();
-  #vmFlags: Set<string> | undefined = undefined;
-  // The previous block's keys, and an object of those keys to copy: the
-  // next block is of the same shape.
+  #vmFlags: VmFlagSet | undefined = undefined;
+  // The previous block's keys, and their shape in #store: the next block
+  // is of the same shape.
   #lastKeys: FieldKey[] = [];
   #lastCount = -1;
-  #template: Record<string, number> | undefined = undefined;
-  // The previous block's VmFlags, as bytes and as a set.
-  #flagBytes = new Uint8Array(128);
-  #flagLength = -1;
-  #flags: string[] = [];
+  #shape = -1;
+  #store: FieldStore | undefined = undefined;
+  /** Where the last block's row starts in #store (-1: none yet). */
+  #lastRow = -1;
 
   constructor(smaps: boolean) {
     this.#smaps = smaps;
@@ -552,7 +841,7 @@ class Parser {
       key = fieldKey(sliceDecoder.decode(t.subarray(b, colon)));
     }
     if (key.counter === VM_FLAGS) {
-      this.#vmFlags = this.#flagsAt(t, colon + 1, e);
+      this.#vmFlags = vmFlagsAt(t, colon + 1, e);
       return;
     }
     // "<digits>" or "<digits> kB" between spaces; anything else from its text.
@@ -581,91 +870,42 @@ class Parser {
     if (key.counter >= 0) this.#counters[key.counter] = bytes;
   }
 
-  /** The VmFlags t[b, e): a set of the last block's flags when they are the same. */
-  #flagsAt(t: Uint8Array, b: number, e: number): Set<string> {
-    const n = e - b;
-    // A set made from an array is sized for it (one grown by add() or
-    // copied from a set is larger): made from the last block's list.
-    if (n === this.#flagLength && sameBytes(this.#flagBytes, t, b, n)) return new Set(this.#flags);
-    const flags = flagsAt(t, b, e) ??
-      textAt(t, b, e).trim().split(" ").filter((f) => f !== "");
-    if (n > this.#flagBytes.length) this.#flagBytes = new Uint8Array(n * 2);
-    this.#flagBytes.set(t.subarray(b, e));
-    this.#flagLength = n;
-    this.#flags = flags;
-    return new Set(flags);
-  }
-
-  /** The fields of the open block, in the order they came. */
-  #fields(): Record<string, number> {
+  /** Ends the open smaps block, if any, adding its entry. */
+  finish(): void {
+    if (!this.#open) return;
+    this.#open = false;
     const keys = this.#keys, values = this.#values, count = this.#count;
+    const store = this.#store ??= new FieldStore();
     let same = count === this.#lastCount;
     for (let k = 0; same && k < count; k++) same = keys[k] === this.#lastKeys[k];
     if (!same) {
       this.#lastKeys = keys.slice(0, count);
       this.#lastCount = count;
-      // An object of these keys made by JSON.parse has fast properties
-      // (one made by adding 20-odd computed keys is a hash table): blocks
-      // of the same shape copy it, one allocation each, and share its map.
-      this.#template = keys.slice(0, count).every((k) => PLAIN_KEY.test(k.name))
-        ? JSON.parse(`{${keys.slice(0, count).map((k) => `"${k.name}":0`).join(",")}}`)
-        : undefined;
+      this.#shape = store.shapes.length;
+      store.shapes.push(new Shape(this.#lastKeys));
     }
-    const template = this.#template;
-    const fields: Record<string, number> = template === undefined ? {} : { ...template };
-    for (let k = 0; k < count; k++) fields[keys[k].name] = values[k];
-    return fields;
-  }
-
-  /** Ends the open smaps block, if any, adding its entry. */
-  finish(): void {
-    if (!this.#open) return;
-    this.#open = false;
-    const fields = this.#fields();
-    const h = this.#header, c = this.#counters;
-    const vmFlags = this.#vmFlags ?? new Set<string>();
+    const shape = store.shapes[this.#shape], n = 1 + shape.extras;
+    let at = store.reserve(n);
+    const row = store.values;
+    const sizeAt = shape.sizeAt;
+    const derived = sizeAt >= 0 && Object.is(values[sizeAt], this.#header.size);
+    row[at] = this.#shape * 2 + (derived ? 1 : 0);
+    for (let k = 0, j = at + 1; k < count; k++) {
+      if (keys[k].counter < 0) row[j++] = derived && k === sizeAt ? 0 : values[k];
+    }
+    // The previous block's row when this one is the same (-0 and 0 apart).
+    const last = this.#lastRow;
+    if (last >= 0 && last + n === at) {
+      let k = 0;
+      while (k < n && Object.is(row[last + k], row[at + k])) k++;
+      if (k === n) {
+        store.length = at;
+        at = last;
+      }
+    }
+    this.#lastRow = at;
     this.entries.push(
-      h.name === undefined
-        ? {
-          start: h.start,
-          end: h.end,
-          size: h.size,
-          perms: h.perms,
-          read: h.read,
-          write: h.write,
-          exec: h.exec,
-          shared: h.shared,
-          offset: h.offset,
-          device: h.device,
-          major: h.major,
-          minor: h.minor,
-          inode: h.inode,
-          path: h.path,
-          deleted: h.deleted,
-          kind: h.kind,
-          rss: c[0],
-          pss: c[1],
-          pssDirty: c[2],
-          sharedClean: c[3],
-          sharedDirty: c[4],
-          privateClean: c[5],
-          privateDirty: c[6],
-          referenced: c[7],
-          anonymous: c[8],
-          ksm: c[9],
-          lazyFree: c[10],
-          anonHugePages: c[11],
-          shmemPmdMapped: c[12],
-          filePmdMapped: c[13],
-          sharedHugetlb: c[14],
-          privateHugetlb: c[15],
-          swap: c[16],
-          swapPss: c[17],
-          locked: c[18],
-          fields,
-          vmFlags,
-        }
-        : { ...h.entry(), ...countersOf(c, fields), vmFlags },
+      new SmapsBlock(this.#header, this.#counters, this.#vmFlags ?? NO_FLAGS, store, at),
     );
     this.#count = 0;
     this.#counters.fill(0);
@@ -738,6 +978,12 @@ export function readMaps(pid: ProcessId = "self"): MapsEntry[] {
 /**
  * Reads a process's mappings with their memory counters from
  * `/proc/<pid>/smaps`: every numeric field in bytes, and VmFlags as a set.
+ *
+ * Since issue 11 an entry's `vmFlags` is a read-only set (`ReadonlySet`;
+ * it was a `Set` of its own), shared by the entries with the same VmFlags
+ * text: copy it to change it. `fields` is made when first read (a getter
+ * on the entries' prototype, kept once made); `JSON.stringify` of an entry
+ * is as before, `Object.keys` and `{ ...entry }` have no `fields`.
  *
  * Requires `--allow-ffi` and `--allow-read=/proc/<pid>/smaps` (as for
  * {@linkcode readMaps}).

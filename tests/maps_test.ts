@@ -682,3 +682,149 @@ Deno.test("parseSmaps takes the kernel's other forms the slow way: no kB, odd sp
   );
   assertThrows(() => parseMaps(new TextEncoder().encode("00400000 r-xp\n")), SyntaxError);
 });
+
+// Regression (issue 11): an entry of readSmaps held a Set of its own VmFlags
+// (about 300 bytes) and a record of its fields (about 216): entries with the
+// same VmFlags text now share one read-only set, and `fields` is made from
+// the entry's counters when first read, with the same keys, order and
+// values, and the same JSON, as the record every entry had before.
+
+/** The 19 named counters by their kernel names, in SmapsEntry's order. */
+const COUNTERS: [string, string][] = [
+  ["Rss", "rss"],
+  ["Pss", "pss"],
+  ["Pss_Dirty", "pssDirty"],
+  ["Shared_Clean", "sharedClean"],
+  ["Shared_Dirty", "sharedDirty"],
+  ["Private_Clean", "privateClean"],
+  ["Private_Dirty", "privateDirty"],
+  ["Referenced", "referenced"],
+  ["Anonymous", "anonymous"],
+  ["KSM", "ksm"],
+  ["LazyFree", "lazyFree"],
+  ["AnonHugePages", "anonHugePages"],
+  ["ShmemPmdMapped", "shmemPmdMapped"],
+  ["FilePmdMapped", "filePmdMapped"],
+  ["Shared_Hugetlb", "sharedHugetlb"],
+  ["Private_Hugetlb", "privateHugetlb"],
+  ["Swap", "swap"],
+  ["SwapPss", "swapPss"],
+  ["Locked", "locked"],
+];
+
+/**
+ * smaps text parsed eagerly, as readSmaps built every entry before: the maps
+ * line by parseMaps, the counters and a `fields` record from the text's
+ * lines, then the flags; plain objects, keys in the order entries had.
+ */
+function eagerSmaps(text: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  let block: { header: string; fields: Record<string, number>; flags: string[] } | undefined;
+  const end = () => {
+    if (block === undefined) return;
+    const [maps] = parseMaps(new TextEncoder().encode(block.header + "\n"));
+    const counters = Object.fromEntries(COUNTERS.map(([k, name]) => [name, block!.fields[k] ?? 0]));
+    out.push({ ...maps, ...counters, fields: block.fields, vmFlags: block.flags });
+  };
+  for (const line of text.split("\n")) {
+    const field = /^(\w+):(.*)$/.exec(line);
+    if (field === null) {
+      if (line === "") continue;
+      end();
+      block = { header: line, fields: {}, flags: [] };
+    } else if (field[1] === "VmFlags") {
+      block!.flags = field[2].split(/ +/).filter((f) => f !== "");
+    } else {
+      const value = field[2].trim();
+      const v = Number(value.endsWith(" kB") ? value.slice(0, -3) : value);
+      if (!Number.isNaN(v)) block!.fields[field[1]] = value.endsWith(" kB") ? v * 1024 : v;
+    }
+  }
+  end();
+  return out;
+}
+
+/** JSON as `memkit maps --json` prints it: bigints in hexadecimal, sets as arrays. */
+const toJson = (v: unknown) =>
+  JSON.stringify(
+    v,
+    (_k, x) => typeof x === "bigint" ? `0x${x.toString(16)}` : x instanceof Set ? [...x] : x,
+  );
+
+Deno.test("readSmaps entries share one read-only VmFlags set per text, and fields and JSON are as eager parsing made them", async () => {
+  const first = readSmaps("self"), second = readSmaps("self");
+  const sets = new Map<string, ReadonlySet<string>>();
+  for (const e of [...first, ...second]) {
+    const text = [...e.vmFlags].join(" ");
+    const known = sets.get(text);
+    if (known === undefined) sets.set(text, e.vmFlags);
+    else assert(known === e.vmFlags, `the mappings with VmFlags "${text}" share one set`);
+  }
+  assertGreater(first.length, sets.size, "mappings with the same flags");
+  assertGreater(sets.size, 1);
+  for (const set of sets.values()) {
+    const before = [...set];
+    assertInstanceOf(set, Set); // `memkit maps --json` prints a Set as an array
+    assert(Object.isFrozen(set));
+    const s = set as Set<string>;
+    assertThrows(
+      () => s.add("xx"),
+      TypeError,
+      `Cannot add "xx" to a mapping's VmFlags: the set is read-only, shared by every mapping with the same flags`,
+    );
+    assertThrows(() => s.delete(before[0]), TypeError, `Cannot delete "${before[0]}" from`);
+    assertThrows(() => s.clear(), TypeError, "Cannot clear a mapping's VmFlags");
+    assertEquals([...set], before);
+  }
+
+  // The same bytes through readSmaps' parser and through the eager one: a
+  // quiet process's real smaps (every field this kernel prints), then the
+  // kernel's other forms (a named memfd, a repeated field, `__proto__`, a
+  // word, no flags).
+  await using sleep = startSleep();
+  const real = new Deno.Command("cat", { args: [`/proc/${sleep.pid}/smaps`], stdout: "piped" })
+    .outputSync().stdout;
+  const odd = [
+    "7f0000000000-7f0000002000 rw-s 00000000 00:01 42          /memfd:cache (deleted)",
+    "Size:                  8 kB",
+    "Rss:                   4 kB",
+    "Rss:                   8 kB",
+    "__proto__:             1 kB",
+    "ProtectionKey:        0x10",
+    "Odd:           twelve",
+    "VmFlags: rd wr sh mr mw me ms ",
+    "7ffd00000000-7ffd00001000 rw-p 00000000 00:00 0 ",
+    "Size:                  4 kB",
+    "Locked:                4 kB",
+    // A Size that is not the range's, twice (one row of values for both),
+    // then a -0.
+    "7ffd00001000-7ffd00002000 rw-p 00000000 00:00 0 ",
+    "Size:                  8 kB",
+    "Locked:                4 kB",
+    "7ffd00002000-7ffd00003000 rw-p 00000000 00:00 0 ",
+    "Size:                  8 kB",
+    "Locked:                0 kB",
+    "7ffd00003000-7ffd00004000 rw-p 00000000 00:00 0 ",
+    "Size:                 -0",
+    "Locked:                0 kB",
+  ].join("\n");
+  for (const bytes of [real, new TextEncoder().encode(odd)]) {
+    const text = new TextDecoder().decode(bytes);
+    const eager = eagerSmaps(text);
+    const entries = parseSmaps(bytes);
+    assertGreater(entries.length, 1);
+    assertEquals(toJson(entries), toJson(eager));
+    for (const [i, e] of entries.entries()) {
+      assertEquals(Object.keys(e.fields), Object.keys(eager[i].fields as object));
+      assertEquals(e.fields, eager[i].fields);
+      assert(e.fields === e.fields, "made once");
+      if (bytes === real) assertEquals(e.fields.Size, e.size);
+    }
+  }
+  const [memfd, , wrong, again, zero] = parseSmaps(new TextEncoder().encode(odd));
+  assertEquals(memfd.fields, { Size: 8192, Rss: 8192, ["__proto__"]: 1024, ProtectionKey: 16 });
+  assertEquals([wrong.size, wrong.fields.Size, again.fields.Size], [4096, 8192, 8192]);
+  assert(Object.is(zero.fields.Size, -0), "-0 as Number() reads it");
+  memfd.fields = { Rss: 1 };
+  assertEquals(memfd.fields, { Rss: 1 }, "fields can be replaced, as a property could");
+});

@@ -5,6 +5,9 @@
 #   pagemap <pid> <address> <pages> <k> fresh|into
 #       K reads of /proc/<pid>/pagemap decoded into columns with numpy
 #       (bench/peers/_pagemap.py); answers "<present> <swapped> <hidden>".
+#   smaps <pid> <k>
+#       K times psutil.Process(pid).memory_maps(grouped=False); answers the
+#       number of mappings of the last.
 #   mmap <bytes> <k>
 #       K cycles of mmap.mmap(-1, bytes), a write of its first byte, close();
 #       answers "ok".
@@ -89,7 +92,17 @@ def shm(name, k):
     return str(total)
 
 
+def smaps(pid, k):
+    import psutil
+
+    process = psutil.Process(pid)
+    for _ in range(k):
+        n = len(process.memory_maps(grouped=False))
+    return str(n)
+
+
 JOBS = {
+    "smaps": lambda a: smaps(int(a[0]), int(a[1])),
     "pagemap": lambda a: pagemap(int(a[0]), int(a[1]), int(a[2]), int(a[3]), a[4]),
     "mmap": lambda a: cycles(int(a[0]), int(a[1])),
     "shm-create": lambda a: shm_create(int(a[0])),
