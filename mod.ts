@@ -33,7 +33,11 @@
  * - {@linkcode lazyView}, {@linkcode lazyAlias} and
  *   {@linkcode userfaultfdFeatures}: lazy copies of memory memkit does not
  *   control, and memfd aliases whose pages appear as they are touched,
- *   served by a native `userfaultfd` handler thread.
+ *   served by a native `userfaultfd` handler thread;
+ * - {@linkcode mapDevice}, {@linkcode KernelPage} and {@linkcode KernelChannel}:
+ *   character devices and debugfs/sysfs files mapped through the same views,
+ *   and memory shared with a kernel driver (a read-only record under a
+ *   sequence counter, a request page with a lock word both sides follow).
  *
  * Requires `--allow-ffi`; read-only views need
  * `--v8-flags=--js-immutable-arraybuffer`.
@@ -63,6 +67,7 @@ export {
   type TypedArrayConstructor,
 } from "./src/mapping.ts";
 export { mapFile, type MapFileOptions } from "./src/file.ts";
+export { mapDevice, type MapDeviceOptions } from "./src/device.ts";
 export { type AnonymousOptions, mapAnonymous } from "./src/anonymous.ts";
 export {
   MAX_PHYS_ADDRESS,
