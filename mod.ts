@@ -68,6 +68,21 @@ export {
 } from "./src/mapping.ts";
 export { mapFile, type MapFileOptions } from "./src/file.ts";
 export { mapDevice, type MapDeviceOptions } from "./src/device.ts";
+export {
+  checkKernelPages,
+  KERNEL_SHARED_PATH,
+  type KernelAnswer,
+  KernelChannel,
+  type KernelLockState,
+  type KernelOp,
+  KernelPage,
+  type KernelPageLayout,
+  type KernelPageStats,
+  type KernelReadReport,
+  type KernelRecord,
+  kernelRecordChecksum,
+  type KernelRequestOptions,
+} from "./src/kshared.ts";
 export { type AnonymousOptions, mapAnonymous } from "./src/anonymous.ts";
 export {
   MAX_PHYS_ADDRESS,

@@ -843,8 +843,9 @@ MK_API int64_t mk_uffd_stop(uint64_t handle, uint64_t *stats);
  * with MK_DEVICE_WRITE read-write: only a character device or a file of
  * debugfs, sysfs or tracefs (the kernel's own files, whose mmap a driver
  * implements), judged on pathfd before the open and again on what was
- * opened. info (2 uint64_t) receives the MK_DEVICE_* kind and the
- * filesystem's magic (statfs f_type). -ENODEV for a regular file elsewhere,
+ * opened. info (4 uint64_t) receives the MK_DEVICE_* kind, the
+ * filesystem's magic (statfs f_type) and, for a character device, its
+ * major and minor numbers. -ENODEV for a regular file elsewhere,
  * a block device, FIFO or socket, -EISDIR for a directory, -ESTALE when the
  * path names another file by the time it is opened. */
 MK_API int64_t mk_device_open(const char *path, uint32_t flags, int32_t pathfd, uint64_t *info);

@@ -1099,7 +1099,7 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
-  /** Opens what the caller checked and looked up (path, pathfd from mk_file_path_open) for mapping, with O_CLOEXEC | O_NOCTTY, read-only or with MK_DEVICE_WRITE read-write: only a character device or a file of debugfs, sysfs or tracefs (the kernel's own files, whose mmap a driver implements), judged on pathfd before the open and again on what was opened. info (2 uint64_t) receives the MK_DEVICE_* kind and the filesystem's magic (statfs f_type). -ENODEV for a regular file elsewhere, a block device, FIFO or socket, -EISDIR for a directory, -ESTALE when the path names another file by the time it is opened. */
+  /** Opens what the caller checked and looked up (path, pathfd from mk_file_path_open) for mapping, with O_CLOEXEC | O_NOCTTY, read-only or with MK_DEVICE_WRITE read-write: only a character device or a file of debugfs, sysfs or tracefs (the kernel's own files, whose mmap a driver implements), judged on pathfd before the open and again on what was opened. info (4 uint64_t) receives the MK_DEVICE_* kind, the filesystem's magic (statfs f_type) and, for a character device, its major and minor numbers. -ENODEV for a regular file elsewhere, a block device, FIFO or socket, -EISDIR for a directory, -ESTALE when the path names another file by the time it is opened. */
   mk_device_open: {
     parameters: [
       "buffer", // const char *path

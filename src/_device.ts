@@ -2,7 +2,7 @@
 // tracefs: what mapDevice (src/device.ts) and the kernel-shared pages
 // (src/kshared.ts) share. For memkit's own modules; not part of the API.
 
-import { errnoCode, MemkitError } from "../ffi/errors.ts";
+import { ERRNO, errnoCode, MemkitError } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { hex } from "./_args.ts";
@@ -26,6 +26,11 @@ export interface OpenDevice {
   /** The absolute, normalized path that was checked and opened. */
   path: string;
   kind: DeviceKind;
+  /** Whether it was opened read-write. */
+  write: boolean;
+  /** A character device's major and minor numbers (0 for a file). */
+  major: number;
+  minor: number;
 }
 
 function openRefusal(path: string, errno: number, kind: number): string | undefined {
@@ -68,7 +73,7 @@ export function openDevice(path: string, write: boolean): OpenDevice {
     true,
     (errno) => openRefusal(path, errno, 0),
   );
-  const info = new BigUint64Array(2);
+  const info = new BigUint64Array(4);
   const ret = openLookedUp(
     looked,
     (cpath, pathFd) => lib().mk_device_open(cpath, write ? MK.DEVICE_WRITE : 0, pathFd, info),
@@ -80,7 +85,14 @@ export function openDevice(path: string, write: boolean): OpenDevice {
       hint: openRefusal(looked.path, errno, Number(info[0])),
     });
   }
-  return { fd: Number(ret), path: looked.path, kind: KINDS[Number(info[0])] ?? "char" };
+  return {
+    fd: Number(ret),
+    path: looked.path,
+    kind: KINDS[Number(info[0])] ?? "char",
+    write,
+    major: Number(info[2]),
+    minor: Number(info[3]),
+  };
 }
 
 /** Closes what openDevice opened. */
@@ -126,6 +138,18 @@ export function mapOpenDevice(
   length: number,
   access: "r" | "rw",
 ): Mapping {
+  if (dev.write && dev.kind === "char" && dev.major === 1 && dev.minor !== 1 && offset !== 0) {
+    // Of the kernel's memory devices (major 1), a shared mapping of /dev/zero
+    // (and its kin) opened for writing is anonymous memory the size of the
+    // mapping, numbered from the mmap offset: every page of it past offset 0
+    // faults (SIGBUS). (Opened read-only, the kernel makes the mapping private.)
+    throw new MemkitError(ERRNO.EINVAL, "map", {
+      path: `${dev.path}@${hex(offset)}`,
+      hint: "a shared mapping of this memory device opened for writing is anonymous memory " +
+        "of the mapping's size, whose pages at any offset past 0 would fault (SIGBUS); map it " +
+        'at offset 0, or with access "r"',
+    });
+  }
   const span = roundUp(length, pageSize());
   const prot = access === "rw" ? MK.PROT_READ | MK.PROT_WRITE : MK.PROT_READ;
   const name = offset === 0 ? dev.path : `${dev.path}@${hex(offset)}`;
