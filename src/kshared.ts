@@ -280,9 +280,7 @@ function lockState(word: number): KernelLockState {
 
 function describeWord(word: number): string {
   const s = lockState(word);
-  return s.state === "free"
-    ? "free (0)"
-    : `${s.state} by session ${s.session} (${hex(word)})`;
+  return s.state === "free" ? "free (0)" : `${s.state} by session ${s.session} (${hex(word)})`;
 }
 
 // ---- KernelPage ----
@@ -335,7 +333,10 @@ export class KernelPage {
     this.#path = path;
     this.#seq = SeqLock.attach(publish, this.#layout.recordOffset);
     if (this.#seq.length !== RECORD) {
-      throw foreign(publish.name, `its SeqLock holds ${this.#seq.length} bytes, expected ${RECORD}`);
+      throw foreign(
+        publish.name,
+        `its SeqLock holds ${this.#seq.length} bytes, expected ${RECORD}`,
+      );
     }
     this.#head = new SharedWindow(publish, 0, HEADER, "kernel publish header", true);
     this.#lock = new SharedWindow(request, 0, HEADER, "kernel request header", true);
@@ -454,7 +455,9 @@ export class KernelPage {
     const view = this.#view;
     const name = this.#publish.name;
     this.#seq.read((data) => {
-      TypedArrayPrototypeSet(copy, data);
+      // Element by element: V8's TypedArray.prototype.set refuses an
+      // immutable source (Deno 2.9, --js-immutable-arraybuffer).
+      for (let i = 0; i < RECORD; i++) copy[i] = data[i];
       if (view.getUint32(20, true) !== PAYLOAD || view.getUint32(16, true) !== checksum(copy)) {
         // Thrown on a clean attempt only: an overlapped one is retried.
         throw new MemkitError(ERRNO.EBADMSG, "read the record of", {
