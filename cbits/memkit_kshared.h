@@ -50,8 +50,8 @@ struct mkks_pub_header {
   __u32 record_bytes;    /* 12: the record's data length, sizeof(struct mkks_record) */
   __u64 instance;        /* 16: random at module load, never 0 */
   __u64 reclaims;        /* 24: lock words taken back (holder closed, or timed out) */
-  __u64 answered;        /* 32: requests answered with status 0 */
-  __u64 refused;         /* 40: requests answered with an error status */
+  __u64 answered;        /* 32: requests answered with status 0 (RING and CALL) */
+  __u64 refused;         /* 40: requests answered with an error status (RING and CALL) */
   __u32 lock_timeout_ms; /* 48: how long a held lock word may stay unchanged */
   __u32 reserved[3];     /* 52 */
 };
@@ -105,7 +105,7 @@ static inline __u32 mkks_checksum(const struct mkks_record *r) {
  *                                slot; only s reads it, then CAS -> 0.
  * A request: CAS lock 0 -> s; write slot.id, op, length, data; ioctl
  * MKKS_IOC_RING on the same file. The kernel copies the page once, answers
- * only when the copy's lock is s (EPERM otherwise, the page untouched),
+ * only when the copy's lock is s (an error otherwise, the page untouched),
  * writes id, status, length and data into the slot, then CAS lock s ->
  * s | MKKS_LOCK_ANSWERED. User space reads the answer, then CAS lock
  * s | MKKS_LOCK_ANSWERED -> 0.
@@ -147,8 +147,11 @@ struct mkks_req_page {
 /* This open file's session id (a __u32, 1 .. MKKS_SESSION_MAX). */
 #define MKKS_IOC_SESSION _IOR(MKKS_IOC_MAGIC, 0x40, __u32)
 /* Serve the request in the request page (the protocol above): 0 when
- * answered (the answer's status says how), -EPERM when the lock word is not
- * this file's session, -EBADMSG when the page's slot is not a request. */
+ * answered (the answer's status says how), -EBADMSG when the lock word is
+ * s | MKKS_LOCK_ANSWERED (the slot holds s's answer, not a request: a
+ * second ring before the release), -EPERM when it is anything else but s
+ * (this file's session), or when it was taken back while the kernel
+ * answered (the answer is then in the slot, and the word is not changed). */
 #define MKKS_IOC_RING _IO(MKKS_IOC_MAGIC, 0x41)
 /* The copying baseline: the same request, copied in from and answered
  * into the caller's struct mkks_request; no page, no lock word. */

@@ -3,7 +3,8 @@
 # kernel has no /dev/mem): QEMU and a static busybox from apt when missing,
 # Debian's cloud kernel (downloaded and unpacked, never installed), and an
 # uncompressed newc initramfs of busybox, Deno with the glibc libraries it
-# links, build/libmemkit.so and memkit's sources.
+# links, build/libmemkit.so and memkit's sources, and the reference kernel
+# module of tests/vm/kmod/ (built against the kernel's headers package).
 #
 #   bash tests/vm/prepare.sh     exit 0 ready, 77 SKIP (printed with the reason), else failure
 #
@@ -134,6 +135,23 @@ cp "$pkg/registry.json" "$to/"
 cp -r "$pkg/$std/package.json" "$pkg/$std/assert" "$pkg/$std/internal" "$pkg/$std/cli" \
   "$pkg/$std/fmt" "$to/$std/" || exit 1
 cp bench/phys_bench.ts "$root/memkit/bench/"
+# The reference kernel module and its probe (tests/vm/kmod/build.sh: the
+# headers from apt, unpacked, never installed). Where apt cannot provide
+# them the guest says why it skips the module's checks.
+mkdir -p "$root/memkit/tests/vm/kmod"
+bash tests/vm/kmod/build.sh >"$CACHE/kmod.log" 2>&1
+rc=$?
+if [ $rc -eq 0 ]; then
+  cp "$CACHE/kmod/memkit_kshared.ko" "$CACHE/kmod/kshared_probe" "$root/memkit/tests/vm/kmod/" || exit 1
+  tail -n 1 "$CACHE/kmod.log"
+elif [ $rc -eq 77 ]; then
+  sed -n 's/^SKIP: //p' "$CACHE/kmod.log" | head -n 1 >"$root/memkit/tests/vm/kmod/skip"
+  echo "the reference module is skipped: $(cat "$root/memkit/tests/vm/kmod/skip")"
+else
+  cat "$CACHE/kmod.log"
+  echo "tests/vm/kmod/build.sh failed"
+  exit 1
+fi
 cp build/bench/libphys_baseline.so "$root/memkit/build/bench/" 2>/dev/null || true
 (cd "$root" && find . | "$BUSYBOX" cpio -o -H newc >../memkit.cpio 2>/dev/null) || exit 1
 rm -rf "$root"

@@ -4,7 +4,8 @@
 // so do `make test-vm` and `make test`).
 //
 // Two boots, one after the other: the main one (SMBIOS 2.x firmware) runs
-// tests/vm/guest/phys_guest_test.ts, the pagemap marker and the lockdown
+// tests/vm/guest/phys_guest_test.ts, the pagemap marker, the reference
+// kernel module (tests/vm/kmod/: insmod, its probe, rmmod) and the lockdown
 // test; the second (`smbios-entry-point-type=64`) runs the SMBIOS 3.x tests.
 // Each guest result becomes one test here, so the suite's count includes
 // them. Then, with the guest still running, the host reads guest-physical
@@ -22,6 +23,46 @@ export function kernelTrouble(log: string): string[] {
   return log.split("\n").filter((l) =>
     /\b(BUG:|WARNING:|Oops|general protection fault)/.test(l) && !/\btraps: /.test(l)
   );
+}
+
+/** The lines a kernel prints when an unsigned, out-of-tree module is loaded: the only ones allowed. */
+const TAINT =
+  /: (loading out-of-tree module taints kernel|module verification failed: signature and\/or required key missing - tainting kernel)\.?$/;
+
+/**
+ * What went wrong with the reference module (tests/vm/kmod/) by the guest's
+ * MEMKIT-KMOD lines: empty when it loaded for this kernel (its vermagic
+ * names `release`) with nothing in the kernel log but the taint message,
+ * its debugfs file appeared, its probe passed, and it unloaded with a kernel
+ * log free of BUG, WARNING and Oops.
+ */
+export function kmodTrouble(log: string, release: string): string[] {
+  const line = (what: string) => new RegExp(`^MEMKIT-KMOD ${what} (.*)$`, "m").exec(log)?.[1];
+  const between = (tag: string) =>
+    new RegExp(`^MEMKIT-KMOD-${tag}-BEGIN$([\\s\\S]*?)^MEMKIT-KMOD-${tag}-END$`, "m").exec(log)
+      ?.[1];
+  const trouble: string[] = [];
+  const vermagic = line("vermagic");
+  if (!vermagic?.startsWith(`${release} `)) {
+    trouble.push(`vermagic "${vermagic}" is not for the guest's kernel "${release}"`);
+  }
+  if (line("insmod") !== "0") trouble.push(`insmod exited "${line("insmod")}"`);
+  const load = between("LOADLOG");
+  const loaded = (load ?? "").split("\n").filter((l) => l.trim() !== "");
+  if (load === undefined) trouble.push("no kernel log of the load");
+  if (!loaded.some((l) => TAINT.test(l))) trouble.push("the load logged no taint message");
+  for (const l of loaded.filter((l) => !TAINT.test(l))) trouble.push(`the load logged "${l}"`);
+  if (line("debugfs") !== "present") trouble.push("no /sys/kernel/debug/memkit_kshared");
+  if (line("probe") !== "0") trouble.push(`kshared_probe exited "${line("probe")}"`);
+  if (!/^kshared probe: \d+ checks, 0 failed$/m.test(log)) {
+    trouble.push("the probe did not finish clean");
+  }
+  if (line("rmmod") !== "0") trouble.push(`rmmod exited "${line("rmmod")}"`);
+  if (line("unloaded") !== "yes") trouble.push("the module is still loaded");
+  const after = between("LOG");
+  if (after === undefined) trouble.push("no kernel log from the load on");
+  for (const l of kernelTrouble(after ?? "")) trouble.push(`the kernel logged "${l}"`);
+  return trouble;
 }
 
 const hexBytes = (b: Uint8Array): string =>
@@ -94,11 +135,14 @@ async function run(mode: "test" | "smbios", env: Record<string, string>): Promis
  * and userfaultfd suites add about 2.5 min (shm, 47 s, and uffd, 30 s, the
  * longest): 6.1 has no UFFD_FEATURE_WP_ASYNC, so trackWrites() is refused
  * there, and busybox brings no python3, strace or util-linux setpriv (those
- * tests skip, saying so). MEMKIT_VM_SUITES (comma-separated) replaces the list.
+ * tests skip, saying so). kshared (memkit's side of the shared pages) runs
+ * with the reference module loaded, after the others; the guest skips it,
+ * saying why, where the module or tests/kshared_test.ts is missing.
+ * MEMKIT_VM_SUITES (comma-separated) replaces the list.
  */
 export const HOST_SUITES = (Deno.env.get("MEMKIT_VM_SUITES") ??
   "maps,pagemap,mapping,stitch,protect,ring,safety,memfd,advise,anonymous,shm,fd_socket,channel," +
-    "mutex,seqlock,uffd,doc_examples").split(",").filter((
+    "mutex,seqlock,uffd,doc_examples,kshared").split(",").filter((
     s,
   ) => s !== ""
   );
@@ -188,7 +232,26 @@ function register(r: Run, files: string[]): void {
   }
 }
 
-register(main, ["phys", ...HOST_SUITES, "pkey", "lockdown"]);
+// Suites the guest could not run, and why (MEMKIT-GUEST-SKIP <suite> <why>).
+const skipped = new Map(
+  [...main.log.matchAll(/^MEMKIT-GUEST-SKIP (\S+) (.*)$/gm)].map((m) => [m[1], m[2]]),
+);
+for (const [suite, why] of skipped) {
+  probed({ name: `guest: ${suite}_test.ts`, skip: why, fn() {} });
+}
+register(main, ["phys", ...HOST_SUITES.filter((s) => !skipped.has(s)), "pkey", "lockdown"]);
+
+probed({
+  name: "the reference module loads, serves, and unloads cleanly with no BUG/WARNING/Oops",
+  skip: /^MEMKIT-KMOD-SKIP (.*)$/m.exec(main.log)?.[1] ?? false,
+  fn() {
+    const release = /^MEMKIT-GUEST-START (\S+)/m.exec(main.log)?.[1] ?? "";
+    assertEquals(kmodTrouble(main.log, release), []);
+    for (const m of main.log.matchAll(/^MEMKIT-KSHARED-FIGURE (.*)$/gm)) {
+      console.log(`the reference module in the guest: ${m[1]}`);
+    }
+  },
+});
 
 Deno.test("the 6.1 guest ran the host suites where the kernel refuses PAGEMAP_SCAN and PROCMAP_QUERY", () => {
   // Their tests print what tests/fixtures/kernel.ts found. The fallbacks
