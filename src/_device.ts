@@ -168,5 +168,6 @@ export function mapOpenDevice(
     maxAccess: access,
     name,
     pieces: [{ source: {}, offset, at: 0, length }],
+    device: true,
   });
 }

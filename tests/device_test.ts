@@ -5,7 +5,7 @@
 // arguments before any system call, and a child without the flags is refused
 // by the permission gate.
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
-import { mapDevice, Mapping, MemkitError, pageSize } from "../mod.ts";
+import { advise, alias, mapDevice, Mapping, MemkitError, pageSize, stitch } from "../mod.ts";
 import { childReport } from "./fixtures/child.ts";
 
 const PAGE = pageSize();
@@ -118,4 +118,22 @@ Deno.test("mapDevice() refuses /dev/zero read-write past offset 0, whose shared 
   using m = mapDevice("/dev/zero", { offset: 16 * PAGE, length: PAGE });
   assertEquals(m.name, `/dev/zero@0x${(16 * PAGE).toString(16)}`);
   assert(m.bytes().every((b) => b === 0));
+});
+
+Deno.test("a device mapping is never dropped, moved, stitched or aliased (a driver may have no fault handler)", () => {
+  using m = mapDevice("/dev/zero", { length: 2 * PAGE, access: "rw" });
+  const view = m.bytes();
+  view[5] = 9;
+  assertThrows(() => m.advise("dontneed"), TypeError, "SIGBUS");
+  assertThrows(() => advise(m, "remove"), TypeError, "driver's mapping");
+  assertThrows(() => alias(m), TypeError, "driver's mapping");
+  assertThrows(() => alias(view), TypeError, "driver's mapping");
+  assertThrows(() => stitch([{ source: m, offset: 0, length: PAGE }]), TypeError, "mapDevice");
+  // Lowering the protection detaches the writable views but leaves the range in place.
+  const before = m.address;
+  m.protect("r");
+  assertEquals(view.length, 0);
+  assertEquals(m.address, before);
+  assertEquals(m.bytes()[5], 9);
+  m.advise("willneed"); // advice that drops nothing is fine
 });

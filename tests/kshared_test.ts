@@ -479,6 +479,8 @@ probed({
     );
     assertEquals(e.code, "EPERM");
     assertStringIncludes(e.message, 'map it with access "r"');
+    // Its pages have no fault handler: memkit never drops them (a touch would be SIGBUS).
+    assertThrows(() => page.publishPage.advise("dontneed"), TypeError, "SIGBUS");
     // Nor can mprotect add write later: memkit refuses (the source is "r").
     assertThrows(() => page.publishPage.protect("rw"), MemkitError);
     // Offsets and lengths the driver does not map.
