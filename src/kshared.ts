@@ -775,7 +775,8 @@ export class KernelChannel {
           "(acquire() without release())",
         EPERM: `the lock word was not this session's when the kernel looked (it read ${seen} ` +
           "now): another process wrote over it, or the kernel took it back after its timeout",
-        EBADMSG: "the kernel found no request in the slot: another process wrote over it",
+        EBADMSG: "the lock word read this session's answer as not yet released (a second " +
+          "ring before the release)",
         EPROTO: `the answer cannot be trusted (the lock word read ${seen}): another process ` +
           "wrote over the page while the answer was read, or the answer's id or length is wrong",
         EINVAL: `the data is over ${DATA} bytes`,
