@@ -45,6 +45,7 @@ import {
 } from "../mod.ts";
 import { EXIT_CODES, hex, readArgs } from "./_args.ts";
 import { fail } from "./_fail.ts";
+import { tourKernelShared } from "./_tour_kshared.ts";
 
 const TOUR_HELP = `memkit tour
 
@@ -565,6 +566,10 @@ function tour(): number {
       if (!(e instanceof MemkitError)) throw e;
       say(`physicalRanges(): ${e.message}`);
     }
+  });
+
+  run("Memory shared with a kernel driver", permissionFlags("memory"), () => {
+    tourKernelShared(say, dim);
   });
 
   console.log(
