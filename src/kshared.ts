@@ -393,7 +393,7 @@ export class KernelPage {
    * @param request The request page.
    * @returns The pages.
    *
-   * @example A memfd laid out as the pages (what the host tests do)
+   * @example Pages not laid out as memkit_kshared.h says are refused
    * ```ts
    * import { KernelPage, MemFd, SeqLock } from "@memkit/memkit";
    * import { assertThrows } from "@std/assert";

@@ -200,6 +200,10 @@ Deno.test("KernelPage.fromMappings() reads the record through a read-only mappin
     [1000, 0, 10n, 10n, 0],
   );
   assertThrows(() => page.checkReads(0), RangeError);
+  // A SeqLock attached through the read-only mapping reads, and refuses to write.
+  using reader = SeqLock.attach(pub, 64);
+  assertEquals(reader.read((d) => d[0]), 10);
+  assertThrows(() => reader.write(() => {}), TypeError, "not writable");
   // No file behind these pages: no channel.
   assertThrows(() => page.openChannel(), TypeError, "fromMappings");
   page.close();
