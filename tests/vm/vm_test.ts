@@ -33,8 +33,9 @@ const TAINT =
  * What went wrong with the reference module (tests/vm/kmod/) by the guest's
  * MEMKIT-KMOD lines: empty when it loaded for this kernel (its vermagic
  * names `release`) with nothing in the kernel log but the taint message,
- * its debugfs file appeared, its probe passed, and it unloaded with a kernel
- * log free of BUG, WARNING and Oops.
+ * its debugfs file appeared, its probe passed, rmmod was refused while a
+ * process had its pages mapped, and it unloaded once that process was gone,
+ * with a kernel log free of BUG, WARNING and Oops.
  */
 export function kmodTrouble(log: string, release: string): string[] {
   const line = (what: string) => new RegExp(`^MEMKIT-KMOD ${what} (.*)$`, "m").exec(log)?.[1];
@@ -57,6 +58,8 @@ export function kmodTrouble(log: string, release: string): string[] {
   if (!/^kshared probe: \d+ checks, 0 failed$/m.test(log)) {
     trouble.push("the probe did not finish clean");
   }
+  if (line("holder") !== "mapped") trouble.push("the holder did not map the pages");
+  if (line("rmmod-while-mapped") === "0") trouble.push("rmmod unloaded the module under a mapping");
   if (line("rmmod") !== "0") trouble.push(`rmmod exited "${line("rmmod")}"`);
   if (line("unloaded") !== "yes") trouble.push("the module is still loaded");
   const after = between("LOG");
@@ -247,6 +250,8 @@ probed({
   fn() {
     const release = /^MEMKIT-GUEST-START (\S+)/m.exec(main.log)?.[1] ?? "";
     assertEquals(kmodTrouble(main.log, release), []);
+    const seconds = /^MEMKIT-KMOD probe-seconds (\S+)$/m.exec(main.log)?.[1];
+    console.log(`tests/vm/kmod/kshared_probe in the guest: ${seconds} s`);
     for (const m of main.log.matchAll(/^MEMKIT-KSHARED-FIGURE (.*)$/gm)) {
       console.log(`the reference module in the guest: ${m[1]}`);
     }

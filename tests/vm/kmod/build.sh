@@ -42,6 +42,8 @@ command -v gcc-12 >/dev/null 2>&1 || skip "no gcc-12 (the compiler Debian built 
 command -v make >/dev/null 2>&1 || skip "no make"
 
 # ---- the headers: downloaded and unpacked, never installed ----
+KDIR=$TREE/usr/src/$headers
+unpacked() { [ -f "$KDIR/Makefile" ] && [ "$(cut -d' ' -f1 "$TREE/stamp" 2>/dev/null)" = "$version" ]; }
 deb_of() { compgen -G "$DEBS/${1}_${version}_*.deb" | head -n 1; }
 fetch() {
   local name=$1
@@ -51,28 +53,27 @@ fetch() {
   (cd "$DEBS" && apt-get download "$name=$version" >>download.log 2>&1) ||
     skip "apt cannot download $name=$version (see $DEBS/download.log)"
 }
-command -v apt-get >/dev/null 2>&1 || skip "no apt-get to download $headers"
-deps=$(apt-cache depends "$headers=$version" 2>/dev/null | sed -n 's/^ *Depends: \(linux-[a-z]*-.*\)$/\1/p')
-if [ -z "$deps" ]; then
-  apt-get update -q >>"$DEBS/download.log" 2>&1
+# Unpacked once for this version: no apt needed again (offline reruns).
+if ! unpacked; then
+  command -v apt-get >/dev/null 2>&1 || skip "no apt-get to download $headers"
   deps=$(apt-cache depends "$headers=$version" 2>/dev/null | sed -n 's/^ *Depends: \(linux-[a-z]*-.*\)$/\1/p')
-fi
-[ -n "$deps" ] || skip "apt knows no $headers=$version here"
-names=("$headers")
-for d in $deps; do
-  # linux-compiler-gcc-12-x86 only depends on gcc-12 (checked above).
-  case $d in linux-headers-* | linux-kbuild-*) names+=("$d") ;; esac
-done
-for n in "${names[@]}"; do fetch "$n"; done
-stamp="$version ${names[*]}"
-KDIR=$TREE/usr/src/$headers
-if [ ! -f "$KDIR/Makefile" ] || [ "$(cat "$TREE/stamp" 2>/dev/null)" != "$stamp" ]; then
+  if [ -z "$deps" ]; then
+    apt-get update -q >>"$DEBS/download.log" 2>&1
+    deps=$(apt-cache depends "$headers=$version" 2>/dev/null | sed -n 's/^ *Depends: \(linux-[a-z]*-.*\)$/\1/p')
+  fi
+  [ -n "$deps" ] || skip "apt knows no $headers=$version here"
+  names=("$headers")
+  for d in $deps; do
+    # linux-compiler-gcc-12-x86 only depends on gcc-12 (checked above).
+    case $d in linux-headers-* | linux-kbuild-*) names+=("$d") ;; esac
+  done
+  for n in "${names[@]}"; do fetch "$n"; done
   rm -rf "$TREE"
   mkdir -p "$TREE"
   for n in "${names[@]}"; do dpkg-deb -x "$(deb_of "$n")" "$TREE" || exit 1; done
   # The arch tree's Makefile includes the common tree by its installed path.
   sed -i "s|^include /usr/src/|include $ROOT/$TREE/usr/src/|" "$KDIR/Makefile" || exit 1
-  echo "$stamp" >"$TREE/stamp"
+  echo "$version ${names[*]}" >"$TREE/stamp"
 fi
 
 # ---- the module ----

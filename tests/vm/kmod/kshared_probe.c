@@ -10,6 +10,7 @@
  * guest by tests/vm/init, after insmod.
  *
  *   kshared_probe [reads] [round trips]     defaults 1000000 and 10000
+ *   kshared_probe hold                      maps both pages and waits (for init's rmmod check)
  *
  * Prints one line per check, "kshared probe: <what> ... ok" or "... FAILED
  * (<why>)" (the form tests/vm/vm_test.ts registers as a test), and
@@ -270,7 +271,22 @@ static int set_timeout(unsigned ms) {
 
 static uint64_t reclaims(void) { return load64(&pub->reclaims); }
 
+/* `kshared_probe hold`: maps both pages, closes the file (the mappings
+ * hold it), says so, and waits to be killed: rmmod must fail meanwhile. */
+static int hold(void) {
+  int fd = open(PATH, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return 1;
+  void *a = map(fd, PROT_READ, MAP_SHARED, MKKS_PUB_OFFSET, PAGE);
+  void *b = map(fd, PROT_READ | PROT_WRITE, MAP_SHARED, MKKS_REQ_OFFSET, PAGE);
+  close(fd);
+  if (a == MAP_FAILED || b == MAP_FAILED) return 1;
+  printf("holding both pages, the file closed\n");
+  fflush(stdout);
+  for (;;) pause();
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "hold") == 0) return hold();
   long reads = argc > 1 ? atol(argv[1]) : 1000000;
   long trips = argc > 2 ? atol(argv[2]) : 10000;
   setvbuf(stdout, NULL, _IOLBF, 0);
