@@ -36,6 +36,10 @@
  *   served by a native `userfaultfd` handler thread;
  * - {@linkcode doctor}: what this machine, kernel, user and these flags let
  *   memkit do, one capability at a time, with why and the fix.
+ * - {@linkcode mapDevice}, {@linkcode KernelPage} and {@linkcode KernelChannel}:
+ *   character devices and debugfs/sysfs files mapped through the same views,
+ *   and memory shared with a kernel driver (a read-only record under a
+ *   sequence counter, a request page with a lock word both sides follow).
  *
  * Requires `--allow-ffi`; read-only views need
  * `--v8-flags=--js-immutable-arraybuffer`.
@@ -75,6 +79,22 @@ export {
   type TypedArrayConstructor,
 } from "./src/mapping.ts";
 export { mapFile, type MapFileOptions } from "./src/file.ts";
+export { mapDevice, type MapDeviceOptions } from "./src/device.ts";
+export {
+  checkKernelPages,
+  KERNEL_SHARED_PATH,
+  type KernelAnswer,
+  KernelChannel,
+  type KernelLockState,
+  type KernelOp,
+  KernelPage,
+  type KernelPageLayout,
+  type KernelPageStats,
+  type KernelReadReport,
+  type KernelRecord,
+  kernelRecordChecksum,
+  type KernelRequestOptions,
+} from "./src/kshared.ts";
 export { type AnonymousOptions, mapAnonymous } from "./src/anonymous.ts";
 export {
   MAX_PHYS_ADDRESS,

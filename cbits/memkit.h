@@ -825,6 +825,106 @@ MK_API int64_t mk_uffd_stats(uint64_t handle, uint64_t *out);
  * thread was left to finish on its own. */
 MK_API int64_t mk_uffd_stop(uint64_t handle, uint64_t *stats);
 
+/* ---- device (mapDevice: character devices, debugfs and sysfs files) ---- */
+
+/* Flags for mk_device_open. */
+#define MK_DEVICE_WRITE 1u /* O_RDWR instead of O_RDONLY */
+/* What mk_device_open found at the path (info[0]). */
+#define MK_DEVICE_CHAR 1u      /* a character device */
+#define MK_DEVICE_DEBUGFS 2u   /* a file of debugfs */
+#define MK_DEVICE_SYSFS 3u     /* a file of sysfs */
+#define MK_DEVICE_TRACEFS 4u   /* a file of tracefs */
+#define MK_DEVICE_REGULAR 5u   /* a regular file elsewhere (refused: mapFile's job) */
+#define MK_DEVICE_DIRECTORY 6u /* a directory (refused) */
+#define MK_DEVICE_OTHER 7u     /* a block device, FIFO or socket (refused) */
+
+/* Opens what the caller checked and looked up (path, pathfd from
+ * mk_file_path_open) for mapping, with O_CLOEXEC | O_NOCTTY, read-only or
+ * with MK_DEVICE_WRITE read-write: only a character device or a file of
+ * debugfs, sysfs or tracefs (the kernel's own files, whose mmap a driver
+ * implements), judged on pathfd before the open and again on what was
+ * opened. info (4 uint64_t) receives the MK_DEVICE_* kind, the
+ * filesystem's magic (statfs f_type) and, for a character device, its
+ * major and minor numbers. -ENODEV for a regular file elsewhere,
+ * a block device, FIFO or socket, -EISDIR for a directory, -ESTALE when the
+ * path names another file by the time it is opened. */
+MK_API int64_t mk_device_open(const char *path, uint32_t flags, int32_t pathfd, uint64_t *info);
+
+/* ---- kshared (pages shared with a kernel driver, memkit_kshared.h) ---- */
+
+/* The values of cbits/memkit_kshared.h (version 1) that TypeScript needs;
+ * cbits/kshared.c asserts that they match. */
+#define MK_KSHARED_VERSION 1u
+#define MK_KSHARED_PAGE_BYTES 4096u
+#define MK_KSHARED_PUB_OFFSET 0u
+#define MK_KSHARED_REQ_OFFSET 4096u
+#define MK_KSHARED_PUB_MAGIC 0x504b4b4du /* "MKKP" in memory */
+#define MK_KSHARED_REQ_MAGIC 0x524b4b4du /* "MKKR" in memory */
+#define MK_KSHARED_HEADER_BYTES 64u      /* both pages' headers */
+#define MK_KSHARED_RECORD_BYTES 64u      /* sizeof(struct mkks_record) */
+#define MK_KSHARED_PAYLOAD_BYTES 40u
+#define MK_KSHARED_DATA_BYTES 256u
+#define MK_KSHARED_REQUEST_BYTES 272u /* sizeof(struct mkks_request) */
+#define MK_KSHARED_LOCK_ANSWERED 0x80000000u
+#define MK_KSHARED_SESSION_MAX 0x7fffffffu
+#define MK_KSHARED_OP_ECHO 1u
+#define MK_KSHARED_OP_SUM 2u
+/* Words of mk_kshared_stats's out. */
+#define MK_KSHARED_STATS_WORDS 5u
+/* Words of mk_kshared_read_many's out. */
+#define MK_KSHARED_READS_WORDS 7u
+
+/* This open file's session (MKKS_IOC_SESSION): 1 .. MK_KSHARED_SESSION_MAX. */
+MK_API int64_t mk_kshared_session(int32_t fd);
+/* MKKS_IOC_RING alone (retried on EINTR): 0, or the driver's -errno. */
+MK_API int64_t mk_kshared_ring(int32_t fd);
+/* The lock word of the request page at `page` (a relaxed atomic load). */
+MK_API int64_t mk_kshared_lock_word(uint64_t page);
+/* Takes the lock word: CAS 0 -> session, retried (spinning, then sleeping
+ * 20 us doubling to 1 ms) for at most timeout_ns (0: one try). 0 when
+ * taken; -ETIMEDOUT when it stayed taken, -EDEADLK when it is this
+ * session's already (held, or answered and not released); seen[0] gets the
+ * last value read. Blocks the calling thread at most timeout_ns. */
+MK_API int64_t mk_kshared_lock(uint64_t page, uint32_t session, int64_t timeout_ns,
+                               uint64_t *seen);
+/* Releases the lock word: CAS session | ANSWERED -> 0 (returns 0) or
+ * session -> 0 (returns 1: released unanswered); -EPERM when it holds
+ * neither (released twice, or taken back by the kernel), seen[0] the value. */
+MK_API int64_t mk_kshared_release(uint64_t page, uint32_t session, uint64_t *seen);
+/* One request round trip on the request page at `page` of the file fd:
+ * takes the lock word as mk_kshared_lock does, writes the request of msg (a
+ * struct mkks_request: id, op, length, data) into the slot, rings
+ * (MKKS_IOC_RING), copies the answer once into msg and releases. 0 when
+ * answered (the answer's own status in msg); -EINVAL for a length over
+ * MK_KSHARED_DATA_BYTES; the lock's -ETIMEDOUT, -EDEADLK; the ring's -errno
+ * (-EPERM: the lock word was not this session's when the kernel looked);
+ * -EPROTO when the answer cannot be trusted (the lock word was not
+ * session | ANSWERED after the ring or changed while the answer was copied,
+ * the id differs, or the length is over MK_KSHARED_DATA_BYTES). seen[0]
+ * gets the lock word last read. */
+MK_API int64_t mk_kshared_request(int32_t fd, uint64_t page, uint32_t session,
+                                  int64_t timeout_ns, uint8_t *msg, uint64_t *seen);
+/* The copying baseline: MKKS_IOC_CALL with msg (a struct mkks_request)
+ * copied in and the answer copied back into it. 0, or -errno. */
+MK_API int64_t mk_kshared_call(int32_t fd, uint8_t *msg);
+/* The counters of the publish page at `page` (relaxed atomic loads): out
+ * (MK_KSHARED_STATS_WORDS) gets instance, reclaims, answered, refused and
+ * lock_timeout_ms. */
+MK_API int64_t mk_kshared_stats(uint64_t page, uint64_t *out);
+/* The FNV-1a checksum of a record (mkks_checksum: its 64 bytes but the
+ * checksum field); -EINVAL unless length is MK_KSHARED_RECORD_BYTES. */
+MK_API int64_t mk_kshared_checksum(const uint8_t *record, uint64_t length);
+/* count SeqLock reads of the record whose SeqLock header is at `address`
+ * (a memkit SeqLock of MK_KSHARED_RECORD_BYTES bytes), each copied and
+ * checked: checksum, payload length, payload bytes (counter + i) & 0xff.
+ * out (MK_KSHARED_READS_WORDS) gets the clean reads, the attempts a write
+ * overlapped, the torn reads (clean by the sequence but failing the check),
+ * the first and last counters read, how often the counter went backwards,
+ * and the waits for a write in progress. -EBADMSG when the header is no
+ * SeqLock of that length; -EAGAIN when a write stays in progress for a
+ * million waits in a row. */
+MK_API int64_t mk_kshared_read_many(uint64_t address, uint64_t count, uint64_t *out);
+
 #ifdef __cplusplus
 }
 #endif

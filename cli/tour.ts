@@ -46,6 +46,7 @@ import {
 import { hex, parseCommandLine, showHelp } from "./_args.ts";
 import { TOUR } from "./_commands.ts";
 import { fail } from "./_fail.ts";
+import { tourKernelShared } from "./_tour_kshared.ts";
 
 function granted(flags: string[]): string | undefined {
   for (const flag of flags) {
@@ -556,6 +557,10 @@ function tour(): number {
       if (!(e instanceof MemkitError)) throw e;
       say(`physicalRanges(): ${e.message}`);
     }
+  });
+
+  run("Memory shared with a kernel driver", permissionFlags("memory"), () => {
+    tourKernelShared(say, dim);
   });
 
   console.log(

@@ -59,6 +59,7 @@ const TABLE = {
   74: ["EBADMSG", "Bad message"],
   90: ["EMSGSIZE", "Message too long"],
   104: ["ECONNRESET", "Connection reset by peer"],
+  71: ["EPROTO", "Protocol error"],
 } as const satisfies Record<number, readonly [string, string]>;
 const ERRNOS: Readonly<Record<number, readonly [string, string]>> = TABLE;
 

@@ -153,6 +153,31 @@ export const MK = {
   UFFD_STAT_LAST_ERROR: 4,
   UFFD_STAT_PREFETCHED: 5,
   UFFD_STAT_CONTINUED: 6,
+  DEVICE_WRITE: 1,
+  DEVICE_CHAR: 1,
+  DEVICE_DEBUGFS: 2,
+  DEVICE_SYSFS: 3,
+  DEVICE_TRACEFS: 4,
+  DEVICE_REGULAR: 5,
+  DEVICE_DIRECTORY: 6,
+  DEVICE_OTHER: 7,
+  KSHARED_VERSION: 1,
+  KSHARED_PAGE_BYTES: 4096,
+  KSHARED_PUB_OFFSET: 0,
+  KSHARED_REQ_OFFSET: 4096,
+  KSHARED_PUB_MAGIC: 1347111757,
+  KSHARED_REQ_MAGIC: 1380666189,
+  KSHARED_HEADER_BYTES: 64,
+  KSHARED_RECORD_BYTES: 64,
+  KSHARED_PAYLOAD_BYTES: 40,
+  KSHARED_DATA_BYTES: 256,
+  KSHARED_REQUEST_BYTES: 272,
+  KSHARED_LOCK_ANSWERED: 2147483648,
+  KSHARED_SESSION_MAX: 2147483647,
+  KSHARED_OP_ECHO: 1,
+  KSHARED_OP_SUM: 2,
+  KSHARED_STATS_WORDS: 5,
+  KSHARED_READS_WORDS: 7,
 } as const;
 
 /** The native symbols of libmemkit, one per prototype of `cbits/memkit.h`. */
@@ -1071,6 +1096,101 @@ export const symbols = {
     parameters: [
       "u64", // uint64_t handle
       "buffer", // uint64_t *stats
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Opens what the caller checked and looked up (path, pathfd from mk_file_path_open) for mapping, with O_CLOEXEC | O_NOCTTY, read-only or with MK_DEVICE_WRITE read-write: only a character device or a file of debugfs, sysfs or tracefs (the kernel's own files, whose mmap a driver implements), judged on pathfd before the open and again on what was opened. info (4 uint64_t) receives the MK_DEVICE_* kind, the filesystem's magic (statfs f_type) and, for a character device, its major and minor numbers. -ENODEV for a regular file elsewhere, a block device, FIFO or socket, -EISDIR for a directory, -ESTALE when the path names another file by the time it is opened. */
+  mk_device_open: {
+    parameters: [
+      "buffer", // const char *path
+      "u32", // uint32_t flags
+      "i32", // int32_t pathfd
+      "buffer", // uint64_t *info
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** This open file's session (MKKS_IOC_SESSION): 1 .. MK_KSHARED_SESSION_MAX. */
+  mk_kshared_session: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** MKKS_IOC_RING alone (retried on EINTR): 0, or the driver's -errno. */
+  mk_kshared_ring: {
+    parameters: [
+      "i32", // int32_t fd
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The lock word of the request page at `page` (a relaxed atomic load). */
+  mk_kshared_lock_word: {
+    parameters: [
+      "u64", // uint64_t page
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Takes the lock word: CAS 0 -> session, retried (spinning, then sleeping 20 us doubling to 1 ms) for at most timeout_ns (0: one try). 0 when taken; -ETIMEDOUT when it stayed taken, -EDEADLK when it is this session's already (held, or answered and not released); seen[0] gets the last value read. Blocks the calling thread at most timeout_ns. */
+  mk_kshared_lock: {
+    parameters: [
+      "u64", // uint64_t page
+      "u32", // uint32_t session
+      "i64", // int64_t timeout_ns
+      "buffer", // uint64_t *seen
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Releases the lock word: CAS session | ANSWERED -> 0 (returns 0) or session -> 0 (returns 1: released unanswered); -EPERM when it holds neither (released twice, or taken back by the kernel), seen[0] the value. */
+  mk_kshared_release: {
+    parameters: [
+      "u64", // uint64_t page
+      "u32", // uint32_t session
+      "buffer", // uint64_t *seen
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** One request round trip on the request page at `page` of the file fd: takes the lock word as mk_kshared_lock does, writes the request of msg (a struct mkks_request: id, op, length, data) into the slot, rings (MKKS_IOC_RING), copies the answer once into msg and releases. 0 when answered (the answer's own status in msg); -EINVAL for a length over MK_KSHARED_DATA_BYTES; the lock's -ETIMEDOUT, -EDEADLK; the ring's -errno (-EPERM: the lock word was not this session's when the kernel looked); -EPROTO when the answer cannot be trusted (the lock word was not session | ANSWERED after the ring or changed while the answer was copied, the id differs, or the length is over MK_KSHARED_DATA_BYTES). seen[0] gets the lock word last read. */
+  mk_kshared_request: {
+    parameters: [
+      "i32", // int32_t fd
+      "u64", // uint64_t page
+      "u32", // uint32_t session
+      "i64", // int64_t timeout_ns
+      "buffer", // uint8_t *msg
+      "buffer", // uint64_t *seen
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The copying baseline: MKKS_IOC_CALL with msg (a struct mkks_request) copied in and the answer copied back into it. 0, or -errno. */
+  mk_kshared_call: {
+    parameters: [
+      "i32", // int32_t fd
+      "buffer", // uint8_t *msg
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The counters of the publish page at `page` (relaxed atomic loads): out (MK_KSHARED_STATS_WORDS) gets instance, reclaims, answered, refused and lock_timeout_ms. */
+  mk_kshared_stats: {
+    parameters: [
+      "u64", // uint64_t page
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** The FNV-1a checksum of a record (mkks_checksum: its 64 bytes but the checksum field); -EINVAL unless length is MK_KSHARED_RECORD_BYTES. */
+  mk_kshared_checksum: {
+    parameters: [
+      "buffer", // const uint8_t *record
+      "u64", // uint64_t length
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** count SeqLock reads of the record whose SeqLock header is at `address` (a memkit SeqLock of MK_KSHARED_RECORD_BYTES bytes), each copied and checked: checksum, payload length, payload bytes (counter + i) & 0xff. out (MK_KSHARED_READS_WORDS) gets the clean reads, the attempts a write overlapped, the torn reads (clean by the sequence but failing the check), the first and last counters read, how often the counter went backwards, and the waits for a write in progress. -EBADMSG when the header is no SeqLock of that length; -EAGAIN when a write stays in progress for a million waits in a row. */
+  mk_kshared_read_many: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t count
+      "buffer", // uint64_t *out
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },

@@ -106,6 +106,14 @@ export interface Region {
    * (src/uffd.ts), after the range was replaced or unmapped.
    */
   onUnback?: () => void;
+  /**
+   * A driver's mapping (mapDevice, src/_device.ts): its pages were put there
+   * by the driver's mmap, which need not have a fault handler to bring back
+   * a page dropped (MADV_DONTNEED) or to fill a second mapping of it
+   * (mremap, as relocation, stitch and alias do); a touch of either would be
+   * SIGBUS. So such a range is never dropped, moved, stitched or aliased.
+   */
+  device?: true;
 }
 
 /** What a new mapping is made of; internal to memkit (`createMapping`). */
@@ -133,6 +141,8 @@ export interface MappingInit {
   offset?: number;
   /** See {@linkcode Region.onUnback}. */
   onUnback?: () => void;
+  /** See {@linkcode Region.device}. */
+  device?: true;
 }
 
 /**

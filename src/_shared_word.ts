@@ -48,8 +48,12 @@ export class SharedWindow {
   readonly what: string;
   view: Uint8Array<ArrayBuffer>;
   address: bigint;
+  /** Readers only (a SeqLock attached to read): a read-only mapping is accepted too. */
+  readonly readers: boolean;
+  /** Whether the view taken is writable (always, unless `readers`). */
+  writable = true;
 
-  constructor(mapping: unknown, offset: unknown, length: number, what: string) {
+  constructor(mapping: unknown, offset: unknown, length: number, what: string, readers = false) {
     if (findRegion(mapping) === undefined) {
       throw new TypeError(
         `Cannot place a ${what} in "${show(mapping)}": expected a memkit Mapping`,
@@ -70,6 +74,7 @@ export class SharedWindow {
     this.offset = off;
     this.length = length;
     this.what = what;
+    this.readers = readers;
     this.view = this.#take("place");
     this.address = m.address + BigIntCtor(off);
   }
@@ -87,6 +92,21 @@ export class SharedWindow {
       );
     }
     const last = this.offset + this.length - 1;
+    if (this.readers) {
+      // Readers only read: any readable protection, and an immutable view
+      // (a read-only mapping) is no obstacle; `writable` says what it is.
+      const first = m.accessAt(this.offset);
+      if (first === "none" || m.accessAt(last) === "none") {
+        throw new TypeError(
+          `Cannot ${op} ${this.label} "${m.name}": the mapping is not readable there ` +
+            '(access "none")',
+        );
+      }
+      const view = m.bytes(this.offset, this.length);
+      this.writable = first === "rw" && m.accessAt(last) === "rw" &&
+        !(immutableGetter !== undefined && immutableGetter.call(view.buffer) === true);
+      return view;
+    }
     if (m.accessAt(this.offset) !== "rw" || m.accessAt(last) !== "rw") {
       throw new TypeError(
         `Cannot ${op} ${this.label} "${m.name}": the mapping is not writable there ` +
@@ -109,7 +129,8 @@ export class SharedWindow {
    * element read consults no prototype, so no patched getter can fake it.
    */
   at(op: string): bigint {
-    if (this.view[0] === undefined) this.refresh(op);
+    // An immutable view is never detached: a closed mapping is asked directly.
+    if (this.view[0] === undefined || this.mapping.closed) this.refresh(op);
     return this.address;
   }
 

@@ -520,6 +520,13 @@ export function advise(target: Mapping | MappingRange, advice: Advice): void {
   const name = advice as string;
   const s = resolve(`advise "${name}" on`, target);
   const path = s.mapping.name;
+  if (s.region.device && (info.value === MK.MADV_DONTNEED || info.value === MK.MADV_REMOVE)) {
+    throw new TypeError(
+      `Cannot advise "${name}" on "${path}": it is a driver's mapping (mapDevice), whose ` +
+        "pages need not come back once dropped (a driver's mmap may have no fault handler: " +
+        "the next touch would be SIGBUS)",
+    );
+  }
   if (info.needs !== undefined) {
     for (const [a, , access] of accessRuns(s)) {
       const ok = info.needs === "rw" ? access === "rw" : access !== "none";

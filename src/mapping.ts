@@ -251,6 +251,7 @@ export class Mapping {
       length: init.length,
       name: init.name,
       onUnback: init.onUnback,
+      device: init.device,
     };
     const pieces = init.pieces;
     for (let i = 0; i < pieces.length; i++) {
@@ -777,7 +778,7 @@ export class Mapping {
   #relocate(): void {
     const old = this.#region;
     // Immutable views of it must keep showing the memory: those stay in place.
-    if (!old.viewed || old.pinned || old.readonly > 0 || this.#head !== 0) return;
+    if (!old.viewed || old.pinned || old.readonly > 0 || this.#head !== 0 || old.device) return;
     // Guard markers live in the page tables of this range: a move would drop them.
     // (Built-ins captured at load throughout: a patched Array.prototype.push
     // or iterator must not make the move place less than the whole mapping.)

@@ -98,6 +98,14 @@ export const permissionTable = {
     summary: "map a regular file read-write",
     needs: (path: string) => [ffi, { name: "read", path }, { name: "write", path }],
   },
+  mapDevice: {
+    summary: "map a character device or a debugfs/sysfs file read-only (mapDevice, KernelPage)",
+    needs: (path: string) => [ffi, { name: "read", path }],
+  },
+  mapDeviceWrite: {
+    summary: "map a device or a debugfs/sysfs file read-write (KernelChannel's request page)",
+    needs: (path: string) => [ffi, { name: "read", path }, { name: "write", path }],
+  },
   maps: {
     summary: "read /proc/<pid>/maps",
     needs: (pid: string) => [ffi, { name: "read", path: `/proc/${pid}/maps` }],

@@ -105,10 +105,12 @@ export class SeqLock {
   }
 
   /**
-   * Attaches to the seqlock that `init()` wrote at `offset`, after checking
-   * its header and that its data fits the mapping.
+   * Attaches to the seqlock that `init()` (or another writer, such as a
+   * kernel driver) wrote at `offset`, after checking its header and that its
+   * data fits the mapping. A read-only mapping gives a reader: `read()`
+   * works, `write()` is a TypeError.
    *
-   * @param mapping A writable mapping of the same memory.
+   * @param mapping A mapping of the same memory: writable for a writer, read-only will do for a reader.
    * @param offset Where `init()` placed it.
    * @returns The seqlock.
    * @throws {MemkitError} `EBADMSG` when the bytes there are no seqlock of this version.
@@ -125,7 +127,7 @@ export class SeqLock {
    * ```
    */
   static attach(mapping: Mapping, offset: number): SeqLock {
-    const head = new SharedWindow(mapping, offset, HEADER, "SeqLock");
+    const head = new SharedWindow(mapping, offset, HEADER, "SeqLock", true);
     const n = check(lib().mk_seqlock_check(head.at("attach")), `attach ${head.label}`, {
       path: head.mapping.name,
       hints: {
@@ -140,7 +142,7 @@ export class SeqLock {
           `(${head.mapping.length} bytes)`,
       });
     }
-    return new SeqLock(new SharedWindow(mapping, offset, HEADER + n, "SeqLock"), n);
+    return new SeqLock(new SharedWindow(mapping, offset, HEADER + n, "SeqLock", true), n);
   }
 
   /** The bytes of data after the header. */
@@ -162,7 +164,7 @@ export class SeqLock {
     if (this.#closed) {
       throw new Deno.errors.BadResource(`Cannot ${op} ${this.#window.label}: it is closed`);
     }
-    if (this.#window.view[0] === undefined) {
+    if (this.#window.view[0] === undefined || this.#window.mapping.closed) {
       this.#window.refresh(op);
       this.#data = this.#window.view.subarray(HEADER);
     }
@@ -194,6 +196,12 @@ export class SeqLock {
       throw new TypeError(`Cannot use fn "${show(fn)}": expected a function`);
     }
     const address = this.#at("write");
+    if (!this.#window.writable) {
+      throw new TypeError(
+        `Cannot write ${this.#window.label} "${this.#window.mapping.name}": it was attached ` +
+          'through a mapping that is not writable there; a writer needs access "rw"',
+      );
+    }
     if (this.#writing) this.#fail(-BigIntCtor(ERRNO.EDEADLK), "write");
     const r = this.#sym.mk_seqlock_write_begin(address, this.#self);
     if (r < 0n) this.#fail(r, "write");

@@ -108,6 +108,7 @@ function validate(given: unknown, access: Access): Placed[] {
           `Cannot stitch ${at}: the mapping of "${name}" does not start on a page boundary`,
         );
       }
+      if (region.device) throw new TypeError(deviceRefusal(at, name));
       if (access === "rw" && region.maxAccess !== "rw") {
         throw new MemkitError(ERRNO.EACCES, "stitch", {
           path: name,
@@ -396,6 +397,13 @@ const PRIVATE_HINT = "its memory is private (MAP_PRIVATE: the JavaScript heap, m
   "(mremap with old size 0 returns EINVAL); allocate the memory in a MemFd from the start " +
   "and map that as often as you like, or serve a lazy view of it with userfaultfd";
 
+/** Why a driver's mapping (mapDevice) is never stitched nor aliased. */
+function deviceRefusal(at: string, name: string): string {
+  return `Cannot stitch ${at}: "${name}" is a driver's mapping (mapDevice); a second mapping ` +
+    "of its pages (mremap) is filled by the driver's fault handler, which it need not have " +
+    "(a touch would be SIGBUS)";
+}
+
 /**
  * A second address for memory you already have: the same bytes as `source`,
  * no copy, with its own protection (`mremap(old, 0, len, MREMAP_MAYMOVE)`).
@@ -467,6 +475,7 @@ export function alias(
   if (found) {
     const [owner, offset] = found;
     const placed: Placed = { region: owner, offset, length: span, name: owner.name };
+    if (owner.device) throw new TypeError(deviceRefusal("this buffer", owner.name));
     if (owner.view % page !== 0n) {
       throw new RangeError(`Cannot alias: the mapping of "${owner.name}" does not start on a page`);
     }

@@ -36,6 +36,7 @@ Deno.test("make run tours every capability in a terminal without a single permis
       "Why not share by physical address",
       "Physical memory through /dev/mem",
       "Lazy views: pages copied on first touch",
+      "Memory shared with a kernel driver",
     ]
   ) assertStringIncludes(out, `▸ ${section}`);
 });

@@ -135,6 +135,7 @@ cp "$pkg/registry.json" "$to/"
 cp -r "$pkg/$std/package.json" "$pkg/$std/assert" "$pkg/$std/internal" "$pkg/$std/cli" \
   "$pkg/$std/fmt" "$to/$std/" || exit 1
 cp bench/phys_bench.ts "$root/memkit/bench/"
+[ -f bench/kshared_bench.ts ] && cp bench/kshared_bench.ts "$root/memkit/bench/"
 # The reference kernel module and its probe (tests/vm/kmod/build.sh: the
 # headers from apt, unpacked, never installed). Where apt cannot provide
 # them the guest says why it skips the module's checks.
