@@ -639,6 +639,7 @@ probed({
       using m = mapAnonymous(64 * PAGE);
       m.bytes()[0] = 1;
       using t = trackWrites(m, { mode });
+      assertEquals(t.mode, mode);
       const b = m.bytes();
       b[0] = 2; // populated before
       b[40 * PAGE] = 3; // never populated
@@ -660,6 +661,7 @@ probed({
       using fd = MemFd.create("uffd-track-thread", { size: 64 * PAGE });
       using m = fd.map();
       using t = trackWrites(m, { mode: "sync" });
+      assertEquals(t.mode, "sync");
       await libc.symbols.memset(
         Deno.UnsafePointer.create(m.address + BigInt(8 * PAGE)),
         9,
@@ -743,6 +745,7 @@ probed({
       assertStringIncludes(e.message, "another userfaultfd");
       using m = fd.map();
       using first = trackWrites(m, opts);
+      assertEquals(first.mode, mode ?? (hasAsync ? "async" : "sync"));
       assertEquals(assertThrows(() => trackWrites(m, { mode: "sync" }), MemkitError).code, "EBUSY");
       first.close();
       const t = trackWrites(m, opts);
