@@ -222,8 +222,10 @@ export {
   type LazyViewOptions,
   type LazyViewStats,
   trackWrites,
+  type TrackWritesOptions,
   type UserfaultfdFeatures,
   userfaultfdFeatures,
   type UserfaultfdVia,
   WriteTracker,
+  type WriteTrackingMode,
 } from "./src/uffd.ts";

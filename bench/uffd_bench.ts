@@ -17,16 +17,20 @@
  *   per page) and against a plain `map()` of it (the kernel's own minor
  *   faults, no handler: the baseline).
  * - "write tracking, 1 GiB, 1% of pages written": `trackWrites` of a
- *   1 GiB memfd mapping, `reset()` after 1% of its pages were written
- *   (one `PAGEMAP_SCAN` that reports and protects them again), against
- *   comparing the mapping with a snapshot copy page by page in C
- *   (`bl_diff_pages`, which also brings the snapshot up to date). The
- *   writes themselves are outside the timed section in both.
+ *   1 GiB memfd mapping, `reset()` after 1% of its pages were written, in
+ *   both modes: async (one `PAGEMAP_SCAN` that reports and protects them
+ *   again) and sync (the handler's bitmap taken, the range protected
+ *   again with one `UFFDIO_WRITEPROTECT`), against comparing the mapping
+ *   with a snapshot copy page by page in C (`bl_diff_pages`, which also
+ *   brings the snapshot up to date). The writes are outside the timed
+ *   section; the next group times them too, where the synchronous mode
+ *   pays one handler round trip per page first written.
  *
  * The ratios are in the summary ("x faster/slower than"); the figures
  * measured on this machine are in the README's userfaultfd section. Run
  * with `make build/bench/libuffd.so`, then
- * `deno bench --allow-ffi --v8-flags=--js-immutable-arraybuffer bench/uffd_bench.ts`.
+ * `deno bench --allow-ffi --allow-read=/proc/self/pagemap --v8-flags=--js-immutable-arraybuffer
+ * bench/uffd_bench.ts`.
  */
 
 import { lazyAlias, lazyView, MemFd, pageSize, trackWrites } from "../mod.ts";
@@ -167,16 +171,37 @@ const tracked = MemFd.create("bench-uffd-track", { size: GiB });
 const trackedMap = tracked.map();
 const trackedBytes = trackedMap.bytes();
 for (let i = 0; i < GiB; i += PAGE) trackedBytes[i] = 1;
+// A second mapping of the same memfd for the synchronous tracker: one
+// userfaultfd serves a range.
+const syncMap = tracked.map();
+const syncBytes = syncMap.bytes();
+for (let i = 0; i < GiB; i += PAGE) void syncBytes[i]; // every page mapped, as in trackedMap
 let round = 0;
-/** Writes one byte of every 100th page, a different value each round. */
-function writeOnePercent(): void {
+/** Writes one byte of every 100th page through `bytes`, a different value each round. */
+function writeOnePercent(bytes: Uint8Array): void {
   round++;
-  for (let i = 0; i < GiB; i += 100 * PAGE) trackedBytes[i + (round % PAGE)] = round & 0xff;
+  for (let i = 0; i < GiB; i += 100 * PAGE) bytes[i + (round % PAGE)] = round & 0xff;
 }
 
 const snapshot = new Uint8Array(GiB);
 snapshot.set(trackedBytes);
 const snapshotAddress = Deno.UnsafePointer.value(Deno.UnsafePointer.of(snapshot));
+
+/** The snapshot compare: the written pages found by comparing with a copy, which it updates. */
+function diff(): void {
+  const ret = c.bl_diff_pages(trackedMap.address, snapshotAddress, BigInt(GiB), BigInt(PAGE));
+  // The snapshot must stay reachable: C writes into it by address.
+  if (snapshot.length !== GiB) throw new Error("the snapshot is gone");
+  if (ret < 0n) throw new Error(`Cannot run the C baseline bl_diff_pages: ${ret}`);
+}
+
+const tracker = trackWrites(trackedMap, { mode: "async" });
+const syncTracker = trackWrites(syncMap, { mode: "sync" });
+
+/** reset() of `t`, which must have found written pages. */
+function resetOf(t: typeof tracker): void {
+  if (t.reset().length === 0) throw new Error("no written pages found");
+}
 
 Deno.bench({
   name: "compare with a snapshot copy, page by page (bl_diff_pages)",
@@ -185,27 +210,73 @@ Deno.bench({
   n: 5,
   warmup: 1,
   fn(b) {
-    writeOnePercent();
+    writeOnePercent(trackedBytes);
     b.start();
-    const ret = c.bl_diff_pages(trackedMap.address, snapshotAddress, BigInt(GiB), BigInt(PAGE));
+    diff();
     b.end();
-    // The snapshot must stay reachable: C writes into it by address.
-    if (snapshot.length !== GiB) throw new Error("the snapshot is gone");
-    if (ret < 0n) throw new Error(`Cannot run the C baseline bl_diff_pages: ${ret}`);
   },
 });
 
-const tracker = trackWrites(trackedMap);
 Deno.bench({
-  name: "trackWrites: reset() (PAGEMAP_SCAN with WP_MATCHING)",
+  name: "trackWrites async: reset() (PAGEMAP_SCAN with WP_MATCHING)",
   group: TRACK,
   n: 5,
   warmup: 1,
   fn(b) {
-    writeOnePercent();
+    writeOnePercent(trackedBytes);
     b.start();
-    const runs = tracker.reset();
+    resetOf(tracker);
     b.end();
-    if (runs.length === 0) throw new Error("no written pages found");
+  },
+});
+
+Deno.bench({
+  name: "trackWrites sync: reset() (the handler's bitmap, UFFDIO_WRITEPROTECT of the range)",
+  group: TRACK,
+  n: 5,
+  warmup: 1,
+  fn(b) {
+    writeOnePercent(syncBytes);
+    b.start();
+    resetOf(syncTracker);
+    b.end();
+  },
+});
+
+// The same, with the writes timed too: what the synchronous mode's one
+// fault per page written first costs (the other two pay nothing per write).
+const TRACK_WRITES = "write tracking, 1 GiB, 1% of pages written, the writes timed too";
+
+Deno.bench({
+  name: "writes, then compare with a snapshot copy (bl_diff_pages)",
+  group: TRACK_WRITES,
+  baseline: true,
+  n: 5,
+  warmup: 1,
+  fn() {
+    writeOnePercent(trackedBytes);
+    diff();
+  },
+});
+
+Deno.bench({
+  name: "writes, then trackWrites async: reset()",
+  group: TRACK_WRITES,
+  n: 5,
+  warmup: 1,
+  fn() {
+    writeOnePercent(trackedBytes);
+    resetOf(tracker);
+  },
+});
+
+Deno.bench({
+  name: "writes (one handler fault each), then trackWrites sync: reset()",
+  group: TRACK_WRITES,
+  n: 5,
+  warmup: 1,
+  fn() {
+    writeOnePercent(syncBytes);
+    resetOf(syncTracker);
   },
 });

@@ -811,6 +811,24 @@ MK_API int64_t mk_uffd_track(uint64_t address, uint64_t length, uint32_t shared,
  * stopped (end, unless vec filled up). */
 MK_API int64_t mk_uffd_written(int32_t pagemap_fd, uint64_t start, uint64_t end, uint32_t reset,
                                uint64_t *vec, uint64_t vec_len, uint64_t *walk_end);
+/* Write tracking without asynchronous write-protection (the fallback for
+ * kernels before 6.7; works on newer ones too): [address, address + length)
+ * (page multiples; `shared` as for mk_uffd_track) registered for WP and
+ * missing faults and protected, and a handler thread that records each
+ * page's first write in a bitmap and lets it go on (UFFDIO_WRITEPROTECT
+ * lifting the page's protection; a page never populated, which anonymous
+ * memory cannot protect before Linux 6.4, is filled with zeros by
+ * UFFDIO_COPY: writable after a write, protected after a read). Returns a
+ * handle for mk_uffd_dirty, mk_uffd_stats and mk_uffd_stop (which leaves
+ * the range mapped: it is the caller's), or -errno; fills
+ * MK_UFFD_CREATE_WORDS words of out as mk_uffd_create does. */
+MK_API int64_t mk_uffd_track_sync(uint64_t address, uint64_t length, uint32_t shared,
+                                  uint64_t *out);
+/* Copies a synchronous tracker's bitmap (bit p of word p / 64: page p
+ * written) into `bitmap` (at least (pages + 63) / 64 words); with `reset`,
+ * protects the whole range again and clears the bitmap in one step that
+ * no write slips through. Returns how many pages were written, or -errno. */
+MK_API int64_t mk_uffd_dirty(uint64_t handle, uint32_t reset, uint64_t *bitmap, uint64_t words);
 /* Fills the pages of [offset, offset + length) of a lazy view that were not
  * filled yet, on the calling thread; returns the pages copied or zeroed
  * (-EOPNOTSUPP for an alias). */

@@ -82,6 +82,9 @@ struct mk_uffd {
   uint8_t *filled; /* one byte per page: 1 once the handler or a prefetch filled it */
   uint8_t *buffer; /* the handler thread's bounce buffer: readahead pages */
   int minor;       /* a memfd alias: minor faults, resolved with UFFDIO_CONTINUE */
+  int track;       /* a write tracker: WP and missing faults recorded in `dirty` */
+  uint64_t *dirty; /* a tracker's bitmap: bit p set once page p was written */
+  pthread_mutex_t lock; /* a tracker's: a fault's record and resolution against a reset */
   int refs;        /* the owner and the thread; the last one to let go frees */
   int stopping;
   uint64_t stats[MK_UFFD_STATS_WORDS];
@@ -295,12 +298,46 @@ static void resume(struct mk_uffd *u, uint64_t off) {
   wake(u, off, u->page);
 }
 
-/* Serves one fault at `address`: the page, and up to readahead - 1 pages
- * after it that were not filled yet. */
-static void serve(struct mk_uffd *u, uint64_t address) {
+/* A write tracker's fault on page p: a write to a protected page (WP),
+ * or the first touch of a page never populated (missing: anonymous memory
+ * before Linux 6.4 leaves no write-protect marker in an empty entry, so
+ * the range is also registered for missing faults). Records a write in
+ * the bitmap, then resolves: WP lifted from the page; a missing page
+ * filled with zeros (what it would have read), writable after a write,
+ * write-protected after a read so that its first write faults again.
+ * Every path ends with the faulting access woken. Under the lock, so that
+ * a reset() sees either the whole of it or none. */
+static void track_fault(struct mk_uffd *u, uint64_t at, uint64_t flags) {
+  const uint64_t p = at / u->page;
+  const int wp = (flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
+  const int write = wp || (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0;
+  pthread_mutex_lock(&u->lock);
+  bump(u, MK_UFFD_STAT_FAULTS, 1);
+  if (write) __atomic_fetch_or(&u->dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+  if (wp) {
+    struct uffdio_writeprotect w = {.range = {.start = u->base + at, .len = u->page}, .mode = 0};
+    if (ioctl(u->fd, UFFDIO_WRITEPROTECT, &w) < 0) record(u, errno);
+  } else {
+    struct uffdio_copy c = {.dst = u->base + at, .src = (uint64_t)(uintptr_t)u->buffer,
+                            .len = u->page, .mode = write ? 0 : UFFDIO_COPY_MODE_WP};
+    ioctl(u->fd, UFFDIO_COPY, &c);
+    if (c.copy > 0) bump(u, MK_UFFD_STAT_ZEROED, 1);
+    else if (c.copy != -EEXIST) record(u, (int)-c.copy);
+  }
+  pthread_mutex_unlock(&u->lock);
+  wake(u, at, u->page); /* after a refusal too; a no-op after a resolution that woke */
+}
+
+/* Serves one fault at `address` (`flags`: UFFD_PAGEFAULT_FLAG_*): the
+ * page, and up to readahead - 1 pages after it that were not filled yet. */
+static void serve(struct mk_uffd *u, uint64_t address, uint64_t flags) {
   uint64_t at = (address & ~(u->page - 1)) - u->base;
   if (address < u->base || at >= u->span) {
     wake(u, 0, u->span);
+    return;
+  }
+  if (u->track) {
+    track_fault(u, at, flags);
     return;
   }
   if (u->minor) {
@@ -320,6 +357,8 @@ static void serve(struct mk_uffd *u, uint64_t address) {
 static void destroy(struct mk_uffd *u) {
   close(u->fd);
   close(u->stopfd);
+  if (u->track) pthread_mutex_destroy(&u->lock);
+  free(u->dirty);
   free(u->chunks);
   free(u->filled);
   free(u->buffer);
@@ -349,7 +388,9 @@ static void *handler(void *arg) {
       break;
     }
     for (size_t i = 0; i < (size_t)got / sizeof msgs[0]; i++) {
-      if (msgs[i].event == UFFD_EVENT_PAGEFAULT) serve(u, msgs[i].arg.pagefault.address);
+      if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
+        serve(u, msgs[i].arg.pagefault.address, msgs[i].arg.pagefault.flags);
+      }
     }
   }
   __atomic_fetch_sub(&live_threads, 1, __ATOMIC_ACQ_REL);
@@ -396,15 +437,24 @@ static int64_t open_into(struct mk_uffd *u, int kernel, uint64_t features, uint6
 
 /* Registers u's view at `addr` (u->span bytes) in `mode`, requiring the
  * `need` ioctls, and starts the handler thread: the handle, or -errno with
- * the view unmapped and u destroyed. */
+ * u destroyed and the view unmapped (unless it is a tracker's: the
+ * caller's mapping). A tracker's range is write-protected before the
+ * thread starts. */
 static int64_t start(struct mk_uffd *u, void *addr, uint64_t mode, uint64_t need, uint64_t *out) {
   const uint64_t span = u->span;
   u->base = (uint64_t)(uintptr_t)addr;
   struct uffdio_register reg = {.range = {.start = u->base, .len = span}, .mode = mode};
-  if (ioctl(u->fd, UFFDIO_REGISTER, &reg) < 0 || (reg.ioctls & need) != need) {
+  errno = 0;
+  int bad = ioctl(u->fd, UFFDIO_REGISTER, &reg) < 0 || (reg.ioctls & need) != need;
+  if (!bad && u->track) {
+    struct uffdio_writeprotect w = {.range = {.start = u->base, .len = span},
+                                    .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+    bad = ioctl(u->fd, UFFDIO_WRITEPROTECT, &w) < 0;
+  }
+  if (bad) {
     int64_t err = errno ? -(int64_t)errno : -EOPNOTSUPP;
-    munmap(addr, (size_t)span);
-    destroy(u);
+    if (!u->track) munmap(addr, (size_t)span);
+    destroy(u); /* closing the descriptor unregisters a tracker's range */
     return err;
   }
   /* The handler takes no signals: they belong to the threads that asked for them. */
@@ -417,7 +467,7 @@ static int64_t start(struct mk_uffd *u, void *addr, uint64_t mode, uint64_t need
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) {
     __atomic_fetch_sub(&live_threads, 1, __ATOMIC_ACQ_REL);
-    munmap(addr, (size_t)span);
+    if (!u->track) munmap(addr, (size_t)span);
     destroy(u);
     return -rc;
   }
@@ -529,7 +579,7 @@ MK_API int64_t mk_uffd_create(const uint64_t *chunks, uint32_t count, uint64_t l
 MK_API int64_t mk_uffd_prefetch(uint64_t handle, uint64_t offset, uint64_t length) {
   struct mk_uffd *u = (struct mk_uffd *)(uintptr_t)handle;
   if (u == NULL || offset > u->span || length > u->span - offset) return -EINVAL;
-  if (u->minor) return -EOPNOTSUPP; /* an alias copies nothing: nothing to fetch */
+  if (u->minor || u->track) return -EOPNOTSUPP; /* an alias or a tracker copies nothing */
   if (length == 0) return 0;
   uint64_t p = offset / u->page, end = (offset + length + u->page - 1) / u->page;
   const uint64_t batch = 256;
@@ -694,4 +744,73 @@ MK_API int64_t mk_uffd_written(int32_t pagemap_fd, uint64_t start, uint64_t end,
   if (rc < 0) return -(int64_t)errno;
   *walk_end = a.walk_end;
   return rc;
+}
+
+/* ---- write tracking: synchronous write-protection, served by the handler thread ---- */
+
+MK_API int64_t mk_uffd_track_sync(uint64_t address, uint64_t length, uint32_t shared,
+                                  uint64_t *out) {
+  const uint64_t page = mk_core_page();
+  if (out == NULL || address == 0 || address % page != 0 || length == 0 ||
+      length % page != 0 || length > (uint64_t)INT64_MAX) {
+    return -EINVAL;
+  }
+  memset(out, 0, MK_UFFD_CREATE_WORDS * sizeof *out);
+  const uint64_t pages = length / page;
+  struct mk_uffd *u = new_uffd(1, 1, (size_t)page);
+  if (u == NULL) return -ENOMEM;
+  memset(u->buffer, 0, (size_t)page); /* the zeros a missing page is filled with */
+  u->dirty = calloc((size_t)((pages + 63) / 64), sizeof *u->dirty);
+  if (u->dirty == NULL || pthread_mutex_init(&u->lock, NULL) != 0) {
+    destroy(u);
+    return -ENOMEM;
+  }
+  u->track = 1;
+  u->page = page;
+  u->span = length;
+  u->pages = pages;
+  u->length = length;
+  u->readahead = 1;
+  u->refs = 1;
+  /* Write-protection of shared memory (Linux 5.19) must be asked for at
+   * UFFDIO_API; anonymous memory's (5.7) needs no feature. Not
+   * WP_UNPOPULATED: missing faults find the pages never populated on every
+   * kernel, with or without it. */
+  int64_t err = open_into(u, 0, shared ? UFFD_FEATURE_WP_HUGETLBFS_SHMEM : 0, out);
+  if (err < 0) {
+    destroy(u);
+    return err;
+  }
+  return start(u, (void *)(uintptr_t)address,
+               UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+               (1ull << _UFFDIO_WRITEPROTECT) | (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_WAKE),
+               out);
+}
+
+MK_API int64_t mk_uffd_dirty(uint64_t handle, uint32_t reset, uint64_t *bitmap, uint64_t words) {
+  struct mk_uffd *u = (struct mk_uffd *)(uintptr_t)handle;
+  if (u == NULL || !u->track || bitmap == NULL || words < (u->pages + 63) / 64) return -EINVAL;
+  const uint64_t n = (u->pages + 63) / 64;
+  int64_t count = 0;
+  if (!reset) {
+    for (uint64_t i = 0; i < n; i++) {
+      bitmap[i] = __atomic_load_n(&u->dirty[i], __ATOMIC_RELAXED);
+      count += __builtin_popcountll(bitmap[i]);
+    }
+    return count;
+  }
+  /* Protect first, then take the bitmap, both under the lock: a write
+   * that faults after the protection waits for the handler, which waits
+   * for the lock, so it lands in the new epoch; a write before it was
+   * recorded in the old one. */
+  pthread_mutex_lock(&u->lock);
+  struct uffdio_writeprotect w = {.range = {.start = u->base, .len = u->span},
+                                  .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+  int64_t err = ioctl(u->fd, UFFDIO_WRITEPROTECT, &w) < 0 ? -(int64_t)errno : 0;
+  for (uint64_t i = 0; i < n && err == 0; i++) {
+    bitmap[i] = __atomic_exchange_n(&u->dirty[i], 0, __ATOMIC_RELAXED);
+    count += __builtin_popcountll(bitmap[i]);
+  }
+  pthread_mutex_unlock(&u->lock);
+  return err < 0 ? err : count;
 }

@@ -1074,6 +1074,26 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
+  /** Write tracking without asynchronous write-protection (the fallback for kernels before 6.7; works on newer ones too): [address, address + length) (page multiples; `shared` as for mk_uffd_track) registered for WP and missing faults and protected, and a handler thread that records each page's first write in a bitmap and lets it go on (UFFDIO_WRITEPROTECT lifting the page's protection; a page never populated, which anonymous memory cannot protect before Linux 6.4, is filled with zeros by UFFDIO_COPY: writable after a write, protected after a read). Returns a handle for mk_uffd_dirty, mk_uffd_stats and mk_uffd_stop (which leaves the range mapped: it is the caller's), or -errno; fills MK_UFFD_CREATE_WORDS words of out as mk_uffd_create does. */
+  mk_uffd_track_sync: {
+    parameters: [
+      "u64", // uint64_t address
+      "u64", // uint64_t length
+      "u32", // uint32_t shared
+      "buffer", // uint64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** Copies a synchronous tracker's bitmap (bit p of word p / 64: page p written) into `bitmap` (at least (pages + 63) / 64 words); with `reset`, protects the whole range again and clears the bitmap in one step that no write slips through. Returns how many pages were written, or -errno. */
+  mk_uffd_dirty: {
+    parameters: [
+      "u64", // uint64_t handle
+      "u32", // uint32_t reset
+      "buffer", // uint64_t *bitmap
+      "u64", // uint64_t words
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
   /** Fills the pages of [offset, offset + length) of a lazy view that were not filled yet, on the calling thread; returns the pages copied or zeroed (-EOPNOTSUPP for an alias). */
   mk_uffd_prefetch: {
     parameters: [

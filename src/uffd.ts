@@ -670,36 +670,93 @@ export interface DirtyRange {
   length: number;
 }
 
-/** A tracker dropped without close(): its two descriptors are closed when it is collected. */
-const trackerCloser = new FinalizationRegistry<[number, number]>(([fd, pagemap]) => {
-  lib().mk_core_close(fd);
-  lib().mk_core_close(pagemap);
+/** How a {@linkcode WriteTracker} learns of writes. */
+export type WriteTrackingMode = "async" | "sync";
+
+/** Options of {@linkcode trackWrites}. */
+export interface TrackWritesOptions {
+  /**
+   * `"async"`: asynchronous write-protection read back with
+   * `PAGEMAP_SCAN` (Linux 6.7: `UFFD_FEATURE_WP_ASYNC` and
+   * `WP_UNPOPULATED`); `"sync"`: write-protect faults served by a native
+   * handler thread (any kernel with userfaultfd write-protection of shared
+   * memory, `WP_HUGETLBFS_SHMEM`, Linux 5.19). Default: `"async"` where
+   * the kernel offers it, else `"sync"`.
+   */
+  mode?: WriteTrackingMode;
+}
+
+/** What a tracker dropped without close() releases when it is collected. */
+type TrackerHeld = { fd: number; pagemap: number; handle: bigint };
+
+const trackerCloser = new FinalizationRegistry<TrackerHeld>((held) => {
+  if (held.handle !== 0n) lib().mk_uffd_stop(held.handle, null);
+  if (held.fd >= 0) lib().mk_core_close(held.fd);
+  if (held.pagemap >= 0) lib().mk_core_close(held.pagemap);
 });
+
+/** The hint for a refusal of write tracking, by errno. */
+function trackHint(
+  errno: number,
+  mode: WriteTrackingMode,
+  out: BigUint64Array,
+): string | undefined {
+  if (errno === ERRNO.EOPNOTSUPP) {
+    return mode === "async"
+      ? "this kernel lacks asynchronous write-protection (UFFD_FEATURE_WP_ASYNC and " +
+        "WP_UNPOPULATED, Linux 6.7); leave mode unset to fall back to synchronous tracking"
+      : "this kernel lacks userfaultfd write-protection of shared memory " +
+        "(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, Linux 5.19)";
+  }
+  if (errno === ERRNO.EBUSY) {
+    return "another userfaultfd already serves this range (a lazy view or alias)";
+  }
+  if (errno === ERRNO.EINVAL) {
+    return "userfaultfd write-protects anonymous and shared memory (memfds, mapAnonymous, " +
+      "POSIX shared memory) only, not the pages of a regular file or a device";
+  }
+  return reasonsOf(out, MK.UFFD_CREATE_SYSCALL_ERR, deviceOf()).join("; ") || undefined;
+}
 
 /**
  * Which pages of a mapping were written since tracking began or the last
  * {@linkcode WriteTracker.reset}: what {@linkcode trackWrites} returns.
- * Writes are never blocked or delayed by a handler: the kernel lifts the
- * protection of each page on its first write and remembers it.
+ * In `"async"` mode writes are never blocked or delayed: the kernel lifts
+ * the protection of each page on its first write and remembers it. In
+ * `"sync"` mode each page's first write after a reset waits for the
+ * handler thread (one round trip, then the page is writable as before).
  */
 export class WriteTracker {
-  #fd: number;
-  #pagemap: number;
+  #mode: WriteTrackingMode;
+  #held: TrackerHeld;
+  #closed = false;
   #region: Region;
   #mapping: Mapping;
   #name: string;
 
-  private constructor(fd: number, pagemap: number, region: Region, mapping: Mapping) {
-    this.#fd = fd;
-    this.#pagemap = pagemap;
+  private constructor(
+    mode: WriteTrackingMode,
+    held: TrackerHeld,
+    region: Region,
+    mapping: Mapping,
+  ) {
+    this.#mode = mode;
+    this.#held = held;
     this.#region = region;
     this.#mapping = mapping;
     this.#name = region.name;
-    FinalizationRegistryPrototypeRegister(trackerCloser, this, [fd, pagemap], this);
+    FinalizationRegistryPrototypeRegister(trackerCloser, this, held, this);
   }
 
   /** For {@linkcode trackWrites}; not part of the API. */
-  static create(mapping: Mapping): WriteTracker {
+  static create(mapping: Mapping, options?: TrackWritesOptions): WriteTracker {
+    const opts = readOptions(options, "options", ["mode"] as const);
+    const wanted = opts.mode;
+    if (wanted !== undefined && wanted !== "async" && wanted !== "sync") {
+      throw new TypeError(
+        `Cannot track writes in mode "${show(wanted)}": expected "async" or "sync"`,
+      );
+    }
     const region = findRegion(mapping);
     if (!region) throw new TypeError("Cannot track writes: expected a memkit Mapping");
     if (!region.backed) {
@@ -713,37 +770,56 @@ export class WriteTracker {
         `Cannot track writes to "${region.name}": it does not start on a page boundary`,
       );
     }
-    gateProc("pagemap", "self");
-    const pm = lib().mk_pagemap_open(0);
-    if (pm < 0n) check(pm, "open", { path: "/proc/self/pagemap" });
     const out = new BigUint64Array(MK.UFFD_CREATE_WORDS);
     // Memory of a memfd (or any shared mapping) needs WP on shmem too.
     const shared = region.pieces.length > 0 && region.pieces[0].owner !== undefined ? 1 : 0;
-    const ret = lib().mk_uffd_track(region.view, BigInt(region.viewSpan), shared, out);
-    if (ret < 0n) {
-      lib().mk_core_close(Number(pm));
+    const fail = (ret: bigint, mode: WriteTrackingMode): never => {
       const errno = Number(-ret);
       throw new MemkitError(errno, "track writes to", {
         path: region.name,
-        hint: errno === ERRNO.EOPNOTSUPP
-          ? "this kernel lacks asynchronous write-protection (UFFD_FEATURE_WP_ASYNC and " +
-            "WP_UNPOPULATED, Linux 6.7" + (shared ? "; WP_HUGETLBFS_SHMEM for shared memory" : "") +
-            ")"
-          : errno === ERRNO.EBUSY
-          ? "another userfaultfd already serves this range (a lazy view or alias)"
-          : reasonsOf(out, MK.UFFD_CREATE_SYSCALL_ERR, deviceOf()).join("; ") || undefined,
+        hint: trackHint(errno, mode, out),
       });
+    };
+    if (wanted !== "sync") {
+      // The same flags on every kernel: the default needs pagemap even where it falls back.
+      gateProc("pagemap", "self");
+      const pm = lib().mk_pagemap_open(0);
+      if (pm < 0n) check(pm, "open", { path: "/proc/self/pagemap" });
+      const ret = lib().mk_uffd_track(region.view, BigInt(region.viewSpan), shared, out);
+      if (ret >= 0n) {
+        return new WriteTracker(
+          "async",
+          { fd: Number(ret), pagemap: Number(pm), handle: 0n },
+          region,
+          mapping,
+        );
+      }
+      lib().mk_core_close(Number(pm));
+      if (wanted === "async" || ret !== -BigInt(ERRNO.EOPNOTSUPP)) fail(ret, "async");
     }
-    return new WriteTracker(Number(ret), Number(pm), region, mapping);
+    // Every memkit mapping is shared memory: ask for its write-protection.
+    const ret = lib().mk_uffd_track_sync(region.view, BigInt(region.viewSpan), 1, out);
+    if (ret < 0n) fail(ret, "sync");
+    return new WriteTracker("sync", { fd: -1, pagemap: -1, handle: ret }, region, mapping);
+  }
+
+  /**
+   * How writes are found: `"async"` (the kernel's asynchronous
+   * write-protection, read with `PAGEMAP_SCAN`) or `"sync"` (a handler
+   * thread serving write-protect faults, where the kernel lacks the former
+   * or `{ mode: "sync" }` asked for it).
+   */
+  get mode(): WriteTrackingMode {
+    return this.#mode;
   }
 
   /** Whether `close()` was called. */
   get closed(): boolean {
-    return this.#fd < 0;
+    return this.#closed;
   }
 
   #alive(op: string): void {
-    if (this.#fd < 0) {
+    if (this.#closed) {
       throw new Deno.errors.BadResource(`Cannot ${op}: the tracker of "${this.#name}" is closed`);
     }
     if (!this.#region.backed || findRegion(this.#mapping) !== this.#region) {
@@ -756,6 +832,42 @@ export class WriteTracker {
 
   #scan(op: string, reset: boolean): DirtyRange[] {
     this.#alive(op);
+    return this.#mode === "sync" ? this.#bitmap(op, reset) : this.#pagemapScan(op, reset);
+  }
+
+  /** The runs of the handler's bitmap (read, or taken and cleared with a new protection). */
+  #bitmap(op: string, reset: boolean): DirtyRange[] {
+    const page = pageSize();
+    const pages = this.#region.viewSpan / page;
+    const words = Math.ceil(pages / 64);
+    const bits = new BigUint64Array(words);
+    check(
+      lib().mk_uffd_dirty(this.#held.handle, reset ? 1 : 0, bits, BigInt(words)),
+      op,
+      { path: this.#name },
+    );
+    const halves = new Uint32Array(bits.buffer); // little-endian: page p is bit p % 32 of half p >> 5
+    const out: DirtyRange[] = [];
+    let run = -1;
+    for (let h = 0; h < halves.length; h++) {
+      const v = halves[h];
+      if (v === 0 && run < 0) continue;
+      if (v === 0xffffffff && run >= 0) continue;
+      for (let b = 0; b < 32; b++) {
+        const p = h * 32 + b;
+        const set = (v >>> b) & 1;
+        if (set && run < 0) run = p;
+        else if (!set && run >= 0) {
+          out.push({ offset: run * page, length: (p - run) * page });
+          run = -1;
+        }
+      }
+    }
+    if (run >= 0) out.push({ offset: run * page, length: (halves.length * 32 - run) * page });
+    return out;
+  }
+
+  #pagemapScan(op: string, reset: boolean): DirtyRange[] {
     const out: DirtyRange[] = [];
     const region = this.#region;
     const end = region.view + BigInt(region.viewSpan);
@@ -765,7 +877,15 @@ export class WriteTracker {
     const walkEnd = new BigUint64Array(1);
     while (start < end) {
       const n = check(
-        lib().mk_uffd_written(this.#pagemap, start, end, reset ? 1 : 0, vec, BigInt(cap), walkEnd),
+        lib().mk_uffd_written(
+          this.#held.pagemap,
+          start,
+          end,
+          reset ? 1 : 0,
+          vec,
+          BigInt(cap),
+          walkEnd,
+        ),
         op,
         { path: this.#name },
       );
@@ -784,9 +904,9 @@ export class WriteTracker {
 
   /**
    * The runs of pages written since tracking began or the last `reset()`,
-   * in order (`PAGEMAP_SCAN`, `PAGE_IS_WRITTEN`); pages never populated
-   * before their write count too. Requires `--allow-read=/proc/self/pagemap`
-   * (checked by {@linkcode trackWrites}).
+   * in order; pages never populated before their write count too. In
+   * `"async"` mode read with `PAGEMAP_SCAN` (`PAGE_IS_WRITTEN`), in
+   * `"sync"` mode from the handler's bitmap.
    *
    * @returns Byte offsets and lengths in the mapping, whole pages.
    *
@@ -813,7 +933,8 @@ export class WriteTracker {
    * empty until the next write.
    *
    * @returns The runs written before the reset, as `dirtyPages()` would have
-   * returned them (read and protected again in one walk).
+   * returned them (read and protected again in one step: no write between
+   * the two is lost).
    *
    * @example Reset
    * ```ts
@@ -830,19 +951,27 @@ export class WriteTracker {
    * ```
    */
   reset(): DirtyRange[] {
-    // PM_SCAN_WP_MATCHING protects each written page again in the same walk.
+    // async: PM_SCAN_WP_MATCHING protects each written page again in the
+    // same walk; sync: the range protected and the bitmap taken under the
+    // handler's lock.
     return this.#scan("reset the tracker of", true);
   }
 
-  /** Stops tracking (closes the userfaultfd: the pages are writable as before). Idempotent. */
+  /**
+   * Stops tracking: closes the userfaultfd (and stops the handler thread
+   * in `"sync"` mode; a write waiting on it completes), so the pages are
+   * writable as before. Idempotent.
+   */
   close(): void {
-    if (this.#fd < 0) return;
+    if (this.#closed) return;
+    this.#closed = true;
     // Captured at load: a patched unregister would leave the finalizer to
     // close these descriptor numbers again, after they were reused.
     FinalizationRegistryPrototypeUnregister(trackerCloser, this);
-    lib().mk_core_close(this.#fd);
-    lib().mk_core_close(this.#pagemap);
-    this.#fd = -1;
+    const held = this.#held;
+    if (held.handle !== 0n) lib().mk_uffd_stop(held.handle, null);
+    if (held.fd >= 0) lib().mk_core_close(held.fd);
+    if (held.pagemap >= 0) lib().mk_core_close(held.pagemap);
   }
 
   /** Calls `close()`, for `using`. */
@@ -852,16 +981,27 @@ export class WriteTracker {
 }
 
 /**
- * Tracks which pages of `mapping` are written: asynchronous
- * write-protection (`UFFDIO_WRITEPROTECT` with `UFFD_FEATURE_WP_ASYNC` and
- * `WP_UNPOPULATED`, Linux 6.7), read back with `PAGEMAP_SCAN`
- * (`PM_SCAN_CHECK_WPASYNC`, and `PM_SCAN_WP_MATCHING` to reset). Writes are
- * never blocked. Where the kernel lacks asynchronous write-protection the
- * error names the feature (a synchronous fallback is not there yet).
- * Requires `--allow-ffi` and `--allow-read=/proc/self/pagemap`.
+ * Tracks which pages of `mapping` are written. Where the kernel offers it,
+ * asynchronous write-protection (`UFFDIO_WRITEPROTECT` with
+ * `UFFD_FEATURE_WP_ASYNC` and `WP_UNPOPULATED`, Linux 6.7), read back with
+ * `PAGEMAP_SCAN` (`PM_SCAN_CHECK_WPASYNC`, and `PM_SCAN_WP_MATCHING` to
+ * reset): writes are never blocked. Elsewhere (or with `{ mode: "sync" }`)
+ * synchronous write-protection: a native handler thread records each
+ * page's first write in a bitmap and lifts its protection; the range is
+ * also registered for missing faults, so pages never populated are caught
+ * on every kernel. {@linkcode WriteTracker.mode} says which. Requires
+ * `--allow-ffi` and, unless `mode` is `"sync"`,
+ * `--allow-read=/proc/self/pagemap` (on every kernel, so that a script's
+ * flags do not depend on which mode it gets).
+ *
+ * In `"sync"` mode with a user-mode-only userfaultfd (a non-root user,
+ * {@linkcode userfaultfdFeatures}), a system call writing a protected page
+ * (`read(2)` into it, called through FFI) fails with `EFAULT`: write such
+ * pages from JavaScript or C first.
  *
  * @param mapping A memkit Mapping (not a lazy view or alias: one
  * userfaultfd serves a range).
+ * @param options The mode; default the best the kernel has.
  * @returns A {@linkcode WriteTracker}; close it to stop.
  *
  * @example Track a mapping
@@ -876,7 +1016,21 @@ export class WriteTracker {
  * m.bytes()[3 * 4096 + 9] = 1;
  * assertEquals(t.dirtyPages(), [{ offset: 3 * 4096, length: 4096 }]);
  * ```
+ *
+ * @example The synchronous fallback on any kernel
+ * ```ts
+ * // deno run --allow-ffi
+ * import { MemFd, trackWrites } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * using fd = MemFd.create("track-sync", { size: 4 * 4096 });
+ * using m = fd.map();
+ * using t = trackWrites(m, { mode: "sync" });
+ * assertEquals(t.mode, "sync");
+ * m.bytes()[2 * 4096] = 1; // a page never populated: caught too
+ * assertEquals(t.dirtyPages(), [{ offset: 2 * 4096, length: 4096 }]);
+ * ```
  */
-export function trackWrites(mapping: Mapping): WriteTracker {
-  return WriteTracker.create(mapping);
+export function trackWrites(mapping: Mapping, options?: TrackWritesOptions): WriteTracker {
+  return WriteTracker.create(mapping, options);
 }

@@ -8,7 +8,9 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -338,6 +340,144 @@ static void test_track(void) {
   munmap(m, n * page);
 }
 
+/* Write tracking without WP_ASYNC: the handler thread records each page's
+ * first write. Three kinds of page: populated through this mapping, only
+ * read before (anonymous: the zero page) or populated through another
+ * mapping (a memfd: in the page cache, not in this mapping's page table),
+ * and never populated; written from two threads in a fixed random
+ * pattern, read elsewhere. `fd` -1: private anonymous memory. */
+struct writer {
+  uint8_t *base;
+  const uint8_t *pattern; /* 1: write the page, 2: read it */
+  uint64_t first, n;
+  uint64_t sum;
+};
+
+static void *write_pattern(void *arg) {
+  struct writer *w = arg;
+  for (uint64_t p = w->first; p < w->n; p += 2) {
+    if (w->pattern[p] == 1) w->base[p * page + (p % page)] = (uint8_t)(p | 1);
+    else if (w->pattern[p] == 2) w->sum += w->base[p * page];
+  }
+  return NULL;
+}
+
+static int64_t bitmap_of(int64_t h, uint32_t reset, uint64_t *bits, uint64_t words) {
+  memset(bits, 0, words * sizeof *bits);
+  return mk_uffd_dirty((uint64_t)h, reset, bits, words);
+}
+
+static int is_set(const uint64_t *bits, uint64_t p) { return (int)((bits[p / 64] >> (p % 64)) & 1); }
+
+static void track_sync_on(int fd, const char *what) {
+  enum { N = 96 };
+  uint8_t *m = fd < 0 ? mmap(NULL, N * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                             -1, 0)
+                      : mmap(NULL, N * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  uint8_t *other = fd < 0 ? NULL : mmap(NULL, N * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  volatile uint8_t sink = 0;
+  for (uint64_t p = 0; p < 32; p++) m[p * page] = 0x10;
+  for (uint64_t p = 32; p < 64; p++) {
+    if (other) other[p * page] = 0x20;
+    else sink = (uint8_t)(sink + m[p * page]);
+  }
+  uint64_t out[MK_UFFD_CREATE_WORDS];
+  int64_t h = mk_uffd_track_sync((uint64_t)(uintptr_t)m, N * page, fd >= 0, out);
+  if (!CHECK(h > 0, "track writes synchronously")) {
+    printf("# %s: %lld\n", what, (long long)h);
+    return;
+  }
+  uint64_t bits[2];
+  CHECK_EQ(bitmap_of(h, 0, bits, 2), 0, "nothing written yet");
+  CHECK_ERR(mk_uffd_dirty((uint64_t)h, 0, bits, 1), EINVAL, "a bitmap too short");
+  uint8_t pattern[N];
+  uint32_t x = 0x9e3779b9u;
+  uint64_t writes = 0;
+  for (int p = 0; p < N; p++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    pattern[p] = (uint8_t)(x % 3); /* 0: untouched, 1: written, 2: read */
+    writes += pattern[p] == 1;
+  }
+  pthread_t th[2];
+  struct writer w[2];
+  for (int i = 0; i < 2; i++) {
+    w[i] = (struct writer){.base = m, .pattern = pattern, .first = (uint64_t)i, .n = N};
+    pthread_create(&th[i], NULL, write_pattern, &w[i]);
+  }
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  CHECK_EQ(bitmap_of(h, 0, bits, 2), (int64_t)writes, "as many pages written as the pattern says");
+  int right = 1, kinds[3] = {0, 0, 0};
+  for (uint64_t p = 0; p < N; p++) {
+    right &= is_set(bits, p) == (pattern[p] == 1);
+    if (pattern[p] == 1) kinds[p / 32]++;
+  }
+  CHECK(right, "exactly the pages written, in each kind");
+  CHECK(kinds[0] > 0 && kinds[1] > 0 && kinds[2] > 0, "the pattern writes pages of every kind");
+  int data = 1;
+  for (uint64_t p = 0; p < N; p++) {
+    uint8_t want = pattern[p] == 1 ? 0 : p < 32 ? 0x10 : p < 64 && other ? 0x20 : 0;
+    uint8_t got = m[p * page + (pattern[p] == 1 ? p % page : 0)];
+    data &= got == (pattern[p] == 1 ? (uint8_t)(p | 1) : want);
+  }
+  CHECK(data, "every page holds what was written, or what it held before");
+  CHECK_EQ(bitmap_of(h, 0, bits, 2), (int64_t)writes, "reading the pages changed nothing");
+  CHECK_EQ(bitmap_of(h, 1, bits, 2), (int64_t)writes, "reset answers the pages written before it");
+  CHECK_EQ(bitmap_of(h, 0, bits, 2), 0, "and starts a new epoch");
+  m[70 * page] = 1;
+  m[5 * page] = 2;
+  CHECK_EQ(bitmap_of(h, 0, bits, 2), 2, "two writes after the reset");
+  CHECK(is_set(bits, 5) && is_set(bits, 70), "the two pages written");
+  CHECK_ERR(mk_uffd_prefetch((uint64_t)h, 0, page), EOPNOTSUPP, "a tracker has nothing to prefetch");
+  CHECK_EQ(mk_uffd_stop((uint64_t)h, NULL), 0, "stop joins the handler");
+  m[71 * page] = 3;
+  CHECK_EQ(m[71 * page] + m[70 * page], 4, "the range is the caller's and writable after stop");
+  munmap(m, N * page);
+  if (other) munmap(other, N * page);
+  (void)sink;
+}
+
+/* Stopping while another thread's writes wait on the handler: every write completes. */
+static void *write_all(void *arg) {
+  struct writer *w = arg;
+  for (uint64_t p = 0; p < w->n; p++) w->base[p * page] = (uint8_t)(p | 1);
+  return NULL;
+}
+
+static void test_track_sync(void) {
+  track_sync_on(-1, "private anonymous memory");
+  int fd = memfd_create("memkit-test-uffd-track", MFD_CLOEXEC);
+  if (CHECK(fd >= 0 && ftruncate(fd, (off_t)(96 * page)) == 0, "a memfd of 96 pages")) {
+    track_sync_on(fd, "a memfd");
+    close(fd);
+  }
+  CHECK_ERR(mk_uffd_track_sync(0, page, 0, (uint64_t[MK_UFFD_CREATE_WORDS]){0}), EINVAL,
+            "address 0");
+  CHECK_ERR(mk_uffd_dirty(0, 0, (uint64_t[1]){0}, 1), EINVAL, "no handle");
+
+  const uint64_t n = 4096;
+  uint8_t *m = mmap(NULL, n * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  uint64_t out[MK_UFFD_CREATE_WORDS];
+  int64_t h = mk_uffd_track_sync((uint64_t)(uintptr_t)m, n * page, 0, out);
+  if (!CHECK(h > 0, "track 4096 pages")) return;
+  pthread_t th;
+  struct writer w = {.base = m, .n = n};
+  pthread_create(&th, NULL, write_all, &w);
+  uint64_t s[MK_UFFD_STATS_WORDS] = {0};
+  for (int i = 0; i < 5000 && s[MK_UFFD_STAT_FAULTS] < 16; i++) {
+    mk_uffd_stats((uint64_t)h, s);
+    nanosleep(&(struct timespec){0, 100000}, NULL);
+  }
+  CHECK(s[MK_UFFD_STAT_FAULTS] >= 16, "the writer's faults are being served");
+  CHECK_EQ(mk_uffd_stop((uint64_t)h, s), 0, "stop while the writer faults returns");
+  pthread_join(th, NULL);
+  int all = 1;
+  for (uint64_t p = 0; p < n; p++) all &= m[p * page] == (uint8_t)(p | 1);
+  CHECK(all, "every write landed, before and after the stop");
+  munmap(m, n * page);
+}
+
 int main(void) {
   page = (size_t)sysconf(_SC_PAGESIZE);
   test_probe();
@@ -349,5 +489,6 @@ int main(void) {
   test_stop_in_flight();
   test_alias();
   test_track();
+  test_track_sync();
   return tap_done();
 }
