@@ -24,7 +24,12 @@ let self: bigint | undefined;
 /** This process's identity word (pid and start time), read once. */
 export function selfIdentity(): bigint {
   if (self === undefined) {
-    self = BigIntCtor(check(lib().mk_lock_self(), "read the start time of this process"));
+    // The word is kept as the bigint it is: check() returns a number, and a
+    // start time above 2^21 clock ticks (5.8 hours after boot at 100 Hz)
+    // puts the word above 2^53, where a number rounds it to another identity.
+    const word = BigIntCtor(lib().mk_lock_self());
+    if (word < 0n) check(word, "read the start time of this process");
+    self = word;
   }
   return self;
 }
