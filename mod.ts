@@ -177,6 +177,7 @@ export {
   ChannelError,
   type ChannelErrorReason,
   type ChannelOptions,
+  type ChannelPeer,
   type ChannelWaitOptions,
 } from "./src/channel.ts";
 export {
