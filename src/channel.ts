@@ -926,7 +926,12 @@ export class Channel {
       throw new RangeError(`Cannot receive into ${room} bytes: the next message is ${len} bytes`);
     }
     const at = (this.#pos & this.#mask) + 4;
-    TypedArrayPrototypeSet(out, TypedArrayPrototypeSubarray(this.#ring, at, at + len));
+    if (len <= 128) {
+      const ring = this.#ring;
+      for (let k = 0; k < len; k++) out[k] = ring[at + k]; // cheaper than a subarray
+    } else {
+      TypedArrayPrototypeSet(out, TypedArrayPrototypeSubarray(this.#ring, at, at + len));
+    }
     this.#pos = (this.#pos + strideOf(len)) >>> 0;
     this.#publishHead();
     return len;
@@ -1076,10 +1081,15 @@ export class Channel {
    * Calls `fn` with each message pending now (and those that arrive while
    * it runs), up to `max`, as views into the ring: no copy, no allocation
    * but the view objects, one read of the tail per run of messages and one
-   * store of the head at the end. The views share one buffer, detached when
-   * `drain()` returns (or throws): a view kept past `fn` reads as empty. As
-   * with `tryReceiveView()`, copy what you check. Inside `fn`, this
-   * channel's receiving methods throw; `close()` ends the drain.
+   * store of the head at the end. This is the fast path: its views are
+   * subarrays of the channel's own view of the ring, so they cannot be
+   * detached one batch at a time (a buffer of their own costs more than a
+   * small message: use `tryReceiveView()` for views that are). A view is
+   * the message only while `fn` runs: kept past it, it reads whatever the
+   * sender writes into that slot later (never memory outside the ring;
+   * after `close()` it reads as empty). As with `tryReceiveView()`, copy
+   * what you check. Inside `fn`, this channel's receiving methods throw;
+   * `close()` ends the drain.
    *
    * @param fn Called with each message, in order.
    * @param max The most messages to take (default all).
@@ -1111,32 +1121,29 @@ export class Channel {
     }
     if (max !== Infinity) inRange(max, "max", 0, Number.MAX_SAFE_INTEGER);
     let count = 0;
+    const ring = this.#ring;
+    const words = this.#ring32;
     this.#draining = true;
     try {
       while (count < max) {
-        const available = this.#available();
+        let available = this.#available();
         if (available === 0) break;
         // The run [head, head + available) is contiguous: the ring is mapped twice.
-        const buffer = this.#viewBuffer(this.#pos & this.#mask, available);
-        const bytes = new Uint8Array(buffer);
-        const words = this.#ring32;
-        const base = (this.#pos & this.#mask) >>> 2;
-        let off = 0;
         try {
-          while (off < available && count < max) {
-            const len = words[base + (off >>> 2)];
-            if (len > available - off - 4) {
-              this.#corrupt(`a length "${len}" past the ${available - off} bytes committed`);
+          while (available > 0 && count < max) {
+            const at = this.#pos & this.#mask;
+            const len = words[at >>> 2];
+            if (len > available - 4) {
+              this.#corrupt(`a length "${len}" past the ${available} bytes committed`);
             }
-            const view = bytes.subarray(off + 4, off + 4 + len);
-            off += strideOf(len);
-            this.#pos = (this.#pos + strideOf(len)) >>> 0;
+            const stride = (len + 11) & ~7;
+            this.#pos = (this.#pos + stride) >>> 0;
+            available -= stride;
             count++;
-            fn(view);
+            fn(ring.subarray(at + 4, at + 4 + len));
             if (this.#closed) return count;
           }
         } finally {
-          this.#detach(buffer);
           if (!this.#closed) this.#publishHead();
         }
       }
