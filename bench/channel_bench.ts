@@ -18,7 +18,7 @@
  *   message with its own awaited `write()`. The channel sends each message
  *   with `send()` ("per message") or 64 at a time with `sendBatch()`
  *   ("batched"), and takes the echoes with `drain()` meanwhile; its peer
- *   echoes each message from `drain()` with `send()`. The C ring sends and
+ *   echoes each message from `drain()` with `write()`, one `flush()` a run. The C ring sends and
  *   receives one message at a time.
  *
  * One `Deno.bench` case runs it all, once, and prints the tables (`deno

@@ -33,10 +33,10 @@ if (mode === "unix") {
   } else {
     const spinMs = Number(arg) / 1000;
     // Each message goes back as it is drained: a zero-copy view of rx's
-    // ring copied into tx's (the other side drains its echoes as it sends,
-    // so a full tx empties).
+    // ring copied into tx's with write(), published by one flush() per run
+    // (the other side drains its echoes as it sends, so a full tx empties).
     const echo = (m: Uint8Array) => {
-      while (!tx.send(m));
+      while (!tx.write(m)) tx.flush();
     };
     // Spinning: the clock (an op, slower than a look at the ring) is read
     // only every 256 empty looks.
@@ -44,6 +44,7 @@ if (mode === "unix") {
     let idle = 0;
     for (;;) {
       if (rx.drain(echo) > 0) {
+        tx.flush();
         idle = 0;
         continue;
       }
@@ -53,6 +54,7 @@ if (mode === "unix") {
       }
       try {
         echo(await rx.receiveView({ spinMicros: 0 }));
+        tx.flush();
         rx.release();
       } catch {
         break;

@@ -733,6 +733,72 @@ export class Channel {
   }
 
   /**
+   * Copies `data` into the ring as one message without making it visible
+   * yet: `flush()` publishes every message written since (one store of the
+   * tail, at most one wake-up), as `send()` does for each. False (nothing
+   * written) when the ring has no room for it now. The room counts the
+   * messages written and not yet flushed: flush before waiting for space.
+   *
+   * @param data The message, at most `maxMessage` bytes.
+   * @returns Whether it was written.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-wr.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-wr.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * tx.write(new Uint8Array([1]));
+   * tx.write(new Uint8Array([2]));
+   * assertEquals(rx.tryReceive(), undefined); // not flushed yet
+   * tx.flush();
+   * assertEquals(rx.drain(() => {}), 2);
+   * ```
+   */
+  write(data: Uint8Array): boolean {
+    this.#alive("write", "sender");
+    const n = typedLength(data, "Uint8Array", "data");
+    if (n > this.#capacity - MK.CHANNEL_ALIGN) inRange(n, "length", 0, this.maxMessage);
+    this.#reserved = -1;
+    if (!this.#room(strideOf(n))) {
+      this.#checkReceiver();
+      return false;
+    }
+    this.#put(data, n);
+    return true;
+  }
+
+  /**
+   * Publishes the messages `write()` put in the ring (a no-op when there are
+   * none).
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-fl.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-fl.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * tx.write(new Uint8Array([7]));
+   * tx.flush();
+   * assertEquals([...rx.tryReceive()!], [7]);
+   * ```
+   */
+  flush(): void {
+    this.#alive("flush", "sender");
+    if (Atomics.load(this.#header, W.tail) !== this.#pos) this.#publishTail();
+  }
+
+  /**
    * Copies as many of `messages[start..end)` into the ring as fit now, in
    * order, each as one message, and publishes them at once (one store of
    * the tail, at most one wake-up). Every message is checked before any is

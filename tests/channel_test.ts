@@ -393,3 +393,21 @@ Deno.test("a sender killed with SIGKILL whose socket lives on in another process
     await child.stderr.cancel();
   }
 });
+
+Deno.test("write() puts messages in the ring unseen until flush(); the room counts them", async () => {
+  using c = await inProcess(4096);
+  let written = 0;
+  while (c.tx.write(new Uint8Array(1000))) written++;
+  assertEquals(written, 4, "four 1000-byte messages fill a 4 KiB ring, flushed or not");
+  assertEquals(c.rx.tryReceive(), undefined, "nothing is visible before flush()");
+  c.tx.flush();
+  c.tx.flush(); // nothing new: a no-op
+  assertEquals(c.rx.drain(() => {}), 4);
+  assert(c.tx.write(new Uint8Array([1])));
+  assert(c.tx.send(new Uint8Array([2])), "send() publishes what write() put before it");
+  const seen: number[] = [];
+  assertEquals(c.rx.drain((m) => seen.push(m[0])), 2);
+  assertEquals(seen, [1, 2]);
+  assertThrows(() => c.tx.write(new Uint8Array(4089)), RangeError);
+  assertThrows(() => c.rx.write(new Uint8Array(1)), TypeError);
+});
