@@ -32,6 +32,9 @@ static uint32_t stride(uint32_t len) { return (4 + len + MK_CHANNEL_ALIGN - 1) &
 static uint64_t tx_h, rx_h;
 static uint32_t tx_head, rx_tail;
 
+/* A new run may be over a new pair at an old pair's address: forget the caches. */
+static void fresh(void) { tx_h = rx_h = 0; }
+
 static void send_msg(uint64_t h, const uint8_t *data, uint32_t len) {
   uint32_t cap = atomic_load_explicit(word(h, MK_CHANNEL_OFF_CAPACITY), memory_order_relaxed);
   uint8_t *ring = (uint8_t *)(uintptr_t)(h + PAGE);
@@ -82,6 +85,7 @@ static uint64_t now_ns(void) {
 }
 
 CB_API int64_t cb_pingpong(uint64_t tx, uint64_t rx, uint32_t len, uint32_t count, double *ns) {
+  fresh();
   static uint8_t msg[65536], back[65536];
   if (len > sizeof msg) return -EINVAL;
   for (uint32_t i = 0; i < count; i++) {
@@ -95,6 +99,7 @@ CB_API int64_t cb_pingpong(uint64_t tx, uint64_t rx, uint32_t len, uint32_t coun
 }
 
 CB_API int64_t cb_flood(uint64_t tx, uint64_t rx, uint32_t len, uint32_t count) {
+  fresh();
   static uint8_t msg[65536], back[65536];
   if (len > sizeof msg) return -EINVAL;
   uint64_t t0 = now_ns();
@@ -115,6 +120,7 @@ CB_API int64_t cb_flood(uint64_t tx, uint64_t rx, uint32_t len, uint32_t count) 
 }
 
 CB_API int64_t cb_echo(uint64_t rx, uint64_t tx, uint32_t count) {
+  fresh();
   static uint8_t buf[65536];
   for (uint32_t i = 0; i < count; i++) {
     uint32_t n = recv_msg(rx, buf, sizeof buf);
