@@ -209,6 +209,7 @@ export {
   ChannelError,
   type ChannelErrorReason,
   type ChannelOptions,
+  type ChannelPeer,
   type ChannelWaitOptions,
 } from "./src/channel.ts";
 export {

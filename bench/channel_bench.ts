@@ -2,24 +2,31 @@
  * Benchmark of `Channel` between two Deno processes, against a Unix domain
  * socket (`Deno.connect({ transport: "unix" })`) and a pipe (a child's
  * stdin and stdout), and against the same ring driven from C
- * (`bench/c/channel.c`, both sides spinning), for 64 B and 4 KiB messages.
- * Each transport has its own peer process (`bench/channel_peer.ts`) that
- * echoes every message back.
+ * (`bench/c/channel.c`, both sides spinning, each caching the peer's word
+ * as the TypeScript side does), for 64 B and 4 KiB messages. Each transport
+ * has its own peer process (`bench/channel_peer.ts`) that echoes every
+ * message back.
  *
  * - round trip: one message there and back, `ROUNDS` rounds of `PER_ROUND`
  *   samples, the transports alternating round by round; median and p99.
- *   "spinning": this side polls `tryReceive()` and the peer spins (up to 2 ms)
- *   before it sleeps; "sleeping": both sides sleep in the kernel at once
- *   (`spinMicros: 0`, an eventfd wakes them).
- * - throughput: `FLOOD` messages sent as fast as the transport takes them,
- *   each echoed back; messages per second, one way. The streams write each
- *   message with its own awaited `write()`; the channel sends with `send()`
- *   and drains the echoes with `tryReceive()` meanwhile.
+ *   "spinning": this side polls `tryReceiveInto()` and the peer spins (up
+ *   to 2 ms) before it sleeps; "sleeping": both sides sleep in the kernel
+ *   at once (`spinMicros: 0`, an eventfd wakes them).
+ * - throughput: a flood of messages sent as fast as the transport takes
+ *   them, each echoed back; messages per second, one way; `FLOODS` floods
+ *   per transport, alternating, the median kept. The streams write each
+ *   message with its own awaited `write()`. The channel sends each message
+ *   with `send()` ("per message") or 64 at a time with `sendBatch()`
+ *   ("batched"), and takes the echoes with `drain()` meanwhile; its peer
+ *   echoes each message from `drain()` with `write()`, one `flush()` a run. The C ring sends and
+ *   receives one message at a time.
  *
- * One `Deno.bench` case runs it all and prints the table (`deno bench`'s
- * own time for it is meaningless). The goals (issue 12): at 64 B the
- * channel at least 20x the Unix socket's messages per second; a spinning
- * round trip under 5 us median; within 3x of C.
+ * One `Deno.bench` case runs it all, once, and prints the tables (`deno
+ * bench`'s own time for it is meaningless), then one `memkit-summary` line per
+ * headline ratio, which `bench/summary.ts` adds to `make bench`'s table.
+ * The goals (issue 12): at 64 B the channel at least 20x the Unix socket's
+ * messages per second; a spinning round trip under 5 us median; within 3x
+ * of C.
  *
  * Needs: `--allow-ffi --allow-run=<deno> --allow-read=/tmp --allow-write=/tmp
  * --allow-net=unix:/tmp/memkit-bench-channel.sock,unix:/tmp/memkit-bench-unix.sock`
@@ -40,10 +47,22 @@ const PEER_FLAGS = [
   "--allow-write=/tmp",
   `--allow-net=unix:${CH_PATH},unix:${UNIX_PATH}`,
 ];
-const ROUNDS = 10;
-const PER_ROUND = 300;
-const FLOOD = 10000;
+const ROUNDS = 6;
+const PER_ROUND = 500;
+const FLOODS = 3;
+/** Messages per flood: the streams take ~100x longer a message. */
+const FLOOD_STREAM = 20000;
+const FLOOD_RING = 200000;
+const BATCH = 64;
 const SIZES = (Deno.env.get("MEMKIT_CHANNEL_SIZES") ?? "64,4096").split(",").map(Number);
+
+function load(): string {
+  try {
+    return Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
+  } catch {
+    return "unknown";
+  }
+}
 
 function spawn(args: string[], stdio: "piped" | "null" = "null"): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
@@ -57,6 +76,10 @@ function spawn(args: string[], stdio: "piped" | "null" = "null"): Deno.ChildProc
 /** A transport: one round trip, and a flood of n messages echoed back. */
 interface Transport {
   name: string;
+  /** Messages per flood (0: no flood). */
+  floodSize: number;
+  /** Whether it has round trips of its own (a batched flood shares another's). */
+  roundTrips: boolean;
   roundTrip(msg: Uint8Array): Promise<void> | void;
   flood(msg: Uint8Array, n: number): Promise<void> | void;
   close(): Promise<void>;
@@ -86,6 +109,8 @@ function streamTransport(
   }
   return {
     name,
+    floodSize: FLOOD_STREAM,
+    roundTrips: true,
     async roundTrip(msg) {
       await writeAll(msg);
       await readBytes(msg.length);
@@ -134,28 +159,44 @@ async function channelPair(mode: string, arg: string) {
   return { tx, rx, child };
 }
 
-async function channelTransport(spin: boolean): Promise<Transport> {
+async function channelTransport(spin: boolean, batched = false): Promise<Transport> {
   // The spinning peer spins 2 ms after each message before it sleeps: hot
   // through its own rounds, asleep through the others'.
   const { tx, rx, child } = await channelPair("channel", spin ? "2000" : "0");
   const opts = { spinMicros: 0 };
+  const back = new Uint8Array(1 << 16);
+  let got = 0;
+  const count = () => {
+    got++;
+  };
   return {
-    name: `channel, ${spin ? "spinning" : "sleeping"}`,
+    name: `channel, ${spin ? "spinning" : "sleeping"}${batched ? ", batched" : ""}`,
+    floodSize: FLOOD_RING,
+    roundTrips: !batched,
     async roundTrip(msg) {
       if (!tx.send(msg)) await tx.sendAsync(msg);
       if (spin) {
-        while (rx.tryReceive() === undefined);
-      } else {
-        await rx.receive(opts);
+        while (rx.tryReceiveInto(back) < 0);
+      } else if (rx.tryReceiveInto(back) < 0) {
+        await rx.receiveView(opts);
+        rx.release();
       }
     },
     flood(msg, n) {
-      let got = 0;
-      for (let i = 0; i < n; i++) {
-        while (!tx.send(msg)) if (rx.tryReceive()) got++;
-        while (rx.tryReceive()) got++;
+      got = 0;
+      if (batched) {
+        const batch = Array.from({ length: BATCH }, () => msg);
+        for (let sent = 0; sent < n;) {
+          sent += tx.sendBatch(batch, 0, Math.min(BATCH, n - sent));
+          rx.drain(count);
+        }
+      } else {
+        for (let i = 0; i < n; i++) {
+          while (!tx.send(msg)) rx.drain(count);
+          rx.drain(count);
+        }
       }
-      while (got < n) if (rx.tryReceive()) got++;
+      while (got < n) rx.drain(count);
     },
     async close() {
       tx.close();
@@ -204,6 +245,8 @@ async function cRun<T>(
 function cTransport(): Transport {
   return {
     name: "C ring, spinning",
+    floodSize: FLOOD_RING,
+    roundTrips: true,
     roundTrip() {},
     flood() {},
     cRoundTrips(msg, n) {
@@ -228,23 +271,33 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
+/** One `memkit-summary` line: bench/summary.ts adds it to `make bench`'s table. */
+function summaryLine(job: string, memkit: string, ns: number, peerName: string, peerNs: number) {
+  console.log(
+    `memkit-summary ${JSON.stringify({ job, memkit, ns, peer: peerName, peerNs, load: load() })}`,
+  );
+}
+
 async function measure(size: number) {
   const msg = new Uint8Array(size).fill(0x5a);
+  const startLoad = load();
   const transports = [
     await unixTransport(),
     await pipeTransport(),
     await channelTransport(true),
+    await channelTransport(true, true),
     await channelTransport(false),
     cTransport(),
   ];
   const rtt = new Map<string, number[]>(transports.map((t) => [t.name, []]));
   const rate = new Map<string, number[]>(transports.map((t) => [t.name, []]));
-  for (const t of transports) { // warm up
+  const timed = transports.filter((t) => t.roundTrips);
+  for (const t of timed) { // warm up
     if (t.cRoundTrips) await t.cRoundTrips(msg, 100);
     else for (let i = 0; i < 100; i++) await t.roundTrip(msg);
   }
   for (let round = 0; round < ROUNDS; round++) {
-    for (const t of transports) {
+    for (const t of timed) {
       const samples = rtt.get(t.name)!;
       if (t.cRoundTrips) {
         for (const ns of await t.cRoundTrips(msg, PER_ROUND)) samples.push(ns / 1000);
@@ -257,40 +310,84 @@ async function measure(size: number) {
       }
     }
   }
-  for (const t of transports) {
-    const n = FLOOD;
-    if (t.cFlood) {
-      rate.get(t.name)!.push(n / ((await t.cFlood(msg, n)) / 1e9));
-      continue;
+  for (const t of transports) await t.flood(msg, 1000); // warm up
+  for (let f = 0; f < FLOODS; f++) {
+    for (const t of transports) {
+      const n = t.floodSize;
+      if (t.cFlood) {
+        rate.get(t.name)!.push(n / ((await t.cFlood(msg, n)) / 1e9));
+        continue;
+      }
+      const t0 = performance.now();
+      await t.flood(msg, n);
+      rate.get(t.name)!.push(n / ((performance.now() - t0) / 1000));
     }
-    const t0 = performance.now();
-    await t.flood(msg, n);
-    rate.get(t.name)!.push(n / ((performance.now() - t0) / 1000));
   }
   for (const t of transports) await t.close();
-  const unixRate = rate.get("Unix socket")![0];
-  const cMedian = quantile([...rtt.get("C ring, spinning")!].sort((a, b) => a - b), 0.5);
-  console.log(`\n${size} B messages (load: ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")})`);
+  const medRate = (name: string) => quantile([...rate.get(name)!].sort((a, b) => a - b), 0.5);
+  const medRtt = (name: string) => quantile([...rtt.get(name)!].sort((a, b) => a - b), 0.5);
+  const unixRate = medRate("Unix socket");
+  const cRate = medRate("C ring, spinning");
+  const cMedian = medRtt("C ring, spinning");
+  console.log(`\n${size} B messages (load: ${startLoad} at the start, ${load()} at the end)`);
   console.log(
-    "| transport | msgs/s | vs Unix socket | round trip median (us) | p99 (us) | median vs C |",
+    "| transport | msgs/s | vs Unix socket | vs C | round trip median (us) | p99 (us) | median vs C |",
   );
-  console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const t of transports) {
+    const r = medRate(t.name);
     const s = [...rtt.get(t.name)!].sort((a, b) => a - b);
-    const r = rate.get(t.name)![0];
-    const med = quantile(s, 0.5);
+    const trip = s.length
+      ? `${quantile(s, 0.5).toFixed(2)} | ${quantile(s, 0.99).toFixed(2)} | ` +
+        `${(quantile(s, 0.5) / cMedian).toFixed(1)}x`
+      : "(as per message) | | ";
     console.log(
       `| ${t.name} | ${Math.round(r).toLocaleString("en")} | ${(r / unixRate).toFixed(1)}x | ` +
-        `${med.toFixed(2)} | ${quantile(s, 0.99).toFixed(2)} | ${(med / cMedian).toFixed(1)}x |`,
+        `${(r / cRate).toFixed(2)}x | ${trip} |`,
     );
   }
+  const perMsg = (name: string) => 1e9 / medRate(name);
+  const job = `channel ${size} B`;
+  summaryLine(
+    `${job} msgs`,
+    "channel, per message",
+    perMsg("channel, spinning"),
+    "Unix socket",
+    perMsg("Unix socket"),
+  );
+  summaryLine(
+    `${job} msgs`,
+    "channel, batched",
+    perMsg("channel, spinning, batched"),
+    "Unix socket",
+    perMsg("Unix socket"),
+  );
+  summaryLine(
+    `${job} msgs`,
+    "channel, per message",
+    perMsg("channel, spinning"),
+    "C ring",
+    perMsg("C ring, spinning"),
+  );
+  summaryLine(
+    `${job} round trip`,
+    "channel, spinning (median)",
+    medRtt("channel, spinning") * 1000,
+    "C ring (median)",
+    cMedian * 1000,
+  );
 }
 
+let measured = false;
 Deno.bench({
   name: "channel vs Unix socket vs pipe vs C, two processes (prints its own table)",
   n: 1,
   warmup: 0,
   async fn() {
+    // deno bench may call a case more than once even with n: 1; the
+    // measurement (a minute or more) runs on the first call only.
+    if (measured) return;
+    measured = true;
     for (const size of SIZES) await measure(size);
   },
 });

@@ -31,19 +31,35 @@ if (mode === "unix") {
     });
     lib.cb_echo(channelAddress(rx), channelAddress(tx), Number(arg));
   } else {
-    const spinMicros = Number(arg);
+    const spinMs = Number(arg) / 1000;
+    // Each message goes back as it is drained: a zero-copy view of rx's
+    // ring copied into tx's with write(), published by one flush() per run
+    // (the other side drains its echoes as it sends, so a full tx empties).
+    const echo = (m: Uint8Array) => {
+      while (!tx.write(m)) tx.flush();
+    };
+    // Spinning: the clock (an op, slower than a look at the ring) is read
+    // only every 256 empty looks.
+    let idleSince = 0;
+    let idle = 0;
     for (;;) {
-      // Spinning: poll tryReceive() in a plain loop (no promise per message),
-      // and fall back to receive() (which sleeps after spinMicros) when idle.
-      let m = spinMicros > 0 ? rx.tryReceive() : undefined;
-      if (m === undefined) {
-        try {
-          m = await rx.receive({ spinMicros });
-        } catch {
-          break;
-        }
+      if (rx.drain(echo) > 0) {
+        tx.flush();
+        idle = 0;
+        continue;
       }
-      if (!tx.send(m)) await tx.sendAsync(m);
+      if (spinMs > 0) {
+        if (idle === 0) idleSince = performance.now();
+        if ((++idle & 255) !== 0 || performance.now() - idleSince < spinMs) continue;
+      }
+      try {
+        echo(await rx.receiveView({ spinMicros: 0 }));
+        tx.flush();
+        rx.release();
+      } catch {
+        break;
+      }
+      idle = 0;
     }
   }
   tx.close();

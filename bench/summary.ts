@@ -92,8 +92,41 @@ function table(rows: string[][]): string {
     .concat(rows.slice(1).map(line)).join("\n");
 }
 
-/** The report as text: the groups with their cases, then the table of ratios. */
-export function summarize(report: Report): string {
+/**
+ * The rows a bench file printed itself, one `memkit-summary {json}` line
+ * each (`job`, `memkit`, `ns`, `peer`, `peerNs`, `load`), for measurements
+ * that `deno bench`'s own timing cannot express (bench/channel_bench.ts):
+ * the rest of what was printed, and the rows.
+ */
+export function printedRows(printed: string): { rest: string; rows: string[][] } {
+  const rows: string[][] = [];
+  const rest: string[] = [];
+  for (const line of printed.split("\n")) {
+    const at = line.indexOf("memkit-summary {");
+    if (at < 0) {
+      rest.push(line);
+      continue;
+    }
+    try {
+      const r = JSON.parse(line.slice(at + "memkit-summary ".length));
+      rows.push([
+        `${r.job} (load ${String(r.load).split(" ")[0]})`,
+        String(r.memkit),
+        time(r.ns),
+        String(r.peer),
+        time(r.peerNs),
+        ratio(r.ns / r.peerNs),
+        "-",
+      ]);
+    } catch {
+      rest.push(line);
+    }
+  }
+  return { rest: rest.join("\n"), rows };
+}
+
+/** The report as text: the groups with their cases, then the table of ratios (and `extra` rows). */
+export function summarize(report: Report, extra: string[][] = []): string {
   const out: string[] = [];
   const groups = new Map<string, Bench[]>();
   for (const b of report.benches) {
@@ -150,7 +183,7 @@ export function summarize(report: Report): string {
     "",
     `Summary (${report.runtime}, ${report.cpu}): ratio = memkit / peer, below 1 memkit is faster`,
   );
-  out.push(table(rows));
+  out.push(table(rows.concat(extra)));
   if (alone.length) {
     out.push(
       "",
@@ -164,10 +197,11 @@ export function summarize(report: Report): string {
 if (import.meta.main) {
   const path = Deno.args[0] ?? "build/bench/results.json";
   const { printed, report } = parse(Deno.readTextFileSync(path));
-  if (printed.trim()) console.log(printed.trimEnd());
+  const { rest, rows } = printedRows(printed);
+  if (rest.trim()) console.log(rest.trimEnd());
   if (!report) {
     console.log(`No \`deno bench --json\` report in "${path}" (a bench file failed to load?)`);
     Deno.exit(1);
   }
-  console.log(summarize(report));
+  console.log(summarize(report, rows));
 }

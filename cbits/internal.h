@@ -25,6 +25,11 @@ uint64_t mk_core_page(void);
 int mk_proc_path(char *out, size_t size, int32_t pid, const char *file);
 int mk_proc_open(int32_t pid, const char *file);
 
+/* lock.c: the start time (field 22 of /proc/<pid>/stat, clock ticks since
+ * boot) of a live process: 0, -ESRCH when it is a zombie or exiting, or
+ * -errno (-ENOENT: no such process). */
+int mk_lock_start_time(int32_t pid, uint64_t *start);
+
 /* file.c: 0 when fd and pathfd (an O_PATH descriptor) are the same file,
  * -ESTALE when not (the path changed after it was checked), or -errno. */
 int mk_file_same(int fd, int pathfd);

@@ -496,3 +496,11 @@ MK_API int64_t mk_seqlock_writer(uint64_t address) {
   uint64_t w = LOAD(&s->writer, RELAXED);
   return identity_valid(w) ? (int64_t)w : 0;
 }
+
+int mk_lock_start_time(int32_t pid, uint64_t *start) {
+  char state = 0;
+  int exiting = 0;
+  int ret = read_stat(pid, &state, &exiting, start);
+  if (ret < 0) return ret;
+  return state == 'Z' || state == 'X' || state == 'x' || exiting ? -ESRCH : 0;
+}

@@ -715,6 +715,17 @@ MK_API int64_t mk_channel_publish(uint64_t header, uint32_t offset, uint32_t val
  * `seen`, clears the flag again and returns 1 (do not sleep), else 0. */
 MK_API int64_t mk_channel_arm(uint64_t header, uint32_t wait_offset, uint32_t offset,
                               uint32_t seen);
+/* The process at the other end of a connected Unix socket: writes out[0]
+ * its pid (SO_PEERCRED) and out[1] its identity word (mk_lock_self's form:
+ * pid | (start time mod 2^31) << 32) and returns a pidfd (CLOEXEC) for it:
+ * SO_PEERPIDFD (Linux 6.5), else pidfd_open of that pid. -ESRCH when it has
+ * exited, or its pid now names a process that started after the call began
+ * (reused); -ENOSYS when the kernel has no pidfd_open (out is filled: check
+ * liveness with the identity word instead). */
+MK_API int64_t mk_channel_peer(int32_t sock, int64_t *out);
+/* 1 while the peer lives, 0 once it is gone: the pidfd polled (readable
+ * once the process has exited), or, for pidfd -1, mk_lock_alive(identity). */
+MK_API int64_t mk_channel_alive(int32_t pidfd, uint64_t identity);
 
 /* ---- uffd (userfaultfd lazy views) --------------------------------- */
 

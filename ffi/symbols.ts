@@ -1019,6 +1019,22 @@ export const symbols = {
     ],
     result: "i64", // int64_t: >= 0 result, < 0 -errno
   },
+  /** The process at the other end of a connected Unix socket: writes out[0] its pid (SO_PEERCRED) and out[1] its identity word (mk_lock_self's form: pid | (start time mod 2^31) << 32) and returns a pidfd (CLOEXEC) for it: SO_PEERPIDFD (Linux 6.5), else pidfd_open of that pid. -ESRCH when it has exited, or its pid now names a process that started after the call began (reused); -ENOSYS when the kernel has no pidfd_open (out is filled: check liveness with the identity word instead). */
+  mk_channel_peer: {
+    parameters: [
+      "i32", // int32_t sock
+      "buffer", // int64_t *out
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
+  /** 1 while the peer lives, 0 once it is gone: the pidfd polled (readable once the process has exited), or, for pidfd -1, mk_lock_alive(identity). */
+  mk_channel_alive: {
+    parameters: [
+      "i32", // int32_t pidfd
+      "u64", // uint64_t identity
+    ],
+    result: "i64", // int64_t: >= 0 result, < 0 -errno
+  },
   /** Opens a throwaway userfaultfd the way mk_uffd_create would (the system call, /dev/userfaultfd, the system call with UFFD_USER_MODE_ONLY), asks UFFDIO_API for every feature, and closes it; fills MK_UFFD_PROBE_WORDS words of out. Returns 0 (also when no way worked: out says why), or the -errno of UFFDIO_API. */
   mk_uffd_probe: {
     parameters: [

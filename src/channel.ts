@@ -7,15 +7,22 @@
  * @module
  */
 
-import { check } from "../ffi/errors.ts";
+import { check, errnoCode } from "../ffi/errors.ts";
 import { lib, pageSize } from "../ffi/loader.ts";
 import { MK } from "../ffi/symbols.ts";
 import { readOptions, show, string, typedLength } from "./_args.ts";
 import {
+  ArrayBufferPrototypeGetDetached,
+  ArrayBufferPrototypeTransfer,
+  ArrayIsArray,
   FinalizationRegistryPrototypeRegister,
   FinalizationRegistryPrototypeUnregister,
+  ObjectSetPrototypeOf,
+  TypedArrayPrototypeGetLength,
   TypedArrayPrototypeSet,
+  TypedArrayPrototypeSubarray,
 } from "./_primordials.ts";
+import { findRegion, hold, letGo } from "./_region.ts";
 import { cString, inRange } from "./_validate.ts";
 import { Waiter } from "./_wait.ts";
 import { connectionRaw, type FdConnection } from "./fd_socket.ts";
@@ -30,6 +37,8 @@ const W = {
   sender: MK.CHANNEL_OFF_SENDER / 4,
   head: MK.CHANNEL_OFF_HEAD / 4,
   receiver: MK.CHANNEL_OFF_RECEIVER / 4,
+  dataWait: MK.CHANNEL_OFF_DATA_WAIT / 4,
+  spaceWait: MK.CHANNEL_OFF_SPACE_WAIT / 4,
 } as const;
 const SEALS = MK.SEAL_SHRINK | MK.SEAL_GROW | MK.SEAL_SEAL;
 const HELLO = new TextEncoder().encode(`memkit-channel ${MK.CHANNEL_VERSION}`);
@@ -106,11 +115,25 @@ export interface ChannelWaitOptions {
   /**
    * How long to spin (checking the ring, holding the event loop) before
    * sleeping in the kernel, in microseconds. Default 20; `Infinity` never
-   * sleeps (lowest latency, one core busy, the event loop held; a peer that
-   * closes is still noticed; one that dies is not, since only a sleep polls
-   * the socket).
+   * sleeps (lowest latency, one core busy, the event loop held). Spinning
+   * still notices a peer that closes, and, once a millisecond, one whose
+   * process is gone.
    */
   spinMicros?: number;
+}
+
+/** The peer's process, as {@linkcode Channel.peer} reports it. */
+export interface ChannelPeer {
+  /** Its pid, from `SO_PEERCRED` on the connection. */
+  pid: number;
+  /**
+   * Its start time (field 22 of `/proc/<pid>/stat`, clock ticks since boot,
+   * modulo 2^31): with the pid, an identity that a later process given the
+   * same pid does not share.
+   */
+  startTime: number;
+  /** Whether its death is watched through a pidfd (false: by pid and start time, slower). */
+  pidfd: boolean;
 }
 
 function waitOptions(options: unknown) {
@@ -130,15 +153,41 @@ function waitOptions(options: unknown) {
 }
 
 function closeAll(fds: number[]): void {
-  for (const fd of fds) lib().mk_core_close(fd);
+  for (const fd of fds) if (fd >= 0) lib().mk_core_close(fd);
 }
 
 /**
- * The backstop for a channel never closed: its eventfds (the connection
- * has a backstop of its own; the mapping, like every memkit mapping, is
- * never unmapped by the collector). Unregistered by close().
+ * The backstop for a channel never closed: its eventfds and its pidfd (the
+ * connection has a backstop of its own; the mapping, like every memkit
+ * mapping, is never unmapped by the collector). Unregistered by close().
  */
 const closer = new FinalizationRegistry<number[]>(closeAll);
+
+/** The bytes a message of `n` bytes takes in the ring: its length word, then padding to 8. */
+function strideOf(n: number): number {
+  return (n + 11) & ~7; // MK_CHANNEL_ALIGN is 8
+}
+
+function refuseTransfer(): never {
+  throw new TypeError(
+    "Cannot transfer a channel's message view: the channel must be able to detach it " +
+      "when its slot is released; copy it with slice() instead",
+  );
+}
+
+/**
+ * The prototype of the buffers behind received views: their transfer
+ * methods refuse, since a buffer moved elsewhere would outlive its slot
+ * (and could outlive the mapping).
+ */
+const VIEW_BUFFER: ArrayBuffer = Object.create(ArrayBuffer.prototype, {
+  transfer: { value: refuseTransfer },
+  transferToFixedLength: { value: refuseTransfer },
+  transferToImmutable: { value: refuseTransfer },
+});
+
+const getArrayBuffer = Deno.UnsafePointerView.getArrayBuffer;
+const pointerCreate = Deno.UnsafePointer.create;
 
 /**
  * One end of a channel: the sender (made by {@linkcode Channel.create}) or
@@ -152,16 +201,39 @@ const closer = new FinalizationRegistry<number[]>(closeAll);
  * capacity; then the tail, the sender's closed flag and its sleeping flag
  * on one cache line; the head, the receiver's closed flag and its sleeping
  * flag on the next: the `MK_CHANNEL_OFF_*` offsets of `cbits/memkit.h`) and
- * checked on attach. Values the peer writes are validated on every read: a
+ * checked on attach. Values the peer writes are validated before use: a
  * head or tail out of range, or a length past what was committed, is a
- * {@linkcode ChannelError}, never an access out of bounds.
+ * {@linkcode ChannelError}, never an access out of bounds. Each value is
+ * read once, into a local, then checked, then used.
+ *
+ * The busy path makes no FFI call: the head and the tail are read with
+ * `Atomics.load` and written with `Atomics.store` through a view kept over
+ * the header, the bytes with plain typed-array stores and loads. The order
+ * this needs: the sender's bytes before its tail store, the receiver's
+ * tail load before its reads of the bytes, and its reads before its head
+ * store. V8 emits `Atomics.load` as a plain load and `Atomics.store` as
+ * `xchg` on x86-64 (`ldar` and `stlr` on arm64), for a non-shared buffer as
+ * for a shared one, and moves no memory access across either; x86-64 keeps
+ * stores in order and a load before every later load and store (arm64's
+ * acquire and release do the same), so each of the three holds. A plain
+ * load of the peer's word is never used: the compiler may hoist it out of
+ * a spin loop. Each side also caches what it last validated (the
+ * receiver, the bytes committed; the sender, the room) and reads the
+ * peer's word again only when that runs out, so a batch costs one read of
+ * the peer's cache line and one validation.
  *
  * Waiting: `receive()` spins for `spinMicros`, then sets its sleeping flag
  * and sleeps in `poll` on an eventfd (a `nonblocking` FFI call: the event
- * loop stays free); the sender's commit, a sequentially consistent store
- * followed by a load of that flag (in C), signals the eventfd only when the
- * receiver sleeps, so a busy channel makes no system call. The same poll
- * watches the socket: a peer that dies (its descriptors close) hangs it up,
+ * loop stays free); a publish (the `Atomics.store` of the tail or head, a
+ * full barrier, then an `Atomics.load` of the peer's flag) signals the
+ * eventfd (one FFI call) only when the peer sleeps, so a busy channel makes
+ * no system call. The sleeper's side is `mk_channel_arm` in C: a
+ * sequentially consistent store of its flag, then a load of the word it
+ * waits on; of the two, one sees the other. The same poll watches the
+ * peer's process through a pidfd (`SO_PEERPIDFD`, or `SO_PEERCRED` and
+ * `pidfd_open`, taken at create and attach; the pid with the process's
+ * start time is {@linkcode Channel.peer}) and the socket: a peer killed
+ * with SIGKILL is noticed even when its socket lives on in another process,
  * and the wait rejects with `"peer-gone"` once the ring is drained.
  *
  * The channel owns the connection it was made over: `close()` closes it.
@@ -196,19 +268,28 @@ export class Channel {
   #ring: Uint8Array<ArrayBuffer>;
   #ring32: Uint32Array<ArrayBuffer>;
   #address: bigint;
+  #ringAddress: bigint;
   #capacity: number;
   #mask: number;
   /** The sender's tail or the receiver's head. */
   #pos = 0;
+  /** The peer's word (head or tail) as last read and validated. */
+  #peerWord = 0;
   #reserved = -1;
-  /** The peer's word (head or tail) as the last failed attempt saw it. */
-  #seen = 0;
+  /** The buffer behind the receiver's view out now, and its message's stride. */
+  #view: ArrayBuffer | undefined;
+  #viewStride = 0;
+  /** Inside drain(): the receiving methods refuse. */
+  #draining = false;
   #dataEvent: number;
   #spaceEvent: number;
   #conn: FdConnection;
   #socket: number;
+  #pidfd: number;
+  #peerInfo: ChannelPeer | undefined;
+  #identity: bigint;
   #waiter = new Waiter();
-  #peerGone = false;
+  #peerGone: string | undefined;
   #closed = false;
   static {
     addressOf = (ch) => ch.#address;
@@ -232,15 +313,32 @@ export class Channel {
     this.#ring = all.subarray(page);
     this.#ring32 = new Uint32Array(all.buffer, all.byteOffset + page, (2 * capacity) / 4);
     this.#address = mapping.address;
+    this.#ringAddress = mapping.address + BigInt(page);
     this.#dataEvent = dataEvent;
     this.#spaceEvent = spaceEvent;
     this.#conn = conn;
     this.#socket = connectionRaw(conn).fd;
     this.#pos = Atomics.load(this.#header, role === "sender" ? W.tail : W.head);
+    this.#peerWord = this.#pos;
+    // The peer's process: a pidfd where the kernel has one, else its pid and start time.
+    const out = new BigInt64Array(2);
+    const ret = lib().mk_channel_peer(this.#socket, out);
+    this.#pidfd = ret >= 0n ? Number(ret) : -1;
+    this.#identity = BigInt.asUintN(64, out[1]);
+    if (out[0] > 0n) {
+      this.#peerInfo = {
+        pid: Number(out[0]),
+        startTime: Number(out[1] >> 32n),
+        pidfd: this.#pidfd >= 0,
+      };
+    }
+    if (ret < 0n && errnoCode(Number(-ret)) === "ESRCH") {
+      this.#peerGone = "its process had exited when the channel was set up";
+    }
     FinalizationRegistryPrototypeRegister(
       closer,
       this,
-      [dataEvent, spaceEvent, this.#waiter.fd],
+      [dataEvent, spaceEvent, this.#waiter.fd, this.#pidfd],
       this,
     );
   }
@@ -403,7 +501,7 @@ export class Channel {
       if (cap !== capacity) refuse(`the header says "${cap}" bytes, the memfd holds ${capacity}`);
       lib().mk_core_close(fds[0]);
       const ch = new Channel("receiver", mapping, capacity, fds[1], fds[2], conn);
-      ch.#used(Atomics.load(header, W.tail)); // validates the starting positions
+      ch.#validate(Atomics.load(header, W.tail)); // validates the starting positions
       return ch;
     } catch (e) {
       mapping?.close();
@@ -432,6 +530,28 @@ export class Channel {
     return this.#closed;
   }
 
+  /**
+   * The peer's process (pid and start time, read when the channel was set
+   * up), or undefined where the kernel told none.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-cp.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-cp.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * assertEquals(rx.peer?.pid, Deno.pid); // both ends are this process here
+   * ```
+   */
+  get peer(): ChannelPeer | undefined {
+    return this.#peerInfo && { ...this.#peerInfo };
+  }
+
   #alive(op: string, role: "sender" | "receiver"): void {
     if (this.#closed) throw new Deno.errors.BadResource(`Cannot ${op}: the channel is closed`);
     if (this.#role !== role) {
@@ -443,23 +563,63 @@ export class Channel {
     throw new ChannelError("corrupt", `Cannot use the channel: the peer wrote ${what}`);
   }
 
-  /** tail - head, checked: the peer's word is validated on every read. */
-  #used(peer: number): number {
-    const [head, tail] = this.#role === "sender" ? [peer, this.#pos] : [this.#pos, peer];
-    const used = (tail - head) >>> 0;
+  /**
+   * Validates the peer's word (read once by the caller), against this side's
+   * position: tail - head within the ring, and aligned. Returns tail - head.
+   */
+  #validate(peer: number): number {
+    const sender = this.#role === "sender";
+    const used = sender ? (this.#pos - peer) >>> 0 : (peer - this.#pos) >>> 0;
     if (used > this.#capacity || (peer & (MK.CHANNEL_ALIGN - 1)) !== 0) {
       this.#corrupt(
-        `${this.#role === "sender" ? "head" : "tail"} "${peer}" out of range ` +
-          `(${this.#role === "sender" ? "tail" : "head"} ${this.#pos}, capacity ${this.#capacity})`,
+        `${sender ? "head" : "tail"} "${peer}" out of range ` +
+          `(${sender ? "tail" : "head"} ${this.#pos}, capacity ${this.#capacity})`,
       );
     }
+    this.#peerWord = peer;
     return used;
+  }
+
+  /** The sender: whether `stride` bytes fit, reading the head again only when the room known is short. */
+  #room(stride: number): boolean {
+    if (this.#capacity - ((this.#pos - this.#peerWord) >>> 0) >= stride) return true;
+    const used = this.#validate(Atomics.load(this.#header, W.head));
+    return this.#capacity - used >= stride;
+  }
+
+  /** The sender: makes the tail visible, and wakes the receiver if it sleeps. */
+  #publishTail(): void {
+    Atomics.store(this.#header, W.tail, this.#pos);
+    if (Atomics.load(this.#header, W.dataWait) !== 0) {
+      lib().mk_channel_publish(
+        this.#address,
+        MK.CHANNEL_OFF_TAIL,
+        this.#pos,
+        MK.CHANNEL_OFF_DATA_WAIT,
+        this.#dataEvent,
+      );
+    }
+  }
+
+  /** The receiver: gives the space back, and wakes the sender if it sleeps. */
+  #publishHead(): void {
+    Atomics.store(this.#header, W.head, this.#pos);
+    if (Atomics.load(this.#header, W.spaceWait) !== 0) {
+      lib().mk_channel_publish(
+        this.#address,
+        MK.CHANNEL_OFF_HEAD,
+        this.#pos,
+        MK.CHANNEL_OFF_SPACE_WAIT,
+        this.#spaceEvent,
+      );
+    }
   }
 
   /**
    * A writable view of `n` bytes inside the ring, for the next message, or
    * undefined when the ring has no room for it now. Fill it, then
-   * `commit()`: no copy is made. A new `reserve()` replaces the previous one.
+   * `commit()`: no copy is made. A new `reserve()` (or a `send()`) replaces
+   * the previous one.
    *
    * @param n The message's length, at most `maxMessage`.
    * @returns The view, or undefined.
@@ -486,11 +646,8 @@ export class Channel {
     if (!(typeof n === "number" && n >= 0 && n <= this.maxMessage && Number.isInteger(n))) {
       inRange(n, "length", 0, this.maxMessage);
     }
-    const stride = (4 + n + MK.CHANNEL_ALIGN - 1) & ~(MK.CHANNEL_ALIGN - 1);
-    const head = Atomics.load(this.#header, W.head);
-    const used = this.#used(head);
-    if (this.#capacity - used < stride) {
-      this.#seen = head;
+    this.#reserved = -1;
+    if (!this.#room(strideOf(n))) {
       this.#checkReceiver();
       return undefined;
     }
@@ -525,20 +682,23 @@ export class Channel {
     if (reserved < 0) throw new RangeError("Cannot commit: nothing is reserved");
     const len = n === undefined ? reserved : inRange(n, "length", 0, reserved);
     this.#ring32[(this.#pos & this.#mask) >>> 2] = len;
-    this.#pos = (this.#pos + ((4 + len + MK.CHANNEL_ALIGN - 1) & ~(MK.CHANNEL_ALIGN - 1))) >>> 0;
+    this.#pos = (this.#pos + strideOf(len)) >>> 0;
     this.#reserved = -1;
-    lib().mk_channel_publish(
-      this.#address,
-      MK.CHANNEL_OFF_TAIL,
-      this.#pos,
-      MK.CHANNEL_OFF_DATA_WAIT,
-      this.#dataEvent,
-    );
+    this.#publishTail();
+  }
+
+  /** Writes one message at the tail (room checked by the caller); does not publish. */
+  #put(data: Uint8Array, n: number): void {
+    const at = this.#pos & this.#mask;
+    this.#ring32[at >>> 2] = n;
+    TypedArrayPrototypeSet(this.#ring, data, at + 4);
+    this.#pos = (this.#pos + strideOf(n)) >>> 0;
   }
 
   /**
    * Copies `data` into the ring as one message; false (nothing written)
-   * when the ring has no room for it now: never an overwrite.
+   * when the ring has no room for it now: never an overwrite. Makes no FFI
+   * call unless the receiver sleeps.
    *
    * @param data The message, at most `maxMessage` bytes.
    * @returns Whether it was sent.
@@ -559,12 +719,137 @@ export class Channel {
    * ```
    */
   send(data: Uint8Array): boolean {
+    this.#alive("send", "sender");
     const n = typedLength(data, "Uint8Array", "data");
-    const view = this.reserve(n);
-    if (view === undefined) return false;
-    TypedArrayPrototypeSet(view, data);
-    this.commit();
+    if (n > this.#capacity - MK.CHANNEL_ALIGN) inRange(n, "length", 0, this.maxMessage);
+    this.#reserved = -1;
+    if (!this.#room(strideOf(n))) {
+      this.#checkReceiver();
+      return false;
+    }
+    this.#put(data, n);
+    this.#publishTail();
     return true;
+  }
+
+  /**
+   * Copies `data` into the ring as one message without making it visible
+   * yet: `flush()` publishes every message written since (one store of the
+   * tail, at most one wake-up), as `send()` does for each. False (nothing
+   * written) when the ring has no room for it now. The room counts the
+   * messages written and not yet flushed: flush before waiting for space.
+   *
+   * @param data The message, at most `maxMessage` bytes.
+   * @returns Whether it was written.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-wr.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-wr.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * tx.write(new Uint8Array([1]));
+   * tx.write(new Uint8Array([2]));
+   * assertEquals(rx.tryReceive(), undefined); // not flushed yet
+   * tx.flush();
+   * assertEquals(rx.drain(() => {}), 2);
+   * ```
+   */
+  write(data: Uint8Array): boolean {
+    this.#alive("write", "sender");
+    const n = typedLength(data, "Uint8Array", "data");
+    if (n > this.#capacity - MK.CHANNEL_ALIGN) inRange(n, "length", 0, this.maxMessage);
+    this.#reserved = -1;
+    if (!this.#room(strideOf(n))) {
+      this.#checkReceiver();
+      return false;
+    }
+    this.#put(data, n);
+    return true;
+  }
+
+  /**
+   * Publishes the messages `write()` put in the ring (a no-op when there are
+   * none).
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-fl.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-fl.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * tx.write(new Uint8Array([7]));
+   * tx.flush();
+   * assertEquals([...rx.tryReceive()!], [7]);
+   * ```
+   */
+  flush(): void {
+    this.#alive("flush", "sender");
+    if (Atomics.load(this.#header, W.tail) !== this.#pos) this.#publishTail();
+  }
+
+  /**
+   * Copies as many of `messages[start..end)` into the ring as fit now, in
+   * order, each as one message, and publishes them at once (one store of
+   * the tail, at most one wake-up). Every message is checked before any is
+   * written.
+   *
+   * @param messages The messages, each at most `maxMessage` bytes.
+   * @param start The first to send (default 0).
+   * @param end One past the last (default `messages.length`).
+   * @returns How many were sent (from `start`); fewer when the ring filled.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-sb.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-sb.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client, { capacity: 4096 });
+   * using rx = await Channel.attach(server);
+   * const batch = Array.from({ length: 100 }, (_, i) => new Uint8Array(56).fill(i));
+   * assertEquals(tx.sendBatch(batch), 64); // 64 of 64 bytes each fill the ring
+   * assertEquals(rx.drain(() => {}), 64);
+   * assertEquals(tx.sendBatch(batch, 64), 36);
+   * ```
+   */
+  sendBatch(messages: readonly Uint8Array[], start = 0, end?: number): number {
+    this.#alive("send", "sender");
+    if (!ArrayIsArray(messages)) {
+      throw new TypeError(`Cannot use messages "${show(messages)}": expected an array`);
+    }
+    const stop = inRange(end ?? messages.length, "end", 0, messages.length);
+    const first = inRange(start, "start", 0, stop);
+    const max = this.maxMessage;
+    for (let i = first; i < stop; i++) {
+      if (typedLength(messages[i], "Uint8Array", `messages[${i}]`) > max) {
+        inRange(TypedArrayPrototypeGetLength(messages[i]), `length of messages[${i}]`, 0, max);
+      }
+    }
+    this.#reserved = -1;
+    let i = first;
+    for (; i < stop; i++) {
+      const m = messages[i];
+      const n = TypedArrayPrototypeGetLength(m);
+      if (!this.#room(strideOf(n))) break;
+      this.#put(m, n);
+    }
+    if (i > first) this.#publishTail();
+    else if (stop > first) this.#checkReceiver();
+    return i - first;
   }
 
   /**
@@ -606,8 +891,36 @@ export class Channel {
       throw new ChannelError("closed", "Cannot send: the receiver closed the channel");
     }
     if (this.#peerGone) {
-      throw new ChannelError("peer-gone", "Cannot send: the receiver's process is gone");
+      throw new ChannelError("peer-gone", `Cannot send: the receiver is gone (${this.#peerGone})`);
     }
+  }
+
+  /** The receiver: before any receive, the view out is released; inside drain() none is allowed. */
+  #enter(op: string): void {
+    this.#alive(op, "receiver");
+    if (this.#draining) throw new TypeError(`Cannot ${op} inside drain(): return from it first`);
+    if (this.#view !== undefined) this.release();
+  }
+
+  /**
+   * The receiver: the bytes committed from the head, reading the tail again
+   * only when the ones known are consumed (0: none).
+   */
+  #available(): number {
+    const known = (this.#peerWord - this.#pos) >>> 0;
+    if (known !== 0) return known;
+    const tail = Atomics.load(this.#header, W.tail);
+    if (tail === this.#pos) return 0;
+    return this.#validate(tail);
+  }
+
+  /** The length word of the message at the head, checked against the bytes committed. */
+  #length(available: number): number {
+    const len = this.#ring32[(this.#pos & this.#mask) >>> 2];
+    if (len > available - 4) {
+      this.#corrupt(`a length "${len}" past the ${available} bytes committed`);
+    }
+    return len;
   }
 
   /**
@@ -631,26 +944,282 @@ export class Channel {
    * ```
    */
   tryReceive(): Uint8Array<ArrayBuffer> | undefined {
-    this.#alive("receive", "receiver");
-    const tail = Atomics.load(this.#header, W.tail);
-    if (tail === this.#pos) {
-      this.#seen = tail;
-      return undefined;
-    }
-    const used = this.#used(tail);
-    const at = this.#pos & this.#mask;
-    const len = this.#ring32[at >>> 2];
-    if (len > used - 4) this.#corrupt(`a length "${len}" past the ${used} bytes committed`);
-    const out = this.#ring.slice(at + 4, at + 4 + len);
-    this.#pos = (this.#pos + ((4 + len + MK.CHANNEL_ALIGN - 1) & ~(MK.CHANNEL_ALIGN - 1))) >>> 0;
-    lib().mk_channel_publish(
-      this.#address,
-      MK.CHANNEL_OFF_HEAD,
-      this.#pos,
-      MK.CHANNEL_OFF_SPACE_WAIT,
-      this.#spaceEvent,
-    );
+    this.#enter("receive");
+    const available = this.#available();
+    if (available === 0) return undefined;
+    const len = this.#length(available);
+    const at = (this.#pos & this.#mask) + 4;
+    const out = this.#ring.slice(at, at + len);
+    this.#pos = (this.#pos + strideOf(len)) >>> 0;
+    this.#publishHead();
     return out;
+  }
+
+  /**
+   * Copies the next message into `out` (no allocation) and returns its
+   * length, or -1 when none is pending. A message longer than `out` is
+   * left in the ring and is a RangeError naming its length.
+   *
+   * @param out Where to copy it.
+   * @returns The message's length, or -1.
+   * @throws {ChannelError} `"corrupt"` when the sender wrote values out of range.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-ti.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-ti.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * const buf = new Uint8Array(64);
+   * assertEquals(rx.tryReceiveInto(buf), -1);
+   * tx.send(new Uint8Array([5, 6]));
+   * assertEquals(rx.tryReceiveInto(buf), 2);
+   * assertEquals([buf[0], buf[1]], [5, 6]);
+   * ```
+   */
+  tryReceiveInto(out: Uint8Array): number {
+    this.#enter("receive");
+    const room = typedLength(out, "Uint8Array", "out");
+    const available = this.#available();
+    if (available === 0) return -1;
+    const len = this.#length(available);
+    if (len > room) {
+      throw new RangeError(`Cannot receive into ${room} bytes: the next message is ${len} bytes`);
+    }
+    const at = (this.#pos & this.#mask) + 4;
+    if (len <= 128) {
+      const ring = this.#ring;
+      for (let k = 0; k < len; k++) out[k] = ring[at + k]; // cheaper than a subarray
+    } else {
+      TypedArrayPrototypeSet(out, TypedArrayPrototypeSubarray(this.#ring, at, at + len));
+    }
+    this.#pos = (this.#pos + strideOf(len)) >>> 0;
+    this.#publishHead();
+    return len;
+  }
+
+  /**
+   * The next message as a view into the ring (no copy), or undefined when
+   * none is pending. The view is valid until `release()`, the next receive
+   * of any kind, or `close()`: then its buffer is detached (it reads as
+   * empty, `length` 0), and only then may the sender reuse its slot. While
+   * a view is out, the ring's space behind it stays taken.
+   *
+   * The sender's process can still write into the slot while you read it
+   * (it breaks the protocol then, but nothing stops it): copy what you
+   * check before you trust it (`slice()`), never check a view and use it
+   * later. The view's buffer refuses `transfer()`, so it cannot leave the
+   * channel's reach.
+   *
+   * @returns A view of the message, or undefined.
+   * @throws {ChannelError} `"corrupt"` when the sender wrote values out of range.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-tv.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-tv.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * tx.send(new Uint8Array([1, 2, 3]));
+   * const view = rx.tryReceiveView()!;
+   * assertEquals([...view], [1, 2, 3]);
+   * rx.release(); // the slot goes back to the sender
+   * assertEquals(view.length, 0); // detached
+   * ```
+   */
+  tryReceiveView(): Uint8Array<ArrayBuffer> | undefined {
+    this.#enter("receive");
+    const available = this.#available();
+    if (available === 0) return undefined;
+    const len = this.#length(available);
+    const at = (this.#pos & this.#mask) + 4;
+    const buffer = this.#viewBuffer(at, len);
+    this.#view = buffer;
+    this.#viewStride = strideOf(len);
+    return new Uint8Array(buffer);
+  }
+
+  /** A buffer of its own over [at, at + len) of the ring, detachable, held against the mapping's collection. */
+  #viewBuffer(at: number, len: number): ArrayBuffer {
+    const buffer = len === 0
+      ? new ArrayBuffer(0)
+      : getArrayBuffer(pointerCreate(this.#ringAddress + BigInt(at))!, len);
+    ObjectSetPrototypeOf(buffer, VIEW_BUFFER);
+    const region = findRegion(this.#mapping);
+    if (region) hold(region, buffer);
+    return buffer;
+  }
+
+  /** Detaches a view's buffer; one found detached already was moved out of reach: the ring stays mapped. */
+  #detach(buffer: ArrayBuffer): void {
+    const region = findRegion(this.#mapping);
+    if (ArrayBufferPrototypeGetDetached(buffer)) {
+      if (region) region.pinned = true;
+      return;
+    }
+    ArrayBufferPrototypeTransfer(buffer, 0);
+    if (region) letGo(region, buffer);
+  }
+
+  /**
+   * Gives back the slot of the view `tryReceiveView()` or `receiveView()`
+   * returned: detaches it and lets the sender reuse its bytes. A no-op
+   * when no view is out.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-rl.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-rl.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * tx.send(new Uint8Array(10));
+   * const view = rx.tryReceiveView()!;
+   * rx.release();
+   * assertEquals(view.byteLength, 0);
+   * ```
+   */
+  release(): void {
+    this.#alive("release", "receiver");
+    const buffer = this.#view;
+    if (buffer === undefined) return;
+    this.#view = undefined;
+    this.#detach(buffer);
+    this.#pos = (this.#pos + this.#viewStride) >>> 0;
+    this.#publishHead();
+  }
+
+  /**
+   * Waits for the next message (as `receive()` does) and returns it as a
+   * view into the ring, valid until `release()`, the next receive or
+   * `close()` (see {@linkcode Channel.tryReceiveView}).
+   *
+   * @param options A timeout, a signal, how long to spin.
+   * @returns A view of the message.
+   * @throws {ChannelError} As `receive()`.
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-rv.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-rv.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * setTimeout(() => tx.send(new Uint8Array([9])), 10);
+   * const view = await rx.receiveView();
+   * assertEquals(view[0], 9);
+   * rx.release();
+   * ```
+   */
+  async receiveView(options?: ChannelWaitOptions): Promise<Uint8Array<ArrayBuffer>> {
+    const { timeout, spin, signal } = waitOptions(options);
+    let got = this.tryReceiveView();
+    if (got) return got;
+    await this.#waitFor(
+      "receive",
+      () => (got = this.tryReceiveView()) !== undefined,
+      timeout,
+      spin,
+      signal,
+    );
+    return got!;
+  }
+
+  /**
+   * Calls `fn` with each message pending now (and those that arrive while
+   * it runs), up to `max`, as views into the ring: no copy, no allocation
+   * but the view objects, one read of the tail per run of messages and one
+   * store of the head every 32 messages and at the end. This is the fast path: its views are
+   * subarrays of the channel's own view of the ring, so they cannot be
+   * detached one batch at a time (a buffer of their own costs more than a
+   * small message: use `tryReceiveView()` for views that are). A view is
+   * the message only while `fn` runs: kept past it, it reads whatever the
+   * sender writes into that slot later (never memory outside the ring;
+   * after `close()` it reads as empty). As with `tryReceiveView()`, copy
+   * what you check. Inside `fn`, this channel's receiving methods throw;
+   * `close()` ends the drain.
+   *
+   * @param fn Called with each message, in order.
+   * @param max The most messages to take (default all).
+   * @returns How many messages `fn` was given.
+   * @throws {ChannelError} `"corrupt"` when the sender wrote values out of
+   * range (the messages before it were delivered and are consumed).
+   *
+   * @example
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-dr.sock
+   * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using listener = FdListener.listen("/tmp/memkit-doc-dr.sock");
+   * const client = FdConnection.connect(listener.path);
+   * const server = await listener.accept();
+   * using tx = await Channel.create(client);
+   * using rx = await Channel.attach(server);
+   * for (let i = 0; i < 5; i++) tx.send(new Uint8Array([i]));
+   * let sum = 0;
+   * assertEquals(rx.drain((m) => sum += m[0]), 5);
+   * assertEquals(sum, 10);
+   * ```
+   */
+  drain(fn: (message: Uint8Array<ArrayBuffer>) => void, max: number = Infinity): number {
+    this.#enter("receive");
+    if (typeof fn !== "function") {
+      throw new TypeError(`Cannot use fn "${show(fn)}": expected a function`);
+    }
+    if (max !== Infinity) inRange(max, "max", 0, Number.MAX_SAFE_INTEGER);
+    let count = 0;
+    const ring = this.#ring;
+    const words = this.#ring32;
+    this.#draining = true;
+    try {
+      while (count < max) {
+        let available = this.#available();
+        if (available === 0) break;
+        // The run [head, head + available) is contiguous: the ring is mapped twice.
+        try {
+          while (available > 0 && count < max) {
+            const at = this.#pos & this.#mask;
+            const len = words[at >>> 2];
+            if (len > available - 4) {
+              this.#corrupt(`a length "${len}" past the ${available} bytes committed`);
+            }
+            const stride = (len + 11) & ~7;
+            this.#pos = (this.#pos + stride) >>> 0;
+            available -= stride;
+            count++;
+            fn(ring.subarray(at + 4, at + 4 + len));
+            if (this.#closed) return count;
+            // A long run gives its space back as it goes, so that the sender
+            // is not held up until the run ends.
+            if ((count & 31) === 0) this.#publishHead();
+          }
+        } finally {
+          if (!this.#closed) this.#publishHead();
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+    return count;
   }
 
   /**
@@ -660,8 +1229,8 @@ export class Channel {
    * @param options A timeout, a signal, how long to spin.
    * @returns The message (a copy).
    * @throws {ChannelError} `"closed"` when the sender closed the channel,
-   * `"peer-gone"` when its process is gone, once every message sent before
-   * has been received.
+   * `"peer-gone"` when its process is gone (its pidfd or its socket says
+   * so), once every message sent before has been received.
    * @throws {Deno.errors.TimedOut} When the timeout passes first.
    *
    * @example
@@ -706,8 +1275,16 @@ export class Channel {
     if (this.#peerGone) {
       throw new ChannelError(
         "peer-gone",
-        "Cannot receive: the sender's process is gone (its socket hung up)",
+        `Cannot receive: the sender is gone (${this.#peerGone})`,
       );
+    }
+  }
+
+  /** Asks the kernel whether the peer's process still lives (its pidfd, or its pid and start time). */
+  #checkPeerProcess(): void {
+    if (this.#peerGone || this.#peerInfo === undefined) return;
+    if (lib().mk_channel_alive(this.#pidfd, this.#identity) === 0n) {
+      this.#peerGone = `its process ${this.#peerInfo.pid} has exited`;
     }
   }
 
@@ -724,12 +1301,17 @@ export class Channel {
     const deadline = start + timeout;
     const spinUntil = start + spin / 1000;
     const peerClosed = sender ? W.receiver : W.sender;
+    let nextCheck = start + 1;
     for (;;) {
       if (attempt()) return;
       const now = performance.now();
-      // Spinning, even without end, still notices a peer that closed.
+      // Spinning, even without end, still notices a peer that closed, and
+      // (once a millisecond) one whose process is gone.
       if (now < spinUntil && now < deadline && Atomics.load(this.#header, peerClosed) === 0) {
-        continue;
+        if (now < nextCheck) continue;
+        nextCheck = now + 1;
+        this.#checkPeerProcess();
+        if (!this.#peerGone) continue;
       }
       signal?.throwIfAborted();
       try {
@@ -748,7 +1330,7 @@ export class Channel {
         this.#address,
         sender ? MK.CHANNEL_OFF_SPACE_WAIT : MK.CHANNEL_OFF_DATA_WAIT,
         sender ? MK.CHANNEL_OFF_HEAD : MK.CHANNEL_OFF_TAIL,
-        this.#seen,
+        this.#peerWord,
       );
       if (armed === 1n) continue;
       if (Atomics.load(this.#header, sender ? W.receiver : W.sender) !== 0) continue;
@@ -756,9 +1338,13 @@ export class Channel {
         throw new Deno.errors.TimedOut(`Cannot ${op}: nothing within ${timeout} ms`);
       }
       const event = sender ? this.#spaceEvent : this.#dataEvent;
+      const entries: [number, number][] = [[event, MK.POLL_IN], [this.#socket, MK.POLL_IN]];
+      if (this.#pidfd >= 0) entries.push([this.#pidfd, MK.POLL_IN]);
+      // Without a pidfd, the sleep is cut in slices to ask after the peer's pid.
+      const left = Math.max(0, deadline - performance.now());
       const end = await this.#waiter.wait(
-        [[event, MK.POLL_IN], [this.#socket, MK.POLL_IN]],
-        Math.max(0, deadline - performance.now()),
+        entries,
+        this.#pidfd < 0 && this.#peerInfo ? Math.min(left, 100) : left,
         signal,
       );
       if (this.#closed) {
@@ -767,6 +1353,9 @@ export class Channel {
       if (end.kind === "ready") {
         if (end.revents[0]) lib().mk_socket_drain(event);
         if (end.revents[1]) this.#socketReady();
+        if (end.revents[2]) this.#checkPeerProcess();
+      } else if (end.kind === "timeout" && this.#pidfd < 0) {
+        this.#checkPeerProcess();
       }
     }
   }
@@ -776,23 +1365,28 @@ export class Channel {
     const raw = connectionRaw(this.#conn);
     try {
       const msg = raw.receive(3);
-      if (msg === null) this.#peerGone = true;
+      if (msg === null) this.#peerGone ??= "its socket hung up";
       else if (msg) closeAll(msg.fds);
     } catch {
-      this.#peerGone = true;
+      this.#peerGone ??= "its socket broke";
     }
   }
 
   /**
    * Closes this end: the peer's waits end (`"closed"`, after the receiver
-   * has drained what was sent), the ring is unmapped (views from `reserve()`
-   * are detached) and the connection closed. Idempotent.
+   * has drained what was sent), the views out are detached, the ring is
+   * unmapped (views from `reserve()` are detached) and the connection
+   * closed. Idempotent.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     FinalizationRegistryPrototypeUnregister(closer, this);
     const sender = this.#role === "sender";
+    if (this.#view !== undefined) {
+      this.#detach(this.#view);
+      this.#view = undefined;
+    }
     Atomics.store(this.#header, sender ? W.sender : W.receiver, 1);
     lib().mk_channel_publish(
       this.#address,
@@ -803,7 +1397,7 @@ export class Channel {
     );
     this.#waiter.close(() => {
       this.#mapping.close();
-      closeAll([this.#dataEvent, this.#spaceEvent]);
+      closeAll([this.#dataEvent, this.#spaceEvent, this.#pidfd]);
       this.#conn.close();
     });
   }

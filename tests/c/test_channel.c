@@ -9,10 +9,15 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "memkit.h"
@@ -88,6 +93,64 @@ static void *consumer(void *arg) {
   return NULL;
 }
 
+
+/* The peer of a Unix socket: this process (a socketpair), a live child
+ * (a pidfd that turns readable at its death) and a child already gone. */
+static void test_peer(void) {
+  int sv[2];
+  int64_t out[2];
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+  int64_t pidfd = mk_channel_peer(sv[0], out);
+  CHECK_OK(pidfd, "mk_channel_peer on a socketpair");
+  CHECK_EQ(out[0], (int64_t)getpid(), "the peer of a socketpair is this process");
+  CHECK_EQ(out[1], mk_lock_self(), "its identity word is mk_lock_self()'s");
+  CHECK_EQ(mk_channel_alive((int32_t)pidfd, 0), 1, "alive by its pidfd");
+  CHECK_EQ(mk_channel_alive(-1, (uint64_t)out[1]), 1, "alive by its identity word");
+  if (pidfd >= 0) close((int)pidfd);
+  close(sv[0]);
+  close(sv[1]);
+  int memfd = memfd_create("not-a-socket", MFD_CLOEXEC);
+  CHECK_ERR(mk_channel_peer(memfd, out), ENOTSOCK, "a memfd has no peer: ENOTSOCK");
+  close(memfd);
+
+  /* A child connects to an abstract socket, then waits to be killed. */
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "memkit-ctest-peer-%d", (int)getpid());
+  socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(addr.sun_path + 1));
+  for (int round = 0; round < 2; round++) {
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(l >= 0 && bind(l, (struct sockaddr *)&addr, alen) == 0 && listen(l, 1) == 0, "listen");
+    pid_t child = fork();
+    if (child == 0) {
+      int c = socket(AF_UNIX, SOCK_STREAM, 0);
+      if (connect(c, (struct sockaddr *)&addr, alen) != 0) _exit(1);
+      if (round == 1) _exit(0);
+      pause();
+      _exit(0);
+    }
+    int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(a >= 0, "accept the child");
+    if (round == 0) {
+      pidfd = mk_channel_peer(a, out);
+      CHECK_OK(pidfd, "mk_channel_peer of a live child");
+      CHECK_EQ(out[0], (int64_t)child, "its pid");
+      CHECK_EQ(mk_channel_alive((int32_t)pidfd, 0), 1, "the child lives");
+      kill(child, SIGKILL);
+      struct pollfd p = {.fd = (int)pidfd, .events = POLLIN};
+      CHECK(poll(&p, 1, 10000) == 1, "its pidfd turns readable when it is killed");
+      CHECK_EQ(mk_channel_alive((int32_t)pidfd, 0), 0, "the child is gone, by its pidfd");
+      CHECK_EQ(mk_channel_alive(-1, (uint64_t)out[1]), 0, "and by its identity word");
+      waitpid(child, NULL, 0);
+      close((int)pidfd);
+    } else {
+      waitpid(child, NULL, 0);
+      CHECK_ERR(mk_channel_peer(a, out), ESRCH, "a peer already gone is ESRCH");
+    }
+    close(a);
+    close(l);
+  }
+}
+
 int main(void) {
   int fd = memfd_create("ctest-channel", MFD_CLOEXEC);
   capacity = PAGE;
@@ -120,5 +183,6 @@ int main(void) {
   close(data_ev);
   close(space_ev);
   close(fd);
+  test_peer();
   return tap_done();
 }
