@@ -103,6 +103,11 @@ bench: build deno $(BENCH_C) bench-peers
 	@echo "command: make bench ($(DENO) bench --json $(BENCH_FLAGS) bench/)"
 	@rc=0; $(DENO) bench --json $(BENCH_FLAGS) bench/ > build/bench/results.json || rc=$$?; \
 	$(DENO) run --allow-read=build/bench bench/summary.ts build/bench/results.json; \
+	echo "peak memory of a first readSmaps, 10,000 mappings, vs psutil (bench/peers/peak_rss.py):"; \
+	for py in "$(PEERS_PY)" "PYTHONPATH=/usr/lib/python3/dist-packages $(PEERS_PY)" /usr/bin/python3; do \
+	  [ -n "$${py%% *}" ] && env $$py -c "import psutil" 2>/dev/null || continue; \
+	  env $$py bench/peers/peak_rss.py --rounds 5 --deno "$(DENO)" | sed -n 's/^median/  median/p'; break; \
+	done; \
 	echo "load average at the end: $$(uptime | sed 's/.*load average: //')"; exit $$rc
 
 test-vm: build deno $(BENCH_C)
