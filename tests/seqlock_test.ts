@@ -1,13 +1,15 @@
-// flags: --allow-ffi --allow-run=$DENO,cat --allow-read=mod.ts,src,ffi,build,tests --v8-flags=--js-immutable-arraybuffer
+// flags: --allow-ffi --allow-run=$DENO,cat --allow-read=mod.ts,src,ffi,build,tests,/tmp --allow-write=/tmp --allow-net --v8-flags=--js-immutable-arraybuffer
 // SeqLock between real processes: a writer process rewrites a 64-byte record
 // (15 words and their checksum) without pause while 3 reader processes read
-// it through SeqLock.read(): no read may see a torn record. Each peer maps
-// this process's memfd through /proc/<pid>/fd/<n> (tests/fixtures/lock_child.ts).
+// it through SeqLock.read(): no read may see a torn record. Each peer gets
+// this process's memfd sealed, over a memkit socket, and checks it before it
+// maps it (tests/fixtures/share.ts, tests/fixtures/lock_child.ts).
 // MEMKIT_SEQLOCK_READS overrides the total count (10 million by default; read
 // only with --allow-env=MEMKIT_SEQLOCK_READS).
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { MemFd, MemkitError, SeqLock } from "../mod.ts";
-import { spawnedReport, spawnMemfdPeer } from "./fixtures/child.ts";
+import { spawnedReport } from "./fixtures/child.ts";
+import { spawnSharingPeer } from "./fixtures/share.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const fixture = `${root}/tests/fixtures/lock_child.ts`;
@@ -27,6 +29,7 @@ function totalReads(): number {
 
 Deno.test("a writer process and 3 reader processes: 0 torn reads of a 64-byte record", async () => {
   using fd = MemFd.create("seqlock-torn", { size: 4096 });
+  fd.seal(["shrink", "grow"]);
   using m = fd.map();
   using seq = SeqLock.init(m, 256, 64);
   seq.write((data) => {
@@ -37,8 +40,10 @@ Deno.test("a writer process and 3 reader processes: 0 torn reads of a 64-byte re
   const total = totalReads();
   const each = Math.ceil(total / 3);
   const t0 = performance.now();
-  const writer = spawnMemfdPeer(fixture, fd.fd, "seqwriter");
-  const readers = [0, 1, 2].map(() => spawnMemfdPeer(fixture, fd.fd, "seqreader", [String(each)]));
+  const writer = await spawnSharingPeer(fixture, fd, "seqwriter");
+  const readers = await Promise.all(
+    [0, 1, 2].map(() => spawnSharingPeer(fixture, fd, "seqreader", [String(each)])),
+  );
   const results = await Promise.all(
     readers.map((r) =>
       spawnedReport<{ reads: number; torn: number; versions: number; rawTorn: number }>(
