@@ -133,3 +133,63 @@ Deno.test("a second live writer is refused with EBUSY; a dead writer's write is 
   assertEquals(seq.read((d) => [...d]), [2, 2, 2, 2, 2, 2, 2, 2]);
   assertEquals(m.view(BigUint64Array, 16, 1)[0], 8n);
 });
+
+Deno.test("attach() and read() work over a read-only mapping that another mapping writes", () => {
+  // A page the reader may only read (as a kernel driver's page is mapped),
+  // written through a second mapping of the same memfd; a writer that, like
+  // a kernel one, records no identity (the writer word stays 0).
+  using fd = MemFd.create("seqlock-readonly", { size: 4096 });
+  using rw = fd.map();
+  using ro = fd.map({ access: "r" });
+  SeqLock.init(rw, 64, 16);
+  const seqWord = rw.view(BigUint64Array, 64 + 16, 1);
+  const data = rw.bytes(64 + SeqLock.headerLength, 16);
+  const kernelWrite = (value: number) => {
+    seqWord[0]++; // odd: a write in progress
+    data.fill(value);
+    seqWord[0]++;
+  };
+  kernelWrite(5);
+  using reader = SeqLock.attach(ro, 64);
+  assertEquals(reader.length, 16);
+  assertEquals(reader.read((d) => [...d]), new Array(16).fill(5));
+  kernelWrite(6);
+  assertEquals(reader.read((d) => d[15]), 6);
+  assertEquals(rw.view(BigUint64Array, 64 + 24, 1)[0], 0n, "no writer recorded");
+  // The view read() gives is read-only: a write throws, nothing faults.
+  assertThrows(() => reader.read((d) => (d[0] = 1)), TypeError);
+  assertEquals(reader.read((d) => d[0]), 6);
+  // A write in progress that does not end: EAGAIN, saying the sequence is odd.
+  seqWord[0]++;
+  const err = assertThrows(() => reader.read((d) => d[0], { maxRetries: 3 }), MemkitError);
+  assertEquals(err.code, "EAGAIN");
+  assertMatch(
+    err.message,
+    /a write is in progress \(sequence \d+, odd\) by a writer that records no identity/,
+  );
+  seqWord[0]++;
+  // No writer over a read-only mapping: a TypeError before any native call.
+  assertThrows(() => reader.write(() => {}), TypeError, 'a writer needs access "rw"');
+  assertThrows(() => SeqLock.init(ro, 128, 8), TypeError);
+  // Attach checks the header through the read-only mapping too.
+  assertEquals(assertThrows(() => SeqLock.attach(ro, 512), MemkitError).code, "EBADMSG");
+  ro.close();
+  assertThrows(() => reader.read((d) => d[0]), Deno.errors.BadResource);
+});
+
+Deno.test("a SeqLock read through a mapping made read-only by protect() goes on reading", () => {
+  using fd = MemFd.create("seqlock-protect", { size: 4096 });
+  using m = fd.map();
+  using other = fd.map();
+  using seq = SeqLock.init(m, 0, 8);
+  using writer = SeqLock.attach(other, 0);
+  writer.write((d) => d.fill(3));
+  m.protect("r"); // detaches the seqlock's writable view; it takes a read-only one
+  assertEquals(seq.read((d) => d[7]), 3);
+  writer.write((d) => d.fill(4));
+  assertEquals(seq.read((d) => d[7]), 4);
+  assertThrows(() => seq.write(() => {}), TypeError, 'a writer needs access "rw"');
+  m.protect("rw");
+  seq.write((d) => d.fill(8));
+  assertEquals(writer.read((d) => d[0]), 8);
+});
