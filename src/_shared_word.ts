@@ -28,10 +28,17 @@ import type { Mapping } from "./mapping.ts";
 
 let self: bigint | undefined;
 
-/** This process's identity word (pid and start time), read once. */
+/**
+ * This process's identity word (pid and start time), read once. Kept a
+ * bigint from the native call on: past 2^21 clock ticks of uptime the word
+ * is above 2^53, where a JavaScript number would round an odd pid to an
+ * even one (check() returns a number).
+ */
 export function selfIdentity(): bigint {
   if (self === undefined) {
-    self = BigIntCtor(check(lib().mk_lock_self(), "read the start time of this process"));
+    const word = lib().mk_lock_self();
+    if (word < 0n) check(word, "read the start time of this process");
+    self = word;
   }
   return self;
 }

@@ -216,6 +216,25 @@ Deno.test("unlocking after ownerDied without markConsistent() makes it ENOTRECOV
   SharedMutex.init(m, 0).withLock(() => {}); // init() again makes it usable
 });
 
+Deno.test("the owner word is exact for every pid after 2^21 clock ticks of uptime (was rounded to a double)", async () => {
+  // The identity word is pid | start time << 32: once the start time passes
+  // 2^21 ticks (5.8 hours of uptime at 100 Hz), it is above 2^53, and read
+  // through a JavaScript number an odd pid became its even neighbour, which
+  // the others then saw as a dead owner and took over (a lost mutual
+  // exclusion). Children until both an odd and an even pid have reported.
+  const { fd, m } = setup("mutex-identity");
+  using _fd = fd;
+  using _m = m;
+  const parity = new Set<number>();
+  for (let i = 0; i < 20 && parity.size < 2; i++) {
+    const r = await peer<{ pid: number; owner: unknown; word: string }>(fd, "identity");
+    parity.add(r.pid % 2);
+    assertEquals(r.owner, { pid: r.pid, alive: true, self: true }, `pid ${r.pid}`);
+    assertEquals(Number(BigInt(r.word) & 0x3fffffffn), r.pid, "the pid in the owner word");
+  }
+  assertEquals(parity.size, 2, "an odd and an even pid were seen");
+});
+
 Deno.test("pid reuse: a live pid with another start time is a dead owner, with its own a live one", async () => {
   const { fd, m, mutex } = setup("mutex-pid-reuse");
   using _fd = fd;
