@@ -228,9 +228,13 @@ export class SeqLock {
       this.#data = w.view.subarray(HEADER);
     }
     if (!w.writable) {
+      const access = w.mapping.accessAt(w.offset);
       throw new TypeError(
-        `Cannot write ${w.label} "${w.mapping.name}": the mapping is read-only there ` +
-          `(access "${w.mapping.accessAt(w.offset)}"); a writer needs access "rw"`,
+        `Cannot write ${w.label} "${w.mapping.name}": ` +
+          (access === "rw"
+            ? "a protection key keeps it read-only"
+            : `the mapping is read-only there (access "${access}")`) +
+          '; a writer needs access "rw"',
       );
     }
     if (this.#writing) this.#fail(-BigIntCtor(ERRNO.EDEADLK), "write");
