@@ -1,5 +1,5 @@
 // What SharedMutex and SeqLock share: this process's identity word, and a
-// writable window of a Mapping whose address the native side may use.
+// window of a Mapping whose address the native side may use.
 //
 // The window is a memkit view: memkit detaches every writable view before a
 // page under it could stop being writable (protect, a protection key, a guard
@@ -10,6 +10,13 @@
 // Taking a view also marks the mapping's range as viewed, so close() leaves
 // it reserved (private zero pages, quarantined) instead of unmapping it under
 // a waiter in a nonblocking call.
+//
+// A window that only reads (a SeqLock reader, needs "r") may be taken over a
+// read-only mapping: its view is then an immutable ArrayBuffer, which V8
+// cannot detach. memkit never moves a range while such a view of it is
+// reachable, and close() turns the range into private zero pages, so that
+// address stays mapped and readable for as long as the window holds the
+// view; a closed mapping is refused (BadResource) before each call.
 
 import { check } from "../ffi/errors.ts";
 import { lib } from "../ffi/loader.ts";
@@ -21,13 +28,15 @@ import type { Mapping } from "./mapping.ts";
 
 let self: bigint | undefined;
 
-/** This process's identity word (pid and start time), read once. */
+/**
+ * This process's identity word (pid and start time), read once. Kept a
+ * bigint from the native call on: past 2^21 clock ticks of uptime the word
+ * is above 2^53, where a JavaScript number would round an odd pid to an
+ * even one (check() returns a number).
+ */
 export function selfIdentity(): bigint {
   if (self === undefined) {
-    // The word is kept as the bigint it is: check() returns a number, and a
-    // start time above 2^21 clock ticks (5.8 hours after boot at 100 Hz)
-    // puts the word above 2^53, where a number rounds it to another identity.
-    const word = BigIntCtor(lib().mk_lock_self());
+    const word = lib().mk_lock_self();
     if (word < 0n) check(word, "read the start time of this process");
     self = word;
   }
@@ -42,23 +51,29 @@ export function pidOf(word: bigint): number {
 const immutableGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "immutable")?.get;
 
 /**
- * A writable window `[offset, offset + length)` of a Mapping, for a lock
- * structure named `what` ("SharedMutex"): checks the arguments, then hands
- * out the address while the window's view is intact.
+ * A window `[offset, offset + length)` of a Mapping, for a lock structure
+ * named `what` ("SharedMutex"), that `needs` write access (the default) or
+ * only read access: checks the arguments, then hands out the address while
+ * the window's view is intact.
  */
 export class SharedWindow {
   readonly mapping: Mapping;
   readonly offset: number;
   readonly length: number;
   readonly what: string;
+  readonly needs: "r" | "rw";
   view: Uint8Array<ArrayBuffer>;
   address: bigint;
-  /** Readers only (a SeqLock attached to read): a read-only mapping is accepted too. */
-  readonly readers: boolean;
-  /** Whether the view taken is writable (always, unless `readers`). */
-  writable = true;
+  /** Whether the view is writable (always, when the window needs "rw"). */
+  writable = false;
 
-  constructor(mapping: unknown, offset: unknown, length: number, what: string, readers = false) {
+  constructor(
+    mapping: unknown,
+    offset: unknown,
+    length: number,
+    what: string,
+    needs: "r" | "rw" = "rw",
+  ) {
     if (findRegion(mapping) === undefined) {
       throw new TypeError(
         `Cannot place a ${what} in "${show(mapping)}": expected a memkit Mapping`,
@@ -79,7 +94,7 @@ export class SharedWindow {
     this.offset = off;
     this.length = length;
     this.what = what;
-    this.readers = readers;
+    this.needs = needs;
     this.view = this.#take("place");
     this.address = m.address + BigIntCtor(off);
   }
@@ -97,34 +112,29 @@ export class SharedWindow {
       );
     }
     const last = this.offset + this.length - 1;
-    if (this.readers) {
-      // Readers only read: any readable protection, and an immutable view
-      // (a read-only mapping) is no obstacle; `writable` says what it is.
-      const first = m.accessAt(this.offset);
-      if (first === "none" || m.accessAt(last) === "none") {
-        throw new TypeError(
-          `Cannot ${op} ${this.label} "${m.name}": the mapping is not readable there ` +
-            '(access "none")',
-        );
-      }
-      const view = m.bytes(this.offset, this.length);
-      this.writable = first === "rw" && m.accessAt(last) === "rw" &&
-        !(immutableGetter !== undefined && immutableGetter.call(view.buffer) === true);
-      return view;
-    }
-    if (m.accessAt(this.offset) !== "rw" || m.accessAt(last) !== "rw") {
+    const first = m.accessAt(this.offset);
+    const end = m.accessAt(last);
+    if (this.needs === "rw" && (first !== "rw" || end !== "rw")) {
       throw new TypeError(
         `Cannot ${op} ${this.label} "${m.name}": the mapping is not writable there ` +
-          `(access "${m.accessAt(this.offset)}"); a lock needs access "rw"`,
+          `(access "${first}"); a lock needs access "rw"`,
+      );
+    }
+    if (first === "none" || end === "none") {
+      throw new TypeError(
+        `Cannot ${op} ${this.label} "${m.name}": the mapping is not readable there ` +
+          `(access "none")`,
       );
     }
     const view = m.bytes(this.offset, this.length);
-    if (immutableGetter !== undefined && immutableGetter.call(view.buffer) === true) {
+    const immutable = immutableGetter !== undefined && immutableGetter.call(view.buffer) === true;
+    if (this.needs === "rw" && immutable) {
       throw new TypeError(
         `Cannot ${op} ${this.label} "${m.name}": a protection key keeps it read-only; ` +
           "a lock needs to write",
       );
     }
+    this.writable = !immutable && first === "rw" && end === "rw";
     return view;
   }
 
@@ -134,8 +144,8 @@ export class SharedWindow {
    * element read consults no prototype, so no patched getter can fake it.
    */
   at(op: string): bigint {
-    // An immutable view is never detached: a closed mapping is asked directly.
-    if (this.view[0] === undefined || this.mapping.closed) this.refresh(op);
+    // A writable view is detached by close(); a read-only one is not.
+    if (this.view[0] === undefined || (!this.writable && this.mapping.closed)) this.refresh(op);
     return this.address;
   }
 

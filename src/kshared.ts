@@ -355,8 +355,8 @@ export class KernelPage {
         `its SeqLock holds ${this.#seq.length} bytes, expected ${RECORD}`,
       );
     }
-    this.#head = new SharedWindow(publish, 0, HEADER, "kernel publish header", true);
-    this.#lock = new SharedWindow(request, 0, HEADER, "kernel request header", true);
+    this.#head = new SharedWindow(publish, 0, HEADER, "kernel publish header", "r");
+    this.#lock = new SharedWindow(request, 0, HEADER, "kernel request header", "r");
   }
 
   /**

@@ -28,6 +28,10 @@ const DEFAULT_RETRIES = 1000;
 /** Spins of one wait for a write in progress (a sched_yield every 64). */
 const SPINS = 1024;
 const HEADER = MK.SEQLOCK_HEADER;
+/** Whether this host is little-endian (the header is in host byte order). */
+const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** The sequence bits of the sequence word (cbits/lock.c: SEQ_MASK). */
+const SEQ_MASK = (1n << 62n) - 1n;
 
 /**
  * A sequence lock over a record in shared memory: a 32-byte header
@@ -101,16 +105,20 @@ export class SeqLock {
     const n = inRange(length, "length", 0, 2 ** 32 - 1 - HEADER);
     const w = new SharedWindow(mapping, offset, HEADER + n, "SeqLock");
     check(lib().mk_seqlock_init(w.at("init"), n), `init ${w.label}`, { path: w.mapping.name });
-    return new SeqLock(w, n);
+    // Its readers go on reading if the mapping later becomes read-only.
+    return new SeqLock(new SharedWindow(mapping, offset, HEADER + n, "SeqLock", "r"), n);
   }
 
   /**
-   * Attaches to the seqlock that `init()` (or another writer, such as a
-   * kernel driver) wrote at `offset`, after checking its header and that its
-   * data fits the mapping. A read-only mapping gives a reader: `read()`
-   * works, `write()` is a TypeError.
+   * Attaches to the seqlock that `init()` wrote at `offset`, after checking
+   * its header and that its data fits the mapping.
    *
-   * @param mapping A mapping of the same memory: writable for a writer, read-only will do for a reader.
+   * A reader needs only read access: over a read-only mapping (a page that
+   * another process, or the kernel, writes) `read()` works and `write()` is
+   * a `TypeError`. Reading through a read-only mapping gives `fn` an
+   * immutable view, which needs `--v8-flags=--js-immutable-arraybuffer`.
+   *
+   * @param mapping A mapping of the same memory: read-write to write, read-only is enough to read.
    * @param offset Where `init()` placed it.
    * @returns The seqlock.
    * @throws {MemkitError} `EBADMSG` when the bytes there are no seqlock of this version.
@@ -125,9 +133,24 @@ export class SeqLock {
    * SeqLock.init(m, 64, 8);
    * assertEquals(SeqLock.attach(m, 64).length, 8);
    * ```
+   *
+   * @example A reader over a read-only mapping
+   * ```ts
+   * import { MemFd, SeqLock } from "@memkit/memkit";
+   * import { assertEquals, assertThrows } from "@std/assert";
+   *
+   * using fd = MemFd.create("seqlock-reader", { size: 4096 });
+   * using rw = fd.map();
+   * using ro = fd.map({ access: "r" });
+   * using writer = SeqLock.init(rw, 0, 4);
+   * writer.write((data) => data.set([1, 2, 3, 4]));
+   * using reader = SeqLock.attach(ro, 0);
+   * assertEquals(reader.read((data) => data[3]), 4);
+   * assertThrows(() => reader.write(() => {}), TypeError); // read-only
+   * ```
    */
   static attach(mapping: Mapping, offset: number): SeqLock {
-    const head = new SharedWindow(mapping, offset, HEADER, "SeqLock", true);
+    const head = new SharedWindow(mapping, offset, HEADER, "SeqLock", "r");
     const n = check(lib().mk_seqlock_check(head.at("attach")), `attach ${head.label}`, {
       path: head.mapping.name,
       hints: {
@@ -142,7 +165,7 @@ export class SeqLock {
           `(${head.mapping.length} bytes)`,
       });
     }
-    return new SeqLock(new SharedWindow(mapping, offset, HEADER + n, "SeqLock", true), n);
+    return new SeqLock(new SharedWindow(mapping, offset, HEADER + n, "SeqLock", "r"), n);
   }
 
   /** The bytes of data after the header. */
@@ -164,11 +187,12 @@ export class SeqLock {
     if (this.#closed) {
       throw new Deno.errors.BadResource(`Cannot ${op} ${this.#window.label}: it is closed`);
     }
-    if (this.#window.view[0] === undefined || this.#window.mapping.closed) {
-      this.#window.refresh(op);
-      this.#data = this.#window.view.subarray(HEADER);
+    const w = this.#window;
+    if (w.view[0] === undefined || (!w.writable && w.mapping.closed)) {
+      w.refresh(op);
+      this.#data = w.view.subarray(HEADER);
     }
-    return this.#window.address;
+    return w.address;
   }
 
   /**
@@ -178,6 +202,7 @@ export class SeqLock {
    * @returns What `fn` returned.
    * @throws {MemkitError} `EBUSY` while another live process writes,
    * `EDEADLK` inside another `write()` of this process.
+   * @throws {TypeError} When the mapping is read-only there.
    *
    * @example
    * ```ts
@@ -196,10 +221,20 @@ export class SeqLock {
       throw new TypeError(`Cannot use fn "${show(fn)}": expected a function`);
     }
     const address = this.#at("write");
-    if (!this.#window.writable) {
+    const w = this.#window;
+    if (!w.writable) {
+      // A read-only view: the mapping may have become writable since.
+      w.refresh("write");
+      this.#data = w.view.subarray(HEADER);
+    }
+    if (!w.writable) {
+      const access = w.mapping.accessAt(w.offset);
       throw new TypeError(
-        `Cannot write ${this.#window.label} "${this.#window.mapping.name}": it was attached ` +
-          'through a mapping that is not writable there; a writer needs access "rw"',
+        `Cannot write ${w.label} "${w.mapping.name}": ` +
+          (access === "rw"
+            ? "a protection key keeps it read-only"
+            : `the mapping is read-only there (access "${access}")`) +
+          '; a writer needs access "rw"',
       );
     }
     if (this.#writing) this.#fail(-BigIntCtor(ERRNO.EDEADLK), "write");
@@ -281,10 +316,16 @@ export class SeqLock {
       overlaps++;
     }
     const writer = sym.mk_seqlock_writer(address);
+    const view = this.#window.view;
+    const now = new DataView(view.buffer, view.byteOffset, HEADER).getBigUint64(16, LITTLE) &
+      SEQ_MASK;
     const who = writer > 0n
       ? `pid ${pidOf(writer)} is writing (${
         sym.mk_lock_alive(writer) === 1n ? "alive" : "dead: the next write() takes over"
       })`
+      : now & 1n
+      ? `a write is in progress (sequence ${now}, odd) by a writer that records no identity ` +
+        "(a kernel writer, or one that broke the protocol)"
       : "no write is in progress now";
     throw new MemkitError(ERRNO.EAGAIN, `read ${this.#window.label}`, {
       path: this.#window.mapping.name,

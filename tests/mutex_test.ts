@@ -1,7 +1,9 @@
-// flags: --allow-ffi --allow-run=$DENO,sleep,cat --allow-read=mod.ts,src,ffi,build,tests --v8-flags=--js-immutable-arraybuffer
-// SharedMutex between real processes: each peer is a Deno child that maps
-// this process's memfd through /proc/<pid>/fd/<n> (mapFile; see
-// tests/fixtures/lock_child.ts). A holder killed with SIGKILL inside the
+// flags: --allow-ffi --allow-run=$DENO,sleep,cat --allow-read=mod.ts,src,ffi,build,tests,/tmp --allow-write=/tmp --allow-net --v8-flags=--js-immutable-arraybuffer
+// SharedMutex between real processes: each peer is a Deno child that gets
+// this process's memfd as a user would, sealed against shrinking and growing
+// and sent over a memkit socket, its seals and size checked before it maps
+// it (tests/fixtures/share.ts, tests/fixtures/lock_child.ts); the child may
+// touch that socket path and nothing else. A holder killed with SIGKILL inside the
 // critical section, pid reuse (a live pid with another start time, read with
 // cat(1) from /proc/<pid>/stat, not through memkit), and peers that break the
 // protocol (garbage in the owner word or the header, a lock never released,
@@ -16,24 +18,20 @@ import {
   assertThrows,
 } from "@std/assert";
 import { MemFd, MemkitError, SharedMutex } from "../mod.ts";
-import { memfdPeerArgs, readUntil, spawnedReport, spawnMemfdPeer } from "./fixtures/child.ts";
+import { readUntil, spawnedReport } from "./fixtures/child.ts";
+import { spawnSharingPeer } from "./fixtures/share.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const fixture = `${root}/tests/fixtures/lock_child.ts`;
 
 /** Runs a peer to its end; returns its JSON line. It must not die of a signal. */
-function peer<T>(fd: MemFd, role: string, ...args: string[]): Promise<T> {
-  return spawnedReport<T>(spawnMemfdPeer(fixture, fd.fd, role, args), role);
+async function peer<T>(fd: MemFd, role: string, ...args: string[]): Promise<T> {
+  return spawnedReport<T>(await spawnSharingPeer(fixture, fd, role, args), role);
 }
 
 /** Starts a peer that holds the mutex; resolves once it printed "locked". */
 async function holder(fd: MemFd): Promise<Deno.ChildProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: memfdPeerArgs(fixture, fd.fd, "hold"),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const child = await spawnSharingPeer(fixture, fd, "hold", [], { stderr: "inherit" });
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const seen = await readUntil(reader, "locked\n");
   if (!seen.includes("locked\n")) throw new Error(`the holder ended before it locked: ${seen}`);
@@ -43,6 +41,7 @@ async function holder(fd: MemFd): Promise<Deno.ChildProcess> {
 
 function setup(name: string): { fd: MemFd; m: ReturnType<MemFd["map"]>; mutex: SharedMutex } {
   const fd = MemFd.create(name, { size: 4096 });
+  fd.seal(["shrink", "grow"]); // what a peer that receives it requires
   const m = fd.map();
   return { fd, m, mutex: SharedMutex.init(m, 0) };
 }
@@ -215,6 +214,25 @@ Deno.test("unlocking after ownerDied without markConsistent() makes it ENOTRECOV
   assertEquals(err.code, "ENOTRECOVERABLE");
   assertMatch(err.message, /markConsistent\(\); init\(\) it again/);
   SharedMutex.init(m, 0).withLock(() => {}); // init() again makes it usable
+});
+
+Deno.test("the owner word is exact for every pid after 2^21 clock ticks of uptime (was rounded to a double)", async () => {
+  // The identity word is pid | start time << 32: once the start time passes
+  // 2^21 ticks (5.8 hours of uptime at 100 Hz), it is above 2^53, and read
+  // through a JavaScript number an odd pid became its even neighbour, which
+  // the others then saw as a dead owner and took over (a lost mutual
+  // exclusion). Children until both an odd and an even pid have reported.
+  const { fd, m } = setup("mutex-identity");
+  using _fd = fd;
+  using _m = m;
+  const parity = new Set<number>();
+  for (let i = 0; i < 20 && parity.size < 2; i++) {
+    const r = await peer<{ pid: number; owner: unknown; word: string }>(fd, "identity");
+    parity.add(r.pid % 2);
+    assertEquals(r.owner, { pid: r.pid, alive: true, self: true }, `pid ${r.pid}`);
+    assertEquals(Number(BigInt(r.word) & 0x3fffffffn), r.pid, "the pid in the owner word");
+  }
+  assertEquals(parity.size, 2, "an odd and an even pid were seen");
 });
 
 Deno.test("pid reuse: a live pid with another start time is a dead owner, with its own a live one", async () => {

@@ -1,13 +1,15 @@
-// flags: --allow-ffi --allow-run=$DENO,cat --allow-read=mod.ts,src,ffi,build,tests --v8-flags=--js-immutable-arraybuffer
+// flags: --allow-ffi --allow-run=$DENO,cat --allow-read=mod.ts,src,ffi,build,tests,/tmp --allow-write=/tmp --allow-net --v8-flags=--js-immutable-arraybuffer
 // SeqLock between real processes: a writer process rewrites a 64-byte record
 // (15 words and their checksum) without pause while 3 reader processes read
-// it through SeqLock.read(): no read may see a torn record. Each peer maps
-// this process's memfd through /proc/<pid>/fd/<n> (tests/fixtures/lock_child.ts).
+// it through SeqLock.read(): no read may see a torn record. Each peer gets
+// this process's memfd sealed, over a memkit socket, and checks it before it
+// maps it (tests/fixtures/share.ts, tests/fixtures/lock_child.ts).
 // MEMKIT_SEQLOCK_READS overrides the total count (10 million by default; read
 // only with --allow-env=MEMKIT_SEQLOCK_READS).
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { MemFd, MemkitError, SeqLock } from "../mod.ts";
-import { spawnedReport, spawnMemfdPeer } from "./fixtures/child.ts";
+import { spawnedReport } from "./fixtures/child.ts";
+import { spawnSharingPeer } from "./fixtures/share.ts";
 
 const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const fixture = `${root}/tests/fixtures/lock_child.ts`;
@@ -27,6 +29,7 @@ function totalReads(): number {
 
 Deno.test("a writer process and 3 reader processes: 0 torn reads of a 64-byte record", async () => {
   using fd = MemFd.create("seqlock-torn", { size: 4096 });
+  fd.seal(["shrink", "grow"]);
   using m = fd.map();
   using seq = SeqLock.init(m, 256, 64);
   seq.write((data) => {
@@ -37,8 +40,10 @@ Deno.test("a writer process and 3 reader processes: 0 torn reads of a 64-byte re
   const total = totalReads();
   const each = Math.ceil(total / 3);
   const t0 = performance.now();
-  const writer = spawnMemfdPeer(fixture, fd.fd, "seqwriter");
-  const readers = [0, 1, 2].map(() => spawnMemfdPeer(fixture, fd.fd, "seqreader", [String(each)]));
+  const writer = await spawnSharingPeer(fixture, fd, "seqwriter");
+  const readers = await Promise.all(
+    [0, 1, 2].map(() => spawnSharingPeer(fixture, fd, "seqreader", [String(each)])),
+  );
   const results = await Promise.all(
     readers.map((r) =>
       spawnedReport<{ reads: number; torn: number; versions: number; rawTorn: number }>(
@@ -127,4 +132,64 @@ Deno.test("a second live writer is refused with EBUSY; a dead writer's write is 
   other.write((d) => d.fill(2));
   assertEquals(seq.read((d) => [...d]), [2, 2, 2, 2, 2, 2, 2, 2]);
   assertEquals(m.view(BigUint64Array, 16, 1)[0], 8n);
+});
+
+Deno.test("attach() and read() work over a read-only mapping that another mapping writes", () => {
+  // A page the reader may only read (as a kernel driver's page is mapped),
+  // written through a second mapping of the same memfd; a writer that, like
+  // a kernel one, records no identity (the writer word stays 0).
+  using fd = MemFd.create("seqlock-readonly", { size: 4096 });
+  using rw = fd.map();
+  using ro = fd.map({ access: "r" });
+  SeqLock.init(rw, 64, 16);
+  const seqWord = rw.view(BigUint64Array, 64 + 16, 1);
+  const data = rw.bytes(64 + SeqLock.headerLength, 16);
+  const kernelWrite = (value: number) => {
+    seqWord[0]++; // odd: a write in progress
+    data.fill(value);
+    seqWord[0]++;
+  };
+  kernelWrite(5);
+  using reader = SeqLock.attach(ro, 64);
+  assertEquals(reader.length, 16);
+  assertEquals(reader.read((d) => [...d]), new Array(16).fill(5));
+  kernelWrite(6);
+  assertEquals(reader.read((d) => d[15]), 6);
+  assertEquals(rw.view(BigUint64Array, 64 + 24, 1)[0], 0n, "no writer recorded");
+  // The view read() gives is read-only: a write throws, nothing faults.
+  assertThrows(() => reader.read((d) => (d[0] = 1)), TypeError);
+  assertEquals(reader.read((d) => d[0]), 6);
+  // A write in progress that does not end: EAGAIN, saying the sequence is odd.
+  seqWord[0]++;
+  const err = assertThrows(() => reader.read((d) => d[0], { maxRetries: 3 }), MemkitError);
+  assertEquals(err.code, "EAGAIN");
+  assertMatch(
+    err.message,
+    /a write is in progress \(sequence \d+, odd\) by a writer that records no identity/,
+  );
+  seqWord[0]++;
+  // No writer over a read-only mapping: a TypeError before any native call.
+  assertThrows(() => reader.write(() => {}), TypeError, 'a writer needs access "rw"');
+  assertThrows(() => SeqLock.init(ro, 128, 8), TypeError);
+  // Attach checks the header through the read-only mapping too.
+  assertEquals(assertThrows(() => SeqLock.attach(ro, 512), MemkitError).code, "EBADMSG");
+  ro.close();
+  assertThrows(() => reader.read((d) => d[0]), Deno.errors.BadResource);
+});
+
+Deno.test("a SeqLock read through a mapping made read-only by protect() goes on reading", () => {
+  using fd = MemFd.create("seqlock-protect", { size: 4096 });
+  using m = fd.map();
+  using other = fd.map();
+  using seq = SeqLock.init(m, 0, 8);
+  using writer = SeqLock.attach(other, 0);
+  writer.write((d) => d.fill(3));
+  m.protect("r"); // detaches the seqlock's writable view; it takes a read-only one
+  assertEquals(seq.read((d) => d[7]), 3);
+  writer.write((d) => d.fill(4));
+  assertEquals(seq.read((d) => d[7]), 4);
+  assertThrows(() => seq.write(() => {}), TypeError, 'a writer needs access "rw"');
+  m.protect("rw");
+  seq.write((d) => d.fill(8));
+  assertEquals(writer.read((d) => d[0]), 8);
 });

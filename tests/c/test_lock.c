@@ -297,11 +297,39 @@ static void test_seqlock(void) {
   munmap(m, 4096);
 }
 
+/* A reader that may only read: the seqlock read through a PROT_READ mapping
+ * of a memfd that a second mapping writes (as a kernel driver's page is
+ * mapped, its writer recording no identity). Reading must never store to
+ * the page: a store there is SIGSEGV. */
+static void test_seqlock_readonly(void) {
+  int fd = memfd_create("seqlock-ro", MFD_CLOEXEC);
+  if (!CHECK(fd >= 0 && ftruncate(fd, 4096) == 0, "a memfd of one page")) return;
+  void *rw = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void *ro = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  if (!CHECK(rw != MAP_FAILED && ro != MAP_FAILED, "mapped read-write and read-only")) return;
+  uint64_t a = (uint64_t)(uintptr_t)rw, r = (uint64_t)(uintptr_t)ro;
+  CHECK_OK(mk_seqlock_init(a, 16), "init through the writable mapping");
+  uint64_t *seq = (uint64_t *)rw + 2;
+  __atomic_store_n(seq, 4, __ATOMIC_RELEASE);
+  CHECK_EQ(mk_seqlock_check(r), 16, "check through the read-only mapping");
+  int64_t s = mk_seqlock_read_begin(r, 0);
+  CHECK_EQ(s, 4, "read begins: the sequence");
+  CHECK_EQ(mk_seqlock_read_end(r, (uint64_t)s), 0, "read ends: unchanged");
+  __atomic_store_n(seq, 5, __ATOMIC_RELEASE);
+  CHECK_EQ(mk_seqlock_read_end(r, (uint64_t)s), 1, "a write began since");
+  CHECK_ERR(mk_seqlock_read_begin(r, 3), EAGAIN, "a write in progress: -EAGAIN");
+  CHECK_EQ(mk_seqlock_writer(r), 0, "no writer recorded");
+  munmap(rw, 4096);
+  munmap(ro, 4096);
+}
+
 int main(void) {
   test_identity();
   test_basics();
   test_sigkill();
   test_threads();
   test_seqlock();
+  test_seqlock_readonly();
   return tap_done();
 }
