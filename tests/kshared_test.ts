@@ -203,7 +203,7 @@ Deno.test("KernelPage.fromMappings() reads the record through a read-only mappin
   // A SeqLock attached through the read-only mapping reads, and refuses to write.
   using reader = SeqLock.attach(pub, 64);
   assertEquals(reader.read((d) => d[0]), 10);
-  assertThrows(() => reader.write(() => {}), TypeError, "not writable");
+  assertThrows(() => reader.write(() => {}), TypeError, "read-only there");
   // No file behind these pages: no channel.
   assertThrows(() => page.openChannel(), TypeError, "fromMappings");
   page.close();
