@@ -21,7 +21,7 @@
  * Needs --allow-ffi, --allow-read and --allow-write for
  * /sys/kernel/debug/memkit_kshared, and --v8-flags=--js-immutable-arraybuffer.
  */
-import { KERNEL_SHARED_PATH, KernelChannel, KernelPage } from "../mod.ts";
+import { KERNEL_SHARED_PATH, type KernelChannel, KernelPage } from "../mod.ts";
 
 function attach(): KernelPage | string {
   try {
