@@ -139,7 +139,7 @@ fi
 echo "== static checks"
 static fmt "$DENO" fmt --check
 static lint "$DENO" lint
-static check "$DENO" check mod.ts cli.ts ffi/bindgen.ts tests/ bench/
+static check "$DENO" check mod.ts cli.ts ffi/bindgen.ts tests/ bench/ examples/
 static doc-lint "$DENO" doc --lint mod.ts cli.ts cli/*.ts
 static bindgen "$DENO" run --allow-read=cbits,ffi ffi/bindgen.ts --check
 # The package as JSR would publish it: every export's imports are included.
