@@ -1,4 +1,4 @@
-// flags: --allow-ffi --allow-read --allow-run=$DENO,sleep,setpriv,cat --allow-sys=uid --v8-flags=--js-immutable-arraybuffer
+// flags: --allow-ffi --allow-read=/proc,/dev/mem,docs --allow-run=$DENO,sleep,setpriv,cat --allow-sys=uid --v8-flags=--js-immutable-arraybuffer
 // JSON that is a contract (issue 16, point 4): every command's --json output,
 // through the real cli.ts in a child with only the flags the call needs,
 // checked against its schema in cli/_json_schemas.ts (missing and extra
