@@ -66,8 +66,8 @@ be named in a deno flag (Deno splits the lists at commas): that is an error.`,
     },
     { name: "[target]", description: "its path, pid or name", optional: true },
   ],
-  json: 'the table as {"<operation>": {"flags": [...], "summary": "..."}}, or ' +
-    '{"operation", "target", "flags"} for one',
+  json: "memkit.permissions/1 (the table: operations[]) or memkit.permissions.operation/1 " +
+    "(operation, target, flags); see docs/json.md",
   permissions: "print the flags this command needs (none), and exit",
   examples: [
     ["permissions", "every operation, its flags and what it is for"],
@@ -100,7 +100,8 @@ device, inode, sizes (Rss, Pss, dirty, anonymous, swap, locked), kind, path.`,
       description: "/proc/<pid>/maps only (no sizes; needs only that file)",
     },
   ],
-  json: "one JSON array (addresses as 0x strings, sizes in bytes)",
+  json: "memkit.maps/1 (with --brief memkit.maps.brief/1): pid and mappings[], addresses " +
+    "as 0x strings, sizes in bytes; see docs/json.md",
   examples: [
     ["maps self", "this process's mappings, with sizes and totals"],
     ["maps 1234 --json", "as JSON (needs --allow-read=/proc/1234/smaps)"],
@@ -141,7 +142,8 @@ and consecutive frames, with their physical frame numbers.`,
         "a run is split where they change, so every frame of a run has the flags shown",
     },
   ],
-  json: "one JSON object: the range, the counts, and the runs",
+  json: "memkit.pagemap/1: the range, the page counts and the runs, addresses and frames " +
+    "as 0x strings; see docs/json.md",
   notes: `Numbers are decimal or 0x hexadecimal, with an optional K, M, G or T suffix.
 Without CAP_SYS_ADMIN the kernel hides frame numbers (it reports 0): memkit
 says so instead of printing physical address 0.`,
@@ -221,7 +223,8 @@ width right and the refusals explained.`,
     { name: "ranges", summary: "the physical address map (/proc/iomem), nested", positionals: [] },
   ],
   flags: DEVICE,
-  json: "read: the bytes as hex; peek and poke: the values; smbios, ranges: the decoded tables",
+  json: "memkit.phys.<command>/1: read, the bytes as hex; peek and poke, the values; " +
+    "smbios, ranges, the decoded tables; addresses as 0x strings; see docs/json.md",
   notes: `Addresses and lengths: 0x-prefixed hex or decimal, with an optional K/M/G/T
 suffix. Values: 0x-prefixed hex or decimal, exact to the bit; one that does
 not fit the width is refused (exit code 2), never truncated.`,
@@ -308,7 +311,8 @@ so that segments nobody maps any more (left behind by a kill -9) stand out.`,
       positionals: [{ name: "<name>", description: "the segment: /name or name" }],
     },
   ],
-  json: "ls, info: the segments; create, rm: what was done; cat: the bytes as base64",
+  json: "memkit.shm.<command>/1: ls, info, the segments; create, rm, what was done; cat, " +
+    "the bytes as base64; see docs/json.md",
   notes: `Names are POSIX names: /name, or name (the same segment). Sizes, offsets and
 lengths: decimal or 0x hexadecimal, with an optional K, M, G or T suffix.
 A segment shown with no mappers may still be open (not mapped) somewhere,
@@ -347,7 +351,8 @@ PROCMAP_QUERY, MFD_NOEXEC_SEAL, /dev/mem.`,
     optional: true,
     rest: true,
   }],
-  json: "one JSON array of { id, title, ok, checked, summary, why?, fix?, needs?, details? }",
+  json: "memkit.doctor/1: checks[] of { id, title, ok, checked, summary, why?, fix?, " +
+    "needs?, details? }; see docs/json.md",
   permissions: "print the deno flags every named check needs, and exit",
   examples: [
     ["doctor", "every check, one line each"],

@@ -15,6 +15,7 @@ import { doctor, doctorCheckIds, doctorPermissions, type DoctorResult } from "..
 import { parseCommandLine, printPermissions, showHelp } from "./_args.ts";
 import { bold, colorEnabled, dim, green, red, yellow } from "./_colors.ts";
 import { DOCTOR } from "./_commands.ts";
+import type { SchemaId } from "./_json_schemas.ts";
 import { runCommand } from "./_fail.ts";
 import { stdout } from "./_out.ts";
 
@@ -79,7 +80,8 @@ export function doctorCommand(args: string[]): number {
     }
     const results = doctor(ids === undefined ? undefined : { checks: ids });
     if (flags.has("json")) {
-      stdout.line(JSON.stringify(results, null, 2));
+      const schema: SchemaId = "memkit.doctor/1";
+      stdout.json({ schema, checks: results });
     } else {
       const tty = colorEnabled();
       for (const r of results) stdout.line(doctorLine(r, tty));

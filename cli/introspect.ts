@@ -15,7 +15,13 @@ import { format as formatBytes } from "@std/fmt/bytes";
 import { MemkitError } from "../ffi/errors.ts";
 import { pageSize } from "../ffi/loader.ts";
 import { kpageflags } from "../src/kpageflags.ts";
-import { type ProcessId, readMaps, readSmaps } from "../src/maps.ts";
+import {
+  type MapsEntry,
+  type ProcessId,
+  readMaps,
+  readSmaps,
+  type SmapsEntry,
+} from "../src/maps.ts";
 import { readSmapsRows } from "../src/_smaps_rows.ts";
 import {
   PageBits,
@@ -35,6 +41,7 @@ import {
 } from "./_args.ts";
 import { bold, dim, yellow } from "./_colors.ts";
 import { MAPS, PAGEMAP } from "./_commands.ts";
+import { type SchemaId, SMAPS_COUNTERS } from "./_json_schemas.ts";
 import { runCommand } from "./_fail.ts";
 import { printMaps, printRows } from "./_maps_table.ts";
 import { stdout } from "./_out.ts";
@@ -86,12 +93,102 @@ export function mapsCommand(args: string[]): number {
     }
     const entries = brief ? readMaps(pid) : readSmaps(pid);
     if (flags.has("json")) {
-      stdout.json(entries);
+      const schema: SchemaId = brief ? "memkit.maps.brief/1" : "memkit.maps/1";
+      const mappings = brief
+        ? entries.map(mapsLineJson)
+        : (entries as SmapsEntry[]).map(mappingJson);
+      stdout.json({ schema, pid: pid === "self" ? Deno.pid : pid, mappings });
       return 0;
     }
     printMaps(stdout, pid, entries, !brief);
     return 0;
   });
+}
+
+/** The kernel's names of the counters a mapping's JSON has by their own name, and Size. */
+const NAMED_FIELDS = new Set(["Size", ...SMAPS_COUNTERS.map(([, kernel]) => kernel)]);
+
+/**
+ * One maps line as `memkit.maps.brief/1` has it: the maps fields, `name`
+ * where there is one (an undefined `name` is left out of the JSON).
+ */
+function mapsLineJson(e: MapsEntry): Record<string, unknown> {
+  return {
+    start: e.start,
+    end: e.end,
+    size: e.size,
+    perms: e.perms,
+    read: e.read,
+    write: e.write,
+    exec: e.exec,
+    shared: e.shared,
+    offset: e.offset,
+    device: e.device,
+    major: e.major,
+    minor: e.minor,
+    inode: e.inode,
+    path: e.path,
+    deleted: e.deleted,
+    kind: e.kind,
+    name: e.name,
+  };
+}
+
+/** The kernel's fields of `all` that have no named counter (and are not Size). */
+function otherFields(all: Record<string, number>): Record<string, number> {
+  const fields: Record<string, number> = {};
+  for (const key in all) if (!NAMED_FIELDS.has(key)) fields[key] = all[key];
+  return fields;
+}
+
+/**
+ * One mapping as `memkit.maps/1` has it: each of the kernel's fields once,
+ * the named counters (SMAPS_COUNTERS) by their names and the rest in
+ * `fields` (not Size, which is `size`). Unlike the library's own JSON of an
+ * entry, `fields` does not repeat the named counters. One object literal, so
+ * that the 10,000 of a large process share one shape.
+ */
+function mappingJson(e: SmapsEntry): Record<string, unknown> {
+  return {
+    start: e.start,
+    end: e.end,
+    size: e.size,
+    perms: e.perms,
+    read: e.read,
+    write: e.write,
+    exec: e.exec,
+    shared: e.shared,
+    offset: e.offset,
+    device: e.device,
+    major: e.major,
+    minor: e.minor,
+    inode: e.inode,
+    path: e.path,
+    deleted: e.deleted,
+    kind: e.kind,
+    name: e.name,
+    rss: e.rss,
+    pss: e.pss,
+    pssDirty: e.pssDirty,
+    sharedClean: e.sharedClean,
+    sharedDirty: e.sharedDirty,
+    privateClean: e.privateClean,
+    privateDirty: e.privateDirty,
+    referenced: e.referenced,
+    anonymous: e.anonymous,
+    ksm: e.ksm,
+    lazyFree: e.lazyFree,
+    anonHugePages: e.anonHugePages,
+    shmemPmdMapped: e.shmemPmdMapped,
+    filePmdMapped: e.filePmdMapped,
+    sharedHugetlb: e.sharedHugetlb,
+    privateHugetlb: e.privateHugetlb,
+    swap: e.swap,
+    swapPss: e.swapPss,
+    locked: e.locked,
+    fields: otherFields(e.fields),
+    vmFlags: e.vmFlags,
+  };
 }
 
 // ---- memkit pagemap ----
@@ -237,17 +334,32 @@ export function pagemapCommand(args: string[]): number {
     const report = pagemapRuns(pm, start, end, withFlags);
     if (flags.has("json")) {
       const r = report.runs;
+      const ps = pageSize();
       const runs = Array.from({ length: r.length }, (_, i) => {
         const run = {
           start: hex(r.start[i]),
+          end: hex(r.start[i] + r.pages[i] * ps),
           pages: r.pages[i],
-          pfn: r.pfn[i] < 0 ? null : r.pfn[i],
+          pfn: r.pfn[i] < 0 ? null : hex(r.pfn[i]),
           flags: flagNames(r.bits[i]),
         };
         const kpageflags = r.kpageflags[i];
         return kpageflags === undefined ? run : { ...run, kpageflags };
       });
-      stdout.json({ pid, ...report, runs });
+      const schema: SchemaId = "memkit.pagemap/1";
+      stdout.json({
+        schema,
+        pid: pid === "self" ? Deno.pid : pid,
+        start: report.start,
+        end: report.end,
+        pageSize: ps,
+        pages: report.pages,
+        present: report.present,
+        swapped: report.swapped,
+        pfnVisible: report.pfnVisible,
+        scan: report.scan,
+        runs,
+      });
       return 0;
     }
     printPagemap(pid, report);

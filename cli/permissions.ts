@@ -14,6 +14,7 @@ import { type Operation, permissionFlags, permissionTable } from "../src/permiss
 import { flagsFor, parseCommandLine, printPermissions, showHelp } from "./_args.ts";
 import { dim } from "./_colors.ts";
 import { PERMISSIONS } from "./_commands.ts";
+import type { SchemaId } from "./_json_schemas.ts";
 import { runCommand } from "./_fail.ts";
 import { stdout } from "./_out.ts";
 
@@ -44,14 +45,15 @@ export function permissionsCommand(args: string[]): number {
     const [op, target = "<target>"] = flags.positionals;
     if (op === undefined) {
       if (flags.has("json")) {
-        stdout.json(
-          Object.fromEntries(
-            Object.entries(permissionTable).map(([name, rule]) => [name, {
-              flags: permissionFlags(name as Operation, target),
-              summary: rule.summary,
-            }]),
-          ),
-        );
+        const schema: SchemaId = "memkit.permissions/1";
+        stdout.json({
+          schema,
+          operations: Object.entries(permissionTable).map(([name, rule]) => ({
+            operation: name,
+            flags: permissionFlags(name as Operation, target),
+            summary: rule.summary,
+          })),
+        });
         return 0;
       }
       for (const [name, rule] of Object.entries(permissionTable)) {
@@ -64,7 +66,8 @@ export function permissionsCommand(args: string[]): number {
       return 0;
     }
     const needs = flagsFor(op, target);
-    if (flags.has("json")) stdout.json({ operation: op, target, flags: needs });
+    const schema: SchemaId = "memkit.permissions.operation/1";
+    if (flags.has("json")) stdout.json({ schema, operation: op, target, flags: needs });
     else stdout.line(needs.join(" "));
     return 0;
   });

@@ -29,6 +29,7 @@ import {
 } from "./_args.ts";
 import { bold, dim } from "./_colors.ts";
 import { PHYS } from "./_commands.ts";
+import type { SchemaId } from "./_json_schemas.ts";
 import { runCommand } from "./_fail.ts";
 import { stdout } from "./_out.ts";
 
@@ -110,6 +111,38 @@ function printSmbios(s: Smbios): void {
   stdout.line(
     dim(`structure types: ${[...types].map(([t, n]) => (n > 1 ? `${t}×${n}` : `${t}`)).join(" ")}`),
   );
+}
+
+/** The schema of `memkit phys <command> --json`. */
+const id = (command: "read" | "peek" | "poke" | "smbios" | "ranges"): SchemaId =>
+  `memkit.phys.${command}/1`;
+
+/** Bytes as two lowercase hex digits each. */
+const hexBytes = (bytes: Uint8Array): string =>
+  Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+/** The tables as `memkit.phys.smbios/1` has them: addresses as 0x strings, bytes as hex. */
+function smbiosJson(s: Smbios): Record<string, unknown> {
+  const ep = s.entryPoint;
+  const entryPoint: Record<string, unknown> = {
+    anchor: ep.anchor,
+    address: hex(ep.address),
+    length: ep.length,
+    version: ep.version,
+    tableAddress: hex(ep.tableAddress),
+    tableLength: ep.tableLength,
+  };
+  if (ep.structureCount !== undefined) entryPoint.structureCount = ep.structureCount;
+  const out: Record<string, unknown> = { schema: id("smbios"), version: s.version, entryPoint };
+  if (s.bios !== undefined) out.bios = s.bios;
+  if (s.system !== undefined) out.system = s.system;
+  out.structures = s.structures.map((st) => ({
+    type: st.type,
+    handle: st.handle,
+    data: hexBytes(st.data),
+    strings: st.strings,
+  }));
+  return out;
 }
 
 /** How `memkit phys` opens its device. */
@@ -206,8 +239,8 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         using mem = open({ device, cache });
         const bytes = mem.read(at, len);
         if (json) {
-          const hexes = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-          stdout.json({ address: at, length: bytes.length, hex: hexes });
+          const hexes = hexBytes(bytes);
+          stdout.json({ schema: id("read"), address: at, length: bytes.length, hex: hexes });
         } else stdout.line(hexdump(bytes, at));
         return 0;
       }
@@ -217,7 +250,7 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         if (need("physRead", device)) return 0;
         using mem = open({ device, cache });
         const value = padded(readWidth(mem, at, bits), bits);
-        if (json) stdout.json({ address: at, width: bits, value });
+        if (json) stdout.json({ schema: id("peek"), address: at, width: bits, value });
         else stdout.line(`${hex(at)}: ${value}`);
         return 0;
       }
@@ -232,6 +265,7 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
           const back = readWidth(mem, at, bits);
           if (json) {
             stdout.json({
+              schema: id("poke"),
               address: at,
               width: bits,
               wrote: padded(value, bits),
@@ -260,7 +294,7 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         if (need("physRead", device)) return 0;
         using mem = open({ device, cache });
         const s = mem.smbios();
-        if (json) stdout.json(s);
+        if (json) stdout.json(smbiosJson(s));
         else printSmbios(s);
         return 0;
       }
@@ -268,7 +302,16 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
         if (need("iomem", "")) return 0;
         const ranges = physicalRanges();
         if (json) {
-          stdout.json(ranges);
+          stdout.json({
+            schema: id("ranges"),
+            ranges: ranges.map((r) => ({
+              start: hex(r.start),
+              end: hex(r.end),
+              size: r.end - r.start,
+              name: r.name,
+              depth: r.depth,
+            })),
+          });
           return 0;
         }
         for (const r of ranges) {

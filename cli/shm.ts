@@ -18,12 +18,32 @@ import { type Operation, SharedMemory, type SharedMemoryInfo } from "../mod.ts";
 import { flagsFor, parseAmount, parseCommandLine, printPermissions, showHelp } from "./_args.ts";
 import { bold, dim, yellow } from "./_colors.ts";
 import { SHM } from "./_commands.ts";
+import type { SchemaId } from "./_json_schemas.ts";
 import { fail } from "./_fail.ts";
 import { stdout } from "./_out.ts";
 import { hexdump } from "./phys.ts";
 
 const size = (n: number): string => formatBytes(n, { binary: true });
-const json = (value: unknown): string => JSON.stringify(value, null, 2);
+/** `value` as `memkit.shm.<command>/1`: the schema first. */
+const json = (command: "ls" | "create" | "rm" | "cat" | "info", value: object): string => {
+  const schema: SchemaId = `memkit.shm.${command}/1`;
+  return JSON.stringify({ schema, ...value }, null, 2);
+};
+
+/** A segment as the schemas have it: the mode as octal text (as the table shows it), mappers where listed. */
+function segmentJson(s: SharedMemoryInfo): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    name: s.name,
+    size: s.size,
+    allocated: s.allocated,
+    mode: s.mode.toString(8).padStart(4, "0"),
+    uid: s.uid,
+    gid: s.gid,
+    modified: s.modified.toISOString(),
+  };
+  if (s.mappers !== undefined) out.mappers = s.mappers;
+  return out;
+}
 
 function amount(text: string | undefined, what: string): number {
   const n = parseAmount(text, what);
@@ -125,7 +145,7 @@ export function shmCommand(args: string[]): number {
           const shown = flags.has("stale")
             ? segments.filter((s) => s.mappers!.length === 0)
             : segments;
-          stdout.line(json({ segments: shown, skipped }));
+          stdout.line(json("ls", { segments: shown.map(segmentJson), skipped }));
         } else {
           printList(segments, skipped, flags.has("stale"));
         }
@@ -140,20 +160,21 @@ export function shmCommand(args: string[]): number {
           exclusive: !flags.has("open"),
         });
         if (flags.has("json")) {
-          stdout.line(json({ name: shm.name, size: shm.size, reserved: true }));
+          stdout.line(json("create", { name: shm.name, size: shm.size, reserved: true }));
         } else stdout.line(`${shm.name}: ${size(shm.size)} (${shm.size} bytes), reserved`);
         return 0;
       }
       case "rm": {
         const name = need(rest[0], "name");
         SharedMemory.unlink(name);
-        if (flags.has("json")) stdout.line(json({ name, removed: true }));
+        if (flags.has("json")) stdout.line(json("rm", { name, removed: true }));
         return 0;
       }
       case "info": {
         const info = SharedMemory.info(need(rest[0], "name"));
         if (flags.has("json")) {
-          stdout.line(json(info));
+          const { mappers: _, ...segment } = segmentJson(info);
+          stdout.line(json("info", { segment }));
         } else {
           stdout.line(
             `${info.name}: ${size(info.size)} (${info.size} bytes), ${
@@ -177,7 +198,12 @@ export function shmCommand(args: string[]): number {
           for (let at = 0; at < bytes.length; at += 0x8000) {
             binary += String.fromCharCode(...bytes.subarray(at, at + 0x8000));
           }
-          stdout.line(json({ name: shm.name, offset, length: bytes.length, base64: btoa(binary) }));
+          stdout.line(json("cat", {
+            name: shm.name,
+            offset: `0x${offset.toString(16)}`,
+            length: bytes.length,
+            base64: btoa(binary),
+          }));
         } else if (flags.has("hex")) {
           if (bytes.length > 0) stdout.line(hexdump(bytes, offset));
         } else {

@@ -324,8 +324,11 @@ Deno.test("every command takes --json and --permissions, or says why it has no s
   assertUsage(memkit(["tour", "--permissions"]), "memkit tour has no --permissions form");
   assertUsage(memkit(["tour", "--json"]), "memkit tour has no JSON form");
   const table = JSON.parse(memkit(["permissions", "--json"]).stdout);
-  assertEquals(table.mapFile.flags, ["--allow-ffi", "--allow-read=<target>"]);
+  assertEquals(table.schema, "memkit.permissions/1");
+  const mapFile = table.operations.find((o: { operation: string }) => o.operation === "mapFile");
+  assertEquals(mapFile.flags, ["--allow-ffi", "--allow-read=<target>"]);
   assertEquals(JSON.parse(memkit(["permissions", "mapFile", "/tmp/a", "--json"]).stdout), {
+    schema: "memkit.permissions.operation/1",
     operation: "mapFile",
     target: "/tmp/a",
     flags: ["--allow-ffi", "--allow-read=/tmp/a"],
@@ -333,9 +336,19 @@ Deno.test("every command takes --json and --permissions, or says why it has no s
   const zero = { flags: ["--allow-ffi", "--allow-read=/dev/zero"] };
   const read = memkit(["phys", "read", "0x1000", "4", "--device=/dev/zero", "--json"], zero);
   assertEquals(read.code, 0, read.stderr);
-  assertEquals(JSON.parse(read.stdout), { address: "0x1000", length: 4, hex: "00000000" });
+  assertEquals(JSON.parse(read.stdout), {
+    schema: "memkit.phys.read/1",
+    address: "0x1000",
+    length: 4,
+    hex: "00000000",
+  });
   const peek = memkit(["phys", "peek", "0x1000", "16", "--device=/dev/zero", "--json"], zero);
-  assertEquals(JSON.parse(peek.stdout), { address: "0x1000", width: 16, value: "0x0000" });
+  assertEquals(JSON.parse(peek.stdout), {
+    schema: "memkit.phys.peek/1",
+    address: "0x1000",
+    width: 16,
+    value: "0x0000",
+  });
 });
 
 // ---- colour ----
@@ -403,13 +416,24 @@ Deno.test("memkit shm create, cat and rm print JSON with --json", () => {
   try {
     const created = memkit(["shm", "create", name, "4K", "--json"], { flags });
     assertEquals(created.code, 0, created.stderr);
-    assertEquals(JSON.parse(created.stdout), { name, size: 4096, reserved: true });
+    assertEquals(JSON.parse(created.stdout), {
+      schema: "memkit.shm.create/1",
+      name,
+      size: 4096,
+      reserved: true,
+    });
     const cat = memkit(["shm", "cat", name, "--length=3", "--json"], { flags });
     assertEquals(cat.code, 0, cat.stderr);
-    assertEquals(JSON.parse(cat.stdout), { name, offset: 0, length: 3, base64: "AAAA" });
+    assertEquals(JSON.parse(cat.stdout), {
+      schema: "memkit.shm.cat/1",
+      name,
+      offset: "0x0",
+      length: 3,
+      base64: "AAAA",
+    });
   } finally {
     const rm = memkit(["shm", "rm", name, "--json"], { flags });
     assertEquals(rm.code, 0, rm.stderr);
-    assertEquals(JSON.parse(rm.stdout), { name, removed: true });
+    assertEquals(JSON.parse(rm.stdout), { schema: "memkit.shm.rm/1", name, removed: true });
   }
 });

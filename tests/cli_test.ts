@@ -186,7 +186,7 @@ Deno.test("memkit's options work before the command too", () => {
     "self",
   ]);
   assertEquals(r.code, 0, r.stderr);
-  const entries = JSON.parse(r.stdout);
+  const entries = JSON.parse(r.stdout).mappings;
   assert(entries.some((e: { path: string }) => e.path === "[stack]"));
   const dumped = memkit(["--allow-ffi", "--allow-read=/dev/zero"], [
     "--device",
@@ -357,7 +357,7 @@ probed({
       const runs = out.runs as {
         start: string;
         pages: number;
-        pfn: number;
+        pfn: string;
         kpageflags: string[];
       }[];
       assert(
@@ -366,7 +366,7 @@ probed({
       );
       assertEquals(runs.map((x) => x.pages), [1, 511]);
       assertEquals(BigInt(runs[1].start), at + 4096n);
-      assertEquals(runs[1].pfn, runs[0].pfn + 1);
+      assertEquals(BigInt(runs[1].pfn), BigInt(runs[0].pfn) + 1n);
       assert(runs[1].kpageflags.includes("COMPOUND_TAIL"), JSON.stringify(runs[1]));
       assert(!runs[1].kpageflags.includes("COMPOUND_HEAD"), JSON.stringify(runs[1]));
       const help = memkit([], ["pagemap", "--help"]).stdout.replace(/\s+/g, " ");

@@ -96,12 +96,15 @@ probed({
 });
 
 probed({
-  name: "memkit doctor --json is an array whose details agree with cat, ulimit and lockdown",
+  name:
+    "memkit doctor --json lists the checks, their details agreeing with cat, ulimit and lockdown",
   skip: asRoot,
   fn() {
     const r = doctorCli(FULL, ["--json"]);
     assertEquals(r.code, 0, r.stderr);
-    const results = JSON.parse(r.stdout) as {
+    const out = JSON.parse(r.stdout);
+    assertEquals(out.schema, "memkit.doctor/1");
+    const results = out.checks as {
       id: string;
       ok: boolean;
       checked: boolean;

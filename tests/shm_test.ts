@@ -481,7 +481,7 @@ Deno.test("memkit shm create, ls --stale --json, info, cat and rm; errors are ex
   assertEquals(ls.code, 0, ls.stderr);
   const listed = JSON.parse(ls.stdout);
   const mine = listed.segments.find((s: { name: string }) => s.name === `/${seg.name}`);
-  assertEquals([mine.size, mine.allocated, mine.mode, mine.mappers], [8192, 8192, 0o640, []]);
+  assertEquals([mine.size, mine.allocated, mine.mode, mine.mappers], [8192, 8192, "0640", []]);
   using _m = shm.map();
   const ls2 = JSON.parse(cli(all, "ls", "--json").stdout);
   assertEquals(
