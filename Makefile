@@ -47,10 +47,20 @@ deno: $(DENO)
 $(TOOLS_DENO):
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error deno@$(DENO_VERSION)
 
+# The tour's flags: every step's, each path scoped (deno task tour runs this target too).
+TOUR_SOCK := /tmp/memkit-tour.sock
+TOUR_SHM := /dev/shm/memkit-tour
+TOUR_KSHARED := /sys/kernel/debug/memkit_kshared
 run: build deno
-	$(DENO) run --allow-ffi --allow-read=$(CURDIR)/cli.ts,/proc/self/maps,/proc/self/pagemap,/dev/mem,/proc/iomem,/dev/shm/memkit-tour,/proc/kpageflags,/proc/kpagecount,/tmp/memkit-tour.sock \
-		--allow-write=/proc/sys/vm/compact_memory,/dev/shm/memkit-tour,/tmp/memkit-tour.sock \
-		--allow-net=unix:/tmp/memkit-tour.sock --allow-run=$(shell readlink -f $$(command -v $(DENO))) $(V8FLAGS) cli.ts tour
+	$(DENO) run --allow-ffi \
+	  --allow-read=$(CURDIR)/cli.ts,/proc/self/maps,/proc/self/pagemap \
+	  --allow-read=/proc/kpageflags,/proc/kpagecount,/dev/mem,/proc/iomem \
+	  --allow-read=$(TOUR_SHM),$(TOUR_SOCK),$(TOUR_KSHARED) \
+	  --allow-write=/proc/sys/vm/compact_memory,$(TOUR_SHM) \
+	  --allow-write=$(TOUR_SOCK),$(TOUR_KSHARED) \
+	  --allow-net=unix:$(TOUR_SOCK) \
+	  --allow-run=$(shell readlink -f $$(command -v $(DENO))) \
+	  $(V8FLAGS) cli.ts tour
 
 test: build deno
 	DENO="$(DENO)" CC="$(CC)" SAN_CFLAGS="$(SAN_CFLAGS)" bash tests/run.sh

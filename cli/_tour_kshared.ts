@@ -10,7 +10,8 @@ const NEEDS = [
   "the reference module tests/vm/kmod (insmod memkit_kshared.ko: a test fixture, built for",
   "  the QEMU guest's kernel by tests/vm/kmod/build.sh), root, and debugfs mounted",
   "  (mount -t debugfs none /sys/kernel/debug);",
-  `  flags: ${permissionFlags("mapDeviceWrite", KERNEL_SHARED_PATH).join(" ")}`,
+  "  flags:",
+  ...permissionFlags("mapDeviceWrite", KERNEL_SHARED_PATH).map((flag) => `    ${flag}`),
   "the test: tests/kshared_test.ts, run in the guest with the module loaded:",
   "  MEMKIT_VM_SUITES=kshared bash tests/vm/run.sh",
 ];
@@ -25,7 +26,7 @@ export function tourKernelShared(say: (text: string) => void, dim: (text: string
       page = KernelPage.attach();
     } catch (e) {
       if (!(e instanceof MemkitError)) throw e;
-      say(`KernelPage.attach("${KERNEL_SHARED_PATH}") here: ${e.code}`);
+      say(`KernelPage.attach() (${KERNEL_SHARED_PATH}) here: ${e.code}`);
     }
   } else {
     say(`not granted here: read and write of ${KERNEL_SHARED_PATH}`);
@@ -38,17 +39,19 @@ export function tourKernelShared(say: (text: string) => void, dim: (text: string
   using _page = page;
   const { counter, timeNs, payload } = page.read();
   say(
-    `read(): record ${counter} published at ${timeNs} ns, payload ${
+    `page.read(): record ${counter} published at ${timeNs} ns, payload ${
       [...payload.subarray(0, 4)].join(",")
     },... (a SeqLock read over the read-only page, checksum verified)`,
   );
   using channel = page.openChannel();
   const answer = channel.request("sum", new Uint8Array([1, 2, 3, 4]));
   say(
-    `request("sum", [1, 2, 3, 4]) as session ${channel.session}: ${
+    `channel.request("sum", new Uint8Array([1, 2, 3, 4])) as session ${channel.session}: ${
       new DataView(answer.data.buffer).getBigUint64(0, true)
     } (the lock word taken, the slot written, MKKS_IOC_RING, the answer copied, released)`,
   );
   const s = page.stats();
-  say(`stats(): ${s.answered} answered, ${s.refused} refused, ${s.reclaims} lock words taken back`);
+  say(
+    `page.stats(): ${s.answered} answered, ${s.refused} refused, ${s.reclaims} lock words taken back`,
+  );
 }

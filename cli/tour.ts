@@ -11,7 +11,6 @@
  */
 
 import { bold, cyan, dim, green, red, yellow } from "./_colors.ts";
-import { format as formatBytes } from "@std/fmt/bytes";
 import {
   alias,
   compactMemory,
@@ -19,6 +18,7 @@ import {
   FdListener,
   findMapping,
   guarded,
+  KERNEL_SHARED_PATH,
   kpagecount,
   kpageflags,
   lazyView,
@@ -47,8 +47,11 @@ import { hex, parseCommandLine, showHelp } from "./_args.ts";
 import { TOUR } from "./_commands.ts";
 import { fail } from "./_fail.ts";
 import { tourKernelShared } from "./_tour_kshared.ts";
+import { call, columns, label, ref, show, size, strip, WIDTH, wrap } from "./_tour_strip.ts";
 
-function granted(flags: string[]): string | undefined {
+/** The flags of `flags` this process was not granted, every one of them. */
+function missing(flags: string[]): string[] {
+  const out: string[] = [];
   for (const flag of flags) {
     const m = /^--allow-(\w+)(?:=(.*))?$/.exec(flag)!;
     const desc = (m[2] === undefined
@@ -61,20 +64,34 @@ function granted(flags: string[]): string | undefined {
       ? { name: "ffi", path: m[2] }
       : { name: m[1], path: m[2] }) as Deno.PermissionDescriptor;
     if (Deno.permissions.querySync(desc).state !== "granted") {
-      return flag;
+      out.push(flag);
     }
   }
-  return undefined;
+  return out;
 }
 
 /** How a tour step ended: a missing permission skips it, an error fails it. */
 type Outcome = "ran" | "skipped" | "failed";
 
+/** The first address past a mapping. */
+const end = (m: { address: bigint; length: number }): bigint => m.address + BigInt(m.length);
+
+/** Prints `text`, each of its lines wrapped at 100 columns and indented by two spaces. */
+const say = (text: string): void => {
+  for (const line of text.split("\n")) for (const l of wrap(line)) console.log(l);
+};
+
 function step(title: string, flags: string[], body: () => void): Outcome {
-  console.log(`\n${bold(cyan("▸ " + title))}  ${dim("needs " + flags.join(" "))}`);
-  const missing = granted(flags);
-  if (missing) {
-    console.log(yellow(`  skipped: run again with ${missing}`));
+  const head = bold(cyan("▸ " + title));
+  const needs = "needs " + flags.join(" ");
+  if (columns(head) + 2 + needs.length <= WIDTH) console.log(`\n${head}  ${dim(needs)}`);
+  else {
+    console.log(`\n${head}`);
+    for (const line of wrap(needs)) console.log(dim(line));
+  }
+  const lacking = missing(flags);
+  if (lacking.length > 0) {
+    say(yellow(`skipped: run again with ${lacking.join(" ")}`));
     return "skipped";
   }
   try {
@@ -82,30 +99,36 @@ function step(title: string, flags: string[], body: () => void): Outcome {
     return "ran";
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable) {
-      console.log(yellow(`  skipped: ${e.message}`));
+      say(yellow(`skipped: ${e.message}`));
       return "skipped";
     }
     const code = e instanceof MemkitError ? ` (${e.code})` : "";
-    console.log(red(`  failed${code}: ${(e as Error).message}`));
+    say(red(`failed${code}: ${(e as Error).message}`));
     return "failed";
   }
 }
 
-const say = (text: string): void => console.log("  " + text);
-
 /** Runs the guided tour; returns the number of steps that failed (skipped ones are not). */
 function tour(): number {
   const count: Record<Outcome, number> = { ran: 0, skipped: 0, failed: 0 };
-  const run = (title: string, flags: string[], body: () => void) => {
-    count[step(title, flags, body)]++;
+  const run = (title: string, flags: string[], body: () => void): Outcome => {
+    const outcome = step(title, flags, body);
+    count[outcome]++;
+    return outcome;
+  };
+  const summary = () => {
+    const text = `${count.ran} steps ran, ${count.skipped} skipped (a permission missing), ` +
+      `${count.failed} failed`;
+    console.log(`\n${count.failed > 0 ? red(text) : text}`);
+    return count.failed;
   };
   console.log(
     bold("memkit tour") + dim(` on ${Deno.build.os}/${Deno.build.arch}, Deno ${Deno.version.deno}`),
   );
 
-  run("Load the native library", permissionFlags("load"), () => {
+  const loaded = run("Load the native library", permissionFlags("load"), () => {
     say(`loaded ${libraryPath()}`);
-    say(`page size ${pageSize()} bytes`);
+    say(`page size ${size(pageSize())} (${pageSize()} bytes)`);
     say(
       `read-only views (immutable ArrayBuffers): ${
         readOnlyViewsSupported()
@@ -115,6 +138,11 @@ function tour(): number {
     );
   });
 
+  if (loaded === "failed") {
+    // Every other step calls into the library: its error once, not once a step.
+    say(red("the other steps need the native library: the tour stops here"));
+    return summary();
+  }
   const page = (() => {
     try {
       return pageSize();
@@ -124,16 +152,22 @@ function tour(): number {
   })();
 
   run("One memfd, two addresses (aliasing without copies)", permissionFlags("memory"), () => {
-    using fd = MemFd.create("tour", { size: 2 * page, noexec: MemFd.noexecSupported });
-    say(
-      `MemFd.create("tour", { size: ${2 * page} }) -> fd ${fd.fd}, seals [${fd.seals.join(", ")}]`,
-    );
+    const options = { size: 2 * page, noexec: MemFd.noexecSupported };
+    using fd = MemFd.create("tour", options);
+    say(`${call("MemFd.create", "tour", options)} -> fd ${fd.fd}, seals [${fd.seals.join(", ")}]`);
     using rw = fd.map({ access: "rw" });
     using ro = fd.map({ access: "r" });
-    say(`map rw -> ${hex(rw.address)}..${hex(rw.address + BigInt(rw.length))}`);
-    say(`map r  -> ${hex(ro.address)}..${hex(ro.address + BigInt(ro.length))}`);
+    say(`rw = ${call("fd.map", { access: "rw" })} -> ${hex(rw.address)}..${hex(end(rw))}`);
+    say(`ro = ${call("fd.map", { access: "r" })}  -> ${hex(ro.address)}..${hex(end(ro))}`);
     const text = new TextEncoder().encode("written once, seen twice");
     rw.bytes().set(text, page);
+    const pages = (m: typeof rw) => [0, 1].map((i) => label((o, n) => m.read(o, n), i * page));
+    for (
+      const line of strip([
+        ["rw", pages(rw), `${hex(rw.address)}: memfd "tour", pages 0 and 1`],
+        ["ro", pages(ro), `${hex(ro.address)}: the same two pages, no copy`],
+      ])
+    ) say(line);
     if (readOnlyViewsSupported()) {
       const seen = new TextDecoder().decode(ro.bytes(page, text.length));
       say(
@@ -160,18 +194,18 @@ function tour(): number {
     view[0] = 7;
     m.protect("r");
     say(
-      `protect("r") at ${
-        hex(m.address)
-      }: the old writable view now has length ${view.length} (detached)`,
+      `m.protect("r") at ${hex(m.address)}: the old writable view now has length ` +
+        `${view.length} (detached)`,
     );
     m.protect("rw");
     m.close();
-    say(`close(): views read ${String(view[0])}, not a segfault`);
+    say(`m.close(): views read ${String(view[0])}, not a segfault`);
   });
 
   run("Stitch chunks of two memfds into one contiguous view", permissionFlags("memory"), () => {
     using a = MemFd.create("tour-a", { size: 3 * page });
     using b = MemFd.create("tour-b", { size: 3 * page });
+    say(`a = ${call("MemFd.create", "tour-a", { size: 3 * page })}, b likewise ("tour-b")`);
     using am = a.map();
     using bm = b.map();
     for (let i = 0; i < 3; i++) {
@@ -183,69 +217,81 @@ function tour(): number {
       { source: a, offset: 0, length: 2 * page },
       { source: b, offset: 0, length: page },
     ];
-    using s = stitch(chunks);
-    say(`stitch([b[1], a[0..2], b[0]]) -> ${hex(s.address)}, ${s.length} bytes, no copy`);
-    let at = 0;
-    for (const c of chunks) {
-      const src = c.source === a ? am : bm;
-      for (let o = 0; o < c.length; o += page) {
-        const label = new TextDecoder().decode(s.read(at, 2));
-        say(
-          `  view ${hex(s.address + BigInt(at))} = ${c.source.name} page ${
-            (c.offset + o) / page
-          } (also at ${hex(src.address + BigInt(c.offset + o))}): "${label}"`,
-        );
-        at += page;
-      }
-    }
-    s.write(new TextEncoder().encode("B1"), 0);
-    say(
-      `wrote "B1" through the view; memfd tour-b page 1 now reads "${
-        new TextDecoder().decode(bm.read(page, 2))
-      }"`,
-    );
-    using ro = alias(s, { access: "r" });
-    say(`alias(view, { access: "r" }) -> ${hex(ro.address)}: the same pages, read-only`);
+    using view = stitch(chunks);
+    const shown = chunks.map((c) => ({ ...c, source: ref(c.source === a ? "a" : "b") }));
+    say(`view = stitch([`);
+    for (const c of shown) say(`  ${show(c)},`);
+    say(`]) -> ${hex(view.address)}, ${size(view.length)}, four pages of two memfds, no copy`);
+    const labels = (m: { read(o: number, n: number): Uint8Array }, n: number) =>
+      Array.from({ length: n }, (_, i) => label((o, k) => m.read(o, k), i * page));
+    const picture = () =>
+      strip([
+        ["a", labels(am, 3), `memfd "tour-a" at ${hex(am.address)}`],
+        ["b", labels(bm, 3), `memfd "tour-b" at ${hex(bm.address)}`],
+        ["view", labels(view, 4), `stitch() at ${hex(view.address)}`],
+      ]);
+    for (const line of picture()) say(line);
+    view.write(new TextEncoder().encode("B1"), 0);
+    say(`view.write("B1", 0): the write lands in memfd "tour-b" page 1`);
+    for (const line of picture()) say(line);
+    using ro = alias(view, { access: "r" });
+    say(`${call("alias", ref("view"), { access: "r" })} -> ${hex(ro.address)}: the same pages`);
+    for (const line of strip([["alias", labels(ro, 4), "read-only"]])) say(line);
   });
 
   run("A ring buffer mapped twice: every region is one view", permissionFlags("memory"), () => {
-    using ring = RingBuffer.create(page, { name: "tour-ring" });
+    const options = { name: "tour-ring" };
+    using ring = RingBuffer.create(page, options);
     say(
-      `RingBuffer.create(${page}) -> ${hex(ring.address)}..${
-        hex(ring.address + BigInt(2 * page))
-      } (one memfd mapped twice)`,
+      `${call("RingBuffer.create", page, options)} -> ${hex(ring.address)}..` +
+        `${hex(ring.address + BigInt(2 * page))} (one memfd mapped twice)`,
     );
     ring.write(new Uint8Array(page - 4));
     ring.consume();
-    ring.write(new TextEncoder().encode("wraps around"));
+    const text = "wraps around";
+    ring.write(new TextEncoder().encode(text));
     const view = ring.peek();
+    const seen = new TextDecoder().decode(view);
     say(
-      `wrote 12 bytes 4 before the end; peek() is one view at offset ${view.byteOffset}: "${
-        new TextDecoder().decode(view)
-      }"`,
+      `ring.write() of ${text.length} bytes 4 before the end; ring.peek() is one view at ` +
+        `offset ${view.byteOffset}: "${seen}"`,
+    );
+    // The seam between the two copies, where the view crosses from one to the other.
+    const cell = 12;
+    const before = page - view.byteOffset;
+    const row = (n: string) => n.padEnd(12);
+    const copy = (i: number) => `[${`copy ${i}: page 0`.padStart(cell + 2).padEnd(2 * cell)}]`;
+    say(`${row("ring")}${copy(1)}${copy(2)}  ${hex(ring.address)}`);
+    say(
+      `${row("ring.peek()")}${" ".repeat(2 * cell - before)}[${seen.slice(0, before)}|` +
+        `${seen.slice(before)}]  crosses the seam, one view`,
     );
   });
 
   run("Guard pages, page protections, protection keys", permissionFlags("memory"), () => {
-    using g = guarded(page, { guardPages: 1 });
+    const options = { guardPages: 1 };
+    using g = guarded(page, options);
+    const [low, high] = [g.address - BigInt(page), g.address + BigInt(page)];
     say(
-      `guarded(${page}) -> usable ${hex(g.address)}, PROT_NONE guards at ${
-        hex(g.address - BigInt(page))
-      } and ${hex(g.address + BigInt(page))}`,
+      `${call("guarded", page, options)} -> usable ${hex(g.address)}, ` +
+        `PROT_NONE guards at ${hex(low)} and ${hex(high)}`,
     );
     const mapsRead = { name: "read", path: "/proc/self/maps" } as const;
     if (Deno.permissions.querySync(mapsRead).state === "granted") {
-      const [guard, usable] = [protection(g.address - 1n), protection(g.address)];
-      say(`protection(): the kernel says ${guard?.perms} before, ${usable?.perms} inside`);
+      const perms = [low, g.address, high].map((at) => protection(at)?.perms ?? "?");
+      for (
+        const line of strip([
+          ["guarded", perms, `protection() of each page: the kernel's word, from /proc/self/maps`],
+        ])
+      ) say(line);
     }
     using fd = MemFd.create("tour-pages", { size: 3 * page });
     using m = fd.map();
+    const range = { mapping: ref("m"), offset: page, length: page };
     protect({ mapping: m, offset: page, length: page }, "none");
-    say(
-      `protect({ offset: ${page}, length: ${page} }, "none"): pages are ${
-        [0, 1, 2].map((i) => m.accessAt(i * page)).join(", ")
-      }; a view of page 1 is refused, not a fault`,
-    );
+    say(`${call("protect", range, "none")}: a view of page 1 is refused, not a fault`);
+    const access = [0, 1, 2].map((i) => m.accessAt(i * page));
+    for (const line of strip([["m", access, "m.accessAt() of each page"]])) say(line);
     if (Pkey.supported) {
       using key = Pkey.alloc();
       say(`protection keys: available (key ${key.key})`);
@@ -261,11 +307,11 @@ function tour(): number {
   run("Seals: limits the kernel enforces for everyone", permissionFlags("memory"), () => {
     using fd = MemFd.create("tour-seal", { size: page });
     fd.seal(["shrink", "grow"]);
-    say(`seal(["shrink", "grow"]) -> seals [${fd.seals.join(", ")}]`);
+    say(`fd.seal(["shrink", "grow"]) -> seals [${fd.seals.join(", ")}]`);
     try {
       fd.resize(2 * page);
     } catch (e) {
-      say(`resize(${2 * page}) refused: ${(e as Error).message}`);
+      say(`fd.resize(${2 * page}) refused: ${(e as Error).message}`);
     }
   });
 
@@ -280,7 +326,7 @@ function tour(): number {
       stdout: "null",
       stderr: "inherit",
     }).spawn();
-    say(`FdListener.listen("${sock}"), started pid ${child.pid}: ${dim(peer.pathname)}`);
+    say(`${call("FdListener.listen", sock)}, started pid ${child.pid}: ${dim(peer.pathname)}`);
     // The tour's steps are synchronous: short sleeps (Atomics.wait) between looks.
     const nap = new Int32Array(new SharedArrayBuffer(4));
     const until = (what: string, look: () => boolean) => {
@@ -294,8 +340,12 @@ function tour(): number {
     const m = memfd.map();
     new TextEncoder().encodeInto("hello from the tour\0", m.bytes());
     memfd.seal(["shrink", "grow"]);
-    say(`MemFd "tour-shared" sealed [${memfd.seals.join(", ")}], sent with SCM_RIGHTS`);
-    conn!.trySend(memfd, { metadata: new TextEncoder().encode("tour") });
+    const metadata = new TextEncoder().encode("tour");
+    conn!.trySend(memfd, { metadata });
+    say(
+      `MemFd "tour-shared" sealed [${memfd.seals.join(", ")}], ` +
+        `${call("conn.trySend", ref("memfd"), { metadata: ref('encode("tour")') })}: SCM_RIGHTS`,
+    );
     const reply = m.bytes().subarray(1024);
     until("reply in the shared memory", () => reply[0] !== 0);
     say(
@@ -307,7 +357,7 @@ function tour(): number {
     try {
       memfd.resize(0);
     } catch (e) {
-      say(`resize(0): ${(e as Error).message}: the peer's mapping can never fault`);
+      say(`memfd.resize(0): ${(e as Error).message}: the peer's mapping can never fault`);
     }
   });
 
@@ -324,7 +374,7 @@ function tour(): number {
     const entry = findMapping(a.address)!;
     say(
       `findMapping(${hex(a.address)}) -> ${entry.perms} ${entry.kind} "${entry.name}", ` +
-        `${formatBytes(entry.size, { binary: true })}`,
+        `${size(entry.size)}`,
     );
     const maps = readMaps("self");
     const count = (k: string) => maps.filter((m) => m.kind === k).length;
@@ -334,7 +384,12 @@ function tour(): number {
     );
     using pm = Pagemap.open("self");
     const pages = pm.read(a.address, 4);
-    say(`pagemap of the 4 pages: present ${[0, 1, 2, 3].map((i) => pages.present(i) ? 1 : 0)}`);
+    const present = [0, 1, 2, 3].map((i) => pages.present(i) ? "1" : "0");
+    say(
+      `${call("pm.read", a.address, 4)}: present ${present.join(",")} (of ${
+        call("Pagemap.open", "self")
+      })`,
+    );
     if (pages.pfnVisible) {
       say(
         `both addresses of page 1 are physical ${hex(pm.translate(a.address + BigInt(page))!)} ` +
@@ -355,13 +410,14 @@ function tour(): number {
     using m = fd.map();
     m.bytes()[0] = 1;
     lock(m);
-    say(`lock(m): mlock2 of ${hex(m.address)}; resident until unlock() or close()`);
+    say(`lock(m): mlock2 of ${hex(m.address)}; resident until m.unlock() or m.close()`);
     using pm = Pagemap.open("self");
     if (!pm.pfnVisible) {
       say(yellow("PFNs are hidden: the kernel shows them only with CAP_SYS_ADMIN (root)"));
       return;
     }
     const before = pm.translate(m.address)!;
+    say(`pm.translate(${hex(m.address)}) -> frame ${hex(before)}`);
     try {
       compactMemory();
     } catch (e) {
@@ -371,7 +427,7 @@ function tour(): number {
     }
     const after = pm.translate(m.address)!;
     say(
-      `frame ${hex(before)}, after writing 1 to /proc/sys/vm/compact_memory ${hex(after)}: ${
+      `compactMemory() (writes 1 to /proc/sys/vm/compact_memory), then ${hex(after)}: ${
         before === after ? "not moved this time" : green("moved, though locked")
       }`,
     );
@@ -385,7 +441,7 @@ function tour(): number {
     run("Map a file, gated on --allow-read for that path", permissionFlags("mapFile", path), () => {
       using m = mapFile(path);
       const first = new TextDecoder().decode(m.read(0, Math.min(m.length, 40))).split("\n")[0];
-      say(`mapFile("${path}") -> ${hex(m.address)}, ${formatBytes(m.length)}`);
+      say(`${call("mapFile", path)} -> ${hex(m.address)}, ${size(m.length)}`);
       say(`first line: ${first}`);
     });
   }
@@ -396,20 +452,21 @@ function tour(): number {
     "POSIX shared memory: a named segment, mprotect per process",
     permissionFlags("shmCreate", shmName),
     () => {
-      using shm = SharedMemory.create(shmName, { size: page, exclusive: false });
+      const options = { size: page, exclusive: false };
+      using shm = SharedMemory.create(shmName, options);
       try {
         using rw = shm.map();
         using peer = SharedMemory.open(shmName, { access: "r" });
         using ro = peer.map();
         rw.bytes()[0] = 7;
         say(
-          `SharedMemory.create("/${shmName}") -> ${shm.stat().allocated} bytes reserved (fallocate): ` +
+          `${call("SharedMemory.create", shmName, options)} -> ` +
+            `${size(shm.stat().allocated)} reserved (fallocate): ` +
             "a full /dev/shm is ENOSPC now, not SIGBUS later",
         );
         say(
-          `open("${shmName}", { access: "r" }) maps it at ${hex(ro.address)} and reads ${
-            ro.bytes()[0]
-          }`,
+          `${call("SharedMemory.open", shmName, { access: "r" })}.map() -> ${hex(ro.address)}, ` +
+            `reads ${ro.read(0, 1)[0]}`,
         );
         try {
           protect(ro, "rw");
@@ -419,10 +476,10 @@ function tour(): number {
         }
         protect(rw, "r");
         shm.write(new Uint8Array([8]));
+        say(`shm.write(${show(new Uint8Array([8]))})`);
         say(
           `protect(rw, "r") changes this mapping only: a write through the descriptor (as a ` +
-            `peer's) still lands, ` +
-            `both views read ${rw.bytes()[0]} and ${ro.bytes()[0]}`,
+            `peer's) still lands, both views read ${rw.read(0, 1)[0]} and ${ro.read(0, 1)[0]}`,
         );
       } finally {
         SharedMemory.unlink(shmName);
@@ -451,7 +508,7 @@ function tour(): number {
       const f = kpageflags([frame]);
       say(
         `a memfd's page is frame ${hex(frame)}: [${f.names(0).join(" ")}], ` +
-          `${kpagecount([frame])[0]} mapping(s)`,
+          `mapped ${kpagecount([frame])[0]} times (kpagecount)`,
       );
     }
     // Closed: the memfd and its page are freed; the frame number remains.
@@ -461,7 +518,7 @@ function tour(): number {
       : after.names(0).length === 0
       ? "no flags: free or taken by the kernel"
       : `already reused: [${after.names(0).join(" ")}]`;
-    say(`after close(), frame ${hex(frame)} is ${state}`);
+    say(`the memfd closed, frame ${hex(frame)} is ${state}`);
     // Fresh memory may land on the very frame.
     using fd = MemFd.create("tour-reuse", { size: 64 * page });
     using m = fd.map();
@@ -502,17 +559,22 @@ function tour(): number {
     for (let i = 0; i < pages; i++) heap[i * page] = i;
     const address = Deno.UnsafePointer.value(Deno.UnsafePointer.of(heap));
     using view = lazyView({ address, length: heap.length });
-    say(`lazyView({ address: ${hex(address)}, length: ${heap.length} }) -> ${hex(view.address)}`);
+    say(
+      `${call("lazyView", { address: ref(hex(address)), length: heap.length })} -> ${
+        hex(view.address)
+      }`,
+    );
     const b = view.bytes();
     const touched = [3, 64, 200];
     say(`read pages ${touched.join(", ")}: ${touched.map((p) => b[p * page]).join(", ")}`);
     using pm = Pagemap.open("self");
     const s = view.stats();
     say(
-      `${s.faults} faults served, ${s.pagesCopied} pages copied (${s.bytesCopied} bytes); ` +
+      `view.stats(): ${s.faults} faults served, ${s.pagesCopied} pages copied ` +
+        `(${size(s.bytesCopied)}); ` +
         `pagemap: ${pm.read(view.address, pages).presentCount} of ${pages} pages present`,
     );
-    say(dim("the other pages were never copied; close() stops the handler thread"));
+    say(dim("the other pages were never copied; view.close() stops the handler thread"));
     // The view holds only the buffer's address: keep the buffer reachable while it lives.
     if (heap.length !== pages * page) throw new Error("the source buffer changed");
   });
@@ -524,11 +586,11 @@ function tour(): number {
       say(`PhysicalMemory.open() -> "${mem.device}"`);
       const s = mem.smbios();
       say(
-        `smbios(): ${s.entryPoint.anchor} entry point at ${hex(s.entryPoint.address)}, ` +
+        `mem.smbios(): ${s.entryPoint.anchor} entry point at ${hex(s.entryPoint.address)}, ` +
           `SMBIOS ${s.version}: ${s.system?.manufacturer} ${s.system?.product}, ` +
           `serial ${s.system?.serial}`,
       );
-      say(`readU32(${hex(s.entryPoint.address)}) -> ${hex(mem.readU32(s.entryPoint.address))}`);
+      say(`mem.readU32(${hex(s.entryPoint.address)}) -> ${hex(mem.readU32(s.entryPoint.address))}`);
     } catch (e) {
       if (!(e instanceof MemkitError || e instanceof Deno.errors.NotFound)) throw e;
       const code = e instanceof MemkitError ? e.code : e.name;
@@ -542,7 +604,7 @@ function tour(): number {
       const bytes = ram.reduce((sum, r) => sum + (r.end - r.start), 0);
       say(
         `physicalRanges(): ${ranges.length} ranges in /proc/iomem, System RAM ${
-          formatBytes(bytes, { binary: true })
+          size(bytes)
         } in ${ram.length} ranges`,
       );
       const low = ram.find((r) => r.start >= 0x100000);
@@ -559,7 +621,8 @@ function tour(): number {
     }
   });
 
-  run("Memory shared with a kernel driver", permissionFlags("memory"), () => {
+  const kshared = permissionFlags("mapDeviceWrite", KERNEL_SHARED_PATH);
+  run("Memory shared with a kernel driver", kshared, () => {
     tourKernelShared(say, dim);
   });
 
@@ -568,13 +631,14 @@ function tour(): number {
       dim("(memkit permissions <operation> <target> prints the minimal flags)")
     }`,
   );
-  for (const [op, rule] of Object.entries(permissionTable)) {
-    console.log(`  ${op.padEnd(13)} ${rule.summary}`);
+  const ops = Object.entries(permissionTable);
+  const pad = Math.max(...ops.map(([op]) => op.length));
+  for (const [op, rule] of ops) {
+    for (const line of wrap(`${op.padEnd(pad)} ${rule.summary}`, "  ", " ".repeat(pad + 3))) {
+      console.log(line);
+    }
   }
-  const summary = `${count.ran} steps ran, ${count.skipped} skipped (a permission missing), ` +
-    `${count.failed} failed`;
-  console.log(`\n${count.failed > 0 ? red(summary) : summary}`);
-  return count.failed;
+  return summary();
 }
 
 /**
