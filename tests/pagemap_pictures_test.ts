@@ -1,4 +1,4 @@
-// flags: --allow-ffi --allow-run=$DENO,python3 --allow-read=/proc,/tmp --allow-write=/tmp --allow-sys=uid --v8-flags=--js-immutable-arraybuffer
+// flags: --allow-ffi --allow-run=$DENO,python3,setpriv --allow-read=/proc,/tmp --allow-write=/tmp --allow-sys=uid --v8-flags=--js-immutable-arraybuffer
 // memkit pagemap --summary, --strip and --svg, through the real cli.ts in a
 // child, on a python3 child whose pages this test chose: a private anonymous
 // mapping touched in a known pattern, a shared one (file-backed pages in the
@@ -260,5 +260,39 @@ rooted.test("memkit pagemap --svg writes an SVG that parses, with one mark per p
     assertEquals(Deno.statSync(dir).isDirectory && [...Deno.readDirSync(dir)].length, 2);
   } finally {
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+rooted.test("without CAP_SYS_ADMIN, --summary and --svg say the frames are hidden, and --strip still draws", async () => {
+  await using c = await child();
+  const args = ["pagemap", String(c.pid), range(c.private, PRIVATE.length)];
+  const dir = Deno.makeTempDirSync(), file = `${dir}/hidden.svg`;
+  for (const more of [["--summary"], ["--svg", file]]) {
+    const r = memkitCli(
+      [...pagemapFlags(c.pid), `--allow-write=${file}`],
+      [...args, ...more],
+      true,
+    );
+    assertEquals(r.code, 1, r.stderr);
+    assertStringIncludes(r.stderr, "CAP_SYS_ADMIN");
+  }
+  assertEquals([...Deno.readDirSync(dir)].length, 0, "no SVG written");
+  Deno.removeSync(dir, { recursive: true });
+  const strip = memkitCli(pagemapFlags(c.pid), [...args, "--strip"], true);
+  assertEquals(strip.code, 0, strip.stderr);
+  assertStringIncludes(strip.stdout, `[${PRIVATE}]`);
+});
+
+Deno.test("memkit pagemap refuses --strip with --json or --summary, and an empty --svg, as usage errors", () => {
+  for (const more of [["--strip", "--json"], ["--strip", "--summary"], ["--svg="]]) {
+    const r = memkitCli(["--allow-ffi", "--allow-read=/proc/self"], [
+      "pagemap",
+      "self",
+      "0+4K",
+      ...more,
+    ]);
+    assertEquals(r.code, 2, `${more.join(" ")}: ${r.stderr}`);
+    assertEquals(r.stdout, "");
+    assertMatch(r.stderr, /^memkit: Cannot (use --strip with|write the SVG to "")/, more.join(" "));
   }
 });
