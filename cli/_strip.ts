@@ -195,7 +195,8 @@ export function stripLegend(perCell: number, pageSize: number): string {
   // The units of the sizes beside the strips (@std/fmt/bytes, binary).
   const amount = formatBytes(perCell * pageSize, { binary: true });
   const c = STRIP_CHARS;
+  // Within 80 columns while N is below a million.
   return `${perCell} ${perCell === 1 ? "page" : "pages"} (${amount}) a cell: ` +
-    `${c.absent} absent, ${c.present} present, ${c.file} file-backed or shared, ` +
-    `${c.swapped} swapped, ${c.mixed} mixed`;
+    `${c.absent} absent ${c.present} present ${c.file} file/shared ` +
+    `${c.swapped} swapped ${c.mixed} mixed`;
 }
