@@ -141,9 +141,30 @@ and consecutive frames, with their physical frame numbers.`,
       description: "also the page flags of the frames (/proc/kpageflags; root), in brackets; " +
         "a run is split where they change, so every frame of a run has the flags shown",
     },
+    {
+      name: "summary",
+      type: "boolean",
+      description: "instead of the runs, the pages per kpageflags set, like page-types: pages, " +
+        "bytes, runs and the flags, most pages first (/proc/kpageflags; root)",
+    },
+    {
+      name: "strip",
+      type: "boolean",
+      description: "instead of the runs, a strip per mapping in the range: a cell per N pages " +
+        "(N to fit the terminal, or 100 columns), absent, present, file-backed, swapped or " +
+        "mixed (/proc/<pid>/maps)",
+    },
+    {
+      name: "svg",
+      type: "string",
+      value: "FILE",
+      description: "also write an SVG plot of virtual page against frame number to FILE, a " +
+        "mark per present page (--allow-write=FILE; frames need root)",
+    },
   ],
   json: "memkit.pagemap/1: the range, the page counts and the runs, addresses and frames " +
-    "as 0x strings; see docs/json.md",
+    "as 0x strings; with --summary, memkit.pagemap.summary/1: the pages per kpageflags set; " +
+    "see docs/json.md",
   notes: `Numbers are decimal or 0x hexadecimal, with an optional K, M, G or T suffix.
 Without CAP_SYS_ADMIN the kernel hides frame numbers (it reports 0): memkit
 says so instead of printing physical address 0.`,
@@ -151,6 +172,9 @@ says so instead of printing physical address 0.`,
     ["pagemap self 0x400000+4M", "4 MiB of this process from 0x400000"],
     ["pagemap 1234 0x7f0000000000-0x7f0000100000 --json", "a range of another process, as JSON"],
     ["pagemap self 0-0x800000000000 --flags", "the whole user space, with kpageflags (root)"],
+    ["pagemap 1234 0-0x800000000000 --summary", "its pages per kpageflags set (root)"],
+    ["pagemap 1234 0-0x800000000000 --strip", "a strip of cells per mapping"],
+    ["pagemap 1234 0x7f0000000000+64M --svg out.svg", "plot its frames against its pages"],
   ],
 };
 

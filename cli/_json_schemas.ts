@@ -112,6 +112,7 @@ export const SCHEMA_IDS = [
   "memkit.maps/1",
   "memkit.maps.brief/1",
   "memkit.pagemap/1",
+  "memkit.pagemap.summary/1",
   "memkit.phys.read/1",
   "memkit.phys.peek/1",
   "memkit.phys.poke/1",
@@ -402,6 +403,28 @@ export const SCHEMAS: Readonly<Record<SchemaId, Shape>> = {
       arr(obj(RUN)),
       "the runs of present or swapped pages with the same state and consecutive frames, in " +
         "address order; the pages between runs are not in memory",
+    ),
+  }),
+  "memkit.pagemap.summary/1": schema("memkit.pagemap.summary/1", {
+    pid: f(int, "the process (self: memkit's own pid)"),
+    start: position("the range's start, rounded down to a page"),
+    end: position("the range's end (exclusive), rounded up to a page"),
+    pageSize: bytes("the page size"),
+    pages: f(int, "how many pages the range has", { unit: "pages" }),
+    present: f(int, "how many of them are present (the sum of `sets[].pages`)", {
+      unit: "pages",
+    }),
+    swapped: f(int, "how many are swapped out (in no set: they have no frame)", {
+      unit: "pages",
+    }),
+    sets: f(
+      arr(obj({
+        kpageflags: f(arr(str(/^[A-Z0-9_]+$/)), "the `/proc/kpageflags` flags of these frames"),
+        pages: f(int, "how many present pages have exactly these flags", { unit: "pages" }),
+        bytes: bytes("`pages` times the page size"),
+        runs: f(int, "in how many runs of consecutive frames with these flags"),
+      })),
+      "one per distinct kpageflags set among the present pages, most pages first",
     ),
   }),
   "memkit.phys.read/1": schema("memkit.phys.read/1", {

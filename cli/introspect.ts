@@ -38,6 +38,7 @@ import {
   parseRange,
   printPermissions,
   showHelp,
+  UsageError,
 } from "./_args.ts";
 import { bold, dim, yellow } from "./_colors.ts";
 import { MAPS, PAGEMAP } from "./_commands.ts";
@@ -45,6 +46,8 @@ import { type SchemaId, SMAPS_COUNTERS } from "./_json_schemas.ts";
 import { runCommand } from "./_fail.ts";
 import { printMaps, printRows } from "./_maps_table.ts";
 import { stdout } from "./_out.ts";
+import { colorCells, pagesPerCell, stripCells, stripLegend } from "./_strip.ts";
+import { framePlotSvg } from "./_svg.ts";
 
 const size = (n: number): string => formatBytes(n, { binary: true });
 
@@ -321,9 +324,19 @@ export function pagemapCommand(args: string[]): number {
     // A bad range is a usage error, --permissions or not.
     const range = parseRange(flags.positionals[1]);
     const withFlags = flags.has("flags");
+    const summary = flags.has("summary"), strip = flags.has("strip"), svg = flags.value("svg");
+    if (svg === "") throw new UsageError('Cannot write the SVG to "": expected a file', "pagemap");
+    if (strip && flags.has("json")) {
+      throw new UsageError("Cannot use --strip with --json: the strip is a picture", "pagemap");
+    }
+    if (strip && summary) {
+      throw new UsageError("Cannot use --strip with --summary: choose one", "pagemap");
+    }
     if (flags.has("permissions")) {
       const needs = flagsFor("pagemap", String(pid));
-      if (withFlags) needs.push(...flagsFor("kpageflags", "").slice(1));
+      if (withFlags || summary) needs.push(...flagsFor("kpageflags", "").slice(1));
+      if (strip) needs.push(...flagsFor("maps", String(pid)).slice(1));
+      if (svg !== undefined) needs.push(`--allow-write=${svg}`);
       printPermissions(needs, "pagemap", args);
       return 0;
     }
@@ -331,7 +344,42 @@ export function pagemapCommand(args: string[]): number {
     const page = BigInt(pageSize());
     const start = range.start - range.start % page;
     const end = (range.end + page - 1n) / page * page;
-    const report = pagemapRuns(pm, start, end, withFlags);
+    // The maps first: a missing permission stops the command before the scan.
+    const maps = strip ? readMaps(pid) : undefined;
+    const report = pagemapRuns(pm, start, end, withFlags || summary);
+    if ((summary || svg !== undefined) && !report.pfnVisible && report.present > 0) {
+      throw new Error(
+        `Cannot ${summary ? "sum up the kpageflags of" : "plot"} the pages: ${PFN_HIDDEN}`,
+      );
+    }
+    if (svg !== undefined) writeFramePlot(svg, pid, report);
+    if (maps !== undefined) {
+      printStrips(pid, report, maps);
+      return 0;
+    }
+    if (summary) {
+      const sets = flagSets(report.runs);
+      if (flags.has("json")) {
+        const schema: SchemaId = "memkit.pagemap.summary/1";
+        stdout.json({
+          schema,
+          pid: pid === "self" ? Deno.pid : pid,
+          start: report.start,
+          end: report.end,
+          pageSize: pageSize(),
+          pages: report.pages,
+          present: report.present,
+          swapped: report.swapped,
+          sets: sets.map((s) => ({
+            kpageflags: s.names,
+            pages: s.pages,
+            bytes: s.pages * pageSize(),
+            runs: s.runs,
+          })),
+        });
+      } else printSummary(pid, report, sets);
+      return 0;
+    }
     if (flags.has("json")) {
       const r = report.runs;
       const ps = pageSize();
@@ -558,4 +606,135 @@ function printPagemap(pid: ProcessId, r: PagemapReport): void {
     `${r.present} present (${size(r.present * ps)}), ${r.swapped} swapped, ` +
       `${r.pages - r.present - r.swapped} not in memory`,
   );
+}
+
+// ---- memkit pagemap --summary, --strip, --svg ----
+
+/** The present pages with one kpageflags set: how many, in how many runs. */
+interface FlagSet {
+  names: string[];
+  pages: number;
+  runs: number;
+}
+
+/**
+ * The present pages per kpageflags set, most pages first (then by the
+ * flags), from runs split by kpageflags: each run's frames share one set.
+ */
+function flagSets(runs: Runs): FlagSet[] {
+  const sets = new Map<string, FlagSet>();
+  for (let i = 0; i < runs.length; i++) {
+    const names = runs.kpageflags[i];
+    if (names === undefined || runs.pfn[i] < 0) continue; // not present
+    const key = names.join(",");
+    const set = sets.get(key);
+    if (set) {
+      set.pages += runs.pages[i];
+      set.runs++;
+    } else sets.set(key, { names, pages: runs.pages[i], runs: 1 });
+  }
+  return [...sets.values()].sort((a, b) =>
+    b.pages - a.pages || (a.names.join(",") < b.names.join(",") ? -1 : 1)
+  );
+}
+
+function printSummary(pid: ProcessId, r: PagemapReport, sets: FlagSet[]): void {
+  const ps = pageSize();
+  stdout.line(
+    bold(`${pid}: ${hex(r.start)}-${hex(r.end)}`) +
+      dim(` ${r.pages} pages (${size(r.pages * ps)}), ${r.present} present`),
+  );
+  stdout.line(
+    bold(
+      `${"pages".padStart(10)} ${"bytes".padStart(14)} ${"size".padStart(10)} ${
+        "runs".padStart(8)
+      }  kpageflags`,
+    ),
+  );
+  for (const s of sets) {
+    stdout.line(
+      `${String(s.pages).padStart(10)} ${String(s.pages * ps).padStart(14)} ${
+        size(s.pages * ps).padStart(10)
+      } ${String(s.runs).padStart(8)}  ${s.names.length ? s.names.join(",") : "-"}`,
+    );
+  }
+  stdout.line(
+    `${r.present} present pages (${size(r.present * ps)}) in ${sets.length} kpageflags ` +
+      `${sets.length === 1 ? "set" : "sets"}, ${r.swapped} swapped`,
+  );
+}
+
+/** The width of the text around a strip: address, size, brackets, name. */
+const STRIP_LABEL = 12 + 1 + 10 + 1 + 2 + 1 + 20;
+
+/** The columns of the terminal on stdout, or 100 when it is not one. */
+function terminalColumns(): number {
+  try {
+    if (Deno.stdout.isTerminal()) return Deno.consoleSize().columns;
+  } catch {
+    // no size: a pipe after all
+  }
+  return 100;
+}
+
+function printStrips(pid: ProcessId, r: PagemapReport, maps: MapsEntry[]): void {
+  const ps = pageSize();
+  const lines = maps.filter((m) => m.end > r.start && m.start < r.end).map((m) => {
+    const start = Number(m.start > r.start ? m.start : r.start);
+    const end = Number(m.end < r.end ? m.end : r.end);
+    const name = m.path || `[${m.kind}]`;
+    return { start, pages: (end - start) / ps, name };
+  });
+  const longest = lines.reduce((n, l) => Math.max(n, l.pages), 0);
+  const perCell = pagesPerCell(longest, Math.max(10, terminalColumns() - STRIP_LABEL));
+  stdout.line(
+    bold(`${pid}: ${hex(r.start)}-${hex(r.end)}`) +
+      dim(
+        ` ${r.pages} pages (${size(r.pages * ps)}), ${lines.length} ` +
+          `${lines.length === 1 ? "mapping" : "mappings"}`,
+      ),
+  );
+  const bits = { present: PageBits.PRESENT, swapped: PageBits.SWAPPED, file: PageBits.FILE };
+  for (const l of lines) {
+    const cells = stripCells(r.runs, l.start, l.pages, ps, perCell, bits);
+    const name = l.name.length > 20 ? "…" + l.name.slice(-19) : l.name;
+    stdout.line(
+      `${l.start.toString(16).padStart(12)} ${size(l.pages * ps).padStart(10)} ` +
+        `[${colorCells(cells)}] ${name}`,
+    );
+  }
+  if (lines.length === 0) stdout.line("no mapping in the range");
+  stdout.line(dim(stripLegend(perCell, ps)));
+}
+
+/** The most marks an SVG gets: a page each. */
+const SVG_MAX_PAGES = 1 << 20;
+
+function writeFramePlot(file: string, pid: ProcessId, r: PagemapReport): void {
+  const ps = pageSize(), runs = r.runs;
+  let marks = 0;
+  for (let i = 0; i < runs.length; i++) if (runs.pfn[i] >= 0) marks += runs.pages[i];
+  if (marks > SVG_MAX_PAGES) {
+    throw new RangeError(
+      `Cannot plot "${marks}" present pages: at most "${SVG_MAX_PAGES}" (a mark each); ` +
+        "choose a smaller range",
+    );
+  }
+  const index = new Float64Array(marks), frame = new Float64Array(marks);
+  const first = Number(r.start);
+  let k = 0;
+  for (let i = 0; i < runs.length; i++) {
+    if (runs.pfn[i] < 0) continue;
+    const at = (runs.start[i] - first) / ps;
+    for (let j = 0; j < runs.pages[i]; j++, k++) {
+      index[k] = at + j;
+      frame[k] = runs.pfn[i] + j;
+    }
+  }
+  const title = `memkit pagemap ${pid} ${hex(r.start)}-${hex(r.end)}`;
+  Deno.writeTextFileSync(
+    file,
+    framePlotSvg({ title, start: r.start, pages: r.pages, index, frame }),
+  );
+  console.error(`memkit: wrote "${file}": ${marks} present ${marks === 1 ? "page" : "pages"}`);
 }

@@ -180,6 +180,18 @@ Deno.test("memkit pagemap --json of a range conforms: 0x starts, ends and frames
     "--json",
   ]);
   assertGreater(whole.present, 0);
+  // --summary: the present pages per kpageflags set (frames need root; page 0 has none).
+  const summary = conform("memkit.pagemap.summary/1", flags, [
+    "pagemap",
+    String(p.pid),
+    root ? range : "0+4K",
+    "--summary",
+    "--json",
+  ]);
+  assertEquals(
+    summary.sets.reduce((n: number, s: { pages: number }) => n + s.pages, 0),
+    summary.present,
+  );
 });
 
 probed({

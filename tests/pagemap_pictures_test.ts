@@ -1,0 +1,298 @@
+// flags: --allow-ffi --allow-run=$DENO,python3,setpriv --allow-read=/proc,/tmp --allow-write=/tmp --allow-sys=uid --v8-flags=--js-immutable-arraybuffer
+// memkit pagemap --summary, --strip and --svg, through the real cli.ts in a
+// child, on a python3 child whose pages this test chose: a private anonymous
+// mapping touched in a known pattern, a shared one (file-backed pages in the
+// pagemap) written in another, and a longer one with its first half touched.
+// The summary is checked against Pagemap and kpageflags read here, the strip
+// against the patterns, the SVG with python3's XML parser (a tool nobody
+// here wrote) and against the frames read here.
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { kpageflags, PageBits, Pagemap, pageSize } from "../mod.ts";
+import { memkitCli } from "./fixtures/cli.ts";
+import { lacks, need } from "./fixtures/skip.ts";
+
+const python = need(lacks("python3"));
+const root = Deno.uid() === 0;
+const rooted = need(lacks("python3") || (!root && "frame numbers need CAP_SYS_ADMIN (root)"));
+
+/** The private mapping's pages: `#` touched (written), `.` never. */
+const PRIVATE = "##..#...####.#.#..##";
+/** The shared mapping's pages: `f` written (shared memory: file pages in the pagemap). */
+const SHARED = "f.ff...f..ff";
+/** The long mapping: its first half written, its second half never. */
+const LONG = 200;
+
+const CHILD = `
+import ctypes, json, mmap, os, sys
+PS = mmap.PAGESIZE
+def mapping(pages, flags):
+    m = mmap.mmap(-1, pages * PS, flags=flags)
+    m.madvise(mmap.MADV_NOHUGEPAGE)  # no huge page: each touched page one page
+    return m
+priv = mapping(${PRIVATE.length}, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+for i, c in enumerate(${JSON.stringify(PRIVATE)}):
+    if c == "#": priv[i * PS] = 1
+shared = mapping(${SHARED.length}, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+for i, c in enumerate(${JSON.stringify(SHARED)}):
+    if c == "f": shared[i * PS] = 1
+long = mapping(${LONG}, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+for i in range(${LONG / 2}): long[i * PS] = 1
+at = lambda m: ctypes.addressof(ctypes.c_char.from_buffer(m))
+print(json.dumps({"pid": os.getpid(), "private": at(priv), "shared": at(shared), "long": at(long)}), flush=True)
+sys.stdin.read()
+`;
+
+interface Child {
+  pid: number;
+  private: number;
+  shared: number;
+  long: number;
+}
+
+/** The python3 child, its pages touched; disposing of it closes its stdin and waits. */
+async function child(): Promise<Child & AsyncDisposable> {
+  const p = new Deno.Command("python3", {
+    args: ["-c", CHILD],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = p.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let line = "";
+  while (!line.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the python3 child ended early: ${line}`);
+    line += value;
+  }
+  const info = JSON.parse(line) as Child;
+  return {
+    ...info,
+    async [Symbol.asyncDispose]() {
+      await p.stdin.close();
+      await reader.cancel();
+      await p.status;
+    },
+  };
+}
+
+const range = (at: number, pages: number) => `0x${at.toString(16)}+${pages * pageSize()}`;
+
+const pagemapFlags = (pid: number) => [
+  "--allow-ffi",
+  `--allow-read=/proc/${pid}/pagemap,/proc/${pid}/maps,/proc/kpageflags`,
+];
+
+/** The present pages of `pages` pages from `at`, read here: frames and their kpageflags. */
+function truth(pid: number, at: number, pages: number): { frame: number; names: string }[] {
+  using pm = Pagemap.open(pid);
+  const cols = pm.read(BigInt(at), pages);
+  const present: number[] = [];
+  for (let i = 0; i < pages; i++) {
+    if (cols.flags[i] & PageBits.PRESENT) present.push(cols.frame[i]);
+  }
+  assertEquals(present.length, cols.presentCount, "every present page has its frame (root)");
+  const kf = kpageflags(new BigUint64Array(present.map(BigInt)));
+  return present.map((frame, i) => ({ frame, names: kf.names(i).join(",") }));
+}
+
+python.test("memkit pagemap --strip draws each mapping's pages, a cell a page, in its pattern", async () => {
+  await using c = await child();
+  for (const [at, pattern] of [[c.private, PRIVATE], [c.shared, SHARED]] as const) {
+    const r = memkitCli(pagemapFlags(c.pid), [
+      "pagemap",
+      String(c.pid),
+      range(at, pattern.length),
+      "--strip",
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    // The header, one mapping (the range is exactly it), the legend.
+    assertEquals(lines.length, 3, r.stdout);
+    assertStringIncludes(lines[1], `${at.toString(16)} `);
+    assertStringIncludes(lines[1], `[${pattern}]`);
+    assertMatch(lines[2], /^1 page \(4 [kK]iB\) a cell/);
+    assert(!r.stdout.includes("\x1b["), "no colour into a pipe");
+  }
+});
+
+python.test("memkit pagemap --strip puts N pages in a cell to fit 100 columns, and says N", async () => {
+  await using c = await child();
+  const r = memkitCli(pagemapFlags(c.pid), [
+    "pagemap",
+    String(c.pid),
+    range(c.long, LONG),
+    "--strip",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split("\n");
+  const n = Number(/^(\d+) pages \(/.exec(lines[2])?.[1]);
+  assert(n > 1, lines[2]);
+  const cells = /\[([^\]]*)\]/.exec(lines[1])![1];
+  assertEquals(cells, "#".repeat(LONG / 2 / n) + ".".repeat(LONG / 2 / n), `${n} pages a cell`);
+  assert(lines.every((l) => l.length <= 100), r.stdout);
+  // A range over two mappings and the gap between: a line each, one N for both.
+  const from = Math.min(c.private, c.long), to = Math.max(c.private, c.long);
+  const both = memkitCli(pagemapFlags(c.pid), [
+    "pagemap",
+    String(c.pid),
+    `0x${from.toString(16)}-0x${
+      (to + (to === c.long ? LONG : PRIVATE.length) * pageSize()).toString(16)
+    }`,
+    "--strip",
+  ]);
+  assertEquals(both.code, 0, both.stderr);
+  assertStringIncludes(both.stdout, `${c.private.toString(16)} `);
+  assertStringIncludes(both.stdout, `${c.long.toString(16)} `);
+});
+
+rooted.test("memkit pagemap --summary counts the present pages per kpageflags set as kpageflags reads them", async () => {
+  await using c = await child();
+  for (
+    const [at, pages] of [[c.private, PRIVATE.length], [c.shared, SHARED.length], [c.long, LONG]]
+  ) {
+    const args = ["pagemap", String(c.pid), range(at, pages)];
+    const r = memkitCli(pagemapFlags(c.pid), [...args, "--summary", "--json"]);
+    assertEquals(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assertEquals(out.schema, "memkit.pagemap.summary/1");
+    const expected = new Map<string, number>();
+    const pagesHere = truth(c.pid, at, pages);
+    for (const p of pagesHere) expected.set(p.names, (expected.get(p.names) ?? 0) + 1);
+    const got = new Map<string, number>(
+      out.sets.map((
+        s: { kpageflags: string[]; pages: number },
+      ) => [s.kpageflags.join(","), s.pages]),
+    );
+    assertEquals(got, expected);
+    const sum = out.sets.reduce((n: number, s: { pages: number }) => n + s.pages, 0);
+    assertEquals(sum, out.present);
+    assertEquals(out.present, pagesHere.length);
+    const touched = at === c.long ? LONG / 2 : [...(at === c.private ? PRIVATE : SHARED)]
+      .filter((ch) => ch !== ".").length;
+    assertEquals(out.present, touched);
+    const counts = out.sets.map((s: { pages: number }) => s.pages);
+    assertEquals(counts, counts.toSorted((a: number, b: number) => b - a), "most pages first");
+    // The runs of --flags are split where the flags change: as many per set as the summary says.
+    const listed = JSON.parse(
+      memkitCli(pagemapFlags(c.pid), [...args, "--flags", "--json"]).stdout,
+    );
+    for (const s of out.sets) {
+      const runs = listed.runs.filter((run: { kpageflags?: string[] }) =>
+        run.kpageflags?.join(",") === s.kpageflags.join(",")
+      );
+      assertEquals(runs.length, s.runs);
+    }
+    // The text: a row per set, then the total.
+    const text = memkitCli(pagemapFlags(c.pid), [...args, "--summary"]);
+    assertEquals(text.code, 0, text.stderr);
+    const rows = text.stdout.trimEnd().split("\n");
+    assertEquals(rows.length, 3 + out.sets.length, text.stdout);
+    assertMatch(rows.at(-1)!, new RegExp(`^${out.present} present pages`));
+  }
+});
+
+python.test("memkit pagemap --summary needs /proc/kpageflags, and --permissions says so", async () => {
+  await using c = await child();
+  const args = ["pagemap", String(c.pid), range(c.private, PRIVATE.length), "--summary"];
+  const r = memkitCli(pagemapFlags(c.pid), [...args, "--permissions"]);
+  assertEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout.split("\n")[0], "--allow-read=/proc/kpageflags");
+  if (!root) return;
+  const denied = memkitCli(["--allow-ffi", `--allow-read=/proc/${c.pid}/pagemap`], args);
+  assertEquals(denied.code, 3, denied.stderr);
+  assertStringIncludes(denied.stderr, "/proc/kpageflags");
+});
+
+/** The marks of an SVG file, parsed by python3's XML parser: each `<rect class="page">`'s title. */
+function svgMarks(file: string): string[] {
+  const r = new Deno.Command("python3", {
+    args: [
+      "-c",
+      `import json, sys, xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+root = ET.parse(sys.argv[1]).getroot()
+assert root.tag == ns + "svg", root.tag
+marks = [r.find(ns + "title").text for r in root.iter(ns + "rect") if r.get("class") == "page"]
+texts = [t.text for t in root.iter(ns + "text")]
+print(json.dumps({"marks": marks, "texts": texts}))`,
+      file,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  const d = new TextDecoder();
+  assertEquals(r.code, 0, `python3 could not parse ${file}: ${d.decode(r.stderr)}`);
+  const { marks, texts } = JSON.parse(d.decode(r.stdout));
+  assert(texts.some((t: string) => t.startsWith("virtual page")), "the x axis is labelled");
+  assert(texts.includes("page frame number"), "the y axis is labelled");
+  return marks;
+}
+
+rooted.test("memkit pagemap --svg writes an SVG that parses, with one mark per present page at its frame", async () => {
+  await using c = await child();
+  const dir = Deno.makeTempDirSync();
+  try {
+    for (const [at, pages] of [[c.private, PRIVATE.length], [c.long, LONG]]) {
+      const file = `${dir}/frames-${at.toString(16)}.svg`;
+      const args = ["pagemap", String(c.pid), range(at, pages), "--svg", file];
+      const perms = memkitCli(pagemapFlags(c.pid), [...args, "--permissions"]);
+      assertStringIncludes(perms.stdout.split("\n")[0], `--allow-write=${file}`);
+      const r = memkitCli([...pagemapFlags(c.pid), `--allow-write=${file}`], args);
+      assertEquals(r.code, 0, r.stderr);
+      const marks = svgMarks(file);
+      const pagesHere = truth(c.pid, at, pages);
+      assertEquals(marks.length, pagesHere.length, "one mark per present page");
+      assertEquals(
+        marks.map((m) => /frame (0x[0-9a-f]+)$/.exec(m)![1]).toSorted(),
+        pagesHere.map((p) => `0x${p.frame.toString(16)}`).toSorted(),
+      );
+    }
+    // Without --allow-write for the file, nothing is written: a permission error (exit 3).
+    const file = `${dir}/denied.svg`;
+    const r = memkitCli(pagemapFlags(c.pid), [
+      "pagemap",
+      String(c.pid),
+      range(c.private, PRIVATE.length),
+      "--svg",
+      file,
+    ]);
+    assertEquals(r.code, 3, r.stderr);
+    assertEquals(Deno.statSync(dir).isDirectory && [...Deno.readDirSync(dir)].length, 2);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+rooted.test("without CAP_SYS_ADMIN, --summary and --svg say the frames are hidden, and --strip still draws", async () => {
+  await using c = await child();
+  const args = ["pagemap", String(c.pid), range(c.private, PRIVATE.length)];
+  const dir = Deno.makeTempDirSync(), file = `${dir}/hidden.svg`;
+  for (const more of [["--summary"], ["--svg", file]]) {
+    const r = memkitCli(
+      [...pagemapFlags(c.pid), `--allow-write=${file}`],
+      [...args, ...more],
+      true,
+    );
+    assertEquals(r.code, 1, r.stderr);
+    assertStringIncludes(r.stderr, "CAP_SYS_ADMIN");
+  }
+  assertEquals([...Deno.readDirSync(dir)].length, 0, "no SVG written");
+  Deno.removeSync(dir, { recursive: true });
+  const strip = memkitCli(pagemapFlags(c.pid), [...args, "--strip"], true);
+  assertEquals(strip.code, 0, strip.stderr);
+  assertStringIncludes(strip.stdout, `[${PRIVATE}]`);
+});
+
+Deno.test("memkit pagemap refuses --strip with --json or --summary, and an empty --svg, as usage errors", () => {
+  for (const more of [["--strip", "--json"], ["--strip", "--summary"], ["--svg="]]) {
+    const r = memkitCli(["--allow-ffi", "--allow-read=/proc/self"], [
+      "pagemap",
+      "self",
+      "0+4K",
+      ...more,
+    ]);
+    assertEquals(r.code, 2, `${more.join(" ")}: ${r.stderr}`);
+    assertEquals(r.stdout, "");
+    assertMatch(r.stderr, /^memkit: Cannot (use --strip with|write the SVG to "")/, more.join(" "));
+  }
+});
