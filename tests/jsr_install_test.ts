@@ -1,4 +1,4 @@
-// flags: --allow-run=$DENO --allow-net=127.0.0.1 --allow-read --allow-write=/tmp
+// flags: --allow-run=$DENO,sh --allow-net=127.0.0.1 --allow-read --allow-write=/tmp
 // The JSR install path, as a user who has never seen the repository meets it: the package as
 // `deno publish --dry-run` stages it, served over HTTP by a local server standing in for the
 // registry (`jsr:` specifiers cannot be served locally; an http import of the same files is the
@@ -88,7 +88,7 @@ Deno.test("deno publish ships what the package needs, and no tests, benchmarks o
   }
 });
 
-Deno.test("imported over HTTP from the published files: builds on first use, then reuses the cache", async () => {
+Deno.test("from the published files over HTTP: built on first use, then cached; installed CLI says memkit", async () => {
   const tmp = Deno.makeTempDirSync({ prefix: "memkit-jsr-" });
   const server = serve(`${tmp}/registry`);
   try {
@@ -162,6 +162,49 @@ Deno.test("imported over HTTP from the published files: builds on first use, the
     assertStringIncludes(denied.err, `--allow-write=${other}/.cache/memkit`);
     assertStringIncludes(denied.err, "MEMKIT_LIB");
     assertEquals(ccCalls(), 1);
+
+    // The CLI, installed with `deno install -g` from the package: --permissions says `memkit …`.
+    const bin = `${tmp}/root/bin`;
+    // The CLI's @std imports are npm packages: fetched from the npm registry, through this
+    // machine's TLS proxy if it has one (its CA is in the system store).
+    const env = {
+      HOME: home,
+      DENO_DIR: `${tmp}/deno_dir`,
+      PATH: `${deno.slice(0, deno.lastIndexOf("/"))}:/usr/bin:/bin`,
+      NO_COLOR: "1",
+      DENO_TLS_CA_STORE: "mozilla,system",
+    };
+    const install = await new Deno.Command(deno, {
+      args: [
+        "install",
+        "-g",
+        "--root",
+        `${tmp}/root`,
+        "-n",
+        "memkit",
+        `--allow-import=${host}`,
+        "--allow-ffi",
+        "--allow-read=/proc/self/maps",
+        `http://${host}${PREFIX}cli.ts`,
+      ],
+      cwd: `${tmp}/user`,
+      clearEnv: true,
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert(install.success, decode(install.stderr));
+    const perms = await new Deno.Command("sh", {
+      args: [`${bin}/memkit`, "maps", "self", "--permissions"],
+      clearEnv: true,
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(perms.code, 0, decode(perms.stderr));
+    const lines = decode(perms.stdout).trim().split("\n");
+    assertEquals(lines.length, 2);
+    assertEquals(lines[1], "memkit maps self");
   } finally {
     await server.shutdown();
     Deno.removeSync(tmp, { recursive: true });
