@@ -1,4 +1,4 @@
-// flags: --allow-run=$DENO,sh --allow-net=127.0.0.1 --allow-read --allow-write=/tmp
+// flags: --allow-run=$DENO,sh --allow-net=127.0.0.1 --allow-read=.,/tmp --allow-write=/tmp
 // The JSR install path, as a user who has never seen the repository meets it: the package as
 // `deno publish --dry-run` stages it, served over HTTP by a local server standing in for the
 // registry (`jsr:` specifiers cannot be served locally; an http import of the same files is the
