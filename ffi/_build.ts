@@ -1,6 +1,6 @@
 /**
  * Builds `libmemkit.so` on first use from the C sources shipped in the
- * package (`ffi/_sources.ts`), into a cache directory keyed by their hash:
+ * package (`ffi/_sources.json`), into a cache directory keyed by their hash:
  * what a copy of memkit imported from JSR (or any URL) uses, since
  * `Deno.dlopen` needs a file.
  *
@@ -10,10 +10,51 @@
  * @module
  */
 
-import { CFLAGS, FILES, HASH, VERSION } from "./_sources.ts";
+/** What `ffi/_sources.json` holds (written by `deno task sources`). */
+export interface Sources {
+  /** The package version they belong to. */
+  version: string;
+  /** A hash of the sources and flags: the cache's key. */
+  hash: string;
+  /** The Makefile's `CFLAGS`, before `-shared`. */
+  cflags: string[];
+  /** Each file of `cbits/`: its name and text. */
+  files: [string, string][];
+}
 
 /** The compiler the build runs (found on `PATH`). */
 export const COMPILER = "cc";
+
+const SOURCES_URL = new URL("./_sources.json", import.meta.url);
+/**
+ * A package loaded from a URL (JSR, https) has its sources as a module (no
+ * permission needed); a copy on disk reads them only when building, which
+ * spares every start the parse of 200 kB it will not need.
+ */
+const embedded: Sources | undefined = SOURCES_URL.protocol === "file:"
+  ? undefined
+  : (await import("./_sources.json", { with: { type: "json" } })).default as Sources;
+/** The path of the sources of a copy on disk. */
+const sourcesPath = SOURCES_URL.protocol === "file:"
+  ? decodeURIComponent(SOURCES_URL.pathname)
+  : undefined;
+let onDisk: Sources | undefined;
+
+/**
+ * The shipped sources: undefined for a copy on disk without read access to
+ * them (or without them).
+ */
+export function sources(): Sources | undefined {
+  if (embedded !== undefined) return embedded;
+  if (onDisk !== undefined || sourcesPath === undefined) return onDisk;
+  if (!granted({ name: "read", path: sourcesPath })) return undefined;
+  try {
+    onDisk = JSON.parse(Deno.readTextFileSync(sourcesPath)) as Sources;
+  } catch {
+    return undefined;
+  }
+  return onDisk;
+}
 
 function granted(desc: Deno.PermissionDescriptor): boolean {
   try {
@@ -41,8 +82,8 @@ export function cacheRoot(): string | undefined {
 }
 
 /** The cached library's path for these sources (under {@linkcode cacheRoot}). */
-export function cachedLibrary(root: string): string {
-  return `${root}/${VERSION}-${HASH}/libmemkit.so`;
+export function cachedLibrary(root: string, src: Sources): string {
+  return `${root}/${src.version}-${src.hash}/libmemkit.so`;
 }
 
 /** The flags building needs, for a cache root (or its usual place when unknown). */
@@ -51,7 +92,7 @@ export function buildFlags(root: string | undefined): string[] {
   return [
     "--allow-env=HOME,XDG_CACHE_HOME",
     `--allow-run=${COMPILER}`,
-    `--allow-read=${dir}`,
+    `--allow-read=${sourcesPath === undefined ? dir : `${dir},${sourcesPath}`}`,
     `--allow-write=${dir}`,
   ];
 }
@@ -61,7 +102,10 @@ export function missingBuildFlags(root: string | undefined): string[] {
   if (root === undefined) return buildFlags(root);
   const missing: string[] = [];
   if (!granted({ name: "run", command: COMPILER })) missing.push(`--allow-run=${COMPILER}`);
-  if (!granted({ name: "read", path: root })) missing.push(`--allow-read=${root}`);
+  const unread = [root, sourcesPath].filter((p): p is string =>
+    p !== undefined && !granted({ name: "read", path: p })
+  );
+  if (unread.length > 0) missing.push(`--allow-read=${unread.join(",")}`);
   if (!granted({ name: "write", path: root })) missing.push(`--allow-write=${root}`);
   return missing;
 }
@@ -73,22 +117,22 @@ export function missingBuildFlags(root: string | undefined): string[] {
  *
  * @returns the library's path
  */
-export function buildLibrary(root: string): string {
-  const target = cachedLibrary(root);
+export function buildLibrary(root: string, src: Sources): string {
+  const target = cachedLibrary(root, src);
   const keyDir = target.slice(0, target.lastIndexOf("/"));
   Deno.mkdirSync(keyDir, { recursive: true });
   const tmp = Deno.makeTempDirSync({ dir: keyDir, prefix: ".build-" });
   try {
-    const sources: string[] = [];
-    for (const [name, text] of FILES) {
+    const objects: string[] = [];
+    for (const [name, text] of src.files) {
       Deno.writeTextFileSync(`${tmp}/${name}`, text);
-      if (name.endsWith(".c")) sources.push(`${tmp}/${name}`);
+      if (name.endsWith(".c")) objects.push(`${tmp}/${name}`);
     }
     const out = `${tmp}/libmemkit.so`;
     let r: Deno.CommandOutput;
     try {
       r = new Deno.Command(COMPILER, {
-        args: [...CFLAGS, "-shared", "-o", out, ...sources],
+        args: [...src.cflags, "-shared", "-o", out, ...objects],
         stdin: "null",
         stdout: "piped",
         stderr: "piped",

@@ -7,7 +7,7 @@
  * (`$XDG_CACHE_HOME/memkit` or `~/.cache/memkit`, then `<version>-<hash>/`).
  * When none loads and the permissions are granted (`--allow-run=cc` and
  * read/write on the cache), the library is built into the cache from the C
- * sources the package ships (`ffi/_sources.ts`): a copy imported from JSR
+ * sources the package ships (`ffi/_sources.json`): a copy imported from JSR
  * works on first use. A failure names every path tried, the flags building
  * needs and the other ways to get a library.
  *
@@ -15,7 +15,14 @@
  */
 
 import { MK, symbols } from "./symbols.ts";
-import { buildFlags, buildLibrary, cachedLibrary, cacheRoot, missingBuildFlags } from "./_build.ts";
+import {
+  buildFlags,
+  buildLibrary,
+  cachedLibrary,
+  cacheRoot,
+  missingBuildFlags,
+  sources,
+} from "./_build.ts";
 
 /** The typed symbols of the loaded library. */
 export type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -71,7 +78,8 @@ export function libraryCandidates(): [string, string][] {
   const local = new URL("../build/libmemkit.so", import.meta.url);
   if (local.protocol === "file:") out.push(["local build", decodeURIComponent(local.pathname)]);
   const root = cacheRoot();
-  if (root !== undefined) out.push(["build cache", cachedLibrary(root)]);
+  const src = root === undefined ? undefined : sources();
+  if (root !== undefined && src !== undefined) out.push(["build cache", cachedLibrary(root, src)]);
   return out;
 }
 
@@ -203,10 +211,11 @@ function load(): NonNullable<typeof loaded> {
   // Build on first use, when every permission that needs is granted.
   const root = cacheRoot();
   const missing = missingBuildFlags(root);
-  if (root !== undefined && missing.length === 0) {
+  const src = sources();
+  if (root !== undefined && src !== undefined && missing.length === 0) {
     let built: string | undefined;
     try {
-      built = buildLibrary(root);
+      built = buildLibrary(root, src);
     } catch (e) {
       tried.push(`build on first use: ${(e as Error).message}`);
       causes.push(e as Error);

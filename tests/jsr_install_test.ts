@@ -51,7 +51,11 @@ function serve(dir: string): Deno.HttpServer<Deno.NetAddr> {
     if (path.includes("..")) return new Response("bad path", { status: 400 });
     try {
       const body = Deno.readFileSync(`${dir}${path}`);
-      const type = path.endsWith(".ts") ? "application/typescript" : "text/plain";
+      const type = path.endsWith(".ts")
+        ? "application/typescript"
+        : path.endsWith(".json")
+        ? "application/json"
+        : "text/plain";
       return new Response(body, { headers: { "content-type": type } });
     } catch {
       return new Response("not found", { status: 404 });
@@ -72,13 +76,13 @@ fd.close();
 console.log(JSON.stringify({ path: libraryPath(), back }));
 `;
 
-Deno.test("ffi/_sources.ts is in step with cbits/ (else run `deno task sources`)", async () => {
-  assertEquals(Deno.readTextFileSync(`${root}ffi/_sources.ts`), await render());
+Deno.test("ffi/_sources.json is in step with cbits/ (else run `deno task sources`)", async () => {
+  assertEquals(Deno.readTextFileSync(`${root}ffi/_sources.json`), await render());
 });
 
 Deno.test("deno publish ships what the package needs, and no tests, benchmarks or builds", async () => {
   const files = await publishedFiles();
-  for (const f of ["mod.ts", "cli.ts", "ffi/loader.ts", "ffi/_build.ts", "ffi/_sources.ts"]) {
+  for (const f of ["mod.ts", "cli.ts", "ffi/loader.ts", "ffi/_build.ts", "ffi/_sources.json"]) {
     assert(files.includes(f), `${f} is published`);
   }
   assert(files.some((f) => f.startsWith("src/")) && files.some((f) => f.startsWith("cli/")));
