@@ -167,6 +167,17 @@ Deno.test("from the published files over HTTP: built on first use, then cached; 
     assertStringIncludes(denied.err, "MEMKIT_LIB");
     assertEquals(ccCalls(), 1);
 
+    // Two first runs at once: each builds in its own temporary directory and renames the
+    // library into place, so both load a whole library.
+    const racing = `${tmp}/home3`;
+    const raceFlags = flags.map((f) => f.replaceAll(cache, `${racing}/.cache/memkit`));
+    const [r1, r2] = await Promise.all([run(racing, raceFlags), run(racing, raceFlags)]);
+    assertEquals([r1.code, r2.code], [0, 0], r1.err + r2.err);
+    assertEquals(JSON.parse(r1.out.trim()).path, JSON.parse(r2.out.trim()).path);
+    assertEquals(JSON.parse(r1.out.trim()).back, "hello");
+    const keyDir = JSON.parse(r1.out.trim()).path.replace(/\/libmemkit\.so$/, "");
+    assertEquals([...Deno.readDirSync(keyDir)].map((e) => e.name), ["libmemkit.so"]);
+
     // The CLI, installed with `deno install -g` from the package: --permissions says `memkit …`.
     const bin = `${tmp}/root/bin`;
     // The CLI's @std imports are npm packages: fetched from the npm registry, through this
