@@ -10,17 +10,13 @@
 
 const root = new URL("../", import.meta.url);
 
-/** The flags the Makefile compiles with (`CFLAGS`), then `-shared`. */
-export const CFLAGS = [
-  "-O2",
-  "-g",
-  "-fPIC",
-  "-std=c11",
-  "-Wall",
-  "-Wextra",
-  "-Werror",
-  "-fvisibility=hidden",
-] as const;
+/** The flags the Makefile compiles with (its `CFLAGS`), then `-shared`. */
+export function makefileCflags(): string[] {
+  const makefile = Deno.readTextFileSync(new URL("Makefile", root));
+  const line = makefile.match(/^CFLAGS := (.*)$/m);
+  if (line === null) throw new Error('Cannot find "CFLAGS := ..." in the Makefile');
+  return line[1].trim().split(/\s+/);
+}
 
 /** The text of `ffi/_sources.json` for the sources in `cbits/` now. */
 export async function render(): Promise<string> {
@@ -32,14 +28,15 @@ export async function render(): Promise<string> {
     n,
     Deno.readTextFileSync(new URL(`cbits/${n}`, root)),
   ]);
+  const cflags = makefileCflags();
   const version: string = JSON.parse(Deno.readTextFileSync(new URL("deno.json", root))).version;
   const digest = await crypto.subtle.digest(
     "SHA-256",
-    new TextEncoder().encode(JSON.stringify([CFLAGS, files])),
+    new TextEncoder().encode(JSON.stringify([cflags, files])),
   );
   const hash = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")
     .slice(0, 16);
-  const sources = { version, hash, cflags: CFLAGS, files };
+  const sources = { version, hash, cflags, files };
   return JSON.stringify(sources, null, 2) + "\n";
 }
 
