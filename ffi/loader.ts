@@ -72,15 +72,27 @@ function envPath(): string | undefined {
  * ```
  */
 export function libraryCandidates(): [string, string][] {
+  return [...firstCandidates(), ...cacheCandidate()];
+}
+
+/** `MEMKIT_LIB` and the local build: what is tried before the build cache. */
+function firstCandidates(): [string, string][] {
   const out: [string, string][] = [];
   const env = envPath();
   if (env) out.push(["MEMKIT_LIB", env]);
   const local = new URL("../build/libmemkit.so", import.meta.url);
   if (local.protocol === "file:") out.push(["local build", decodeURIComponent(local.pathname)]);
+  return out;
+}
+
+/**
+ * The build cache's library, when its place can be known; asked only once the
+ * others fail (a copy on disk reads the shipped sources for their hash).
+ */
+function cacheCandidate(): [string, string][] {
   const root = cacheRoot();
   const src = root === undefined ? undefined : sources();
-  if (root !== undefined && src !== undefined) out.push(["build cache", cachedLibrary(root, src)]);
-  return out;
+  return root !== undefined && src !== undefined ? [["build cache", cachedLibrary(root, src)]] : [];
 }
 
 /** Throws NotCapable unless unscoped `--allow-ffi` is granted. */
@@ -179,7 +191,7 @@ function load(): NonNullable<typeof loaded> {
   requireFfi();
   const tried: string[] = [];
   const causes: Error[] = [];
-  const candidates = libraryCandidates();
+  const candidates = firstCandidates();
   if (!candidates.some(([origin]) => origin === "MEMKIT_LIB")) {
     tried.push("MEMKIT_LIB: not set (or not readable without --allow-env=MEMKIT_LIB)");
   }
@@ -206,6 +218,9 @@ function load(): NonNullable<typeof loaded> {
     return true;
   };
   for (const [origin, path] of candidates) {
+    if (attempt(origin, path)) return loaded!;
+  }
+  for (const [origin, path] of cacheCandidate()) {
     if (attempt(origin, path)) return loaded!;
   }
   // Build on first use, when every permission that needs is granted.
