@@ -710,9 +710,10 @@ const quote = (arg: string): string =>
   shellSafe.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 
 /**
- * Prints `flags`, then the command to run with them: `memkit <command> <args>`
- * as typed, without `--permissions` (to {@linkcode stdout}, which the command
- * flushes when it ends), never in colour.
+ * Prints `flags`, then the command to run with them: `<command> <args>` as
+ * typed, without `--permissions`, after `deno run <flags> cli.ts` in a
+ * checkout or `memkit` when installed (to {@linkcode stdout}, which the
+ * command flushes when it ends), never in colour.
  *
  * @param flags The minimal deno flags.
  * @param command The subcommand (`phys`).
@@ -737,5 +738,15 @@ export function printPermissions(
   const kept = args.filter((a) => !/^--permissions(=.*)?$/.test(a));
   stdout.line(flags.join(" "));
   // Never coloured: this is read by programs (`$(memkit ... --permissions | head -1)`).
-  stdout.line(["deno run", ...flags, "cli.ts", command, ...kept.map(quote)].join(" "));
+  stdout.line([...runner(flags), command, ...kept.map(quote)].join(" "));
+}
+
+/**
+ * How the second line runs memkit: `memkit` when the CLI runs from a package
+ * URL (as `deno install -g jsr:@memkit/memkit/cli` installs it: the flags are
+ * the install's), else `deno run <flags> cli.ts` in the checkout.
+ */
+function runner(flags: readonly string[]): string[] {
+  if (!Deno.mainModule.startsWith("file:")) return ["memkit"];
+  return ["deno run", ...flags, "cli.ts"];
 }

@@ -3,13 +3,26 @@
  *
  * Search order: the `MEMKIT_LIB` environment variable (a path), then the
  * local build `build/libmemkit.so` next to this package (resolved from
- * `import.meta.url`). A failure names every path tried and the command that
- * builds the library.
+ * `import.meta.url`; only for a `file:` copy), then the build cache
+ * (`$XDG_CACHE_HOME/memkit` or `~/.cache/memkit`, then `<version>-<hash>/`).
+ * When none loads and the permissions are granted (`--allow-run=cc` and
+ * read/write on the cache), the library is built into the cache from the C
+ * sources the package ships (`ffi/_sources.json`): a copy imported from JSR
+ * works on first use. A failure names every path tried, the flags building
+ * needs and the other ways to get a library.
  *
  * @module
  */
 
 import { MK, symbols } from "./symbols.ts";
+import {
+  buildFlags,
+  buildLibrary,
+  cachedLibrary,
+  cacheRoot,
+  missingBuildFlags,
+  sources,
+} from "./_build.ts";
 
 /** The typed symbols of the loaded library. */
 export type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -47,7 +60,8 @@ function envPath(): string | undefined {
  * The paths the loader tries, in order, each with where it came from.
  *
  * @returns `[origin, path]` pairs; the local build is absent when this module
- * was not loaded from a `file:` URL (for example, from JSR over https).
+ * was not loaded from a `file:` URL (for example, from JSR over https), the
+ * build cache when neither `HOME` nor `XDG_CACHE_HOME` may be read.
  *
  * @example
  * ```ts
@@ -58,12 +72,27 @@ function envPath(): string | undefined {
  * ```
  */
 export function libraryCandidates(): [string, string][] {
+  return [...firstCandidates(), ...cacheCandidate()];
+}
+
+/** `MEMKIT_LIB` and the local build: what is tried before the build cache. */
+function firstCandidates(): [string, string][] {
   const out: [string, string][] = [];
   const env = envPath();
   if (env) out.push(["MEMKIT_LIB", env]);
   const local = new URL("../build/libmemkit.so", import.meta.url);
   if (local.protocol === "file:") out.push(["local build", decodeURIComponent(local.pathname)]);
   return out;
+}
+
+/**
+ * The build cache's library, when its place can be known; asked only once the
+ * others fail (a copy on disk reads the shipped sources for their hash).
+ */
+function cacheCandidate(): [string, string][] {
+  const root = cacheRoot();
+  const src = root === undefined ? undefined : sources();
+  return root !== undefined && src !== undefined ? [["build cache", cachedLibrary(root, src)]] : [];
 }
 
 /** Throws NotCapable unless unscoped `--allow-ffi` is granted. */
@@ -162,18 +191,20 @@ function load(): NonNullable<typeof loaded> {
   requireFfi();
   const tried: string[] = [];
   const causes: Error[] = [];
-  const candidates = libraryCandidates();
+  const candidates = firstCandidates();
   if (!candidates.some(([origin]) => origin === "MEMKIT_LIB")) {
     tried.push("MEMKIT_LIB: not set (or not readable without --allow-env=MEMKIT_LIB)");
   }
-  for (const [origin, path] of candidates) {
+  const attempt = (origin: string, path: string): boolean => {
     let dl: Deno.DynamicLibrary<typeof CORE>;
     try {
       dl = Deno.dlopen(path, CORE);
     } catch (e) {
-      tried.push(`${origin}: ${path} (${(e as Error).message.split("\n")[0]})`);
+      const why = (e as Error).message.split("\n")[0];
+      const built = origin === "build cache" && /No such file/.test(why) ? "not built yet" : why;
+      tried.push(`${origin}: ${path} (${built})`);
       causes.push(e as Error);
-      continue;
+      return false;
     }
     const abi = Number(dl.symbols.mk_core_abi_version());
     if (abi !== MK.ABI_VERSION) {
@@ -181,17 +212,45 @@ function load(): NonNullable<typeof loaded> {
       const why = `ABI version ${abi}, this module needs ${MK.ABI_VERSION}: rebuild it`;
       tried.push(`${origin}: ${path} (${why})`);
       causes.push(new Error(`${path}: ${why}`));
-      continue;
+      return false;
     }
-    const pageSize = Number(dl.symbols.mk_core_page_size());
-    loaded = { path, pageSize };
-    return loaded;
+    loaded = { path, pageSize: Number(dl.symbols.mk_core_page_size()) };
+    return true;
+  };
+  for (const [origin, path] of candidates) {
+    if (attempt(origin, path)) return loaded!;
   }
+  for (const [origin, path] of cacheCandidate()) {
+    if (attempt(origin, path)) return loaded!;
+  }
+  // Build on first use, when every permission that needs is granted.
+  const root = cacheRoot();
+  const missing = missingBuildFlags(root);
+  const src = sources();
+  if (root !== undefined && src !== undefined && missing.length === 0) {
+    let built: string | undefined;
+    try {
+      built = buildLibrary(root, src);
+    } catch (e) {
+      tried.push(`build on first use: ${(e as Error).message}`);
+      causes.push(e as Error);
+    }
+    if (built !== undefined && attempt("built now", built)) return loaded!;
+  }
+  if (root === undefined) {
+    tried.push("build cache: unknown (HOME and XDG_CACHE_HOME are not readable or not set)");
+  }
+  const howToBuild = missing.length === 0
+    ? ""
+    : `To build it on first use from the C sources memkit ships, grant ${
+      buildFlags(root).join(" ")
+    } (missing: ${missing.join(" ")}); or set`;
   // NotFound, with what each candidate answered as the cause.
   throw new Deno.errors.NotFound(
     `Cannot load the memkit native library; tried:\n  ${tried.join("\n  ")}\n` +
-      `Build it with \`${BUILD_COMMAND}\` in the memkit checkout, ` +
-      "or set MEMKIT_LIB to the path of a libmemkit.so (and grant --allow-env=MEMKIT_LIB)",
+      (howToBuild ? `${howToBuild} ` : "Set ") +
+      "MEMKIT_LIB to the path of a libmemkit.so (and grant --allow-env=MEMKIT_LIB); " +
+      `or, in a memkit checkout, build it with \`${BUILD_COMMAND}\``,
     { cause: new AggregateError(causes, "every candidate library failed to load") },
   );
 }

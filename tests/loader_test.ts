@@ -69,6 +69,10 @@ Deno.test("a failed load names every path tried and the command that builds the 
   assertStringIncludes(message, `MEMKIT_LIB: ${dir}/missing.so`);
   assertStringIncludes(message, `local build: ${dir}/build/libmemkit.so`);
   assertStringIncludes(message, "make build");
+  // Building on first use is offered, with every flag it needs.
+  assertStringIncludes(message, "--allow-run=cc");
+  assertStringIncludes(message, "--allow-write=$HOME/.cache/memkit");
+  assertStringIncludes(message, "--allow-env=HOME,XDG_CACHE_HOME");
   Deno.removeSync(dir, { recursive: true });
 });
 
