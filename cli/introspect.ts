@@ -151,7 +151,8 @@ function mapsJson(pids: readonly ProcessId[], brief: boolean): number {
       });
     }
   }
-  stdout.json({ schema: "memkit.maps.multi/1", processes, errors });
+  const multi: SchemaId = "memkit.maps.multi/1";
+  stdout.json({ schema: multi, processes, errors });
   return code;
 }
 
