@@ -6,7 +6,8 @@ import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/as
 import { memkitCli } from "./fixtures/cli.ts";
 import { lacks, need } from "./fixtures/skip.ts";
 
-const pmap = need(lacks("pmap"));
+// pmap -X to compare with, ps to wait for a sleeping sleep: both procps.
+const procps = need(lacks("pmap") || lacks("ps"));
 
 /** A sleeping `sleep 60` (its exec done: its command line is its own). */
 async function sleeper(): Promise<Deno.ChildProcess & AsyncDisposable> {
@@ -65,7 +66,7 @@ function pmapRows(
   return { rows, total };
 }
 
-pmap.test("memkit maps --bytes: the sizes of pmap -X in bytes, row by row and in total", async () => {
+procps.test("memkit maps --bytes: the sizes of pmap -X in bytes, row by row and in total", async () => {
   await using p = await sleeper();
   const r = memkitCli(["--allow-ffi", ...smaps(p.pid)], ["maps", String(p.pid), "--bytes"]);
   assertEquals(r.code, 0, r.stderr);
@@ -96,7 +97,7 @@ pmap.test("memkit maps --bytes: the sizes of pmap -X in bytes, row by row and in
   assert(!/[KMG]iB| B /.test(r.stdout), "no human units with --bytes");
 });
 
-Deno.test("memkit maps: KiB and MiB, never kiB", async () => {
+procps.test("memkit maps: KiB and MiB, never kiB", async () => {
   await using p = await sleeper();
   const r = memkitCli(["--allow-ffi", ...smaps(p.pid)], ["maps", String(p.pid)]);
   assertEquals(r.code, 0, r.stderr);
@@ -104,7 +105,7 @@ Deno.test("memkit maps: KiB and MiB, never kiB", async () => {
   assert(!r.stdout.includes("kiB"), "kiB is not a unit");
 });
 
-Deno.test("memkit maps: a header with the command line, or why it is not shown", async () => {
+procps.test("memkit maps: a header with the command line, or why it is not shown", async () => {
   await using p = await sleeper();
   const r = memkitCli(["--allow-ffi", ...smaps(p.pid)], ["maps", String(p.pid)]);
   assertEquals(r.code, 0, r.stderr);
@@ -125,7 +126,7 @@ Deno.test("memkit maps: a header with the command line, or why it is not shown",
   );
 });
 
-Deno.test("memkit maps: a totals row per kind that sums its rows, then the grand total", async () => {
+procps.test("memkit maps: a totals row per kind that sums its rows, then the grand total", async () => {
   await using p = await sleeper();
   const r = memkitCli(["--allow-ffi", ...smaps(p.pid)], ["maps", String(p.pid), "--bytes"]);
   assertEquals(r.code, 0, r.stderr);
@@ -149,7 +150,7 @@ Deno.test("memkit maps: a totals row per kind that sums its rows, then the grand
   assertEquals(all.length, 8, "the grand total has sizes only");
 });
 
-pmap.test("memkit maps -o chooses and orders the columns; an unknown one is a usage error", async () => {
+procps.test("memkit maps -o chooses and orders the columns; an unknown one is a usage error", async () => {
   await using p = await sleeper();
   const r = memkitCli(["--allow-ffi", ...smaps(p.pid)], [
     "maps",
@@ -182,7 +183,7 @@ pmap.test("memkit maps -o chooses and orders the columns; an unknown one is a us
   assertStringIncludes(help.stdout, "--bytes");
 });
 
-Deno.test("memkit maps with several pids: a table each; an unreadable pid on stderr, exit 1", async () => {
+procps.test("memkit maps with several pids: a table each; an unreadable pid on stderr, exit 1", async () => {
   await using a = await sleeper();
   await using b = await sleeper();
   const gone = 4194000;
