@@ -104,7 +104,7 @@ totals row per kind (file, anonymous, heap, stack, ...) and the grand total.`,
     {
       name: "bytes",
       type: "boolean",
-      description: "sizes as byte counts (4096) instead of binary units (4 KiB)",
+      description: "sizes in bytes (4096), not in binary units (4 KiB)",
     },
     {
       name: "columns",

@@ -32,6 +32,8 @@ import {
 } from "../src/pagemap.ts";
 import type { Operation } from "../src/permissions.ts";
 import {
+  allFlags,
+  didYouMean,
   flagsFor,
   hex,
   parseCommandLine,
@@ -78,7 +80,16 @@ export function mapsCommand(args: string[]): number {
     const flags = parseCommandLine(MAPS, args);
     if (flags.has("help")) return showHelp(MAPS);
     const brief = flags.has("brief");
-    const pids = flags.positionals.map(parsePid);
+    const pids = flags.positionals.map((text, i) => {
+      if (i === 0 || /^([1-9][0-9]*|self)$/.test(text)) return parsePid(text);
+      // A word after the first pid: most likely a flag typed without its dashes.
+      const flag = didYouMean(text, allFlags(MAPS).map((f) => `--${f.name}`));
+      throw new UsageError(
+        `Unexpected argument "${text}": memkit maps takes only <pid|self>...` +
+          (flag === undefined ? " (pids, or self)" : `: did you mean ${flag}?`),
+        "maps",
+      );
+    });
     const typed = flags.value("columns");
     const columns = typed === undefined ? undefined : parseColumns(typed, brief);
     const json = flags.has("json");

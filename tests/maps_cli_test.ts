@@ -3,6 +3,8 @@
 // header with the command line and the totals per kind, through the real
 // cli.ts against running `sleep` processes.
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { MAPS } from "../cli/_commands.ts";
+import { MAPS_COLUMNS } from "../cli/_maps_table.ts";
 import { memkitCli } from "./fixtures/cli.ts";
 import { lacks, need } from "./fixtures/skip.ts";
 
@@ -211,4 +213,9 @@ procps.test("memkit maps with several pids: a table each; an unreadable pid on s
   assertEquals(out.processes.map((x: { pid: number }) => x.pid), [a.pid]);
   assertEquals(out.processes[0].schema, "memkit.maps/1");
   assertEquals([out.errors[0].pid, out.errors[0].error], [gone, "NotFound"]);
+});
+
+Deno.test("memkit maps --help names every column -o takes", () => {
+  const notes = MAPS.notes ?? "";
+  for (const name of MAPS_COLUMNS) assertMatch(notes, new RegExp(`\\b${name}\\b`), name);
 });
