@@ -3,7 +3,7 @@
 // readSmapsRows with each line made in C (mk_proc_smaps_format).
 
 import { format as formatBytes } from "@std/fmt/bytes";
-import { didYouMean } from "./_args.ts";
+import { didYouMean, UsageError } from "./_args.ts";
 import { bold, dim } from "./_colors.ts";
 import { SMAPS_COUNTERS } from "./_json_schemas.ts";
 import { ERRNO } from "../ffi/errors.ts";
@@ -141,17 +141,21 @@ export function parseColumns(text: string, brief: boolean): string[] {
     const name = lower.get(typed.trim().toLowerCase());
     if (name === undefined) {
       const guess = didYouMean(typed.trim(), MAPS_COLUMNS);
-      throw new TypeError(
+      throw new UsageError(
         `Unknown column "${typed}" for memkit maps -o` +
           (guess === undefined
             ? `: expected some of ${MAPS_COLUMNS.join(",")}`
             : `: did you mean ${guess}?`),
+        "maps",
       );
     }
-    if (names.includes(name)) throw new TypeError(`Cannot show column "${typed}" twice`);
+    if (names.includes(name)) {
+      throw new UsageError(`Cannot show column "${typed}" twice`, "maps");
+    }
     if (brief && COLUMNS[name].smaps) {
-      throw new TypeError(
+      throw new UsageError(
         `Cannot show column "${typed}" with --brief: it is a counter of /proc/<pid>/smaps`,
+        "maps",
       );
     }
     names.push(name);
@@ -251,9 +255,10 @@ class Totals {
   }
   /** The totals rows: one per kind, then the grand total. */
   print(out: Output, layout: Layout): void {
-    const hasKind = layout.names.includes("kind");
+    // The kind in its own column, "total" where the label goes; else the kind is the label.
+    const apart = layout.names.includes("kind") && layout.names[layout.labelAt] !== "kind";
     for (const [kind, { sums, count }] of this.kinds) {
-      out.line(layout.totals(hasKind ? "total" : kind, sums, kind, count));
+      out.line(layout.totals(apart ? "total" : kind, sums, kind, count));
     }
     out.line(layout.totals("total", this.all));
   }

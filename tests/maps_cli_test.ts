@@ -176,6 +176,20 @@ procps.test("memkit maps -o chooses and orders the columns; an unknown one is a 
   ]);
   assertEquals(long.code, 0, long.stderr);
   assertMatch(long.stdout.split("\n")[2], /^ *[0-9a-f]+ [a-z]+ *$/);
+  // Kind as the first column: a kind's totals row names its kind there.
+  const byKind = memkitCli(["--allow-ffi", ...smaps(p.pid)], [
+    "maps",
+    String(p.pid),
+    "-o",
+    "kind,size",
+    "--bytes",
+  ]);
+  assertEquals(byKind.code, 0, byKind.stderr);
+  const kindLines = byKind.stdout.trimEnd().split("\n");
+  const n = Number(/\((\d+) mappings\)$/.exec(kindLines[0])![1]);
+  const kinds = new Set(kindLines.slice(2, 2 + n).map((l) => l.trim().split(/ +/)[0]));
+  const rows = kindLines.slice(2 + n).map((l) => l.trim().split(/ +/));
+  assertEquals(rows.map((t) => t[0]), [...kinds, "total"]);
   const typo = memkitCli(["--allow-ffi", ...smaps(p.pid)], ["maps", String(p.pid), "-o", "rsss"]);
   assertEquals(typo.code, 2);
   assertStringIncludes(typo.stderr, 'Unknown column "rsss"');
