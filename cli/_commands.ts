@@ -84,26 +84,52 @@ be named in a deno flag (Deno splits the lists at commas): that is an error.`,
  * import { MAPS } from "./_commands.ts";
  * import { assertEquals } from "@std/assert";
  *
- * assertEquals(MAPS.flags?.map((f) => f.name), ["brief"]);
+ * assertEquals(MAPS.flags?.map((f) => f.name), ["brief", "bytes", "columns"]);
  * ```
  */
 export const MAPS: CommandSpec = {
   name: "maps",
   summary: "a process's mappings with sizes, like pmap -X",
-  description: `Every mapping of a process, like pmap -X: address, permissions, offset,
-device, inode, sizes (Rss, Pss, dirty, anonymous, swap, locked), kind, path.`,
-  positionals: [PID],
+  description: `Every mapping of one or more processes, like pmap -X: address, permissions,
+offset, device, inode, sizes (Rss, Pss, dirty, anonymous, swap, locked), kind,
+path. Each table starts with the pid and its command line and ends with a
+totals row per kind (file, anonymous, heap, stack, ...) and the grand total.`,
+  positionals: [{ ...PID, name: "<pid|self>...", rest: true }],
   flags: [
     {
       name: "brief",
       type: "boolean",
       description: "/proc/<pid>/maps only (no sizes; needs only that file)",
     },
+    {
+      name: "bytes",
+      type: "boolean",
+      description: "sizes in bytes (4096), not in binary units (4 KiB)",
+    },
+    {
+      name: "columns",
+      short: "o",
+      type: "string",
+      value: "LIST",
+      description: "the columns to show, in order, comma-separated (names below)",
+    },
   ],
   json: "memkit.maps/1 (with --brief memkit.maps.brief/1): pid and mappings[], addresses " +
-    "as 0x strings, sizes in bytes; see docs/json.md",
+    "as 0x strings, sizes in bytes; several pids: memkit.maps.multi/1 (processes[], errors[]); " +
+    "see docs/json.md",
+  notes: `Columns (-o): address, end, perm, offset, device, inode, size, rss, pss, dirty
+(Private_Dirty + Shared_Dirty), anon, swap, locked, the other smaps counters
+by their JSON names (pssDirty, sharedClean, sharedDirty, privateClean,
+privateDirty, referenced, ksm, lazyFree, anonHugePages, shmemPmdMapped,
+filePmdMapped, sharedHugetlb, privateHugetlb, swapPss), kind and mapping.
+The header's command line needs --allow-read=/proc/<pid>/cmdline; without it
+the header says so. A pid that cannot be read is reported on stderr, the
+others still print, and the exit code is that of the first failure.`,
   examples: [
-    ["maps self", "this process's mappings, with sizes and totals"],
+    ["maps self", "this process's mappings, with sizes, totals per kind and in all"],
+    ["maps 1234 --bytes", "sizes in bytes, to sort or sum (like pmap -X)"],
+    ["maps 1234 -o size,rss,kind,mapping", "only these columns, in this order"],
+    ["maps 1234 5678 self", "one table per process"],
     ["maps 1234 --json", "as JSON (needs --allow-read=/proc/1234/smaps)"],
     ["maps 1234 --brief", "without sizes (needs only --allow-read=/proc/1234/maps)"],
     ["maps 1234 --permissions", "the deno flags for that call"],

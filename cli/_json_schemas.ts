@@ -103,6 +103,7 @@ function schema(id: SchemaId, fields: Record<string, Field>): Shape {
  * assertEquals(SCHEMA_IDS.filter((id) => id.startsWith("memkit.maps")), [
  *   "memkit.maps/1",
  *   "memkit.maps.brief/1",
+ *   "memkit.maps.multi/1",
  * ]);
  * ```
  */
@@ -111,6 +112,7 @@ export const SCHEMA_IDS = [
   "memkit.permissions.operation/1",
   "memkit.maps/1",
   "memkit.maps.brief/1",
+  "memkit.maps.multi/1",
   "memkit.pagemap/1",
   "memkit.pagemap.summary/1",
   "memkit.phys.read/1",
@@ -350,6 +352,16 @@ const CHECK: Record<string, Field> = {
   ),
 };
 
+// The two schemas of one pid, also the items of memkit.maps.multi/1.
+const MAPS_ONE = schema("memkit.maps/1", {
+  pid: f(int, "the process (self: memkit's own pid)"),
+  mappings: f(arr(obj(MAPPING)), "every mapping (`/proc/<pid>/smaps`), in address order"),
+});
+const MAPS_BRIEF = schema("memkit.maps.brief/1", {
+  pid: f(int, "the process (self: memkit's own pid)"),
+  mappings: f(arr(obj(MAPS_LINE)), "every mapping (`/proc/<pid>/maps`), in address order"),
+});
+
 /**
  * Every schema by its id.
  *
@@ -378,13 +390,26 @@ export const SCHEMAS: Readonly<Record<SchemaId, Shape>> = {
     target: f(str(), "its target as named (`<target>` when none was)"),
     flags: f(arr(str(/^--allow-/)), "the minimal deno flags for it on that target"),
   }),
-  "memkit.maps/1": schema("memkit.maps/1", {
-    pid: f(int, "the process (self: memkit's own pid)"),
-    mappings: f(arr(obj(MAPPING)), "every mapping (`/proc/<pid>/smaps`), in address order"),
-  }),
-  "memkit.maps.brief/1": schema("memkit.maps.brief/1", {
-    pid: f(int, "the process (self: memkit's own pid)"),
-    mappings: f(arr(obj(MAPS_LINE)), "every mapping (`/proc/<pid>/maps`), in address order"),
+  "memkit.maps/1": MAPS_ONE,
+  "memkit.maps.brief/1": MAPS_BRIEF,
+  "memkit.maps.multi/1": schema("memkit.maps.multi/1", {
+    processes: f(
+      arr({ kind: "either", of: [MAPS_ONE, MAPS_BRIEF] }),
+      "one object per pid read, in the order named: a `memkit.maps/1` object " +
+        "(with `--brief` a `memkit.maps.brief/1` one), its own `schema` included",
+    ),
+    errors: f(
+      arr(obj({
+        pid: f(int, "the pid that could not be read (self: memkit's own pid)"),
+        error: f(str(), "the error's name (`NotFound`, `PermissionDenied`, `NotCapable`, ...)"),
+        code: f(
+          { kind: "either", of: [str(/^E[A-Z0-9]+$/), { kind: "null" }] },
+          "the errno's name, or null",
+        ),
+        message: f(str(), "the message, as on stderr"),
+      })),
+      "one object per pid that could not be read (also reported on stderr; exit code not 0)",
+    ),
   }),
   "memkit.pagemap/1": schema("memkit.pagemap/1", {
     pid: f(int, "the process (self: memkit's own pid)"),

@@ -13,7 +13,7 @@
 import { format as formatBytes } from "@std/fmt/bytes";
 // The modules themselves, not mod.ts: `memkit maps` loads no physical-memory code.
 import { MemkitError } from "../ffi/errors.ts";
-import { pageSize } from "../ffi/loader.ts";
+import { bind, pageSize } from "../ffi/loader.ts";
 import { kpageflags } from "../src/kpageflags.ts";
 import {
   type MapsEntry,
@@ -32,6 +32,8 @@ import {
 } from "../src/pagemap.ts";
 import type { Operation } from "../src/permissions.ts";
 import {
+  allFlags,
+  didYouMean,
   flagsFor,
   hex,
   parseCommandLine,
@@ -43,9 +45,9 @@ import {
 import { bold, dim, yellow } from "./_colors.ts";
 import { MAPS, PAGEMAP } from "./_commands.ts";
 import { type SchemaId, SMAPS_COUNTERS } from "./_json_schemas.ts";
-import { runCommand } from "./_fail.ts";
-import { printMaps, printRows } from "./_maps_table.ts";
-import { stdout } from "./_out.ts";
+import { fail, runCommand } from "./_fail.ts";
+import { parseColumns, printMaps, printRows, type TableOptions } from "./_maps_table.ts";
+import { OutputClosed, stdout } from "./_out.ts";
 import { colorCells, pagesPerCell, stripCells, stripLegend } from "./_strip.ts";
 import { framePlotSvg } from "./_svg.ts";
 
@@ -80,32 +82,169 @@ export function mapsCommand(args: string[]): number {
     const flags = parseCommandLine(MAPS, args);
     if (flags.has("help")) return showHelp(MAPS);
     const brief = flags.has("brief");
-    const pid = parsePid(flags.positionals[0]);
+    const pids = flags.positionals.map((text, i) => {
+      if (i === 0 || /^([1-9][0-9]*|self)$/.test(text)) return parsePid(text);
+      // A word after the first pid: most likely a flag typed without its dashes.
+      const flag = didYouMean(text, allFlags(MAPS).map((f) => `--${f.name}`));
+      throw new UsageError(
+        `Unexpected argument "${text}": memkit maps takes only <pid|self>...` +
+          (flag === undefined ? " (pids, or self)" : `: did you mean ${flag}?`),
+        "maps",
+      );
+    });
+    const typed = flags.value("columns");
+    const columns = typed === undefined ? undefined : parseColumns(typed, brief);
+    const json = flags.has("json");
+    if (json && typed !== undefined) {
+      throw new UsageError(
+        `Cannot use "-o ${typed}" with --json: the JSON has every field (sizes in bytes)`,
+        "maps",
+      );
+    }
     const op: Operation = brief ? "maps" : "smaps";
     if (flags.has("permissions")) {
-      printPermissions(flagsFor(op, String(pid)), "maps", args);
+      printPermissions(mapsFlags(op, pids, !json), "maps", args);
       return 0;
     }
-    if (!brief && !flags.has("json")) {
-      // The table needs columns, not a SmapsEntry per mapping.
-      const rows = readSmapsRows(pid);
-      if (rows !== undefined) {
-        printRows(stdout, pid, rows);
-        return 0;
+    if (json) return mapsJson(pids, brief);
+    let code = 0;
+    for (const [i, pid] of pids.entries()) {
+      if (i > 0) stdout.line("");
+      try {
+        printTable(pid, brief, { bytes: flags.has("bytes"), columns, command: commandLine(pid) });
+      } catch (e) {
+        // One pid that cannot be read: said on stderr, and the others still print.
+        const failed = fail(e);
+        if (e instanceof OutputClosed) return 0;
+        if (pids.length === 1) return failed;
+        code ||= failed;
       }
     }
-    const entries = brief ? readMaps(pid) : readSmaps(pid);
-    if (flags.has("json")) {
-      const schema: SchemaId = brief ? "memkit.maps.brief/1" : "memkit.maps/1";
-      const mappings = brief
-        ? entries.map(mapsLineJson)
-        : (entries as SmapsEntry[]).map(mappingJson);
-      stdout.json({ schema, pid: pid === "self" ? Deno.pid : pid, mappings });
-      return 0;
-    }
-    printMaps(stdout, pid, entries, !brief);
-    return 0;
+    return code;
   });
+}
+
+/** One pid's table: the C-formatted one for the default columns, else from the entries. */
+function printTable(pid: ProcessId, brief: boolean, options: TableOptions): void {
+  if (!brief && options.columns === undefined) {
+    // The table needs columns, not a SmapsEntry per mapping.
+    const rows = readSmapsRows(pid);
+    if (rows !== undefined) return printRows(stdout, pid, rows, options);
+  }
+  const entries = brief ? readMaps(pid) : readSmaps(pid);
+  printMaps(stdout, pid, entries, !brief, options);
+}
+
+/** `--json` of one pid (memkit.maps/1 or .brief/1), or of several (memkit.maps.multi/1). */
+function mapsJson(pids: readonly ProcessId[], brief: boolean): number {
+  const one = (pid: ProcessId) => {
+    const entries = brief ? readMaps(pid) : readSmaps(pid);
+    const mappings = brief ? entries.map(mapsLineJson) : (entries as SmapsEntry[]).map(mappingJson);
+    return { pid: pid === "self" ? Deno.pid : pid, mappings };
+  };
+  if (pids.length === 1) {
+    const schema: SchemaId = brief ? "memkit.maps.brief/1" : "memkit.maps/1";
+    stdout.json({ schema, ...one(pids[0]) });
+    return 0;
+  }
+  const processes: unknown[] = [];
+  const errors: unknown[] = [];
+  let code = 0;
+  for (const pid of pids) {
+    try {
+      processes.push({ schema: brief ? "memkit.maps.brief/1" : "memkit.maps/1", ...one(pid) });
+    } catch (e) {
+      code ||= fail(e);
+      const err = e as Error;
+      errors.push({
+        pid: pid === "self" ? Deno.pid : pid,
+        error: err.name,
+        code: e instanceof MemkitError ? e.code : null,
+        message: err.message,
+      });
+    }
+  }
+  const multi: SchemaId = "memkit.maps.multi/1";
+  stdout.json({ schema: multi, processes, errors });
+  return code;
+}
+
+/**
+ * The deno flags of `memkit maps` for `pids`: those of `op` for each, with
+ * /proc/<pid>/cmdline for the table's header (optional: without it the header says so).
+ */
+function mapsFlags(op: Operation, pids: readonly ProcessId[], header: boolean): string[] {
+  const flags: string[] = [];
+  const reads: string[] = [];
+  for (const pid of pids) {
+    for (const flag of flagsFor(op, String(pid))) {
+      if (flag.startsWith("--allow-read=")) reads.push(flag.slice("--allow-read=".length));
+      else if (!flags.includes(flag)) flags.push(flag);
+    }
+    if (header) reads.push(`/proc/${pid}/cmdline`);
+  }
+  const unique = [...new Set(reads)];
+  return unique.length === 0 ? flags : [...flags, `--allow-read=${unique.join(",")}`];
+}
+
+/**
+ * The bytes of `path` (a /proc/<pid>/cmdline), read through the library:
+ * Deno's own file API refuses /proc/<pid>/ files without --allow-all. The
+ * caller has checked the read permission.
+ */
+function readCmdline(path: string): Uint8Array {
+  const sym = bind(["mk_file_path_open", "mk_file_open", "mk_proc_read_next", "mk_core_close"]);
+  const cpath = new TextEncoder().encode(path + "\0");
+  const resolved = new Uint8Array(4096);
+  const check = (ret: bigint, syscall: string): number => {
+    if (ret < 0n) throw new MemkitError(Number(-ret), syscall, { path });
+    return Number(ret);
+  };
+  const pathFd = check(sym.mk_file_path_open(cpath, resolved, BigInt(resolved.length)), "open");
+  let fd: number;
+  try {
+    fd = check(sym.mk_file_open(cpath, 0, pathFd), "open");
+  } finally {
+    sym.mk_core_close(pathFd);
+  }
+  try {
+    // A command line is at most a page or a few (ARG_MAX is larger, and read here in full).
+    let buf = new Uint8Array(4096), length = 0;
+    for (;;) {
+      const n = check(
+        sym.mk_proc_read_next(fd, buf.subarray(length), BigInt(buf.length - length)),
+        "read",
+      );
+      length += n;
+      if (length < buf.length) return buf.slice(0, length);
+      const grown = new Uint8Array(buf.length * 2);
+      grown.set(buf);
+      buf = grown;
+    }
+  } finally {
+    sym.mk_core_close(fd);
+  }
+}
+
+/**
+ * The header's text for `pid`: its command line (/proc/<pid>/cmdline, its
+ * arguments between spaces), or why it is not shown. Never an error: the
+ * table is what was asked for.
+ */
+function commandLine(pid: ProcessId): string {
+  const path = `/proc/${pid}/cmdline`;
+  if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") {
+    return `(command line not shown: needs --allow-read=${path})`;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = readCmdline(path);
+  } catch (e) {
+    return `(command line not readable: ${e instanceof MemkitError ? e.code : (e as Error).name})`;
+  }
+  if (bytes.length === 0) return "(no command line: a kernel thread, or a process exiting)";
+  const args = new TextDecoder().decode(bytes).replace(/\0$/, "").split("\0");
+  return args.join(" ");
 }
 
 /** The kernel's names of the counters a mapping's JSON has by their own name, and Size. */

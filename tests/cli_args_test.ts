@@ -95,12 +95,12 @@ Deno.test("the layer refuses an unknown option, naming it, with the closest one 
 
 Deno.test("the layer refuses surplus and missing arguments, and a flag's wrong value", () => {
   assertStringIncludes(
-    assertThrows(() => parseCommandLine(MAPS, ["self", "extra"]), UsageError).message,
-    'Unexpected argument "extra": memkit maps takes only <pid|self>',
+    assertThrows(() => parseCommandLine(PAGEMAP, ["self", "0+4K", "extra"]), UsageError).message,
+    'Unexpected argument "extra": memkit pagemap takes only <pid|self> <start>',
   );
   // A flag typed without its dashes: the surplus word is what was meant.
   assertStringIncludes(
-    assertThrows(() => parseCommandLine(MAPS, ["self", "json"]), UsageError).message,
+    assertThrows(() => parseCommandLine(PAGEMAP, ["self", "0+4K", "json"]), UsageError).message,
     "did you mean --json?",
   );
   assertStringIncludes(
@@ -311,7 +311,10 @@ Deno.test("usage goes to stderr with exit code 2: no command, an unknown one, a 
 Deno.test("every command takes --json and --permissions, or says why it has no such form", () => {
   const perms: [string[], string][] = [
     [["permissions", "--permissions"], ""],
-    [["maps", "self", "--permissions"], "--allow-ffi --allow-read=/proc/self/smaps"],
+    [
+      ["maps", "self", "--permissions"],
+      "--allow-ffi --allow-read=/proc/self/smaps,/proc/self/cmdline",
+    ],
     [["pagemap", "self", "0+4K", "--permissions"], "--allow-ffi --allow-read=/proc/self/pagemap"],
     [["phys", "ranges", "--permissions"], "--allow-ffi --allow-read=/proc/iomem"],
     [["shm", "ls", "--permissions"], "--allow-ffi --allow-read=/dev/shm --allow-read=/proc"],

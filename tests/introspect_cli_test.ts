@@ -68,11 +68,16 @@ Deno.test("memkit maps <pid> prints a pmap -X style table with human sizes and a
   const r = memkit(["--allow-ffi", `--allow-read=/proc/${p.pid}/smaps`], ["maps", String(p.pid)]);
   assertEquals(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split("\n");
-  assertEquals(lines[0], `${p.pid}: ${readMaps(p.pid).length} mappings`);
+  // The command line needs /proc/<pid>/cmdline, not granted here: the header says so.
+  assertEquals(
+    lines[0],
+    `${p.pid}: (command line not shown: needs --allow-read=/proc/${p.pid}/cmdline) ` +
+      `(${readMaps(p.pid).length} mappings)`,
+  );
   assertMatch(lines[1], /Address Perm +Offset Device +Inode +Size +Rss +Pss/);
   assert(lines.some((l) => / stack +\[stack\]$/.test(l)), "no [stack] line");
   assert(lines.some((l) => /\/sleep$/.test(l)), "no line for the sleep binary");
-  assertMatch(lines.at(-1)!, /total +[\d.]+ (kiB|MiB)/);
+  assertMatch(lines.at(-1)!, /total +[\d.]+ (KiB|MiB)/);
   const brief = memkit(["--allow-ffi", `--allow-read=/proc/${p.pid}/maps`], [
     "maps",
     String(p.pid),
@@ -84,9 +89,17 @@ Deno.test("memkit maps <pid> prints a pmap -X style table with human sizes and a
 Deno.test("memkit maps and pagemap --permissions print the minimal flags without reading anything", () => {
   const maps = memkit([], ["maps", "1234", "--permissions"]);
   assertEquals(maps.code, 0, maps.stderr);
-  assertEquals(maps.stdout.split("\n")[0], "--allow-ffi --allow-read=/proc/1234/smaps");
+  assertEquals(
+    maps.stdout.split("\n")[0],
+    "--allow-ffi --allow-read=/proc/1234/smaps,/proc/1234/cmdline",
+  );
   const brief = memkit([], ["maps", "self", "--brief", "--permissions"]);
-  assertEquals(brief.stdout.split("\n")[0], "--allow-ffi --allow-read=/proc/self/maps");
+  assertEquals(
+    brief.stdout.split("\n")[0],
+    "--allow-ffi --allow-read=/proc/self/maps,/proc/self/cmdline",
+  );
+  const json = memkit([], ["maps", "1234", "--json", "--permissions"]);
+  assertEquals(json.stdout.split("\n")[0], "--allow-ffi --allow-read=/proc/1234/smaps");
   const pm = memkit([], ["pagemap", "1234", "0x1000+4K", "--flags", "--permissions"]);
   assertEquals(
     pm.stdout.split("\n")[0],

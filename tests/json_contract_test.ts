@@ -152,6 +152,28 @@ Deno.test("memkit maps --json of itself and of another process conforms, each ke
   assertEquals(briefOther.mappings.map((m: { start: string }) => BigInt(m.start)), [
     ...readMaps(p.pid).map((e) => e.start),
   ]);
+  // Several pids: memkit.maps.multi/1, each process's object whole, a failed pid in errors.
+  const gone = 4194000;
+  const multiArgs = ["maps", "self", String(p.pid), String(gone), "--json"];
+  const multi = memkitCli([
+    "--allow-ffi",
+    `--allow-read=/proc/self/smaps,/proc/${p.pid}/smaps,/proc/${gone}/smaps`,
+  ], multiArgs);
+  assertEquals(multi.code, 1, multi.stderr);
+  const several = check("memkit.maps.multi/1", multi.stdout, multiArgs);
+  assertEquals(several.processes.map((x: { pid: number }) => x.pid).slice(1), [p.pid]);
+  assertEquals(several.errors.map((x: { pid: number }) => x.pid), [gone]);
+  const briefArgs = ["maps", "self", String(p.pid), "--brief", "--json"];
+  const briefs = memkitCli(
+    ["--allow-ffi", `--allow-read=/proc/self/maps,/proc/${p.pid}/maps`],
+    briefArgs,
+  );
+  assertEquals(briefs.code, 0, briefs.stderr);
+  const both = check("memkit.maps.multi/1", briefs.stdout, briefArgs);
+  assertEquals(both.processes.map((x: { schema: string }) => x.schema), [
+    "memkit.maps.brief/1",
+    "memkit.maps.brief/1",
+  ]);
 });
 
 Deno.test("memkit pagemap --json of a range conforms: 0x starts, ends and frames", async () => {

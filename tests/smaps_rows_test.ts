@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertLess } from "@std/assert";
 import { parseSmaps } from "../src/maps.ts";
 import { parseSmapsRows } from "../src/_smaps_rows.ts";
-import { printMaps, printRows } from "../cli/_maps_table.ts";
+import { printMaps, printRows, type TableOptions } from "../cli/_maps_table.ts";
 import { Output } from "../cli/_out.ts";
 import { lacks, need } from "./fixtures/skip.ts";
 import { readyLine } from "./fixtures/child.ts";
@@ -28,16 +28,20 @@ function capture(print: (out: Output) => void): Uint8Array {
 }
 
 /** The table the CLI prints of `text` both ways; `rows` undefined where the native parse refused it. */
-function tables(text: Uint8Array, chunk?: number): { entries?: Uint8Array; rows?: Uint8Array } {
+function tables(
+  text: Uint8Array,
+  chunk?: number,
+  options: TableOptions = {},
+): { entries?: Uint8Array; rows?: Uint8Array } {
   let entries: Uint8Array | undefined;
   try {
     const parsed = parseSmaps(text);
-    entries = capture((out) => printMaps(out, 1234, parsed, true));
+    entries = capture((out) => printMaps(out, 1234, parsed, true, options));
   } catch (e) {
     if (!(e instanceof SyntaxError)) throw e;
   }
   const table = parseSmapsRows(text, chunk);
-  const rows = table && capture((out) => printRows(out, 1234, table));
+  const rows = table && capture((out) => printRows(out, 1234, table, options));
   return { entries, rows };
 }
 
@@ -121,9 +125,15 @@ Deno.test("the native table of awkward kernel text is the entries' table, byte f
     assert(rows !== undefined, `the native parse refused kernel text (chunk ${chunk})`);
     assertEquals(decode(rows), decode(entries), `chunk ${chunk}`);
     assertEquals(rows, entries);
+    // Sizes in bytes and a header with a command line: the same both ways too.
+    const bytes = tables(text, chunk, { bytes: true, command: "a b" });
+    assertEquals(decode(bytes.rows), decode(bytes.entries), `--bytes, chunk ${chunk}`);
   }
   const lines = decode(tables(text).rows)!.split("\n");
-  assertEquals(lines.length, 2 + 13 + 1 + 1 + 1); // header, rows (one path has a newline), total
+  const kinds = lines.filter((l) => /^ +total .* [0-9]+ mappings?$/.test(l)).length;
+  assert(kinds > 1, "a totals row per kind");
+  // header, rows (one path has a newline), a total per kind, the total
+  assertEquals(lines.length, 2 + 13 + 1 + kinds + 1 + 1);
 });
 
 Deno.test("text not exactly as the kernel prints it is left to readSmaps' parser", () => {
