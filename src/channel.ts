@@ -295,6 +295,7 @@ export class Channel {
     addressOf = (ch) => ch.#address;
   }
 
+  /** @ignore */
   private constructor(
     role: "sender" | "receiver",
     mapping: Mapping,

@@ -328,6 +328,7 @@ export class FdListener {
   #ino: bigint;
   #waiter = new Waiter();
 
+  /** @ignore */
   private constructor(fd: number, path: string, cpath: Uint8Array<ArrayBuffer>, ino: bigint) {
     this.#fd = fd;
     this.#path = path;
@@ -519,6 +520,7 @@ export class FdConnection {
     });
   }
 
+  /** @ignore */
   private constructor(fd: number, path: string) {
     this.#fd = fd;
     this.#path = path;

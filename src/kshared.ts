@@ -337,6 +337,7 @@ export class KernelPage {
   };
   #closed = false;
 
+  /** @ignore */
   private constructor(
     publish: Mapping,
     request: Mapping,
@@ -695,6 +696,7 @@ export class KernelChannel {
   #held = false;
   #closed = false;
 
+  /** @ignore */
   private constructor(dev: OpenDevice, page: Mapping, session: number) {
     this.#dev = dev;
     this.#page = page;

@@ -223,6 +223,7 @@ export class Mapping {
    *
    * @param token memkit's private construction token.
    * @param init What was mapped.
+   * @ignore
    */
   constructor(token: symbol, init: MappingInit) {
     if (token !== CONSTRUCT) {

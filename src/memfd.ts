@@ -152,6 +152,7 @@ export class MemFd {
     adopt = (fd, name) => new MemFd(fd, name, true);
   }
 
+  /** @ignore */
   private constructor(fd: number, name: string, sealable: boolean) {
     this.#fd = fd;
     this.#name = name;

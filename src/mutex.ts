@@ -119,6 +119,7 @@ export class SharedMutex {
   #held = false;
   #closed = false;
 
+  /** @ignore */
   private constructor(window: SharedWindow) {
     this.#window = window;
   }

@@ -210,7 +210,11 @@ export class PagemapPages {
    */
   readonly pfnVisible: boolean;
 
-  /** Built by {@linkcode Pagemap.read}. */
+  /**
+   * Built by {@linkcode Pagemap.read}.
+   *
+   * @ignore
+   */
   constructor(
     address: bigint,
     page: number,
@@ -490,6 +494,7 @@ export class Pagemap {
   #walkEnd = new BigUint64Array(1);
   #masks = new BigUint64Array(4);
 
+  /** @ignore */
   private constructor(fd: number, pid: ProcessId, capable: boolean) {
     this.#fd = fd;
     this.#pid = pid;

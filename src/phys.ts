@@ -142,6 +142,7 @@ export class PhysicalMemory {
   #cell16 = new Uint16Array(this.#cell.buffer);
   #cell32 = new Uint32Array(this.#cell.buffer);
 
+  /** @ignore */
   private constructor(device: string, write: boolean, cache: PhysCache) {
     this.#device = device;
     this.#write = write;

@@ -162,6 +162,7 @@ export class Pkey {
     return { key: this.#key, mappings: this.#mappings, token: this.#token };
   }
 
+  /** @ignore */
   private constructor(key: number, rights: number) {
     this.#key = key;
     this.#rights = rights;

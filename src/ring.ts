@@ -57,6 +57,7 @@ export class RingBuffer {
   #closed = false;
   #bytes: Uint8Array<ArrayBuffer>;
 
+  /** @ignore */
   private constructor(mapping: Mapping, size: number) {
     this.#mapping = mapping;
     this.#size = size;

@@ -75,6 +75,7 @@ export class SeqLock {
   #writing = false;
   #closed = false;
 
+  /** @ignore */
   private constructor(window: SharedWindow, length: number) {
     this.#window = window;
     this.#length = length;

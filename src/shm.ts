@@ -242,6 +242,7 @@ export class SharedMemory {
   /** Live regions mapping this segment, and how far into it each reaches. */
   #regions = new Map<Region, number>();
 
+  /** @ignore */
   private constructor(fd: number, bare: string, access: "r" | "rw") {
     this.#fd = fd;
     this.#name = bare;
