@@ -3,28 +3,23 @@
  *
  * - {@linkcode MemFd} and {@linkcode Mapping}: the same memory at several
  *   addresses, with zero-copy views that can never crash the process;
- * - {@linkcode stitch} and {@linkcode alias}: chunks of memfds and mappings
- *   side by side in one contiguous view, and second addresses for shared
- *   memory, zero-copy;
+ * - {@linkcode mapAnonymous}: shared memory with no second address and no
+ *   descriptor, two system calls a cycle;
+ * - {@linkcode alias} and {@linkcode stitch}: second addresses for shared
+ *   memory, and chunks of memfds and mappings side by side in one contiguous
+ *   view, zero-copy;
  * - {@linkcode RingBuffer}: a ring mapped twice, so every region is one view;
  * - {@linkcode protect}, {@linkcode guarded} and {@linkcode Pkey}: page
  *   protections, guard pages and protection keys;
  * - {@linkcode lock} and {@linkcode advise}: pinning pages in memory
  *   (`mlock2`) and advice to the kernel (`madvise`: populate, drop, guard);
  * - {@linkcode mapFile}: regular files, gated on `--allow-read`/`--allow-write`;
- * - {@linkcode SharedMemory}: POSIX shared memory (`/dev/shm`), reserved at
- *   creation, gated on `--allow-read`/`--allow-write` for `/dev/shm/<name>`;
  * - {@linkcode readMaps}, {@linkcode readSmaps}, {@linkcode findMapping},
  *   {@linkcode Pagemap}, {@linkcode kpageflags}: a process's mappings, its
  *   pages' state and physical addresses, gated on `--allow-read` for the
  *   `/proc` file read;
- * - {@linkcode PhysicalMemory}, {@linkcode physicalRanges}, {@linkcode smbios}:
- *   physical memory through `/dev/mem`, with exact-width accesses and errors
- *   that name the kernel rule that refused;
- * - {@linkcode permissionTable}: what each operation needs, enforced before
- *   any native call;
- * - {@linkcode mapAnonymous}: shared memory with no second address and no
- *   descriptor, two system calls a cycle;
+ * - {@linkcode SharedMemory}: POSIX shared memory (`/dev/shm`), reserved at
+ *   creation, gated on `--allow-read`/`--allow-write` for `/dev/shm/<name>`;
  * - {@linkcode FdListener}, {@linkcode FdConnection} and {@linkcode Channel}:
  *   memfds passed to another process over a Unix socket, their seals checked
  *   before anything is mapped, and a zero-copy channel over one;
@@ -34,12 +29,19 @@
  *   {@linkcode userfaultfdFeatures}: lazy copies of memory memkit does not
  *   control, and memfd aliases whose pages appear as they are touched,
  *   served by a native `userfaultfd` handler thread;
- * - {@linkcode doctor}: what this machine, kernel, user and these flags let
- *   memkit do, one capability at a time, with why and the fix.
+ * - {@linkcode PhysicalMemory}, {@linkcode physicalRanges}, {@linkcode smbios}:
+ *   physical memory through `/dev/mem`, with exact-width accesses and errors
+ *   that name the kernel rule that refused;
  * - {@linkcode mapDevice}, {@linkcode KernelPage} and {@linkcode KernelChannel}:
  *   character devices and debugfs/sysfs files mapped through the same views,
  *   and memory shared with a kernel driver (a read-only record under a
- *   sequence counter, a request page with a lock word both sides follow).
+ *   sequence counter, a request page with a lock word both sides follow);
+ * - {@linkcode MemkitError}, {@linkcode pageSize}, {@linkcode libraryPath}
+ *   and {@linkcode permissionTable}: errors that carry the errno by name, the
+ *   page size, the native library loaded, and what each operation needs,
+ *   enforced before any native call;
+ * - {@linkcode doctor}: what this machine, kernel, user and these flags let
+ *   memkit do, one capability at a time, with why and the fix.
  *
  * Requires `--allow-ffi`; read-only views need
  * `--v8-flags=--js-immutable-arraybuffer`.
@@ -59,18 +61,6 @@
  * @module
  */
 
-export { MemkitError, type MemkitErrorOptions } from "./ffi/errors.ts";
-export {
-  doctor,
-  DOCTOR_CHECKS,
-  type DoctorCheckId,
-  doctorCheckIds,
-  type DoctorDetail,
-  type DoctorOptions,
-  doctorPermissions,
-  type DoctorResult,
-} from "./src/doctor.ts";
-export { libraryCandidates, libraryPath, pageSize } from "./ffi/loader.ts";
 export { type MapOptions, MemFd, type MemFdOptions, type Seal } from "./src/memfd.ts";
 export {
   type Access,
@@ -78,54 +68,9 @@ export {
   readOnlyViewsSupported,
   type TypedArrayConstructor,
 } from "./src/mapping.ts";
-export { mapFile, type MapFileOptions } from "./src/file.ts";
-export { mapDevice, type MapDeviceOptions } from "./src/device.ts";
-export {
-  checkKernelPages,
-  KERNEL_SHARED_PATH,
-  type KernelAnswer,
-  KernelChannel,
-  type KernelLockState,
-  type KernelOp,
-  KernelPage,
-  type KernelPageLayout,
-  type KernelPageStats,
-  type KernelReadReport,
-  type KernelRecord,
-  kernelRecordChecksum,
-  type KernelRequestOptions,
-} from "./src/kshared.ts";
 export { type AnonymousOptions, mapAnonymous } from "./src/anonymous.ts";
-export {
-  MAX_PHYS_ADDRESS,
-  type PhysCache,
-  PhysicalMemory,
-  type PhysicalMemoryOptions,
-  type PhysMapOptions,
-  smbios,
-} from "./src/phys.ts";
-export { type PhysicalRange, physicalRanges } from "./src/iomem.ts";
-export {
-  decodeSmbios,
-  decodeSmbiosTable,
-  findSmbiosEntryPoint,
-  parseSmbiosEntryPoint,
-  type Smbios,
-  type SmbiosBios,
-  type SmbiosEntryPoint,
-  type SmbiosStructure,
-  type SmbiosSystem,
-  smbiosUuid,
-} from "./src/smbios.ts";
-export {
-  type Operation,
-  permissionFlags,
-  type PermissionNeed,
-  type PermissionRule,
-  permissionTable,
-  requirePermissions,
-} from "./src/permissions.ts";
 export { alias, type Chunk, stitch, type StitchOptions } from "./src/stitch.ts";
+export { RingBuffer, type RingBufferOptions } from "./src/ring.ts";
 export {
   guarded,
   type GuardedOptions,
@@ -143,8 +88,8 @@ export {
   type LockOptions,
   unlock,
 } from "./src/advise.ts";
-export { RingBuffer, type RingBufferOptions } from "./src/ring.ts";
 export { Pkey } from "./src/pkey.ts";
+export { mapFile, type MapFileOptions } from "./src/file.ts";
 export {
   findMapping,
   type FindMappingOptions,
@@ -159,13 +104,6 @@ export {
   type SmapsRollup,
 } from "./src/maps.ts";
 export {
-  KPAGE_FLAGS,
-  kpagecount,
-  type KPageFlag,
-  KPageFlags,
-  kpageflags,
-} from "./src/kpageflags.ts";
-export {
   type AddressRange,
   PageBits,
   type PageCategory,
@@ -176,6 +114,13 @@ export {
   type ScanRegion,
 } from "./src/pagemap.ts";
 export {
+  KPAGE_FLAGS,
+  kpagecount,
+  type KPageFlag,
+  KPageFlags,
+  kpageflags,
+} from "./src/kpageflags.ts";
+export {
   SharedMemory,
   type SharedMemoryCreateOptions,
   type SharedMemoryInfo,
@@ -184,14 +129,6 @@ export {
   type SharedMemoryMapper,
   type SharedMemoryOpenOptions,
 } from "./src/shm.ts";
-export {
-  SharedMutex,
-  type SharedMutexAsyncOptions,
-  type SharedMutexLockOptions,
-  type SharedMutexOwner,
-  type SharedMutexResult,
-} from "./src/mutex.ts";
-export { SeqLock, type SeqLockReadOptions } from "./src/seqlock.ts";
 export {
   type AcceptOptions,
   FdConnection,
@@ -213,6 +150,14 @@ export {
   type ChannelWaitOptions,
 } from "./src/channel.ts";
 export {
+  SharedMutex,
+  type SharedMutexAsyncOptions,
+  type SharedMutexLockOptions,
+  type SharedMutexOwner,
+  type SharedMutexResult,
+} from "./src/mutex.ts";
+export { SeqLock, type SeqLockReadOptions } from "./src/seqlock.ts";
+export {
   type DirtyRange,
   lazyAlias,
   type LazyAliasOptions,
@@ -230,3 +175,60 @@ export {
   WriteTracker,
   type WriteTrackingMode,
 } from "./src/uffd.ts";
+export {
+  MAX_PHYS_ADDRESS,
+  type PhysCache,
+  PhysicalMemory,
+  type PhysicalMemoryOptions,
+  type PhysMapOptions,
+  smbios,
+} from "./src/phys.ts";
+export { type PhysicalRange, physicalRanges } from "./src/iomem.ts";
+export {
+  decodeSmbios,
+  decodeSmbiosTable,
+  findSmbiosEntryPoint,
+  parseSmbiosEntryPoint,
+  type Smbios,
+  type SmbiosBios,
+  type SmbiosEntryPoint,
+  type SmbiosStructure,
+  type SmbiosSystem,
+  smbiosUuid,
+} from "./src/smbios.ts";
+export { mapDevice, type MapDeviceOptions } from "./src/device.ts";
+export {
+  checkKernelPages,
+  KERNEL_SHARED_PATH,
+  type KernelAnswer,
+  KernelChannel,
+  type KernelLockState,
+  type KernelOp,
+  KernelPage,
+  type KernelPageLayout,
+  type KernelPageStats,
+  type KernelReadReport,
+  type KernelRecord,
+  kernelRecordChecksum,
+  type KernelRequestOptions,
+} from "./src/kshared.ts";
+export { MemkitError, type MemkitErrorOptions } from "./ffi/errors.ts";
+export { libraryCandidates, libraryPath, pageSize } from "./ffi/loader.ts";
+export {
+  type Operation,
+  permissionFlags,
+  type PermissionNeed,
+  type PermissionRule,
+  permissionTable,
+  requirePermissions,
+} from "./src/permissions.ts";
+export {
+  doctor,
+  DOCTOR_CHECKS,
+  type DoctorCheckId,
+  doctorCheckIds,
+  type DoctorDetail,
+  type DoctorOptions,
+  doctorPermissions,
+  type DoctorResult,
+} from "./src/doctor.ts";

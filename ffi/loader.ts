@@ -63,7 +63,7 @@ function envPath(): string | undefined {
  * was not loaded from a `file:` URL (for example, from JSR over https), the
  * build cache when neither `HOME` nor `XDG_CACHE_HOME` may be read.
  *
- * @example
+ * @example Where memkit looks for its library
  * ```ts
  * import { libraryCandidates } from "@memkit/memkit";
  * import { assert } from "@std/assert";
@@ -157,7 +157,7 @@ export function bind<K extends keyof typeof symbols>(
  *
  * Requires `--allow-ffi`.
  *
- * @example
+ * @example The page size
  * ```ts
  * import { pageSize } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
@@ -174,7 +174,7 @@ export function pageSize(): number {
  *
  * Requires `--allow-ffi`.
  *
- * @example
+ * @example The library this process loaded
  * ```ts
  * import { libraryPath } from "@memkit/memkit";
  * import { assert } from "@std/assert";

@@ -53,7 +53,7 @@ export type ChannelErrorReason = "closed" | "peer-gone" | "corrupt" | "refused";
  * committed), or what it offered at attach is no channel (`"refused"`).
  * Nothing out of range is ever read or written.
  *
- * @example
+ * @example The reason a channel call failed
  * ```ts
  * import { ChannelError } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
@@ -295,6 +295,7 @@ export class Channel {
     addressOf = (ch) => ch.#address;
   }
 
+  /** @ignore */
   private constructor(
     role: "sender" | "receiver",
     mapping: Mapping,
@@ -352,7 +353,7 @@ export class Channel {
    * @param options The ring's capacity and the memfd's name.
    * @returns The sending end.
    *
-   * @example
+   * @example Create a channel on a connection
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-cc.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -418,7 +419,7 @@ export class Channel {
    * @throws {ChannelError} `"refused"` when the offer is no valid channel
    * (everything it carried is closed).
    *
-   * @example
+   * @example Attach to a channel a peer sent
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-ca.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -534,7 +535,7 @@ export class Channel {
    * The peer's process (pid and start time, read when the channel was set
    * up), or undefined where the kernel told none.
    *
-   * @example
+   * @example The process at the other end
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-cp.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -624,7 +625,7 @@ export class Channel {
    * @param n The message's length, at most `maxMessage`.
    * @returns The view, or undefined.
    *
-   * @example
+   * @example Reserve space and write in place
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-cr.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -662,7 +663,7 @@ export class Channel {
    *
    * @param n How many of the reserved bytes are the message (default all).
    *
-   * @example
+   * @example Commit part of a reservation
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-cm.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -703,7 +704,7 @@ export class Channel {
    * @param data The message, at most `maxMessage` bytes.
    * @returns Whether it was sent.
    *
-   * @example
+   * @example Send one message
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-cs.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -742,7 +743,7 @@ export class Channel {
    * @param data The message, at most `maxMessage` bytes.
    * @returns Whether it was written.
    *
-   * @example
+   * @example Write a message, publish it later
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-wr.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -777,7 +778,7 @@ export class Channel {
    * Publishes the messages `write()` put in the ring (a no-op when there are
    * none).
    *
-   * @example
+   * @example Wake the receiver after several writes
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-fl.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -809,7 +810,7 @@ export class Channel {
    * @param end One past the last (default `messages.length`).
    * @returns How many were sent (from `start`); fewer when the ring filled.
    *
-   * @example
+   * @example Send a batch of messages
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-sb.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -861,7 +862,7 @@ export class Channel {
    * @throws {ChannelError} `"closed"` or `"peer-gone"` when the receiver
    * is gone.
    *
-   * @example
+   * @example Wait for space, then send
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-sa.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -929,7 +930,7 @@ export class Channel {
    * @returns The message, or undefined.
    * @throws {ChannelError} `"corrupt"` when the sender wrote values out of range.
    *
-   * @example
+   * @example Receive a copy without waiting
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-tr2.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -964,7 +965,7 @@ export class Channel {
    * @returns The message's length, or -1.
    * @throws {ChannelError} `"corrupt"` when the sender wrote values out of range.
    *
-   * @example
+   * @example Receive into a buffer of your own
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-ti.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -1019,7 +1020,7 @@ export class Channel {
    * @returns A view of the message, or undefined.
    * @throws {ChannelError} `"corrupt"` when the sender wrote values out of range.
    *
-   * @example
+   * @example Receive a zero-copy view without waiting
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-tv.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -1076,7 +1077,7 @@ export class Channel {
    * returned: detaches it and lets the sender reuse its bytes. A no-op
    * when no view is out.
    *
-   * @example
+   * @example Release a view to free its space
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-rl.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -1112,7 +1113,7 @@ export class Channel {
    * @returns A view of the message.
    * @throws {ChannelError} As `receive()`.
    *
-   * @example
+   * @example Wait for a zero-copy view
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-rv.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -1163,7 +1164,7 @@ export class Channel {
    * @throws {ChannelError} `"corrupt"` when the sender wrote values out of
    * range (the messages before it were delivered and are consumed).
    *
-   * @example
+   * @example Drain every queued message
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-dr.sock
    * import { Channel, FdConnection, FdListener } from "@memkit/memkit";
@@ -1233,7 +1234,7 @@ export class Channel {
    * so), once every message sent before has been received.
    * @throws {Deno.errors.TimedOut} When the timeout passes first.
    *
-   * @example
+   * @example Wait for a message
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-rc.sock
    * import { Channel, ChannelError, FdConnection, FdListener } from "@memkit/memkit";

@@ -30,7 +30,7 @@ import { userfaultfdFeatures } from "./uffd.ts";
  * Every capability {@linkcode doctor} checks, by id, in the order it
  * reports them.
  *
- * @example
+ * @example The checks, in the order doctor runs them
  * ```ts
  * import { DOCTOR_CHECKS } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
@@ -202,7 +202,7 @@ const norm = (name: string): string => name.toLowerCase().replaceAll("_", "-");
  * @returns The ids, in {@linkcode DOCTOR_CHECKS} order, each once.
  * @throws {TypeError} For a name that selects nothing, listing the ids.
  *
- * @example
+ * @example Check names and aliases
  * ```ts
  * import { doctorCheckIds } from "@memkit/memkit";
  * import { assertEquals, assertThrows } from "@std/assert";
@@ -265,7 +265,7 @@ function format(list: readonly PermissionNeed[], extra: readonly string[] = []):
  * @param checks Check ids or names, as for {@linkcode doctorCheckIds}.
  * @returns The flags.
  *
- * @example
+ * @example The flags a check needs
  * ```ts
  * import { doctorPermissions } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";

@@ -328,6 +328,7 @@ export class FdListener {
   #ino: bigint;
   #waiter = new Waiter();
 
+  /** @ignore */
   private constructor(fd: number, path: string, cpath: Uint8Array<ArrayBuffer>, ino: bigint) {
     this.#fd = fd;
     this.#path = path;
@@ -344,7 +345,7 @@ export class FdListener {
    * @param path The socket path (at most 107 bytes once absolute).
    * @returns The listener.
    *
-   * @example
+   * @example Listen on a Unix socket
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-l.sock --v8-flags=--js-immutable-arraybuffer
    * import { FdListener } from "@memkit/memkit";
@@ -391,7 +392,7 @@ export class FdListener {
    *
    * @returns The connection, or undefined.
    *
-   * @example
+   * @example Accept only if a peer is waiting
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-t.sock --v8-flags=--js-immutable-arraybuffer
    * import { FdListener } from "@memkit/memkit";
@@ -415,7 +416,7 @@ export class FdListener {
    * @throws {Deno.errors.TimedOut} When the timeout passes first.
    * @throws {Deno.errors.BadResource} When the listener is closed meanwhile.
    *
-   * @example
+   * @example Wait for a peer
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-a.sock --v8-flags=--js-immutable-arraybuffer
    * import { FdConnection, FdListener } from "@memkit/memkit";
@@ -519,6 +520,7 @@ export class FdConnection {
     });
   }
 
+  /** @ignore */
   private constructor(fd: number, path: string) {
     this.#fd = fd;
     this.#path = path;
@@ -533,7 +535,7 @@ export class FdConnection {
    * @throws {MemkitError} `ECONNREFUSED` when nobody listens there, `ENOENT`
    * when there is no socket.
    *
-   * @example
+   * @example Connect to a listener
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-c.sock --v8-flags=--js-immutable-arraybuffer
    * import { FdConnection, FdListener } from "@memkit/memkit";
@@ -663,7 +665,7 @@ export class FdConnection {
    * @param options The metadata bytes.
    * @throws {MemkitError} `EPIPE` when the peer has closed.
    *
-   * @example
+   * @example Send a sealed memfd
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-s.sock --v8-flags=--js-immutable-arraybuffer
    * import { FdConnection, FdListener, MemFd } from "@memkit/memkit";
@@ -690,7 +692,7 @@ export class FdConnection {
    * @param options The metadata bytes.
    * @returns Whether it was sent.
    *
-   * @example
+   * @example Send without waiting
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-ts.sock --v8-flags=--js-immutable-arraybuffer
    * import { FdConnection, FdListener, MemFd } from "@memkit/memkit";
@@ -744,7 +746,7 @@ export class FdConnection {
    * @throws {FdRefusedError} When the message or its memfd is refused.
    * @throws {MemkitError} `ECONNRESET` when the peer has closed.
    *
-   * @example
+   * @example Receive a memfd without waiting
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/tmp --allow-write=/tmp --allow-net=unix:/tmp/memkit-doc-tr.sock --v8-flags=--js-immutable-arraybuffer
    * import { FdConnection, FdListener } from "@memkit/memkit";

@@ -60,7 +60,7 @@ export interface MapFileOptions {
  * opened than when it was checked (`ESTALE`), or, for `"rw"`, its blocks
  * cannot be reserved (`ENOSPC`, `EOPNOTSUPP`).
  *
- * @example
+ * @example Map a file read-only
  * ```ts ignore
  * // deno run --allow-ffi --allow-read=/etc/hostname --v8-flags=--js-immutable-arraybuffer
  * import { mapFile } from "@memkit/memkit";

@@ -63,7 +63,7 @@ export function parseIomem(text: string): PhysicalRange[] {
  * @throws {Deno.errors.NotCapable} Without `--allow-read=/proc/iomem`.
  * @throws {MemkitError} `EACCES` when the kernel hides the addresses.
  *
- * @example System RAM is listed
+ * @example System RAM is listed (as root: the kernel hides the addresses from others)
  * ```ts ignore
  * // deno run --allow-ffi --allow-read=/proc/iomem (as root)
  * import { physicalRanges } from "@memkit/memkit";

@@ -17,7 +17,7 @@ import { requirePermissions } from "./permissions.ts";
  * The named bits of `/proc/kpageflags` (include/uapi/linux/kernel-page-flags.h),
  * by bit number.
  *
- * @example
+ * @example A flag's bit number
  * ```ts
  * import { KPAGE_FLAGS } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";

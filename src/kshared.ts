@@ -296,7 +296,7 @@ function describeWord(word: number): string {
  * user space cannot write (the vDSO data page), its one writer brackets each
  * update with a sequence counter (perf's mmap page).
  *
- * @example Read the record the kernel publishes
+ * @example Read the record the kernel publishes (guest-only: root and the test module)
  * ```ts ignore
  * // deno run --allow-ffi --allow-read=/sys/kernel/debug/memkit_kshared --allow-write=/sys/kernel/debug/memkit_kshared --v8-flags=--js-immutable-arraybuffer (as root, with the module of tests/vm/kmod loaded)
  * import { KernelPage } from "@memkit/memkit";
@@ -337,6 +337,7 @@ export class KernelPage {
   };
   #closed = false;
 
+  /** @ignore */
   private constructor(
     publish: Mapping,
     request: Mapping,
@@ -455,7 +456,7 @@ export class KernelPage {
    * @throws {MemkitError} `EBADMSG` when a record read cleanly fails its
    * checksum (the writer broke the protocol), `EAGAIN` after `maxRetries`.
    *
-   * @example The counter goes on
+   * @example The counter goes on (guest-only: root and the test module)
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/sys/kernel/debug/memkit_kshared --allow-write=/sys/kernel/debug/memkit_kshared --v8-flags=--js-immutable-arraybuffer (as root, with the module of tests/vm/kmod loaded)
    * import { KernelPage } from "@memkit/memkit";
@@ -497,7 +498,7 @@ export class KernelPage {
    * @param count How many clean reads, 1 to 2^32.
    * @returns The counts.
    *
-   * @example
+   * @example Check that reads see whole records (guest-only: root and the test module)
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/sys/kernel/debug/memkit_kshared --allow-write=/sys/kernel/debug/memkit_kshared --v8-flags=--js-immutable-arraybuffer (as root, with the module of tests/vm/kmod loaded)
    * import { KernelPage } from "@memkit/memkit";
@@ -537,7 +538,7 @@ export class KernelPage {
    *
    * @returns Reclaims, answered and refused requests, the instance and the lock timeout.
    *
-   * @example
+   * @example The driver's counters (guest-only: root and the test module)
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/sys/kernel/debug/memkit_kshared --allow-write=/sys/kernel/debug/memkit_kshared --v8-flags=--js-immutable-arraybuffer (as root, with the module of tests/vm/kmod loaded)
    * import { KernelPage } from "@memkit/memkit";
@@ -566,7 +567,7 @@ export class KernelPage {
    *
    * @returns The word and what it says.
    *
-   * @example
+   * @example The request page's lock word (guest-only: root and the test module)
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/sys/kernel/debug/memkit_kshared --allow-write=/sys/kernel/debug/memkit_kshared --v8-flags=--js-immutable-arraybuffer (as root, with the module of tests/vm/kmod loaded)
    * import { KernelPage } from "@memkit/memkit";
@@ -591,7 +592,7 @@ export class KernelPage {
    *
    * @returns The channel.
    *
-   * @example
+   * @example Open the request page beside the record (guest-only: root and the test module)
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/sys/kernel/debug/memkit_kshared --allow-write=/sys/kernel/debug/memkit_kshared --v8-flags=--js-immutable-arraybuffer (as root, with the module of tests/vm/kmod loaded)
    * import { KernelPage } from "@memkit/memkit";
@@ -671,7 +672,7 @@ function toTimeout(value: unknown): bigint {
  * Requires `--allow-ffi`, `--allow-read` and `--allow-write` for the file.
  * Each wait is bounded by `timeoutMs`; it blocks the calling thread.
  *
- * @example Echo, sum and the copying baseline
+ * @example Echo, sum and the copying baseline (guest-only: root and the test module)
  * ```ts ignore
  * // deno run --allow-ffi --allow-read=/sys/kernel/debug/memkit_kshared --allow-write=/sys/kernel/debug/memkit_kshared (as root, with the module of tests/vm/kmod loaded)
  * import { KernelChannel } from "@memkit/memkit";
@@ -695,6 +696,7 @@ export class KernelChannel {
   #held = false;
   #closed = false;
 
+  /** @ignore */
   private constructor(dev: OpenDevice, page: Mapping, session: number) {
     this.#dev = dev;
     this.#page = page;
@@ -849,7 +851,7 @@ export class KernelChannel {
    * looked), `EPROTO` (an answer that cannot be trusted), or the answer's
    * own status (`EINVAL` for an unknown op).
    *
-   * @example
+   * @example One request and its answer (guest-only: root and the test module)
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/sys/kernel/debug/memkit_kshared --allow-write=/sys/kernel/debug/memkit_kshared (as root, with the module of tests/vm/kmod loaded)
    * import { KernelChannel } from "@memkit/memkit";
@@ -887,7 +889,7 @@ export class KernelChannel {
    * @param options `id`.
    * @returns The answer.
    *
-   * @example
+   * @example The same request by ioctl, the baseline (guest-only: root and the test module)
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/sys/kernel/debug/memkit_kshared --allow-write=/sys/kernel/debug/memkit_kshared (as root, with the module of tests/vm/kmod loaded)
    * import { KernelChannel } from "@memkit/memkit";
@@ -916,7 +918,7 @@ export class KernelChannel {
    * @param options `timeoutMs` (default 1000).
    * @throws {MemkitError} `ETIMEDOUT`, `EDEADLK` (this session holds it).
    *
-   * @example
+   * @example Hold the request page's lock (guest-only: root and the test module)
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/sys/kernel/debug/memkit_kshared --allow-write=/sys/kernel/debug/memkit_kshared (as root, with the module of tests/vm/kmod loaded)
    * import { KernelChannel } from "@memkit/memkit";
@@ -943,7 +945,7 @@ export class KernelChannel {
    * @throws {MemkitError} `EPERM` when this session does not hold it:
    * released twice, or taken back by the kernel after its timeout.
    *
-   * @example
+   * @example Release the request page's lock (guest-only: root and the test module)
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/sys/kernel/debug/memkit_kshared --allow-write=/sys/kernel/debug/memkit_kshared (as root, with the module of tests/vm/kmod loaded)
    * import { KernelChannel } from "@memkit/memkit";

@@ -59,7 +59,7 @@ export type { Access } from "./_access.ts";
  * Whether read-only views are available: they are immutable `ArrayBuffer`s,
  * which Deno 2.9 provides under `--v8-flags=--js-immutable-arraybuffer`.
  *
- * @example
+ * @example Whether read-only views work in this Deno
  * ```ts
  * import { readOnlyViewsSupported } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
@@ -223,6 +223,7 @@ export class Mapping {
    *
    * @param token memkit's private construction token.
    * @param init What was mapped.
+   * @ignore
    */
   constructor(token: symbol, init: MappingInit) {
     if (token !== CONSTRUCT) {
@@ -301,7 +302,7 @@ export class Mapping {
    * @param offset A byte offset in the mapping.
    * @returns The access of that page.
    *
-   * @example
+   * @example One page's protection
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -461,7 +462,7 @@ export class Mapping {
    * @param length The number of bytes, default to the end.
    * @returns A `Uint8Array` over the mapped memory.
    *
-   * @example
+   * @example A byte view of part of a mapping
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -486,7 +487,7 @@ export class Mapping {
    * @param length The number of elements, default as many as fit.
    * @returns An instance of `Ctor` over the mapped memory.
    *
-   * @example
+   * @example A typed view
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -516,7 +517,7 @@ export class Mapping {
    * @param length The number of bytes, default to the end.
    * @returns A fresh copy.
    *
-   * @example
+   * @example Copy bytes out
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -544,7 +545,7 @@ export class Mapping {
    * @param data The bytes to write.
    * @param offset Where to write them, default 0.
    *
-   * @example
+   * @example Copy bytes in
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -924,7 +925,7 @@ export class Mapping {
    * later such closes: unmapped, or placed under memkit's next mapping of
    * its length. Idempotent.
    *
-   * @example
+   * @example Views go empty when the mapping closes
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";

@@ -152,6 +152,7 @@ export class MemFd {
     adopt = (fd, name) => new MemFd(fd, name, true);
   }
 
+  /** @ignore */
   private constructor(fd: number, name: string, sealable: boolean) {
     this.#fd = fd;
     this.#name = name;
@@ -166,7 +167,7 @@ export class MemFd {
    * @param options Its size, whether it can be sealed, whether it is non-executable.
    * @returns The new memfd.
    *
-   * @example
+   * @example A memfd of a given size
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -201,7 +202,7 @@ export class MemFd {
   /**
    * Whether this kernel supports `noexec: true` (`MFD_NOEXEC_SEAL`, Linux 6.3+).
    *
-   * @example
+   * @example noexec where the kernel has it
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    *
@@ -261,7 +262,7 @@ export class MemFd {
    * @throws {MemkitError} `EBUSY`, naming the mapping, when a mapping
    * reaches past `size`; `EPERM` when a seal forbids the change.
    *
-   * @example
+   * @example Grow a memfd
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -321,7 +322,7 @@ export class MemFd {
    * @throws {MemkitError} `EPERM` when not sealable or already sealed with
    * `"seal"`; `EBUSY` for `"write"` while a writable mapping exists.
    *
-   * @example
+   * @example Seal a memfd's size
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    * import { assertEquals, assertThrows } from "@std/assert";
@@ -378,7 +379,7 @@ export class MemFd {
    * @throws {RangeError} For an unaligned offset, a zero or unaligned length,
    * or a window past the size (it would fault).
    *
-   * @example
+   * @example Map a window of a memfd read-only
    * ```ts
    * import { MemFd } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";

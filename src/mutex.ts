@@ -119,6 +119,7 @@ export class SharedMutex {
   #held = false;
   #closed = false;
 
+  /** @ignore */
   private constructor(window: SharedWindow) {
     this.#window = window;
   }
@@ -131,7 +132,7 @@ export class SharedMutex {
    * @param offset Where the 64 bytes start: a multiple of 8 (64 keeps it in one cache line).
    * @returns The mutex, attached.
    *
-   * @example
+   * @example Put a mutex in shared memory
    * ```ts
    * import { MemFd, SharedMutex } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -159,7 +160,7 @@ export class SharedMutex {
    * of this version (never initialized, foreign, or corrupt); `EXDEV` when it
    * was made in another pid namespace, whose pids name other processes.
    *
-   * @example
+   * @example Use a mutex another mapping created
    * ```ts
    * import { MemFd, SharedMutex } from "@memkit/memkit";
    * import { assertThrows } from "@std/assert";
@@ -219,7 +220,7 @@ export class SharedMutex {
    * SharedMutex belongs to the process), `ENOTRECOVERABLE`, `EBADMSG` (the
    * header was overwritten).
    *
-   * @example
+   * @example Lock with a timeout
    * ```ts
    * import { MemFd, SharedMutex } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -252,7 +253,7 @@ export class SharedMutex {
    * @returns `{ ownerDied }`, or `null` when a live process (this one
    * included) holds it.
    *
-   * @example
+   * @example Lock only if free
    * ```ts
    * import { MemFd, SharedMutex } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -287,7 +288,7 @@ export class SharedMutex {
    * abort that comes after the mutex was taken does not undo it.
    * @returns `{ ownerDied }`.
    *
-   * @example
+   * @example Wait for the lock without blocking the event loop
    * ```ts
    * import { MemFd, SharedMutex } from "@memkit/memkit";
    * import { assertEquals, assertRejects } from "@std/assert";
@@ -417,7 +418,7 @@ export class SharedMutex {
    * @throws {MemkitError} `EPERM` when this instance does not hold it, or
    * when another process took it (a peer that broke the protocol).
    *
-   * @example
+   * @example Unlock, and only the holder may
    * ```ts
    * import { MemFd, SharedMutex } from "@memkit/memkit";
    * import { assertThrows } from "@std/assert";
@@ -477,7 +478,7 @@ export class SharedMutex {
    * @param options As for `lock()`.
    * @returns What `fn` returned.
    *
-   * @example
+   * @example Run a function under the lock
    * ```ts
    * import { MemFd, SharedMutex } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -508,7 +509,7 @@ export class SharedMutex {
    * @param options As for `lockAsync()`.
    * @returns What `fn` returned, awaited.
    *
-   * @example
+   * @example Run an async function under the lock
    * ```ts
    * import { MemFd, SharedMutex } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -543,7 +544,7 @@ export class SharedMutex {
    *
    * @returns The holder's pid and whether it lives, or `null` when free.
    *
-   * @example
+   * @example Who holds the lock
    * ```ts
    * import { MemFd, SharedMutex } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -572,7 +573,7 @@ export class SharedMutex {
    * Detaches from the mutex, releasing it first if this instance holds it.
    * The memory is untouched otherwise. Idempotent.
    *
-   * @example
+   * @example Closing releases a held lock
    * ```ts
    * import { MemFd, SharedMutex } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";

@@ -210,7 +210,11 @@ export class PagemapPages {
    */
   readonly pfnVisible: boolean;
 
-  /** Built by {@linkcode Pagemap.read}. */
+  /**
+   * Built by {@linkcode Pagemap.read}.
+   *
+   * @ignore
+   */
   constructor(
     address: bigint,
     page: number,
@@ -490,6 +494,7 @@ export class Pagemap {
   #walkEnd = new BigUint64Array(1);
   #masks = new BigUint64Array(4);
 
+  /** @ignore */
   private constructor(fd: number, pid: ProcessId, capable: boolean) {
     this.#fd = fd;
     this.#pid = pid;
@@ -686,14 +691,15 @@ export class Pagemap {
    * ```ts
    * // deno run --allow-ffi --allow-read=/proc/self/pagemap
    * import { MemFd, Pagemap } from "@memkit/memkit";
-   * import { assert, assertEquals } from "@std/assert";
+   * import { assertEquals, assertThrows } from "@std/assert";
    *
    * using fd = MemFd.create("translate", { size: 4096 });
    * using m = fd.map();
    * m.bytes()[0] = 1;
    * using pm = Pagemap.open();
    * if (pm.pfnVisible) assertEquals((pm.translate(m.address + 5n)! & 0xfffn), 5n);
-   * else assert(true, "without CAP_SYS_ADMIN translate() throws PermissionDenied");
+   * // Without CAP_SYS_ADMIN the kernel hides frame numbers: an error, not address 0.
+   * else assertThrows(() => pm.translate(m.address), Deno.errors.PermissionDenied);
    * ```
    */
   translate(address: bigint | number): bigint | null {

@@ -319,7 +319,7 @@ export function requireResolved(
  * @param target The path, pid, device or name the operation touches.
  * @returns Flags such as `["--allow-ffi", "--allow-read=/proc/self/maps"]`.
  *
- * @example
+ * @example The flags an operation needs
  * ```ts
  * import { permissionFlags } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";

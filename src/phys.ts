@@ -118,7 +118,7 @@ interface Tracked {
  * device memory that a driver may load for. And writes to physical memory
  * can corrupt the kernel or a device: `write: true` is the caller's decision.
  *
- * @example Reading the BIOS area
+ * @example Reading the BIOS area (as root, on a machine with /dev/mem)
  * ```ts ignore
  * // deno run --allow-ffi --allow-read=/dev/mem --v8-flags=--js-immutable-arraybuffer (as root)
  * import { PhysicalMemory } from "@memkit/memkit";
@@ -142,6 +142,7 @@ export class PhysicalMemory {
   #cell16 = new Uint16Array(this.#cell.buffer);
   #cell32 = new Uint32Array(this.#cell.buffer);
 
+  /** @ignore */
   private constructor(device: string, write: boolean, cache: PhysCache) {
     this.#device = device;
     this.#write = write;
@@ -280,18 +281,16 @@ export class PhysicalMemory {
    * which), `EAGAIN` for `"uncached"` over a range the kernel maps cached.
    *
    * @example A window at an unaligned address
-   * ```ts
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/dev/zero
    * import { PhysicalMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
    *
    * // /dev/zero maps like a memory device that holds zeros: no root needed.
-   * // Needs --allow-read=/dev/zero (the doc tests do not have it).
-   * if (Deno.permissions.querySync({ name: "read", path: "/dev/zero" }).state === "granted") {
-   *   using mem = PhysicalMemory.open({ device: "/dev/zero" });
-   *   using m = mem.map(0x12345, 10);
-   *   assertEquals(m.length, 10);
-   *   assertEquals(m.address % 4096n, 0x345n);
-   * }
+   * using mem = PhysicalMemory.open({ device: "/dev/zero" });
+   * using m = mem.map(0x12345, 10);
+   * assertEquals(m.length, 10);
+   * assertEquals(m.address % 4096n, 0x345n);
    * ```
    */
   map(physAddress: number | bigint, length: number, options?: PhysMapOptions): Mapping {
@@ -350,14 +349,13 @@ export class PhysicalMemory {
    * @throws {MemkitError} When the kernel refuses any of the range.
    *
    * @example A copy
-   * ```ts
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/dev/zero
    * import { PhysicalMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
    *
-   * if (Deno.permissions.querySync({ name: "read", path: "/dev/zero" }).state === "granted") {
-   *   using mem = PhysicalMemory.open({ device: "/dev/zero" });
-   *   assertEquals(mem.read(0xf0000, 4), new Uint8Array(4));
-   * }
+   * using mem = PhysicalMemory.open({ device: "/dev/zero" });
+   * assertEquals(mem.read(0xf0000, 4), new Uint8Array(4));
    * ```
    */
   read(physAddress: number | bigint, length: number): Uint8Array<ArrayBuffer> {
@@ -443,14 +441,13 @@ export class PhysicalMemory {
    * @returns The byte.
    *
    * @example One byte
-   * ```ts
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/dev/zero
    * import { PhysicalMemory } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
    *
-   * if (Deno.permissions.querySync({ name: "read", path: "/dev/zero" }).state === "granted") {
-   *   using mem = PhysicalMemory.open({ device: "/dev/zero" });
-   *   assertEquals(mem.readU8(0xf0001), 0);
-   * }
+   * using mem = PhysicalMemory.open({ device: "/dev/zero" });
+   * assertEquals(mem.readU8(0xf0001), 0);
    * ```
    */
   readU8(physAddress: number | bigint): number {
@@ -478,15 +475,14 @@ export class PhysicalMemory {
    * @returns The value.
    *
    * @example One aligned 32-bit load
-   * ```ts
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/dev/zero
    * import { PhysicalMemory } from "@memkit/memkit";
    * import { assertEquals, assertThrows } from "@std/assert";
    *
-   * if (Deno.permissions.querySync({ name: "read", path: "/dev/zero" }).state === "granted") {
-   *   using mem = PhysicalMemory.open({ device: "/dev/zero" });
-   *   assertEquals(mem.readU32(0xf0000), 0);
-   *   assertThrows(() => mem.readU32(0xf0002), RangeError); // unaligned
-   * }
+   * using mem = PhysicalMemory.open({ device: "/dev/zero" });
+   * assertEquals(mem.readU32(0xf0000), 0);
+   * assertThrows(() => mem.readU32(0xf0002), RangeError); // unaligned
    * ```
    */
   readU32(physAddress: number | bigint): number {
@@ -512,14 +508,13 @@ export class PhysicalMemory {
    * @param value 0 to 255.
    *
    * @example Writes need write: true
-   * ```ts
+   * ```ts ignore
+   * // deno run --allow-ffi --allow-read=/dev/zero
    * import { PhysicalMemory } from "@memkit/memkit";
    * import { assertThrows } from "@std/assert";
    *
-   * if (Deno.permissions.querySync({ name: "read", path: "/dev/zero" }).state === "granted") {
-   *   using mem = PhysicalMemory.open({ device: "/dev/zero" });
-   *   assertThrows(() => mem.writeU8(0, 1), TypeError); // opened read-only
-   * }
+   * using mem = PhysicalMemory.open({ device: "/dev/zero" });
+   * assertThrows(() => mem.writeU8(0, 1), TypeError); // opened read-only
    * ```
    */
   writeU8(physAddress: number | bigint, value: number): void {
@@ -642,7 +637,7 @@ function toCache(value: unknown): PhysCache {
  * @param device The memory device, `/dev/mem` by default.
  * @returns The decoded SMBIOS table.
  *
- * @example The system's serial number
+ * @example The system's serial number (as root, on a machine with /dev/mem)
  * ```ts ignore
  * // deno run --allow-ffi --allow-read=/dev/mem (as root, on a machine with /dev/mem)
  * import { smbios } from "@memkit/memkit";

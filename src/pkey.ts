@@ -162,6 +162,7 @@ export class Pkey {
     return { key: this.#key, mappings: this.#mappings, token: this.#token };
   }
 
+  /** @ignore */
   private constructor(key: number, rights: number) {
     this.#key = key;
     this.#rights = rights;
@@ -172,7 +173,7 @@ export class Pkey {
    * Whether this machine has protection keys: the CPU (PKU), the kernel and
    * a free key. Probed once by allocating and freeing a key.
    *
-   * @example
+   * @example Whether this CPU and kernel have protection keys
    * ```ts
    * import { Pkey } from "@memkit/memkit";
    *
@@ -257,7 +258,7 @@ export class Pkey {
    * @param mapping The mapping.
    * @param access Its page protection, default `"rw"`.
    *
-   * @example
+   * @example Tag a mapping with a key
    * ```ts
    * import { MemFd, Pkey } from "@memkit/memkit";
    *
@@ -308,7 +309,7 @@ export class Pkey {
    *
    * @param access The new rights.
    *
-   * @example
+   * @example Make a key's pages read-only for this thread
    * ```ts
    * import { Pkey } from "@memkit/memkit";
    *
@@ -334,7 +335,7 @@ export class Pkey {
    *
    * @returns `"rw"`, `"r"` or `"none"`.
    *
-   * @example
+   * @example A key's current access
    * ```ts
    * import { Pkey } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -357,7 +358,7 @@ export class Pkey {
    * again. Pages still tagged with it keep the tag: assign them another key
    * or close them. Idempotent.
    *
-   * @example
+   * @example Free a key
    * ```ts
    * import { Pkey } from "@memkit/memkit";
    *
@@ -379,7 +380,7 @@ export class Pkey {
    * Frees the key: the same as {@linkcode Pkey.free}, under the name every
    * memkit resource closes by. Idempotent.
    *
-   * @example
+   * @example Close a key (the same as free)
    * ```ts
    * import { Pkey } from "@memkit/memkit";
    *

@@ -96,7 +96,7 @@ export interface GuardedOptions {
  * @param options The guard pages on each side and the access.
  * @returns The mapping of the usable part.
  *
- * @example
+ * @example A buffer between guard pages
  * ```ts
  * import { guarded } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
@@ -158,7 +158,7 @@ export interface Protection {
  * @param address Any address in this process.
  * @returns The protection of the mapping there, or `null`.
  *
- * @example
+ * @example The protection at an address
  * ```ts
  * // deno run --allow-ffi --allow-read=/proc/self/maps
  * import { guarded, protection } from "@memkit/memkit";

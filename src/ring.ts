@@ -57,6 +57,7 @@ export class RingBuffer {
   #closed = false;
   #bytes: Uint8Array<ArrayBuffer>;
 
+  /** @ignore */
   private constructor(mapping: Mapping, size: number) {
     this.#mapping = mapping;
     this.#size = size;
@@ -70,7 +71,7 @@ export class RingBuffer {
    * @param options A name for the memfd.
    * @returns The empty ring.
    *
-   * @example
+   * @example A 64 KiB ring
    * ```ts
    * import { RingBuffer } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -149,7 +150,7 @@ export class RingBuffer {
    * @returns A `Uint8Array` over the ring's memory.
    * @throws {RangeError} When `n` is more than the free space.
    *
-   * @example
+   * @example Reserve, write in place, commit
    * ```ts
    * import { RingBuffer } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -175,7 +176,7 @@ export class RingBuffer {
    * @param n How many of the reserved bytes, default all of them.
    * @throws {RangeError} When `n` is more than was reserved.
    *
-   * @example
+   * @example Commit fewer bytes than reserved
    * ```ts
    * import { RingBuffer } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -201,7 +202,7 @@ export class RingBuffer {
    * @param data The bytes.
    * @throws {RangeError} When they do not fit: the ring never overwrites.
    *
-   * @example
+   * @example A full ring refuses more
    * ```ts
    * import { RingBuffer } from "@memkit/memkit";
    * import { assertThrows } from "@std/assert";
@@ -231,7 +232,7 @@ export class RingBuffer {
    * @param n How many bytes, at most `readable`; default all of them.
    * @returns A `Uint8Array` over the ring's memory.
    *
-   * @example
+   * @example Look without consuming
    * ```ts
    * import { RingBuffer } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -254,7 +255,7 @@ export class RingBuffer {
    *
    * @param n How many, at most `readable`.
    *
-   * @example
+   * @example Consume part of what is readable
    * ```ts
    * import { RingBuffer } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -277,7 +278,7 @@ export class RingBuffer {
    * @param n How many, at most `readable`.
    * @returns A fresh copy.
    *
-   * @example
+   * @example Read and consume in one call
    * ```ts
    * import { RingBuffer } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";

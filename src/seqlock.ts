@@ -75,6 +75,7 @@ export class SeqLock {
   #writing = false;
   #closed = false;
 
+  /** @ignore */
   private constructor(window: SharedWindow, length: number) {
     this.#window = window;
     this.#length = length;
@@ -90,7 +91,7 @@ export class SeqLock {
    * @param length The bytes of data after the header.
    * @returns The seqlock.
    *
-   * @example
+   * @example Put a seqlock in shared memory
    * ```ts
    * import { MemFd, SeqLock } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -123,7 +124,7 @@ export class SeqLock {
    * @returns The seqlock.
    * @throws {MemkitError} `EBADMSG` when the bytes there are no seqlock of this version.
    *
-   * @example
+   * @example Use a seqlock another mapping created
    * ```ts
    * import { MemFd, SeqLock } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -204,7 +205,7 @@ export class SeqLock {
    * `EDEADLK` inside another `write()` of this process.
    * @throws {TypeError} When the mapping is read-only there.
    *
-   * @example
+   * @example Write the protected bytes
    * ```ts
    * import { MemFd, SeqLock } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
@@ -261,7 +262,7 @@ export class SeqLock {
    * @throws {MemkitError} `EAGAIN` when every attempt overlapped a write (a
    * writer that writes without pause, or one that died mid-write).
    *
-   * @example
+   * @example Read a consistent snapshot
    * ```ts
    * import { MemFd, SeqLock } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";

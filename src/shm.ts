@@ -242,6 +242,7 @@ export class SharedMemory {
   /** Live regions mapping this segment, and how far into it each reaches. */
   #regions = new Map<Region, number>();
 
+  /** @ignore */
   private constructor(fd: number, bare: string, access: "r" | "rw") {
     this.#fd = fd;
     this.#name = bare;
@@ -266,7 +267,7 @@ export class SharedMemory {
    * @throws {MemkitError} `EEXIST` when it exists (with `exclusive`),
    * `ENOSPC` when `/dev/shm` has no room for it.
    *
-   * @example
+   * @example Create a segment
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-create --allow-write=/dev/shm/memkit-create
    * import { SharedMemory } from "@memkit/memkit";
@@ -346,7 +347,7 @@ export class SharedMemory {
    * @param name `"/name"` or `"name"`.
    * @throws {MemkitError} `ENOENT` when there is no such segment.
    *
-   * @example
+   * @example Remove a segment's name
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-rm --allow-write=/dev/shm/memkit-rm
    * import { MemkitError, SharedMemory } from "@memkit/memkit";
@@ -374,7 +375,7 @@ export class SharedMemory {
    * @param name `"/name"` or `"name"`.
    * @returns Its name, size, reserved bytes, mode, owner and mtime.
    *
-   * @example
+   * @example A segment's size and mode by name
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-info --allow-write=/dev/shm/memkit-info
    * import { SharedMemory } from "@memkit/memkit";
@@ -535,7 +536,7 @@ export class SharedMemory {
    *
    * @returns The segment's information (without mappers).
    *
-   * @example
+   * @example An open segment's size and mode
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-stat --allow-write=/dev/shm/memkit-stat
    * import { SharedMemory } from "@memkit/memkit";
@@ -561,7 +562,7 @@ export class SharedMemory {
    * @throws {RangeError} For a window past the current size (it would fault).
    * @throws {MemkitError} `EACCES` for `"rw"` on a segment opened `"r"`.
    *
-   * @example
+   * @example Map part of a segment
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-map --allow-write=/dev/shm/memkit-map
    * import { SharedMemory } from "@memkit/memkit";
@@ -651,7 +652,7 @@ export class SharedMemory {
    * @param offset Where to write them, default 0.
    * @returns How many bytes were written (fewer at the end).
    *
-   * @example
+   * @example Write into a segment without mapping it
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-write --allow-write=/dev/shm/memkit-write
    * import { SharedMemory } from "@memkit/memkit";
@@ -694,7 +695,7 @@ export class SharedMemory {
    * @param size The new size in bytes.
    * @throws {MemkitError} `EBUSY` when a mapping of this process reaches past it.
    *
-   * @example
+   * @example Grow a segment
    * ```ts ignore
    * // deno run --allow-ffi --allow-read=/dev/shm/memkit-resize --allow-write=/dev/shm/memkit-resize
    * import { SharedMemory } from "@memkit/memkit";

@@ -253,6 +253,7 @@ export class LazyView extends Mapping {
    * @param token memkit's private construction token.
    * @param init What was mapped.
    * @param handler The handler thread's handle.
+   * @ignore
    */
   constructor(token: symbol, init: MappingInit, handler?: Handler) {
     super(token, init);
@@ -734,6 +735,7 @@ export class WriteTracker {
   #mapping: Mapping;
   #name: string;
 
+  /** @ignore */
   private constructor(
     mode: WriteTrackingMode,
     held: TrackerHeld,
