@@ -91,8 +91,9 @@ interface Run {
 }
 
 async function run(mode: "test" | "smbios", env: Record<string, string>): Promise<Run> {
-  // The main boot runs the host suites too: minutes under TCG, not seconds.
-  const timeout = Number(Deno.env.get("MEMKIT_VM_TIMEOUT") ?? (mode === "test" ? 840 : 180));
+  // The main boot runs the host suites too: minutes under TCG, not seconds
+  // (more on a loaded or slower machine than on an idle one).
+  const timeout = Number(Deno.env.get("MEMKIT_VM_TIMEOUT") ?? (mode === "test" ? 1500 : 180));
   const guest = boot({ mode, serial: env.MEMKIT_SERIAL, uuid: UUID, env, timeout });
   const outcome = await guest.done;
   const log = guest.log();
