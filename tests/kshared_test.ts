@@ -273,7 +273,7 @@ const TIMEOUT_PARAM = "/sys/module/memkit_kshared/parameters/lock_timeout_ms";
 
 /**
  * Runs `fn` with the module's lock timeout set to `ms` (its parameter,
- * written by sh: Deno's own file API refuses /sys short of --allow-all),
+ * written by sh: Deno's own file API refuses every file under /sys to a scoped grant),
  * then puts the old value back. A test that holds a word on purpose raises
  * it, so that the kernel's watch does not take the word back first.
  */
