@@ -31,6 +31,10 @@ export const ENVIRONMENT = `Environment:
   MEMKIT_LIB  the libmemkit.so to load instead of the checkout's build/libmemkit.so;
               read only with --allow-env=MEMKIT_LIB (without it, memkit never asks
               and the variable counts as unset)
+  XDG_CACHE_HOME, HOME
+              where the library built on first use is kept: $XDG_CACHE_HOME/memkit,
+              else $HOME/.cache/memkit (read only with --allow-env=HOME,XDG_CACHE_HOME;
+              building also needs --allow-run=cc and --allow-write on that directory)
   NO_COLOR    set and not empty: no colour (--color=always still forces it); read by
               Deno at startup, so it needs no permission`;
 

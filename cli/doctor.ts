@@ -34,7 +34,7 @@ function mark(r: DoctorResult, tty: boolean): string {
  * @param tty Whether to colour it.
  * @returns The line.
  *
- * @example
+ * @example A failed check as one line
  * ```ts
  * import { doctorLine } from "./doctor.ts";
  * import { assertEquals } from "@std/assert";
@@ -60,7 +60,7 @@ export function doctorLine(r: DoctorResult, tty: boolean): string {
  * @param args The arguments after `doctor`.
  * @returns The exit code.
  *
- * @example
+ * @example Check the memlock limit, exiting non-zero when it is missing
  * ```ts ignore
  * // deno run --allow-ffi cli.ts doctor memlock
  * import { doctorCommand } from "./doctor.ts";

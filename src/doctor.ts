@@ -8,6 +8,7 @@
 
 import { MemkitError } from "../ffi/errors.ts";
 import { lib, libraryCandidates, libraryPath, pageSize } from "../ffi/loader.ts";
+import { buildFlags, cacheRoot, missingBuildFlags } from "../ffi/_build.ts";
 import { MK } from "../ffi/symbols.ts";
 import { lockdownMode } from "./_phys_refusal.ts";
 import { type PhysicalRange, physicalRanges } from "./iomem.ts";
@@ -259,8 +260,8 @@ function format(list: readonly PermissionNeed[], extra: readonly string[] = []):
 
 /**
  * The deno flags that let {@linkcode doctor} run `checks` (default all) in
- * full: `--allow-ffi`, the files each reads, `--allow-env=MEMKIT_LIB` (to
- * report that variable) and the V8 flag whose effect one check reports.
+ * full: `--allow-ffi`, the files each reads, `--allow-env=MEMKIT_LIB,HOME,XDG_CACHE_HOME`
+ * (to report that variable and the build cache) and the V8 flag whose effect one check reports.
  *
  * @param checks Check ids or names, as for {@linkcode doctorCheckIds}.
  * @returns The flags.
@@ -279,7 +280,7 @@ export function doctorPermissions(checks?: readonly string[]): string[] {
   for (const id of ids) needs.push(...SPECS[id].needs, ...(OPTIONAL[id] ?? []));
   if (ids.some((id) => SPECS[id].native || id === "library")) needs.unshift(["load", ""]);
   const extra: string[] = [];
-  if (ids.includes("library")) extra.push("--allow-env=MEMKIT_LIB");
+  if (ids.includes("library")) extra.push("--allow-env=MEMKIT_LIB,HOME,XDG_CACHE_HOME");
   if (ids.includes("immutable-buffers")) extra.push("--v8-flags=--js-immutable-arraybuffer");
   return format(permissionsOf(needs), extra);
 }
@@ -332,11 +333,15 @@ function reason(e: unknown): string {
 function checkLibrary(): Found {
   const envGranted = queryPermission({ name: "env", variable: "MEMKIT_LIB" }) === "granted";
   const candidates = libraryCandidates();
+  const root = cacheRoot();
   const details: Record<string, DoctorDetail> = {
     candidates: candidates.map(([origin, path]) => `${origin}: ${path}`),
     memkitLib: envGranted
       ? (candidates.find(([o]) => o === "MEMKIT_LIB")?.[1] ?? null)
       : "not read (grant --allow-env=MEMKIT_LIB)",
+    // Where a library built on first use goes, and what building it needs now.
+    cache: root ?? "unknown (grant --allow-env=HOME,XDG_CACHE_HOME)",
+    buildNeeds: missingBuildFlags(root),
   };
   if (!granted({ name: "ffi" })) {
     return {
@@ -362,7 +367,8 @@ function checkLibrary(): Found {
       ok: false,
       summary: "the native library does not load",
       why: reason(e),
-      fix: "build it with `make build` in the memkit checkout, or set MEMKIT_LIB to a " +
+      fix: `grant ${buildFlags(root).join(" ")} to build it on first use into the cache, ` +
+        "or build it with `make build` in the memkit checkout, or set MEMKIT_LIB to a " +
         `libmemkit.so of ABI ${MK.ABI_VERSION} and grant --allow-env=MEMKIT_LIB`,
       details,
     };

@@ -286,6 +286,8 @@ Deno.test("memkit --help lists the commands, the exit codes and the environment 
       "memkit tour exits 1 when a step fails",
       "MEMKIT_LIB",
       "--allow-env=MEMKIT_LIB",
+      "XDG_CACHE_HOME, HOME",
+      "--allow-env=HOME,XDG_CACHE_HOME",
       "NO_COLOR",
       "--version",
       "--color=WHEN",

@@ -255,7 +255,8 @@ function unbuiltCopy(): {
       const r = new Deno.Command(Deno.execPath(), {
         args: ["run", `--config=${dir}/deno.json`, ...FULL, `${dir}/cli.ts`, "doctor", ...args],
         cwd: dir,
-        env: { NO_COLOR: "1", ...env },
+        // An empty build cache of its own: nothing built earlier on this machine is found.
+        env: { NO_COLOR: "1", XDG_CACHE_HOME: `${dir}/cache`, ...env },
         stdout: "piped",
         stderr: "piped",
       }).outputSync();
@@ -275,7 +276,23 @@ Deno.test("memkit doctor without a library exits 1 naming each path tried; MEMKI
     assertEquals(library.mark, "✗");
     assertStringIncludes(library.text, "the native library does not load; why: Cannot load");
     assertStringIncludes(library.text, `local build: ${copy.dir}/build/libmemkit.so`);
-    assertStringIncludes(library.text, "fix: build it with `make build`");
+    // The fix names what building on first use into the build cache needs.
+    const cache = `${copy.dir}/cache/memkit`;
+    assertStringIncludes(
+      library.text,
+      "fix: grant --allow-env=HOME,XDG_CACHE_HOME --allow-run=cc ",
+    );
+    assertStringIncludes(library.text, `--allow-write=${cache} to build it on first use`);
+    assertStringIncludes(library.text, "or build it with `make build`");
+    // --json says where the cache is and what building needs now.
+    const json = JSON.parse(copy.run({}, ["library", "--json"]).stdout);
+    const details = json.checks[0].details;
+    assertEquals(details.cache, cache);
+    assertEquals(details.buildNeeds, [
+      "--allow-run=cc",
+      `--allow-read=${cache},${copy.dir}/ffi/_sources.json`,
+      `--allow-write=${cache}`,
+    ]);
     // What needs the library waits for it; what does not is checked.
     assertEquals(got.get("memlock")!, {
       mark: "?",
