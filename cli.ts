@@ -28,16 +28,20 @@
 import meta from "./deno.json" with { type: "json" };
 import {
   allFlags,
+  type CommandSpec,
   didYouMean,
   either,
   ENVIRONMENT,
   EXIT_CODES,
   formatHelp,
   parseCommandLine,
+  printPermissions,
   UsageError,
+  usageLine,
 } from "./cli/_args.ts";
 import { COLOR_MODES, type ColorMode, setColorMode } from "./cli/_colors.ts";
 import { SPECS } from "./cli/_commands.ts";
+import type { SchemaId } from "./cli/_json_schemas.ts";
 import { fail } from "./cli/_fail.ts";
 import { stdout } from "./cli/_out.ts";
 
@@ -204,16 +208,25 @@ export async function main(args: string[]): Promise<number> {
         summary: "",
         description: "",
         positionals: [{ name: "[command]", description: "a command", optional: true }],
-        json: "no: help is text",
-        permissions: "no: help needs no permission",
+        json: "memkit.help/1: every command (or the one named) with its usage, flags and " +
+          "examples (docs/json.md)",
+        permissions: "print the flags help needs (none), and exit",
         examples: [],
       }, rest);
       const name = about.positionals[0];
+      if (name !== undefined && !Object.hasOwn(SPECS, name)) throw unknownCommand(name);
+      if (about.has("permissions")) {
+        printPermissions([], "help", rest);
+        return 0;
+      }
+      if (about.has("json")) {
+        stdout.json(helpJson(name === undefined ? Object.values(SPECS) : [SPECS[name]]));
+        return 0;
+      }
       if (name === undefined) {
         stdout.line(mainHelp());
         return 0;
       }
-      if (!Object.hasOwn(SPECS, name)) throw unknownCommand(name);
       stdout.line(formatHelp(SPECS[name]));
       return 0;
     }
@@ -230,6 +243,29 @@ export async function main(args: string[]): Promise<number> {
   } finally {
     stdout.flush();
   }
+}
+
+/** memkit.help/1: the commands' declarations, as `memkit help --json` prints them. */
+function helpJson(specs: readonly CommandSpec[]): unknown {
+  const schema: SchemaId = "memkit.help/1";
+  return {
+    schema,
+    version: VERSION,
+    commands: specs.map((spec) => ({
+      name: spec.name,
+      summary: spec.summary,
+      usage: usageLine(spec),
+      flags: allFlags(spec).map((f) => ({
+        name: `--${f.name}`,
+        ...(f.short === undefined ? {} : { short: `-${f.short}` }),
+        ...(f.value === undefined ? {} : { value: f.value }),
+        ...(f.choices === undefined ? {} : { choices: [...f.choices] }),
+        ...(f.default === undefined ? {} : { default: f.default }),
+        description: f.description,
+      })),
+      examples: spec.examples.map(([command, what]) => ({ command: `memkit ${command}`, what })),
+    })),
+  };
 }
 
 function unknownCommand(name: string): UsageError {

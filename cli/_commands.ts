@@ -33,10 +33,13 @@ permission is missing is skipped, with the flag to add; grant more to see more:
   deno run --allow-ffi --allow-read --v8-flags=--js-immutable-arraybuffer cli.ts tour
 (make run grants every step the flags it needs).`,
   positionals: [],
-  json: "no: it is a guided run, printed for people to read",
-  permissions: "no: each step prints the flags it needs, and make run grants them all",
+  json: "memkit.tour/1: the counts and steps[] of { title, needs, outcome, missing, " +
+    "error?, code?, output }, each step's lines without colour (docs/json.md)",
+  permissions: "print the deno flags that let every step run (what make run grants), and exit",
   examples: [
     ["tour", "every step this process's permissions allow; the others say what to add"],
+    ["tour --permissions", "the flags of a whole tour, for deno run"],
+    ["tour --json", "each step's outcome, the flags it needed and its lines, as JSON"],
   ],
   exitNote: "The tour exits 1 when a step fails; a skipped step is not a failure.",
 };

@@ -126,6 +126,8 @@ export const SCHEMA_IDS = [
   "memkit.shm.cat/1",
   "memkit.shm.info/1",
   "memkit.doctor/1",
+  "memkit.tour/1",
+  "memkit.help/1",
 ] as const;
 
 /** The id of one schema: `memkit.<command>[.<sub>]/<version>`. */
@@ -540,5 +542,55 @@ export const SCHEMAS: Readonly<Record<SchemaId, Shape>> = {
   }),
   "memkit.doctor/1": schema("memkit.doctor/1", {
     checks: f(arr(obj(CHECK)), "the checks run, in the order of `memkit doctor --help`"),
+  }),
+  "memkit.tour/1": schema("memkit.tour/1", {
+    ran: f(int, "steps that ran", { unit: "steps" }),
+    skipped: f(int, "steps skipped for a missing permission", { unit: "steps" }),
+    failed: f(int, "steps that failed (the exit code is then 1)", { unit: "steps" }),
+    steps: f(
+      arr(obj({
+        title: f(str(), "the step, as its heading"),
+        needs: f(arr(str(/^--allow-/)), "the deno flags it needs"),
+        outcome: f(oneOf("ran", "skipped", "failed"), "how it ended"),
+        missing: f(arr(str(/^--allow-/)), "those of `needs` not granted (it was then skipped)"),
+        error: f(str(), "why it failed", { optional: true }),
+        code: f(str(/^E[A-Z0-9]+$/), "the errno's name, when the system refused", {
+          optional: true,
+        }),
+        output: f(arr(str()), "the lines it printed, without colour"),
+      })),
+      "every step, in the tour's order",
+    ),
+  }),
+  "memkit.help/1": schema("memkit.help/1", {
+    version: f(str(), "memkit's version"),
+    commands: f(
+      arr(obj({
+        name: f(str(), "the command"),
+        summary: f(str(), "one line, as `memkit --help` lists it"),
+        usage: f(str(/^memkit /), "its usage line"),
+        flags: f(
+          arr(obj({
+            name: f(str(/^--/), "the flag (`--json`)"),
+            short: f(str(/^-[a-zA-Z]$/), "its one-letter alias", { optional: true }),
+            value: f(str(), "what its value is, when it takes one", { optional: true }),
+            choices: f(arr(str()), "the values it accepts, when only some are", {
+              optional: true,
+            }),
+            default: f(str(), "its value when not given", { optional: true }),
+            description: f(str(), "one line of help"),
+          })),
+          "every flag it takes, the common ones included",
+        ),
+        examples: f(
+          arr(obj({
+            command: f(str(/^memkit /), "the command line"),
+            what: f(str(), "what it does"),
+          })),
+          "its help's examples",
+        ),
+      })),
+      "every command (or the one named), in the order `memkit --help` lists them",
+    ),
   }),
 };

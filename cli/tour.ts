@@ -43,7 +43,9 @@ import {
   stitch,
   userfaultfdFeatures,
 } from "../mod.ts";
-import { hex, parseCommandLine, showHelp } from "./_args.ts";
+import { hex, parseCommandLine, printPermissions, showHelp } from "./_args.ts";
+import type { SchemaId } from "./_json_schemas.ts";
+import { stdout } from "./_out.ts";
 import { TOUR } from "./_commands.ts";
 import { fail } from "./_fail.ts";
 import { tourKernelShared } from "./_tour_kshared.ts";
@@ -73,21 +75,78 @@ function missing(flags: string[]): string[] {
 /** How a tour step ended: a missing permission skips it, an error fails it. */
 type Outcome = "ran" | "skipped" | "failed";
 
+/** One step as `memkit tour --json` reports it (memkit.tour/1). */
+interface StepRecord {
+  title: string;
+  needs: string[];
+  outcome: Outcome;
+  missing: string[];
+  error?: string;
+  code?: string;
+  output: string[];
+}
+
+/**
+ * How this run of the tour goes: `"print"` for people, `"json"` records each
+ * step and its lines, `"plan"` only collects the flags every step needs
+ * (`--permissions`) and runs nothing.
+ */
+type Mode = "print" | "json" | "plan";
+
+let mode: Mode = "print";
+/** The steps recorded in `"json"` and `"plan"` modes, in their order. */
+let records: StepRecord[] = [];
+/** Lines printed outside any step (json mode: dropped, the steps say it all). */
+let current: StepRecord | undefined;
+
+// deno-lint-ignore no-control-regex
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+/** One line of the tour: printed, or kept in the step running (json), or dropped (plan). */
+function print(line: string): void {
+  if (mode === "print") console.log(line);
+  else if (mode === "json" && current !== undefined) {
+    current.output.push(...line.replace(ANSI, "").split("\n").filter((l) => l !== ""));
+  }
+}
+
 /** The first address past a mapping. */
 const end = (m: { address: bigint; length: number }): bigint => m.address + BigInt(m.length);
 
 /** Prints `text`, each of its lines wrapped at 100 columns and indented by two spaces. */
 const say = (text: string): void => {
-  for (const line of text.split("\n")) for (const l of wrap(line)) console.log(l);
+  // Wrapped for a terminal; a JSON line is whole (a program does not want it cut).
+  for (const line of text.split("\n")) {
+    for (const l of mode === "json" ? ["  " + line] : wrap(line)) print(l);
+  }
 };
 
 function step(title: string, flags: string[], body: () => void): Outcome {
+  if (mode === "plan") {
+    records.push({ title, needs: flags, outcome: "skipped", missing: [], output: [] });
+    return "skipped";
+  }
+  if (mode === "json") {
+    current = { title, needs: flags, outcome: "skipped", missing: missing(flags), output: [] };
+    records.push(current);
+  }
+  try {
+    const outcome = runStep(title, flags, body);
+    if (current !== undefined) current.outcome = outcome;
+    return outcome;
+  } finally {
+    current = undefined;
+  }
+}
+
+function runStep(title: string, flags: string[], body: () => void): Outcome {
   const head = bold(cyan("▸ " + title));
   const needs = "needs " + flags.join(" ");
-  if (columns(head) + 2 + needs.length <= WIDTH) console.log(`\n${head}  ${dim(needs)}`);
+  const fits = mode === "json" || columns(head) + 2 + needs.length <= WIDTH;
+  if (fits) print(`\n${head}  ${dim(needs)}`);
   else {
-    console.log(`\n${head}`);
-    for (const line of wrap(needs)) console.log(dim(line));
+    print(`\n${head}`);
+    for (const line of wrap(needs)) print(dim(line));
   }
   const lacking = missing(flags);
   if (lacking.length > 0) {
@@ -104,6 +163,10 @@ function step(title: string, flags: string[], body: () => void): Outcome {
     }
     const code = e instanceof MemkitError ? ` (${e.code})` : "";
     say(red(`failed${code}: ${(e as Error).message}`));
+    if (current !== undefined) {
+      current.error = (e as Error).message;
+      if (e instanceof MemkitError) current.code = e.code;
+    }
     return "failed";
   }
 }
@@ -119,10 +182,10 @@ function tour(): number {
   const summary = () => {
     const text = `${count.ran} steps ran, ${count.skipped} skipped (a permission missing), ` +
       `${count.failed} failed`;
-    console.log(`\n${count.failed > 0 ? red(text) : text}`);
+    print(`\n${count.failed > 0 ? red(text) : text}`);
     return count.failed;
   };
-  console.log(
+  print(
     bold("memkit tour") + dim(` on ${Deno.build.os}/${Deno.build.arch}, Deno ${Deno.version.deno}`),
   );
 
@@ -144,6 +207,8 @@ function tour(): number {
     return summary();
   }
   const page = (() => {
+    // Planning loads nothing: the flags do not depend on the page size.
+    if (mode === "plan") return 4096;
     try {
       return pageSize();
     } catch {
@@ -626,7 +691,7 @@ function tour(): number {
     tourKernelShared(say, dim);
   });
 
-  console.log(
+  print(
     `\n${bold("Permissions")} ${
       dim("(memkit permissions <operation> <target> prints the minimal flags)")
     }`,
@@ -635,16 +700,97 @@ function tour(): number {
   const pad = Math.max(...ops.map(([op]) => op.length));
   for (const [op, rule] of ops) {
     for (const line of wrap(`${op.padEnd(pad)} ${rule.summary}`, "  ", " ".repeat(pad + 3))) {
-      console.log(line);
+      print(line);
     }
   }
   return summary();
 }
 
 /**
+ * Flags merged as one deno command line takes them: each kind once, its
+ * scopes joined by commas in the order first met; an unscoped flag stands
+ * for all of its kind's scopes.
+ *
+ * @param flags Flags as steps list them (`--allow-read=/a`, `--allow-ffi`, `--v8-flags=...`).
+ * @returns The merged flags, kinds in the order first met, other flags last.
+ *
+ * @example Two steps' flags as one command line
+ * ```ts
+ * import { mergeFlags } from "./tour.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(
+ *   mergeFlags(["--allow-ffi", "--allow-read=/a", "--allow-ffi", "--allow-read=/b,/a"]),
+ *   ["--allow-ffi", "--allow-read=/a,/b"],
+ * );
+ * ```
+ */
+export function mergeFlags(flags: readonly string[]): string[] {
+  const kinds = new Map<string, string[] | "all">();
+  const other: string[] = [];
+  for (const flag of flags) {
+    const m = /^--allow-([\w-]+)(?:=(.*))?$/.exec(flag);
+    if (m === null) {
+      if (!other.includes(flag)) other.push(flag);
+      continue;
+    }
+    const had = kinds.get(m[1]);
+    if (m[2] === undefined || had === "all") kinds.set(m[1], "all");
+    else {
+      const list = had ?? [];
+      for (const scope of m[2].split(",")) if (!list.includes(scope)) list.push(scope);
+      kinds.set(m[1], list);
+    }
+  }
+  const out: string[] = [];
+  for (const [kind, scopes] of kinds) {
+    out.push(scopes === "all" ? `--allow-${kind}` : `--allow-${kind}=${scopes.join(",")}`);
+  }
+  return [...out, ...other];
+}
+
+/** Every step's flags, the V8 flag of read-only views with them: a whole tour's command line. */
+function tourFlags(): string[] {
+  mode = "plan";
+  records = [];
+  try {
+    tour();
+    return mergeFlags([
+      ...records.flatMap((r) => r.needs),
+      "--v8-flags=--js-immutable-arraybuffer",
+    ]);
+  } finally {
+    mode = "print";
+  }
+}
+
+/** Runs the tour recording each step; returns memkit.tour/1 and the number failed. */
+function tourJson(): { value: unknown; failed: number } {
+  mode = "json";
+  records = [];
+  try {
+    const failed = tour();
+    const count = (o: Outcome) => records.filter((r) => r.outcome === o).length;
+    const schema: SchemaId = "memkit.tour/1";
+    return {
+      value: {
+        schema,
+        ran: count("ran"),
+        skipped: count("skipped"),
+        failed: count("failed"),
+        steps: records,
+      },
+      failed,
+    };
+  } finally {
+    mode = "print";
+  }
+}
+
+/**
  * Runs `memkit tour`.
  *
- * @param args The arguments after `tour` (none but `--help`).
+ * @param args The arguments after `tour` (`--json`, `--permissions`, `--help`).
  * @returns The exit code: 0, 1 when a step failed (a step skipped for a
  * missing permission is not a failure), 2 bad arguments.
  *
@@ -656,11 +802,22 @@ function tour(): number {
  * ```
  */
 export function tourCommand(args: string[]): number {
+  let flags;
   try {
-    // What it takes (nothing but --color and --help) is declared in _commands.ts.
-    if (parseCommandLine(TOUR, args).has("help")) return showHelp(TOUR);
+    // What it takes is declared in _commands.ts.
+    flags = parseCommandLine(TOUR, args);
+    if (flags.has("help")) return showHelp(TOUR);
   } catch (e) {
     return fail(e);
+  }
+  if (flags.has("permissions")) {
+    printPermissions(tourFlags(), "tour", args);
+    return 0;
+  }
+  if (flags.has("json")) {
+    const { value, failed } = tourJson();
+    stdout.json(value);
+    return failed > 0 ? 1 : 0;
   }
   return tour() > 0 ? 1 : 0;
 }

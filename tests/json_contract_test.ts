@@ -8,6 +8,7 @@ import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/
 import { doctorPermissions, readMaps } from "../mod.ts";
 import { SCHEMA_IDS, SCHEMAS, SMAPS_COUNTERS } from "../cli/_json_schemas.ts";
 import { SPECS } from "../cli/_commands.ts";
+import { allFlags } from "../cli/_args.ts";
 import { memkitCli } from "./fixtures/cli.ts";
 import { fieldTable, problems, schemaProblems } from "./fixtures/json_shape.ts";
 import { probed } from "./fixtures/skip.ts";
@@ -358,6 +359,45 @@ probed({
     const unchecked = check("memkit.doctor/1", bare.stdout, ["doctor", "pfn", "--json"]);
     assertEquals([unchecked.checks[0].checked, bare.code], [false, 3]);
   },
+});
+
+Deno.test("memkit tour --json conforms: a step skipped names what it missed, one that ran nothing", () => {
+  // Only --allow-ffi: the steps that need more are skipped, the others run.
+  const tour = conform("memkit.tour/1", ["--allow-ffi"], ["tour", "--json"]);
+  type Step = { outcome: string; needs: string[]; missing: string[]; output: string[] };
+  const steps: Step[] = tour.steps;
+  const by = (o: string) => steps.filter((s) => s.outcome === o);
+  assertEquals([tour.ran, tour.skipped, tour.failed], [
+    by("ran").length,
+    by("skipped").length,
+    by("failed").length,
+  ]);
+  assertEquals(tour.failed, 0);
+  assertGreater(tour.ran, 0);
+  assertGreater(tour.skipped, 0);
+  for (const s of by("ran")) assertEquals([s.needs, s.missing], [["--allow-ffi"], []]);
+  for (const s of by("skipped")) {
+    assertGreater(s.missing.length, 0);
+    assertEquals(s.missing.filter((f) => !s.needs.includes(f)), []);
+    assertStringIncludes(s.output.at(-1)!, `skipped: run again with ${s.missing.join(" ")}`);
+  }
+  // No escape code reaches the JSON, even with colour forced.
+  const forced = memkitCli(["--allow-ffi"], ["tour", "--json", "--color=always"]);
+  assertEquals(forced.stdout.includes("\x1b["), false);
+});
+
+Deno.test("memkit help --json conforms: every command's flags and examples, or the one named", () => {
+  const all = conform("memkit.help/1", [], ["help", "--json"]);
+  assertEquals(all.commands.map((c: { name: string }) => c.name), Object.keys(SPECS));
+  const maps = conform("memkit.help/1", [], ["help", "maps", "--json"]);
+  assertEquals(maps.commands.length, 1);
+  const [one] = maps.commands;
+  assertEquals(
+    one.flags.map((f: { name: string }) => f.name),
+    allFlags(SPECS.maps).map((f) => `--${f.name}`),
+  );
+  assertEquals(one.examples.length, SPECS.maps.examples.length);
+  assertEquals(one, all.commands[2]);
 });
 
 // ---- docs/json.md and the commands' help ----

@@ -1,4 +1,4 @@
-// flags: --allow-run=timeout,script,$DENO --allow-read=. --allow-write=/tmp
+// flags: --allow-run=timeout,script,make,$DENO --allow-read=. --allow-write=/tmp
 // `make run`, the README's first command, in a pseudo-terminal as a newcomer
 // types it: the tour runs every section and never stops at a permission
 // prompt (Deno prompts only when a terminal is attached), every line within
@@ -148,6 +148,38 @@ Deno.test("deno task tour runs the same steps as make run", () => {
   assertEquals(/Deno requests|Allow\? \[y\/n/.test(out), false, `a prompt:\n${out}`);
   assertEquals(code, 0, out);
   assertMatch(out, /\n16 steps ran, 0 skipped \(a permission missing\), 0 failed\n/);
+});
+
+/** Flags as (kind, scope) pairs: `--allow-read=/a,/b` is two, `--allow-ffi` one with scope "". */
+function flagPairs(flags: string[]): string[] {
+  return flags.flatMap((f) => {
+    const m = /^(--[a-z0-9-]+)(?:=(.*))?$/.exec(f)!;
+    return m[2] === undefined || m[1] === "--v8-flags"
+      ? [f]
+      : m[2].split(",").map((x) => `${m[1]}=${x}`);
+  }).sort();
+}
+
+Deno.test("tour --permissions prints what make run grants, and with those flags no step is skipped", () => {
+  const out = (args: string[]) => {
+    const r = new Deno.Command(Deno.execPath(), { args, cwd: root, stdin: "null", stdout: "piped" })
+      .outputSync();
+    assertEquals(r.code, 0, args.join(" "));
+    return new TextDecoder().decode(r.stdout);
+  };
+  // Planning runs nothing, so it needs no permission at all.
+  const flags = out(["run", "cli.ts", "tour", "--permissions"]).split("\n")[0].split(" ");
+  const make = new Deno.Command("make", {
+    args: ["--no-print-directory", "-n", "run", `DENO=${Deno.execPath()}`],
+    cwd: root,
+    stdout: "piped",
+  }).outputSync();
+  const command = new TextDecoder().decode(make.stdout).replaceAll("\\\n", " ");
+  const granted = command.split(/\s+/).filter((w) => /^--(allow-|v8-flags)/.test(w));
+  assertEquals(flagPairs(flags), flagPairs(granted));
+  const tour = JSON.parse(out(["run", ...flags, "cli.ts", "tour", "--json"]));
+  assertEquals([tour.skipped, tour.failed], [0, 0]);
+  assertEquals(tour.steps.filter((s: { missing: string[] }) => s.missing.length > 0), []);
 });
 
 Deno.test("a step skipped for missing permissions names every flag missing, and is no failure", () => {
