@@ -714,6 +714,49 @@ const quote = (arg: string): string =>
   shellSafe.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 
 /**
+ * Flags merged as one deno command line takes them: each kind once, its
+ * scopes joined by commas in the order first met; an unscoped flag stands
+ * for all of its kind's scopes.
+ *
+ * @param flags Flags as steps list them (`--allow-read=/a`, `--allow-ffi`, `--v8-flags=...`).
+ * @returns The merged flags, kinds in the order first met, other flags last.
+ *
+ * @example Two steps' flags as one command line
+ * ```ts
+ * import { mergeFlags } from "./_args.ts";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(
+ *   mergeFlags(["--allow-ffi", "--allow-read=/a", "--allow-ffi", "--allow-read=/b,/a"]),
+ *   ["--allow-ffi", "--allow-read=/a,/b"],
+ * );
+ * ```
+ */
+export function mergeFlags(flags: readonly string[]): string[] {
+  const kinds = new Map<string, string[] | "all">();
+  const other: string[] = [];
+  for (const flag of flags) {
+    const m = /^--allow-([\w-]+)(?:=(.*))?$/.exec(flag);
+    if (m === null) {
+      if (!other.includes(flag)) other.push(flag);
+      continue;
+    }
+    const had = kinds.get(m[1]);
+    if (m[2] === undefined || had === "all") kinds.set(m[1], "all");
+    else {
+      const list = had ?? [];
+      for (const scope of m[2].split(",")) if (!list.includes(scope)) list.push(scope);
+      kinds.set(m[1], list);
+    }
+  }
+  const out: string[] = [];
+  for (const [kind, scopes] of kinds) {
+    out.push(scopes === "all" ? `--allow-${kind}` : `--allow-${kind}=${scopes.join(",")}`);
+  }
+  return [...out, ...other];
+}
+
+/**
  * Prints `flags`, then the command to run with them: `<command> <args>` as
  * typed, without `--permissions`, after `deno run <flags> cli.ts` in a
  * checkout or `memkit` when installed (to {@linkcode stdout}, which the

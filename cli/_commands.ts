@@ -110,6 +110,12 @@ totals row per kind (file, anonymous, heap, stack, ...) and the grand total.`,
       description: "sizes in bytes (4096), not in binary units (4 KiB)",
     },
     {
+      name: "strip",
+      type: "boolean",
+      description: "a strip of each mapping's pages (absent, present, file/shared, " +
+        "swapped) in place of the counters; needs /proc/<pid>/pagemap too",
+    },
+    {
       name: "columns",
       short: "o",
       type: "string",

@@ -2,7 +2,7 @@
 // (readSmaps, readMaps for --brief) or, the same lines, from the columns of
 // readSmapsRows with each line made in C (mk_proc_smaps_format).
 
-import { format as formatBytes } from "@std/fmt/bytes";
+import { binarySize } from "./_bytes.ts";
 import { didYouMean, UsageError } from "./_args.ts";
 import { bold, dim } from "./_colors.ts";
 import { SMAPS_COUNTERS } from "./_json_schemas.ts";
@@ -14,8 +14,8 @@ import type { SmapsRows } from "../src/_smaps_rows.ts";
 export type { SmapsRows };
 import { CHUNK, type Output } from "./_out.ts";
 
-/** A size in binary units, KiB and MiB as the rest of memkit writes them (@std/fmt/bytes says kiB). */
-const human = (n: number): string => formatBytes(n, { binary: true }).replace(/ kiB$/, " KiB");
+/** A size in binary units, KiB and MiB as every memkit command writes them. */
+const human = binarySize;
 
 /** The width of a size column, at least. */
 const WIDTH = 10;

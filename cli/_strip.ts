@@ -6,7 +6,7 @@
  * @module
  */
 
-import { format as formatBytes } from "@std/fmt/bytes";
+import { binarySize } from "./_bytes.ts";
 import { cyan, dim, green, yellow } from "./_colors.ts";
 
 /** The pagemap bits a strip tells apart (the values of `PageBits`). */
@@ -193,7 +193,7 @@ export function colorCells(cells: string): string {
  */
 export function stripLegend(perCell: number, pageSize: number): string {
   // The units of the sizes beside the strips (@std/fmt/bytes, binary).
-  const amount = formatBytes(perCell * pageSize, { binary: true });
+  const amount = binarySize(perCell * pageSize);
   const c = STRIP_CHARS;
   // Within 80 columns while N is below a million.
   return `${perCell} ${perCell === 1 ? "page" : "pages"} (${amount}) a cell: ` +

@@ -1,7 +1,7 @@
 // The tour's printing helpers (cli/tour.ts): a call as it was made, sizes in
 // binary units, lines wrapped at 100 columns, and small strips of pages
 // (`view  [b1][a0][a1][b0]`) drawn from what the memory holds.
-import { format as formatBytes } from "@std/fmt/bytes";
+import { binarySize } from "./_bytes.ts";
 
 /** The tour's line width: no line it prints is longer. */
 export const WIDTH = 100;
@@ -34,9 +34,8 @@ export function wrap(text: string, indent = "  ", hang = indent + "  "): string[
   return lines;
 }
 
-/** A size in binary units (`16 KiB`, `24 GiB`): @std/fmt/bytes, its `kiB` spelled `KiB`. */
-export const size = (bytes: number): string =>
-  formatBytes(bytes, { binary: true }).replace(/ kiB$/, " KiB");
+/** A size in binary units (`16 KiB`, `24 GiB`), as every command prints sizes. */
+export const size: (bytes: number) => string = binarySize;
 
 /** A value as TypeScript source: strings quoted, objects `{ key: value }`, bigints in hex. */
 export function show(value: unknown): string {

@@ -10,7 +10,6 @@
  * @module
  */
 
-import { format as formatBytes } from "@std/fmt/bytes";
 // The modules themselves, not mod.ts: `memkit maps` loads no physical-memory code.
 import { MemkitError } from "../ffi/errors.ts";
 import { bind, pageSize } from "../ffi/loader.ts";
@@ -36,22 +35,24 @@ import {
   didYouMean,
   flagsFor,
   hex,
+  mergeFlags,
   parseCommandLine,
   parseRange,
   printPermissions,
   showHelp,
   UsageError,
 } from "./_args.ts";
+import { binarySize } from "./_bytes.ts";
 import { bold, dim, yellow } from "./_colors.ts";
 import { MAPS, PAGEMAP } from "./_commands.ts";
 import { type SchemaId, SMAPS_COUNTERS } from "./_json_schemas.ts";
 import { fail, runCommand } from "./_fail.ts";
 import { parseColumns, printMaps, printRows, type TableOptions } from "./_maps_table.ts";
 import { OutputClosed, stdout } from "./_out.ts";
-import { colorCells, pagesPerCell, stripCells, stripLegend } from "./_strip.ts";
+import { colorCells, pagesPerCell, STRIP_CHARS, stripCells, stripLegend } from "./_strip.ts";
 import { framePlotSvg } from "./_svg.ts";
 
-const size = (n: number): string => formatBytes(n, { binary: true });
+const size = binarySize;
 
 function parsePid(text: string | undefined): ProcessId {
   if (text === undefined) throw new TypeError("Missing the pid: a number, or self");
@@ -101,9 +102,19 @@ export function mapsCommand(args: string[]): number {
         "maps",
       );
     }
-    const op: Operation = brief ? "maps" : "smaps";
+    const strip = flags.has("strip");
+    if (strip && (json || typed !== undefined)) {
+      throw new UsageError(
+        `Cannot use --strip with ${json ? "--json" : `-o ${typed}`}: the strip is a picture`,
+        "maps",
+      );
+    }
+    // A strip reads the maps and the pagemap, not the counters of smaps.
+    const op: Operation = brief || strip ? "maps" : "smaps";
     if (flags.has("permissions")) {
-      printPermissions(mapsFlags(op, pids, !json), "maps", args);
+      const needs = mapsFlags(op, pids, !json);
+      if (strip) needs.push(...pids.flatMap((pid) => flagsFor("pagemap", String(pid)).slice(1)));
+      printPermissions(mergeFlags(needs), "maps", args);
       return 0;
     }
     if (json) return mapsJson(pids, brief);
@@ -111,7 +122,9 @@ export function mapsCommand(args: string[]): number {
     for (const [i, pid] of pids.entries()) {
       if (i > 0) stdout.line("");
       try {
-        printTable(pid, brief, { bytes: flags.has("bytes"), columns, command: commandLine(pid) });
+        const options = { bytes: flags.has("bytes"), columns, command: commandLine(pid) };
+        if (strip) printMapStrips(pid, options);
+        else printTable(pid, brief, options);
       } catch (e) {
         // One pid that cannot be read: said on stderr, and the others still print.
         const failed = fail(e);
@@ -244,7 +257,9 @@ function commandLine(pid: ProcessId): string {
   }
   if (bytes.length === 0) return "(no command line: a kernel thread, or a process exiting)";
   const args = new TextDecoder().decode(bytes).replace(/\0$/, "").split("\0");
-  return args.join(" ");
+  // One line whatever the arguments hold: a control character shows as ?, as ps shows it.
+  // deno-lint-ignore no-control-regex
+  return args.join(" ").replace(/[\x00-\x1f\x7f]/g, "?");
 }
 
 /** The kernel's names of the counters a mapping's JSON has by their own name, and Size. */
@@ -844,6 +859,56 @@ function printStrips(pid: ProcessId, r: PagemapReport, maps: MapsEntry[]): void 
   }
   if (lines.length === 0) stdout.line("no mapping in the range");
   stdout.line(dim(stripLegend(perCell, ps)));
+}
+
+/** The width of the text around a mapping's strip: address, size, perms, brackets, ×N, name. */
+const MAP_STRIP_LABEL = 16 + 1 + 10 + 1 + 4 + 1 + 2 + 8 + 1 + 20;
+/** Without PAGEMAP_SCAN, mappings longer than this are not read entry by entry (1 GiB). */
+const ENTRIES_MAX_BYTES = 1 << 30;
+
+/**
+ * `memkit maps --strip`: a line per mapping with a strip of its pages, each
+ * mapping at its own scale (N pages a cell, said as `×N` when N > 1) so that
+ * a small one shows each page and a large one fits.
+ */
+function printMapStrips(pid: ProcessId, options: TableOptions): void {
+  const maps = readMaps(pid);
+  using pm = Pagemap.open(pid);
+  const ps = pageSize();
+  const width = Math.max(16, terminalColumns() - MAP_STRIP_LABEL);
+  const bits = { present: PageBits.PRESENT, swapped: PageBits.SWAPPED, file: PageBits.FILE };
+  stdout.line(bold(`${pid}: ${options.command}`) + dim(` ${maps.length} mappings`));
+  let scan: PagemapReport["scan"] | undefined;
+  for (const m of maps) {
+    const pages = Number((m.end - m.start) / BigInt(ps));
+    const bytes = pages * ps;
+    let picture: string;
+    if (scan === "entries" && bytes > ENTRIES_MAX_BYTES) {
+      picture = dim("(not read: longer than 1 GiB, and this kernel has no PAGEMAP_SCAN)");
+    } else {
+      try {
+        const r = pagemapRuns(pm, m.start, m.end, false);
+        scan = r.scan;
+        const perCell = pagesPerCell(pages, width);
+        const cells = stripCells(r.runs, Number(m.start), pages, ps, perCell, bits);
+        picture = `[${colorCells(cells)}]` + (perCell > 1 ? dim(` ×${perCell}`) : "");
+      } catch (e) {
+        if (!(e instanceof MemkitError || e instanceof RangeError)) throw e;
+        // The [vsyscall] page, above the pagemap's end: said, and the others still drawn.
+        picture = dim(`(not read: ${e instanceof MemkitError ? e.code : "outside the pagemap"})`);
+      }
+    }
+    const sizeText = options.bytes ? String(bytes) : size(bytes);
+    stdout.line(
+      `${m.start.toString(16).padStart(16, "0")} ${sizeText.padStart(10)} ${m.perms} ` +
+        `${picture} ${m.path || `[${m.kind}]`}`,
+    );
+  }
+  const c = STRIP_CHARS;
+  stdout.line(dim(
+    `a cell a page, or N pages (×N): ${c.absent} absent ${c.present} present ` +
+      `${c.file} file/shared ${c.swapped} swapped ${c.mixed} mixed`,
+  ));
 }
 
 /** The most marks an SVG gets: a page each. */

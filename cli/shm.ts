@@ -13,9 +13,9 @@
  * @module
  */
 
-import { format as formatBytes } from "@std/fmt/bytes";
 import { type Operation, SharedMemory, type SharedMemoryInfo } from "../mod.ts";
 import { flagsFor, parseAmount, parseCommandLine, printPermissions, showHelp } from "./_args.ts";
+import { binarySize } from "./_bytes.ts";
 import { bold, dim, yellow } from "./_colors.ts";
 import { SHM } from "./_commands.ts";
 import type { SchemaId } from "./_json_schemas.ts";
@@ -23,7 +23,7 @@ import { fail } from "./_fail.ts";
 import { stdout } from "./_out.ts";
 import { hexdump } from "./phys.ts";
 
-const size = (n: number): string => formatBytes(n, { binary: true });
+const size = binarySize;
 /** `value` as `memkit.shm.<command>/1`: the schema first. */
 const json = (command: "ls" | "create" | "rm" | "cat" | "info", value: object): string => {
   const schema: SchemaId = `memkit.shm.${command}/1`;

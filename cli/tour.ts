@@ -43,7 +43,7 @@ import {
   stitch,
   userfaultfdFeatures,
 } from "../mod.ts";
-import { hex, parseCommandLine, printPermissions, showHelp } from "./_args.ts";
+import { hex, mergeFlags, parseCommandLine, printPermissions, showHelp } from "./_args.ts";
 import type { SchemaId } from "./_json_schemas.ts";
 import { stdout } from "./_out.ts";
 import { TOUR } from "./_commands.ts";
@@ -704,49 +704,6 @@ function tour(): number {
     }
   }
   return summary();
-}
-
-/**
- * Flags merged as one deno command line takes them: each kind once, its
- * scopes joined by commas in the order first met; an unscoped flag stands
- * for all of its kind's scopes.
- *
- * @param flags Flags as steps list them (`--allow-read=/a`, `--allow-ffi`, `--v8-flags=...`).
- * @returns The merged flags, kinds in the order first met, other flags last.
- *
- * @example Two steps' flags as one command line
- * ```ts
- * import { mergeFlags } from "./tour.ts";
- * import { assertEquals } from "@std/assert";
- *
- * assertEquals(
- *   mergeFlags(["--allow-ffi", "--allow-read=/a", "--allow-ffi", "--allow-read=/b,/a"]),
- *   ["--allow-ffi", "--allow-read=/a,/b"],
- * );
- * ```
- */
-export function mergeFlags(flags: readonly string[]): string[] {
-  const kinds = new Map<string, string[] | "all">();
-  const other: string[] = [];
-  for (const flag of flags) {
-    const m = /^--allow-([\w-]+)(?:=(.*))?$/.exec(flag);
-    if (m === null) {
-      if (!other.includes(flag)) other.push(flag);
-      continue;
-    }
-    const had = kinds.get(m[1]);
-    if (m[2] === undefined || had === "all") kinds.set(m[1], "all");
-    else {
-      const list = had ?? [];
-      for (const scope of m[2].split(",")) if (!list.includes(scope)) list.push(scope);
-      kinds.set(m[1], list);
-    }
-  }
-  const out: string[] = [];
-  for (const [kind, scopes] of kinds) {
-    out.push(scopes === "all" ? `--allow-${kind}` : `--allow-${kind}=${scopes.join(",")}`);
-  }
-  return [...out, ...other];
 }
 
 /** Every step's flags, the V8 flag of read-only views with them: a whole tour's command line. */

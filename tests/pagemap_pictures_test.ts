@@ -145,6 +145,89 @@ python.test("memkit pagemap --strip puts N pages in a cell to fit 100 columns, a
   assertStringIncludes(both.stdout, `${c.long.toString(16)} `);
 });
 
+/**
+ * A python3 child for memkit maps --strip, with mappings that merge with no
+ * neighbour: a private one with its own protections (rwx) touched in the
+ * PRIVATE pattern, and a shared one of LONG pages (its own file) whose first
+ * half is written.
+ */
+const STRIP_CHILD = `
+import ctypes, json, mmap, os, sys
+PS = mmap.PAGESIZE
+rwx = mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC
+priv = mmap.mmap(-1, ${PRIVATE.length} * PS, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, prot=rwx)
+priv.madvise(mmap.MADV_NOHUGEPAGE)
+for i, c in enumerate(${JSON.stringify(PRIVATE)}):
+    if c == "#": priv[i * PS] = 1
+long = mmap.mmap(-1, ${LONG} * PS, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+for i in range(${LONG / 2}): long[i * PS] = 1
+at = lambda m: ctypes.addressof(ctypes.c_char.from_buffer(m))
+print(json.dumps({"pid": os.getpid(), "private": at(priv), "long": at(long)}), flush=True)
+sys.stdin.read()
+`;
+
+python.test("memkit maps --strip draws every mapping at its own scale: a cell a page, or N said as ×N", async () => {
+  const p = new Deno.Command("python3", {
+    args: ["-c", STRIP_CHILD],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const reader = p.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    let text = "";
+    while (!text.includes("\n")) text += (await reader.read()).value ?? "";
+    const c = JSON.parse(text) as { pid: number; private: number; long: number };
+    const flags = [
+      "--allow-ffi",
+      `--allow-read=/proc/${c.pid}/maps,/proc/${c.pid}/cmdline,/proc/${c.pid}/pagemap`,
+    ];
+    const r = memkitCli(flags, ["maps", String(c.pid), "--strip"]);
+    assertEquals(r.code, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    // The header's command line on one line: the script's newlines shown as ?, as ps shows them.
+    assertMatch(
+      lines[0],
+      new RegExp(`^${c.pid}: \\S*python3 -c \\?import ctypes, json, mmap, os, sys\\?PS`),
+    );
+    const line = (at: number) => {
+      const found = lines.find((l) => l.startsWith(at.toString(16).padStart(16, "0") + " "));
+      if (found === undefined) throw new Error(`no line for 0x${at.toString(16)}:\n${r.stdout}`);
+      return found;
+    };
+    // A mapping smaller than the room: a cell a page, in the pattern written.
+    assertMatch(line(c.private), new RegExp(` rwxp \\[${PRIVATE}\\] \\[anonymous\\]$`));
+    // LONG pages do not fit 100 columns: N pages a cell, N said, the cells in the pattern.
+    const long = line(c.long);
+    const n = Number(/\] ×(\d+) /.exec(long)?.[1]);
+    assert(n > 1, long);
+    const cells = /\[([^\]]*)\]/.exec(long)![1];
+    const want = Array.from({ length: Math.ceil(LONG / n) }, (_, i) => {
+      const first = i * n, last = Math.min(LONG, first + n);
+      const written = Math.max(0, Math.min(last, LONG / 2) - first);
+      return written === 0 ? "." : written === last - first ? "f" : "%";
+    }).join("");
+    assertEquals(cells, want, `${n} pages a cell`);
+    // Each strip and what stands before it fit 100 columns with 20 to spare for the path.
+    for (const l of lines.slice(1, -1)) {
+      const picture = /^.*?(\]( ×\d+)?|\)) /.exec(l);
+      assert(picture !== null && picture[0].length <= 80, l);
+    }
+    assertMatch(lines.at(-1)!, /^a cell a page, or N pages \(×N\)/);
+    // The flags it needs, and the refusals of what a picture cannot be.
+    const perms = memkitCli([], ["maps", String(c.pid), "--strip", "--permissions"]);
+    assertEquals(perms.stdout.split("\n")[0], flags.join(" "));
+    for (const more of [["--json"], ["-o", "size"]]) {
+      const bad = memkitCli(flags, ["maps", String(c.pid), "--strip", ...more]);
+      assertEquals(bad.code, 2, more.join(" "));
+      assertStringIncludes(bad.stderr, "Cannot use --strip with");
+    }
+  } finally {
+    await p.stdin.close();
+    await reader.cancel();
+    await p.status;
+  }
+});
+
 rooted.test("memkit pagemap --summary counts the present pages per kpageflags set as kpageflags reads them", async () => {
   await using c = await child();
   for (

@@ -472,7 +472,7 @@ Deno.test("memkit shm create, ls --stale --json, info, cat and rm; errors are ex
   const all = ["--allow-ffi", "--allow-read=/dev/shm,/proc"];
   const created = cli(own, "create", `/${seg.name}`, "8K", "--mode=0640");
   assertEquals(created.code, 0, created.stderr);
-  assertStringIncludes(created.stdout, `/${seg.name}: 8 kiB (8192 bytes), reserved`);
+  assertStringIncludes(created.stdout, `/${seg.name}: 8 KiB (8192 bytes), reserved`);
   assertEquals(cli(own, "create", seg.name, "4K").code, 1, "exists: the operation failed");
   using shm = SharedMemory.open(seg.name);
   shm.write(new TextEncoder().encode("hello"));
@@ -498,7 +498,7 @@ Deno.test("memkit shm create, ls --stale --json, info, cat and rm; errors are ex
     "mapped: not stale",
   );
   const table = cli(all, "ls").stdout;
-  assertMatch(table, new RegExp(`8 kiB +8 kiB 0640 .* ${Deno.pid} +/${seg.name}\\n`));
+  assertMatch(table, new RegExp(`8 KiB +8 KiB 0640 .* ${Deno.pid} +/${seg.name}\\n`));
   const read = ["--allow-ffi", `--allow-read=${path}`];
   assertEquals(cli(read, "cat", seg.name, "--length=5").stdout, "hello");
   assertStringIncludes(
@@ -507,7 +507,7 @@ Deno.test("memkit shm create, ls --stale --json, info, cat and rm; errors are ex
   );
   assertStringIncludes(
     cli(read, "info", seg.name).stdout,
-    "8 kiB (8192 bytes), 8 kiB reserved, mode 0640",
+    "8 KiB (8192 bytes), 8 KiB reserved, mode 0640",
   );
   const denied = cli(read, "rm", seg.name);
   assertEquals(denied.code, 3);
