@@ -14,7 +14,7 @@ import { format as formatBytes } from "@std/fmt/bytes";
 // The modules themselves, not mod.ts: `memkit maps` loads no physical-memory code.
 import { MemkitError } from "../ffi/errors.ts";
 import { bind, pageSize } from "../ffi/loader.ts";
-import { kpageflags } from "../src/kpageflags.ts";
+import { readKPageFlags } from "../src/kpageflags.ts";
 import {
   type MapsEntry,
   type ProcessId,
@@ -682,7 +682,7 @@ function splitByPageFlags(runs: Runs, ps: number): Runs {
         words[2 * i + LO] = pfn % TWO_32;
         words[2 * i + HI] = Math.floor(pfn / TWO_32);
       }
-      const kf = kpageflags(pfns);
+      const kf = readKPageFlags(pfns);
       const raw = new Uint32Array(kf.raw.buffer, kf.raw.byteOffset, 2 * kf.raw.length);
       for (let i = 0; i < n; i++) {
         if (raw[2 * i] === lo && raw[2 * i + 1] === hi) {

@@ -19,8 +19,6 @@ import {
   findMapping,
   guarded,
   KERNEL_SHARED_PATH,
-  kpagecount,
-  kpageflags,
   lazyView,
   libraryPath,
   lock,
@@ -36,6 +34,8 @@ import {
   Pkey,
   protect,
   protection,
+  readKPageCounts,
+  readKPageFlags,
   readMaps,
   readOnlyViewsSupported,
   RingBuffer,
@@ -499,20 +499,20 @@ function tour(): number {
       say(yellow("PFNs are hidden: the kernel shows them only with CAP_SYS_ADMIN (root)"));
       return;
     }
-    let frame: bigint;
+    let frame: number;
     {
       using fd = MemFd.create("tour-frame", { size: page });
       using m = fd.map();
       m.bytes()[0] = 1;
-      frame = pm.translate(m.address)! / BigInt(page);
-      const f = kpageflags([frame]);
+      frame = Number(pm.translate(m.address)! / BigInt(page));
+      const f = readKPageFlags([frame]);
       say(
         `a memfd's page is frame ${hex(frame)}: [${f.names(0).join(" ")}], ` +
-          `mapped ${kpagecount([frame])[0]} times (kpagecount)`,
+          `mapped ${readKPageCounts([frame])[0]} times (readKPageCounts)`,
       );
     }
     // Closed: the memfd and its page are freed; the frame number remains.
-    const after = kpageflags([frame]);
+    const after = readKPageFlags([frame]);
     const state = after.has(0, "BUDDY")
       ? "free (BUDDY): whoever holds its number reads whatever is allocated there next"
       : after.names(0).length === 0
@@ -525,7 +525,7 @@ function tour(): number {
     for (let i = 0; i < 64; i++) m.bytes()[i * page] = 1;
     let reused = -1;
     for (let i = 0; i < 64 && reused < 0; i++) {
-      if (pm.translate(m.address + BigInt(i * page))! / BigInt(page) === frame) reused = i;
+      if (Number(pm.translate(m.address + BigInt(i * page))! / BigInt(page)) === frame) reused = i;
     }
     say(
       reused >= 0
