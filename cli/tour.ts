@@ -601,7 +601,7 @@ function tour(): number {
     try {
       const ranges = physicalRanges();
       const ram = ranges.filter((r) => r.name === "System RAM");
-      const bytes = ram.reduce((sum, r) => sum + (r.end - r.start), 0);
+      const bytes = Number(ram.reduce((sum, r) => sum + (r.end - r.start), 0n));
       say(
         `physicalRanges(): ${ranges.length} ranges in /proc/iomem, System RAM ${
           size(bytes)
@@ -611,7 +611,7 @@ function tour(): number {
       if (low) {
         say(
           `under STRICT_DEVMEM, RAM such as ${hex(low.start)}-${
-            hex(low.end - 1)
+            hex(low.end - 1n)
           } is refused; the BIOS area 0xf0000-0xfffff and device ranges are not`,
         );
       }
