@@ -610,7 +610,10 @@ function pagemapRuns(pm: Pagemap, start: bigint, end: bigint, withFlags: boolean
       const at = span.start + done * ps;
       let pages;
       try {
-        pages = pm.read(BigInt(at), n, reuse?.length === n ? { into: reuse } : undefined);
+        pages = pm.read(
+          { start: BigInt(at), pages: n },
+          reuse?.length === n ? { into: reuse } : undefined,
+        );
       } catch (e) {
         // Read entry by entry (no PAGEMAP_SCAN): the range ran past the top.
         if (scan === "entries" && e instanceof RangeError) break;

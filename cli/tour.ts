@@ -383,7 +383,7 @@ function tour(): number {
         `${count("anonymous")} anonymous, ${count("memfd")} memfd`,
     );
     using pm = Pagemap.open("self");
-    const pages = pm.read(a.address, 4);
+    const pages = pm.read({ start: a.address, pages: 4 });
     const present = [0, 1, 2, 3].map((i) => pages.present(i) ? "1" : "0");
     say(
       `${call("pm.read", a.address, 4)}: present ${present.join(",")} (of ${
@@ -572,7 +572,9 @@ function tour(): number {
     say(
       `view.stats(): ${s.faults} faults served, ${s.pagesCopied} pages copied ` +
         `(${size(s.bytesCopied)}); ` +
-        `pagemap: ${pm.read(view.address, pages).presentCount} of ${pages} pages present`,
+        `pagemap: ${
+          pm.read({ start: view.address, pages }).presentCount
+        } of ${pages} pages present`,
     );
     say(dim("the other pages were never copied; view.close() stops the handler thread"));
     // The view holds only the buffer's address: keep the buffer reachable while it lives.

@@ -166,7 +166,7 @@ function readKpage(
  * using m = fd.map();
  * m.bytes()[0] = 1;
  * using pm = Pagemap.open();
- * const pages = pm.read(m.address, 1);
+ * const pages = pm.read({ start: m.address, pages: 1 });
  * if (pages.pfnVisible) {
  *   const flags = readKPageFlags([pages.pfn(0)!]);
  *   assert(flags.has(0, "SWAPBACKED") && !flags.has(0, "ANON"));
@@ -203,7 +203,7 @@ export function readKPageFlags(
  * a.bytes()[0] = 1;
  * b.bytes()[1] = 1;
  * using pm = Pagemap.open();
- * const pages = pm.read(a.address, 1);
+ * const pages = pm.read({ start: a.address, pages: 1 });
  * if (pages.pfnVisible) assertEquals(readKPageCounts([pages.pfn(0)!])[0], 2);
  * ```
  */
