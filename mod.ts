@@ -46,6 +46,10 @@
  * Requires `--allow-ffi`; read-only views need
  * `--v8-flags=--js-immutable-arraybuffer`.
  *
+ * Addresses are bigints, sizes and offsets in bytes numbers, counts of pages
+ * `pages`: one rule per kind of quantity, in the README's
+ * [Units and types](https://jsr.io/@memkit/memkit#units-and-types).
+ *
  * @example Map one memfd twice
  * ```ts
  * import { MemFd } from "@memkit/memkit";

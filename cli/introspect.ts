@@ -612,7 +612,7 @@ function pagemapRuns(pm: Pagemap, start: bigint, end: bigint, withFlags: boolean
       try {
         pages = pm.read(
           { start: BigInt(at), pages: n },
-          reuse?.length === n ? { into: reuse } : undefined,
+          reuse?.pages === n ? { into: reuse } : undefined,
         );
       } catch (e) {
         // Read entry by entry (no PAGEMAP_SCAN): the range ran past the top.

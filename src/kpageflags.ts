@@ -86,7 +86,17 @@ export class KPageFlagTable {
     this.raw = raw;
   }
 
-  /** The number of PFNs. */
+  /** The number of PFNs (physical pages). */
+  get pages(): number {
+    return this.raw.length;
+  }
+
+  /**
+   * The number of PFNs, as {@linkcode KPageFlagTable.pages} gives it.
+   *
+   * @deprecated Use `pages`: a field named `length` counts bytes everywhere
+   * else in memkit; removed in 1.0.0.
+   */
   get length(): number {
     return this.raw.length;
   }

@@ -184,7 +184,7 @@ let markLazy: (pages: PagemapPages) => void;
  * m.bytes()[2 * 4096] = 1;
  * using pm = Pagemap.open();
  * const pages = pm.read({ start: m.address, pages: 3 });
- * assertEquals([pages.length, pages.presentCount, pages.present(2)], [3, 1, true]);
+ * assertEquals([pages.pages, pages.presentCount, pages.present(2)], [3, 1, true]);
  * assertEquals(pages.raw[2] >> 63n, 1n);
  * ```
  */
@@ -279,13 +279,23 @@ export class PagemapPages {
   }
 
   /** The number of pages. */
+  get pages(): number {
+    return TypedArrayPrototypeGetLength(this.#flags);
+  }
+
+  /**
+   * The number of pages, as {@linkcode PagemapPages.pages} gives it.
+   *
+   * @deprecated Use `pages`: a field named `length` counts bytes everywhere
+   * else in memkit; removed in 1.0.0.
+   */
   get length(): number {
     return TypedArrayPrototypeGetLength(this.#flags);
   }
 
-  /** The address after the last page (exclusive): `address + length * pageSize`, as a bigint. */
+  /** The address after the last page (exclusive): `address + pages * pageSize`, as a bigint. */
   get end(): bigint {
-    return this.address + BigInt(this.length) * BigInt(this.pageSize);
+    return this.address + BigInt(this.pages) * BigInt(this.pageSize);
   }
 
   /** Whether page `i` is present in memory. */
@@ -713,7 +723,7 @@ export class Pagemap {
    * using m = fd.map();
    * using pm = Pagemap.open();
    * assertEquals(pm.read({ start: m.address, pages: 64 }).presentCount, 0);
-   * assertEquals(pm.read({ start: m.address, end: m.end }).length, 64);
+   * assertEquals(pm.read({ start: m.address, end: m.end }).pages, 64);
    * ```
    */
   read(range: AddressRange, options?: ReadOptions): PagemapPages;

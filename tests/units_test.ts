@@ -73,7 +73,7 @@ Deno.test("read({ start, pages }), { start, length } and { start, end } read wha
   ];
   for (const pages of forms) {
     assertEquals(pages.address, old.address);
-    assertEquals(pages.length, 8);
+    assertEquals(pages.pages, 8);
     assertEquals([...pages.raw], [...old.raw]);
     assertEquals([...pages.flags], [...old.flags]);
     assertEquals(pages.presentCount, 3);
@@ -88,6 +88,8 @@ Deno.test("PagemapPages.end is address + pages * pageSize", () => {
   using t = touchedMapping(4, [1]);
   const pages = t.pm.read({ start: t.m.address, pages: 4 });
   assertStrictEquals(pages.end, pages.address + BigInt(4 * PAGE));
+  assertEquals(pages.pages, 4);
+  assertEquals(pages.length, 4); // deprecated: a length counts bytes elsewhere
   assertStrictEquals(pages.end, t.m.end);
 });
 
@@ -167,7 +169,7 @@ Deno.test("a range is read once: a getter that throws stops the call, one that c
       return reads++ === 0 ? 2 : 2 ** 40;
     },
   };
-  assertEquals(pm.read(shifting).length, 2);
+  assertEquals(pm.read(shifting).pages, 2);
   assertEquals(reads, 1);
   reads = 0;
   assertEquals(pm.scan(shifting, { require: ["present"] }).map((r) => r.pages), [2]);
@@ -181,7 +183,7 @@ Deno.test("a range is read once: a getter that throws stops the call, one that c
       return Reflect.get(target, key, receiver);
     },
   });
-  assertEquals(pm.read(proxy).length, 4);
+  assertEquals(pm.read(proxy).pages, 4);
   assertEquals(gets.toSorted(), ["end", "length", "pages", "start"]);
 });
 
@@ -231,6 +233,7 @@ Deno.test("the deprecated aliases are the same functions, class and list as thei
   assertStrictEquals(KPAGE_FLAGS, KPAGE_FLAG_NAMES);
   const table = new KPageFlags(new BigUint64Array([1n]), new BigUint64Array([1n << 14n]));
   assert(table instanceof KPageFlagTable);
+  assertEquals([table.pages, table.length], [1, 1]);
   const name: memkit.KPageFlag = "SWAPBACKED";
   const renamed: memkit.KPageFlagName = name;
   assertEquals(table.names(0), [renamed]);
