@@ -15,7 +15,7 @@
  *   (`mlock2`) and advice to the kernel (`madvise`: populate, drop, guard);
  * - {@linkcode mapFile}: regular files, gated on `--allow-read`/`--allow-write`;
  * - {@linkcode readMaps}, {@linkcode readSmaps}, {@linkcode findMapping},
- *   {@linkcode Pagemap}, {@linkcode kpageflags}: a process's mappings, its
+ *   {@linkcode Pagemap}, {@linkcode readKPageFlags}: a process's mappings, its
  *   pages' state and physical addresses, gated on `--allow-read` for the
  *   `/proc` file read;
  * - {@linkcode SharedMemory}: POSIX shared memory (`/dev/shm`), reserved at
@@ -45,6 +45,10 @@
  *
  * Requires `--allow-ffi`; read-only views need
  * `--v8-flags=--js-immutable-arraybuffer`.
+ *
+ * Addresses are bigints, sizes and offsets in bytes numbers, counts of pages
+ * `pages`: one rule per kind of quantity, in the README's
+ * [Units and types](https://jsr.io/@memkit/memkit#units-and-types).
  *
  * @example Map one memfd twice
  * ```ts
@@ -113,6 +117,14 @@ export {
   type ScanOptions,
   type ScanRegion,
 } from "./src/pagemap.ts";
+export {
+  KPAGE_FLAG_NAMES,
+  type KPageFlagName,
+  KPageFlagTable,
+  readKPageCounts,
+  readKPageFlags,
+} from "./src/kpageflags.ts";
+// Deprecated aliases (renamed: no two exports differ only by case), removed in 1.0.0.
 export {
   KPAGE_FLAGS,
   kpagecount,

@@ -3,7 +3,7 @@
  * (and the same parsing), in the same `deno bench` run. The C side is
  * `bench/c/introspect.c`.
  *
- * - "pagemap of 1 GiB touched": `Pagemap.read(address, 262144)`, one
+ * - "pagemap of 1 GiB touched": `Pagemap.read({ start, pages: 262144 })`, one
  *   native call that preads the entries and decodes them into columns
  *   (frame, flags, counts), against one C `pread` of the same entries. Goal:
  *   within 1.25x. Twice: with fresh columns (one new 4.25 MiB buffer per
@@ -73,17 +73,17 @@ Deno.bench({
   name: "memkit: Pagemap.read (pread + decode into columns)",
   group: "pagemap of 1 GiB touched",
   fn() {
-    const n = pm.read(keep.mapping.address, PAGES).presentCount;
+    const n = pm.read({ start: keep.mapping.address, pages: PAGES }).presentCount;
     if (n !== PAGES) throw new Error(`pages missing: ${n} of ${PAGES} present`);
   },
 });
 
-let reused = pm.read(start, PAGES);
+let reused = pm.read({ start, pages: PAGES });
 Deno.bench({
   name: "memkit: Pagemap.read into reused columns",
   group: "pagemap of 1 GiB touched",
   fn() {
-    reused = pm.read(keep.mapping.address, PAGES, { into: reused });
+    reused = pm.read({ start: keep.mapping.address, pages: PAGES }, { into: reused });
     if (reused.presentCount !== PAGES) throw new Error("pages missing");
   },
 });

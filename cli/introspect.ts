@@ -13,7 +13,7 @@
 // The modules themselves, not mod.ts: `memkit maps` loads no physical-memory code.
 import { MemkitError } from "../ffi/errors.ts";
 import { bind, pageSize } from "../ffi/loader.ts";
-import { kpageflags } from "../src/kpageflags.ts";
+import { readKPageFlags } from "../src/kpageflags.ts";
 import {
   type MapsEntry,
   type ProcessId,
@@ -625,7 +625,10 @@ function pagemapRuns(pm: Pagemap, start: bigint, end: bigint, withFlags: boolean
       const at = span.start + done * ps;
       let pages;
       try {
-        pages = pm.read(BigInt(at), n, reuse?.length === n ? { into: reuse } : undefined);
+        pages = pm.read(
+          { start: BigInt(at), pages: n },
+          reuse?.pages === n ? { into: reuse } : undefined,
+        );
       } catch (e) {
         // Read entry by entry (no PAGEMAP_SCAN): the range ran past the top.
         if (scan === "entries" && e instanceof RangeError) break;
@@ -697,7 +700,7 @@ function splitByPageFlags(runs: Runs, ps: number): Runs {
         words[2 * i + LO] = pfn % TWO_32;
         words[2 * i + HI] = Math.floor(pfn / TWO_32);
       }
-      const kf = kpageflags(pfns);
+      const kf = readKPageFlags(pfns);
       const raw = new Uint32Array(kf.raw.buffer, kf.raw.byteOffset, 2 * kf.raw.length);
       for (let i = 0; i < n; i++) {
         if (raw[2 * i] === lo && raw[2 * i + 1] === hi) {

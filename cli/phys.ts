@@ -307,7 +307,7 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
             ranges: ranges.map((r) => ({
               start: hex(r.start),
               end: hex(r.end),
-              size: r.end - r.start,
+              size: Number(r.end - r.start),
               name: r.name,
               depth: r.depth,
             })),
@@ -315,10 +315,10 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
           return 0;
         }
         for (const r of ranges) {
-          const span = `${hex(r.start).padStart(14)}-${hex(r.end - 1).padEnd(14)}`;
+          const span = `${hex(r.start).padStart(14)}-${hex(r.end - 1n).padEnd(14)}`;
           stdout.line(
             `${"  ".repeat(r.depth)}${span} ${
-              formatBytes(r.end - r.start, { binary: true }).padStart(10)
+              formatBytes(Number(r.end - r.start), { binary: true }).padStart(10)
             }  ${r.name}`,
           );
         }

@@ -19,8 +19,6 @@ import {
   findMapping,
   guarded,
   KERNEL_SHARED_PATH,
-  kpagecount,
-  kpageflags,
   lazyView,
   libraryPath,
   lock,
@@ -36,6 +34,8 @@ import {
   Pkey,
   protect,
   protection,
+  readKPageCounts,
+  readKPageFlags,
   readMaps,
   readOnlyViewsSupported,
   RingBuffer,
@@ -448,7 +448,7 @@ function tour(): number {
         `${count("anonymous")} anonymous, ${count("memfd")} memfd`,
     );
     using pm = Pagemap.open("self");
-    const pages = pm.read(a.address, 4);
+    const pages = pm.read({ start: a.address, pages: 4 });
     const present = [0, 1, 2, 3].map((i) => pages.present(i) ? "1" : "0");
     say(
       `${call("pm.read", a.address, 4)}: present ${present.join(",")} (of ${
@@ -564,20 +564,20 @@ function tour(): number {
       say(yellow("PFNs are hidden: the kernel shows them only with CAP_SYS_ADMIN (root)"));
       return;
     }
-    let frame: bigint;
+    let frame: number;
     {
       using fd = MemFd.create("tour-frame", { size: page });
       using m = fd.map();
       m.bytes()[0] = 1;
-      frame = pm.translate(m.address)! / BigInt(page);
-      const f = kpageflags([frame]);
+      frame = Number(pm.translate(m.address)! / BigInt(page));
+      const f = readKPageFlags([frame]);
       say(
         `a memfd's page is frame ${hex(frame)}: [${f.names(0).join(" ")}], ` +
-          `mapped ${kpagecount([frame])[0]} times (kpagecount)`,
+          `mapped ${readKPageCounts([frame])[0]} times (readKPageCounts)`,
       );
     }
     // Closed: the memfd and its page are freed; the frame number remains.
-    const after = kpageflags([frame]);
+    const after = readKPageFlags([frame]);
     const state = after.has(0, "BUDDY")
       ? "free (BUDDY): whoever holds its number reads whatever is allocated there next"
       : after.names(0).length === 0
@@ -590,7 +590,7 @@ function tour(): number {
     for (let i = 0; i < 64; i++) m.bytes()[i * page] = 1;
     let reused = -1;
     for (let i = 0; i < 64 && reused < 0; i++) {
-      if (pm.translate(m.address + BigInt(i * page))! / BigInt(page) === frame) reused = i;
+      if (Number(pm.translate(m.address + BigInt(i * page))! / BigInt(page)) === frame) reused = i;
     }
     say(
       reused >= 0
@@ -637,7 +637,9 @@ function tour(): number {
     say(
       `view.stats(): ${s.faults} faults served, ${s.pagesCopied} pages copied ` +
         `(${size(s.bytesCopied)}); ` +
-        `pagemap: ${pm.read(view.address, pages).presentCount} of ${pages} pages present`,
+        `pagemap: ${
+          pm.read({ start: view.address, pages }).presentCount
+        } of ${pages} pages present`,
     );
     say(dim("the other pages were never copied; view.close() stops the handler thread"));
     // The view holds only the buffer's address: keep the buffer reachable while it lives.
@@ -666,7 +668,7 @@ function tour(): number {
     try {
       const ranges = physicalRanges();
       const ram = ranges.filter((r) => r.name === "System RAM");
-      const bytes = ram.reduce((sum, r) => sum + (r.end - r.start), 0);
+      const bytes = Number(ram.reduce((sum, r) => sum + (r.end - r.start), 0n));
       say(
         `physicalRanges(): ${ranges.length} ranges in /proc/iomem, System RAM ${
           size(bytes)
@@ -676,7 +678,7 @@ function tour(): number {
       if (low) {
         say(
           `under STRICT_DEVMEM, RAM such as ${hex(low.start)}-${
-            hex(low.end - 1)
+            hex(low.end - 1n)
           } is refused; the BIOS area 0xf0000-0xfffff and device ranges are not`,
         );
       }

@@ -63,7 +63,7 @@ export function permHint(device: string, start: number, end: number): string {
   const overlaps = ranges.filter((r) => r.start < end && start < r.end);
   const ram = overlaps.find((r) => r.name === "System RAM");
   if (ram) {
-    return `${span} is System RAM (${hex(ram.start)}-${hex(ram.end - 1)} in /proc/iomem), ` +
+    return `${span} is System RAM (${hex(ram.start)}-${hex(ram.end - 1n)} in /proc/iomem), ` +
       "which CONFIG_STRICT_DEVMEM keeps from /dev/mem beyond the first 1 MiB; only a kernel " +
       "built without STRICT_DEVMEM allows it (read a process's own memory through its mappings, " +
       "and translate addresses with the pagemap instead)";
@@ -72,7 +72,7 @@ export function permHint(device: string, start: number, end: number): string {
     .at(-1);
   if (claimed) {
     return `${span} is claimed by "${claimed.name}" (${hex(claimed.start)}-${
-      hex(claimed.end - 1)
+      hex(claimed.end - 1n)
     } in /proc/iomem), and CONFIG_IO_STRICT_DEVMEM keeps ranges a driver claimed from ` +
       "/dev/mem; unbind the driver, or boot with iomem=relaxed";
   }

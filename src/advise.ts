@@ -490,11 +490,11 @@ function requireSupport(name: string, info: AdviceInfo, path: string): void {
  * using pm = Pagemap.open();
  * if (adviceSupported("populate-write")) {
  *   advise(m, "populate-write");
- *   assertEquals(pm.read(m.address, 4).present(3), true);
+ *   assertEquals(pm.read({ start: m.address, pages: 4 }).present(3), true);
  * }
  * m.bytes()[0] = 7;
  * advise(m, "dontneed");
- * assertEquals(pm.read(m.address, 4).present(0), false);
+ * assertEquals(pm.read({ start: m.address, pages: 4 }).present(0), false);
  * assertEquals(m.bytes()[0], 7); // the data stayed in the memfd
  * ```
  *

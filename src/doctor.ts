@@ -530,7 +530,7 @@ const MiB = 1 << 20;
 function ramPage(ranges: readonly PhysicalRange[], page: number): number | undefined {
   for (const r of ranges) {
     if (r.name !== "System RAM") continue;
-    const at = Math.ceil(Math.max(r.start, MiB) / page) * page;
+    const at = Math.ceil(Math.max(Number(r.start), MiB) / page) * page;
     if (at + page <= r.end) return at;
   }
   return undefined;
@@ -632,7 +632,7 @@ function checkDevmem(ctx: Context): Found {
             details.ioStrictDevmem =
               "unknown: /proc/iomem lists no range a PCI driver claimed to try";
           } else {
-            const io = refused(mem, claimed.start, ctx.page);
+            const io = refused(mem, Number(claimed.start), ctx.page);
             details.ioStrictDevmem = io;
             details.ioStrictRange = `${claimed.name} 0x${claimed.start.toString(16)}`;
             parts.push(`IO_STRICT_DEVMEM ${io ? `on ("${claimed.name}" refused)` : "off"}`);

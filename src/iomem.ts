@@ -11,10 +11,10 @@ import { requirePermissions } from "./permissions.ts";
 
 /** One range of the physical address space, as `/proc/iomem` lists it. */
 export interface PhysicalRange {
-  /** The first address. */
-  start: number;
-  /** The address after the last one (exclusive). */
-  end: number;
+  /** The first address (a bigint, as every address memkit returns). */
+  start: bigint;
+  /** The address after the last one (exclusive): `end - start` is the size. */
+  end: bigint;
   /** What is there: `"System RAM"`, `"Reserved"`, `"System ROM"`, a driver's name, ... */
   name: string;
   /** Nesting: 0 for a top-level range, 1 for a range inside it, ... */
@@ -34,15 +34,18 @@ function slurp(fn: (buf: Uint8Array<ArrayBuffer>, cap: bigint) => bigint, path: 
   throw new MemkitError(ERRNO.EFBIG, "read", { path });
 }
 
-/** Parses the text of `/proc/iomem`. */
+/**
+ * Parses the text of `/proc/iomem`: the kernel's inclusive ends become
+ * exclusive ones, addresses bigints (exact above 2^53: 64-bit PCI windows).
+ */
 export function parseIomem(text: string): PhysicalRange[] {
   const out: PhysicalRange[] = [];
   for (const line of text.split("\n")) {
     const m = /^( *)([0-9a-f]+)-([0-9a-f]+) : (.*)$/.exec(line);
     if (!m) continue;
     out.push({
-      start: parseInt(m[2], 16),
-      end: parseInt(m[3], 16) + 1,
+      start: BigInt(`0x${m[2]}`),
+      end: BigInt(`0x${m[3]}`) + 1n,
       name: m[4],
       depth: m[1].length / 2,
     });
@@ -69,14 +72,14 @@ export function parseIomem(text: string): PhysicalRange[] {
  * import { physicalRanges } from "@memkit/memkit";
  *
  * const ram = physicalRanges().filter((r) => r.name === "System RAM");
- * console.log(ram.reduce((sum, r) => sum + r.end - r.start, 0), "bytes of RAM");
+ * console.log(ram.reduce((sum, r) => sum + (r.end - r.start), 0n), "bytes of RAM");
  * ```
  */
 export function physicalRanges(): PhysicalRange[] {
   requirePermissions("iomem");
   const text = slurp((b, c) => lib().mk_phys_iomem(b, c), "/proc/iomem");
   const ranges = parseIomem(text);
-  if (ranges.length > 0 && ranges.every((r) => r.start === 0 && r.end === 1)) {
+  if (ranges.length > 0 && ranges.every((r) => r.start === 0n && r.end === 1n)) {
     throw new MemkitError(ERRNO.EACCES, "read", {
       path: "/proc/iomem",
       hint: "the kernel shows its addresses only to root (CAP_SYS_ADMIN); run as root",

@@ -19,13 +19,13 @@ import { requirePermissions } from "./permissions.ts";
  *
  * @example A flag's bit number
  * ```ts
- * import { KPAGE_FLAGS } from "@memkit/memkit";
+ * import { KPAGE_FLAG_NAMES } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
  *
- * assertEquals(KPAGE_FLAGS.indexOf("SWAPBACKED"), 14);
+ * assertEquals(KPAGE_FLAG_NAMES.indexOf("SWAPBACKED"), 14);
  * ```
  */
-export const KPAGE_FLAGS = [
+export const KPAGE_FLAG_NAMES = [
   "LOCKED",
   "ERROR",
   "REFERENCED",
@@ -55,50 +55,63 @@ export const KPAGE_FLAGS = [
   "PGTABLE",
 ] as const;
 
-/** A named page flag of {@linkcode KPAGE_FLAGS}. */
-export type KPageFlag = typeof KPAGE_FLAGS[number];
+/** A named page flag of {@linkcode KPAGE_FLAG_NAMES}. */
+export type KPageFlagName = typeof KPAGE_FLAG_NAMES[number];
 
 /**
- * The page flags of some PFNs, by column. Made by {@linkcode kpageflags}.
+ * The page flags of some PFNs, by column. Made by {@linkcode readKPageFlags}.
+ *
+ * `pfns` stays a `BigUint64Array` (the column handed to the native read);
+ * frame numbers elsewhere are numbers (exact: PFNs are below 2^40).
  *
  * @example Testing and naming flags
  * ```ts
- * import { KPageFlags } from "@memkit/memkit";
+ * import { KPageFlagTable } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
  *
- * const f = new KPageFlags(new BigUint64Array([42n]), new BigUint64Array([(1n << 14n) | (1n << 11n)]));
+ * const f = new KPageFlagTable(new BigUint64Array([42n]), new BigUint64Array([(1n << 14n) | (1n << 11n)]));
  * assertEquals(f.has(0, "SWAPBACKED"), true);
  * assertEquals(f.names(0), ["MMAP", "SWAPBACKED"]);
  * ```
  */
-export class KPageFlags {
+export class KPageFlagTable {
   /** The PFNs asked for. */
   readonly pfns: BigUint64Array<ArrayBuffer>;
   /** The raw 64-bit flags of each. */
   readonly raw: BigUint64Array<ArrayBuffer>;
 
-  /** Built by {@linkcode kpageflags}. */
+  /** Built by {@linkcode readKPageFlags}. */
   constructor(pfns: BigUint64Array<ArrayBuffer>, raw: BigUint64Array<ArrayBuffer>) {
     this.pfns = pfns;
     this.raw = raw;
   }
 
-  /** The number of PFNs. */
+  /** The number of PFNs (physical pages). */
+  get pages(): number {
+    return this.raw.length;
+  }
+
+  /**
+   * The number of PFNs, as {@linkcode KPageFlagTable.pages} gives it.
+   *
+   * @deprecated Use `pages`: a field named `length` counts bytes everywhere
+   * else in memkit; removed in 1.0.0.
+   */
   get length(): number {
     return this.raw.length;
   }
 
   /** Whether PFN number `i` has `flag`. */
-  has(i: number, flag: KPageFlag): boolean {
-    const bit = KPAGE_FLAGS.indexOf(flag);
+  has(i: number, flag: KPageFlagName): boolean {
+    const bit = KPAGE_FLAG_NAMES.indexOf(flag);
     if (bit < 0) throw new TypeError(`Cannot test the page flag "${show(flag)}": unknown`);
     return ((this.raw[i] >> BigInt(bit)) & 1n) === 1n;
   }
 
   /** The names of the flags set on PFN number `i`. */
-  names(i: number): KPageFlag[] {
+  names(i: number): KPageFlagName[] {
     const v = this.raw[i];
-    return KPAGE_FLAGS.filter((_, bit) => ((v >> BigInt(bit)) & 1n) === 1n);
+    return KPAGE_FLAG_NAMES.filter((_, bit) => ((v >> BigInt(bit)) & 1n) === 1n);
   }
 }
 
@@ -156,24 +169,26 @@ function readKpage(
  * @example The flags of a memfd page (shared memory)
  * ```ts
  * // deno run --allow-ffi --allow-read=/proc/self/pagemap,/proc/kpageflags (as root)
- * import { kpageflags, MemFd, Pagemap } from "@memkit/memkit";
+ * import { MemFd, Pagemap, readKPageFlags } from "@memkit/memkit";
  * import { assert } from "@std/assert";
  *
  * using fd = MemFd.create("flags", { size: 4096 });
  * using m = fd.map();
  * m.bytes()[0] = 1;
  * using pm = Pagemap.open();
- * const pages = pm.read(m.address, 1);
+ * const pages = pm.read({ start: m.address, pages: 1 });
  * if (pages.pfnVisible) {
- *   const flags = kpageflags([pages.pfn(0)!]);
+ *   const flags = readKPageFlags([pages.pfn(0)!]);
  *   assert(flags.has(0, "SWAPBACKED") && !flags.has(0, "ANON"));
  * }
  * ```
  */
-export function kpageflags(pfns: Iterable<number | bigint> | BigUint64Array): KPageFlags {
+export function readKPageFlags(
+  pfns: Iterable<number | bigint> | BigUint64Array,
+): KPageFlagTable {
   const list = toPfns(pfns);
   requirePermissions("kpageflags");
-  return new KPageFlags(list, readKpage(MK.KPAGE_FLAGS, list, "/proc/kpageflags"));
+  return new KPageFlagTable(list, readKpage(MK.KPAGE_FLAGS, list, "/proc/kpageflags"));
 }
 
 /**
@@ -189,7 +204,7 @@ export function kpageflags(pfns: Iterable<number | bigint> | BigUint64Array): KP
  * @example A memfd page mapped twice
  * ```ts
  * // deno run --allow-ffi --allow-read=/proc/self/pagemap,/proc/kpagecount (as root)
- * import { kpagecount, MemFd, Pagemap } from "@memkit/memkit";
+ * import { MemFd, Pagemap, readKPageCounts } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
  *
  * using fd = MemFd.create("count", { size: 4096 });
@@ -198,12 +213,94 @@ export function kpageflags(pfns: Iterable<number | bigint> | BigUint64Array): KP
  * a.bytes()[0] = 1;
  * b.bytes()[1] = 1;
  * using pm = Pagemap.open();
- * const pages = pm.read(a.address, 1);
- * if (pages.pfnVisible) assertEquals(kpagecount([pages.pfn(0)!])[0], 2);
+ * const pages = pm.read({ start: a.address, pages: 1 });
+ * if (pages.pfnVisible) assertEquals(readKPageCounts([pages.pfn(0)!])[0], 2);
  * ```
  */
-export function kpagecount(pfns: Iterable<number | bigint> | BigUint64Array): Float64Array {
+export function readKPageCounts(
+  pfns: Iterable<number | bigint> | BigUint64Array,
+): Float64Array {
   const list = toPfns(pfns);
   requirePermissions("kpagecount");
   return Float64Array.from(readKpage(MK.KPAGE_COUNT, list, "/proc/kpagecount"), Number);
 }
+
+// ---- the names before 0.x: deprecated aliases, removed in 1.0.0 ----
+
+/**
+ * The former name of {@linkcode readKPageFlags}.
+ *
+ * @deprecated Renamed to {@linkcode readKPageFlags}: no two exports differ
+ * only by case (`kpageflags`, `KPageFlags`); removed in 1.0.0.
+ *
+ * @example The same function as readKPageFlags
+ * ```ts
+ * import { kpageflags, readKPageFlags } from "@memkit/memkit";
+ * import { assertStrictEquals } from "@std/assert";
+ *
+ * assertStrictEquals(kpageflags, readKPageFlags);
+ * ```
+ */
+export const kpageflags: typeof readKPageFlags = readKPageFlags;
+
+/**
+ * The former name of {@linkcode readKPageCounts}.
+ *
+ * @deprecated Renamed to {@linkcode readKPageCounts}, beside
+ * {@linkcode readKPageFlags}; removed in 1.0.0.
+ *
+ * @example The same function as readKPageCounts
+ * ```ts
+ * import { kpagecount, readKPageCounts } from "@memkit/memkit";
+ * import { assertStrictEquals } from "@std/assert";
+ *
+ * assertStrictEquals(kpagecount, readKPageCounts);
+ * ```
+ */
+export const kpagecount: typeof readKPageCounts = readKPageCounts;
+
+/**
+ * The former name of {@linkcode KPageFlagTable}.
+ *
+ * @deprecated Renamed to {@linkcode KPageFlagTable}: no two exports differ
+ * only by case (`KPageFlags`, `kpageflags`); removed in 1.0.0.
+ *
+ * @example The same class as KPageFlagTable
+ * ```ts
+ * import { KPageFlags, KPageFlagTable } from "@memkit/memkit";
+ * import { assertStrictEquals } from "@std/assert";
+ *
+ * assertStrictEquals(KPageFlags, KPageFlagTable);
+ * ```
+ */
+export const KPageFlags: typeof KPageFlagTable = KPageFlagTable;
+/**
+ * The former name of {@linkcode KPageFlagTable}, as a type.
+ *
+ * @deprecated Renamed to {@linkcode KPageFlagTable}; removed in 1.0.0.
+ */
+export type KPageFlags = KPageFlagTable;
+
+/**
+ * The former name of {@linkcode KPAGE_FLAG_NAMES}.
+ *
+ * @deprecated Renamed to {@linkcode KPAGE_FLAG_NAMES}: no two exports differ
+ * only by case (`KPAGE_FLAGS`, `KPageFlags`); removed in 1.0.0.
+ *
+ * @example The same list as KPAGE_FLAG_NAMES
+ * ```ts
+ * import { KPAGE_FLAG_NAMES, KPAGE_FLAGS } from "@memkit/memkit";
+ * import { assertStrictEquals } from "@std/assert";
+ *
+ * assertStrictEquals(KPAGE_FLAGS, KPAGE_FLAG_NAMES);
+ * ```
+ */
+export const KPAGE_FLAGS: typeof KPAGE_FLAG_NAMES = KPAGE_FLAG_NAMES;
+
+/**
+ * The former name of {@linkcode KPageFlagName}.
+ *
+ * @deprecated Renamed to {@linkcode KPageFlagName}: no two exports differ
+ * only by case (`KPageFlag`, `kpageflags`); removed in 1.0.0.
+ */
+export type KPageFlag = KPageFlagName;

@@ -289,6 +289,14 @@ export class Mapping {
   }
 
   /**
+   * The address after the last byte (exclusive): `address + length`, as a
+   * bigint. Moves with {@linkcode Mapping.address}.
+   */
+  get end(): bigint {
+    return this.#address + BigInt(this.#length);
+  }
+
+  /**
    * The current protection, or `"mixed"` after `protect()` gave parts of the
    * mapping different ones (see {@linkcode Mapping.accessAt}).
    */

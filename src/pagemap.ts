@@ -57,7 +57,7 @@ const PFN_HIDDEN_WHY = "the kernel shows page frame numbers only to processes wi
  * using m = fd.map();
  * m.bytes()[0] = 1;
  * using pm = Pagemap.open();
- * const { flags } = pm.read(m.address, 2);
+ * const { flags } = pm.read({ start: m.address, pages: 2 });
  * assertEquals(flags.filter((f) => f & PageBits.FILE && f & PageBits.PRESENT).length, 1);
  * ```
  */
@@ -183,8 +183,8 @@ let markLazy: (pages: PagemapPages) => void;
  * using m = fd.map();
  * m.bytes()[2 * 4096] = 1;
  * using pm = Pagemap.open();
- * const pages = pm.read(m.address, 3);
- * assertEquals([pages.length, pages.presentCount, pages.present(2)], [3, 1, true]);
+ * const pages = pm.read({ start: m.address, pages: 3 });
+ * assertEquals([pages.pages, pages.presentCount, pages.present(2)], [3, 1, true]);
  * assertEquals(pages.raw[2] >> 63n, 1n);
  * ```
  */
@@ -279,8 +279,23 @@ export class PagemapPages {
   }
 
   /** The number of pages. */
+  get pages(): number {
+    return TypedArrayPrototypeGetLength(this.#flags);
+  }
+
+  /**
+   * The number of pages, as {@linkcode PagemapPages.pages} gives it.
+   *
+   * @deprecated Use `pages`: a field named `length` counts bytes everywhere
+   * else in memkit; removed in 1.0.0.
+   */
   get length(): number {
     return TypedArrayPrototypeGetLength(this.#flags);
+  }
+
+  /** The address after the last page (exclusive): `address + pages * pageSize`, as a bigint. */
+  get end(): bigint {
+    return this.address + BigInt(this.pages) * BigInt(this.pageSize);
   }
 
   /** Whether page `i` is present in memory. */
@@ -445,10 +460,75 @@ export interface ReadOptions {
   into?: PagemapPages;
 }
 
-/** A range of virtual addresses: `{ start, end }` or `{ start, length }`, page-aligned. */
+/**
+ * A page-aligned range of virtual addresses, in one of three forms: `{ start,
+ * end }` (end exclusive), `{ start, length }` (bytes, a page multiple) or
+ * `{ start, pages }` (a count of pages). {@linkcode Pagemap.read} and
+ * {@linkcode Pagemap.scan} take the same ranges; an object that gives two of
+ * `end`, `length` and `pages` is a TypeError.
+ */
 export type AddressRange =
-  | { start: bigint | number; end: bigint | number }
-  | { start: bigint | number; length: bigint | number };
+  | { start: bigint | number; end: bigint | number; length?: never; pages?: never }
+  | { start: bigint | number; length: bigint | number; end?: never; pages?: never }
+  | { start: bigint | number; pages: number; end?: never; length?: never };
+
+const RANGE_FORMS = "{ start, end }, { start, length } or { start, pages }";
+
+/**
+ * Reads an {@linkcode AddressRange} once (each field one time, into
+ * primitives) and checks it: `[start, end)`, page-aligned, `start <= end <=
+ * 2^64`. TypeError or RangeError before any system call.
+ */
+function addressRange(range: unknown, page: number, op: string): { start: bigint; end: bigint } {
+  if (typeof range !== "object" || range === null) {
+    throw new TypeError(`Cannot ${op}: expected a range ${RANGE_FORMS}`);
+  }
+  const area = readOptions(range, "range", ["start", "end", "length", "pages"] as const);
+  const given = (area.end !== undefined ? 1 : 0) + (area.length !== undefined ? 1 : 0) +
+    (area.pages !== undefined ? 1 : 0);
+  if (given !== 1) {
+    throw new TypeError(
+      `Cannot ${op}: expected a range ${RANGE_FORMS}, ` +
+        (given === 0 ? "not a start alone" : "with one of end, length and pages"),
+    );
+  }
+  const start = toAddress(area.start, "start");
+  const size = BigInt(page);
+  let end: bigint;
+  if (area.end !== undefined) {
+    end = area.end === U64 ? U64 : toAddress(area.end, "end");
+  } else if (area.length !== undefined) {
+    end = start + toAddress(area.length, "length");
+  } else {
+    const pages = area.pages;
+    if (typeof pages !== "number") {
+      throw new TypeError(`Cannot use pages "${show(pages)}": expected a number of pages`);
+    }
+    if (!Number.isSafeInteger(pages) || pages < 0) {
+      throw new RangeError(`Cannot use pages "${show(pages)}": expected an integer from 0`);
+    }
+    end = start + BigInt(pages) * size;
+  }
+  if (end > U64) {
+    throw new RangeError(
+      `Cannot ${op} ${hex(start)}-${hex(end)}: past the end of the address space (2^64)`,
+    );
+  }
+  const unaligned = start % size !== 0n
+    ? `start "${hex(start)}"`
+    : end % size === 0n
+    ? undefined
+    : area.length !== undefined
+    ? `length "${show(area.length)}"`
+    : `end "${hex(end)}"`;
+  if (unaligned !== undefined) {
+    throw new RangeError(`Cannot ${op} at ${unaligned}: not a multiple of the page size (${page})`);
+  }
+  if (end < start) {
+    throw new RangeError(`Cannot ${op} ${hex(start)}-${hex(end)}: the end is below the start`);
+  }
+  return { start, end };
+}
 
 // The backstop for a pagemap dropped unclosed: its descriptor is closed
 // once the object is collected.
@@ -474,7 +554,7 @@ const closer = new FinalizationRegistry<number>((fd) => {
  * using m = fd.map();
  * m.bytes()[4096] = 1;
  * using pm = Pagemap.open("self");
- * const pages = pm.read(m.address, 4);
+ * const pages = pm.read({ start: m.address, pages: 4 });
  * assertEquals([0, 1, 2, 3].map((i) => pages.present(i)), [false, true, false, false]);
  * assertEquals(pages.file(1), true); // a memfd page is shared memory
  * ```
@@ -616,18 +696,21 @@ export class Pagemap {
   }
 
   /**
-   * Reads the pagemap entries of `pages` pages from `address`, decoded into
-   * columns, with one native call however many pages.
+   * Reads the pagemap entries of a range of pages, decoded into columns,
+   * with one native call however many pages.
    *
-   * @param address A page-aligned virtual address.
-   * @param pages How many pages (at least 1).
+   * @param range The pages: page-aligned `{ start, pages }`, `{ start, end }`
+   * or `{ start, length }` (bytes), at least one page (an
+   * {@linkcode AddressRange}, as {@linkcode Pagemap.scan} takes).
    * @param options `into`: an earlier result of the same length whose columns
    * are overwritten instead of allocating new ones (for repeated reads of
    * large ranges: fresh columns are a new buffer of 4.25 MiB per GiB read,
    * memory the process must fault in, and the collector free).
    * @returns The columns.
-   * @throws {RangeError} For an unaligned address, a bad count, or a range
-   * past the end of the address space.
+   * @throws {TypeError} For a range that is not one of the three forms (two
+   * of `end`, `length` and `pages` included).
+   * @throws {RangeError} For an unaligned bound, no pages or more than 2^40,
+   * or a range past the end of the address space.
    * @throws {Deno.errors.NotFound} When the process has exited.
    *
    * @example A mapping nobody touched is absent
@@ -639,12 +722,57 @@ export class Pagemap {
    * using fd = MemFd.create("untouched", { size: 64 * 4096 });
    * using m = fd.map();
    * using pm = Pagemap.open();
-   * assertEquals(pm.read(m.address, 64).presentCount, 0);
+   * assertEquals(pm.read({ start: m.address, pages: 64 }).presentCount, 0);
+   * assertEquals(pm.read({ start: m.address, end: m.end }).pages, 64);
    * ```
    */
-  read(address: bigint | number, pages: number, options?: ReadOptions): PagemapPages {
+  read(range: AddressRange, options?: ReadOptions): PagemapPages;
+  /**
+   * Reads the pagemap entries of `pages` pages from `address`: the form
+   * before ranges, kept until 1.0.0.
+   *
+   * @deprecated Use read({ start, pages }), the range {@linkcode Pagemap.scan} takes too.
+   *
+   * @param address A page-aligned virtual address.
+   * @param pages How many pages (at least 1).
+   * @param options `into`: an earlier result of the same length to overwrite.
+   * @returns The columns.
+   *
+   * @example The positional form reads the same pages
+   * ```ts
+   * // deno run --allow-ffi --allow-read=/proc/self/pagemap
+   * import { MemFd, Pagemap } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * using fd = MemFd.create("positional", { size: 2 * 4096 });
+   * using m = fd.map();
+   * m.bytes()[0] = 1;
+   * using pm = Pagemap.open();
+   * assertEquals([...pm.read(m.address, 2).flags], [...pm.read({ start: m.address, pages: 2 }).flags]);
+   * ```
+   */
+  read(address: bigint | number, pages: number, options?: ReadOptions): PagemapPages;
+  read(
+    first: AddressRange | bigint | number,
+    second?: number | ReadOptions,
+    third?: ReadOptions,
+  ): PagemapPages {
+    let address: unknown, pages: unknown, options: unknown;
+    if (typeof first === "object" && first !== null) {
+      const { start, end } = addressRange(first, this.#page, "read the pagemap");
+      address = start;
+      // 2^40 pages at most (checked below): the quotient is exact as a number.
+      const n = (end - start) / BigInt(this.#page);
+      pages = n > 1n << 41n ? Infinity : Number(n);
+      options = second;
+    } else {
+      address = first;
+      pages = second;
+      options = third;
+    }
     const opts = readOptions(options, "options", ["into"] as const);
     const addr = this.#checkRange(address, pages, "read the pagemap");
+    const count = pages as number;
     const into = opts.into;
     if (into !== undefined && !(into instanceof PagemapPages)) {
       throw new TypeError("Cannot read into that: expected a PagemapPages from read()");
@@ -655,9 +783,9 @@ export class Pagemap {
       ? undefined
       : readOptions(into, "into", ["raw", "frame", "flags"] as const);
     const fits = given !== undefined && isTypedArray(given.flags, "Uint8Array") &&
-      TypedArrayPrototypeGetLength(given.flags) === pages;
-    const cols = fits ? given as Columns : freshColumns(pages);
-    this.#readInto("read the pagemap", addr, pages, cols, !fits);
+      TypedArrayPrototypeGetLength(given.flags) === count;
+    const cols = fits ? given as Columns : freshColumns(count);
+    this.#readInto("read the pagemap", addr, count, cols, !fits);
     const [present, swapped, zeroPfn] = this.#summary;
     const pfnVisible = present > 0n ? zeroPfn === 0n : this.#capable;
     const result = new PagemapPages(addr, this.#page, cols, {
@@ -720,7 +848,8 @@ export class Pagemap {
    * ioctl (Linux 6.7+), or from pagemap entries where the kernel lacks it.
    * Adjacent pages with the same reported categories form one region.
    *
-   * @param range Page-aligned `{ start, end }` or `{ start, length }`.
+   * @param range Page-aligned `{ start, end }`, `{ start, length }` (bytes) or
+   * `{ start, pages }`: an {@linkcode AddressRange}, as {@linkcode Pagemap.read} takes.
    * @param options What a page must have, must not have, and what to report.
    * @returns The regions in address order.
    *
@@ -740,25 +869,15 @@ export class Pagemap {
    * ```
    */
   scan(range: AddressRange, options?: ScanOptions): ScanRegion[] {
-    if (typeof range !== "object" || range === null) {
-      throw new TypeError("Cannot scan: expected a range { start, end } or { start, length }");
-    }
-    const area = readOptions(range, "range", ["start", "end", "length"] as const);
+    const bounds = addressRange(range, this.#page, "scan");
     const opts = readOptions(
       options,
       "options",
       ["require", "exclude", "anyOf", "report", "fallback"] as const,
     );
-    const start = toAddress(area.start, "start");
+    const start = bounds.start;
     const page = BigInt(this.#page);
-    let end = area.end !== undefined
-      ? (area.end === U64 ? U64 : toAddress(area.end, "end"))
-      : start + toAddress(area.length, "length");
-    if (start % page !== 0n || end % page !== 0n || end < start || end > U64) {
-      throw new RangeError(
-        `Cannot scan ${hex(start)}-${hex(end)}: expected page-aligned bounds, start <= end < 2^64`,
-      );
-    }
+    let end = bounds.end;
     if (end === U64) end -= page; // the last page is never user memory
     const require = categoryMask(opts.require, "require");
     const exclude = categoryMask(opts.exclude, "exclude");

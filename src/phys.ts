@@ -24,8 +24,21 @@ import {
 } from "./_primordials.ts";
 import { decodeSmbios, findSmbiosEntryPoint, type Smbios } from "./smbios.ts";
 
-/** The highest physical address memkit accepts: 2^52, x86-64's architectural limit. */
-export const MAX_PHYS_ADDRESS = 2 ** 52;
+/**
+ * The highest physical address memkit accepts: 2^52, x86-64's architectural
+ * limit. A bigint, as every address memkit returns.
+ *
+ * @example Compared with a physical address
+ * ```ts
+ * import { MAX_PHYS_ADDRESS } from "@memkit/memkit";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(MAX_PHYS_ADDRESS, 2n ** 52n);
+ * ```
+ */
+export const MAX_PHYS_ADDRESS: bigint = 2n ** 52n;
+/** The same limit as a number, for the arithmetic below (exact: below 2^53). */
+const MAX_PHYS = 2 ** 52;
 
 /** How a physical mapping is cached. */
 export type PhysCache = "default" | "uncached";
@@ -58,7 +71,7 @@ function toPhys(value: unknown, what = "physical address"): number {
   if (typeof value === "bigint" && BigInt(n as number) !== value) {
     throw new RangeError(`Cannot use ${what} "${value}": expected 0 to ${MAX_PHYS_ADDRESS}`);
   }
-  return inRange(n, what, 0, MAX_PHYS_ADDRESS);
+  return inRange(n, what, 0, MAX_PHYS);
 }
 
 const WIDTHS = [1, 2, 4, 8] as const;
@@ -297,7 +310,7 @@ export class PhysicalMemory {
     const opts = readOptions(options, "options", ["cache", "access"] as const);
     const phys = toPhys(physAddress);
     const len = inRange(length, "length", 1, MAX_BYTES);
-    if (phys + len > MAX_PHYS_ADDRESS) {
+    if (phys + len > MAX_PHYS) {
       throw new RangeError(`Cannot map ${len} bytes at ${hex(phys)}: beyond 2^52`);
     }
     const cache = toCache(opts.cache ?? this.#cache);
@@ -577,13 +590,16 @@ export class PhysicalMemory {
     // The entry point is firmware data: a table of 0 bytes, over 1 MiB (real
     // ones are a few KiB) or beyond physical addresses is a corrupt one.
     const { tableAddress, tableLength } = entryPoint;
-    if (tableLength < 4 || tableLength > 1 << 20 || tableAddress + tableLength > MAX_PHYS_ADDRESS) {
+    if (
+      tableLength < 4 || tableLength > 1 << 20 ||
+      tableAddress + BigInt(tableLength) > MAX_PHYS_ADDRESS
+    ) {
       throw new SyntaxError(
         `Cannot read the SMBIOS table: its entry point gives ${tableLength} bytes at ` +
           `${hex(tableAddress)}, not a table (expected 4 bytes to 1 MiB below 2^52)`,
       );
     }
-    const table = this.#copy(tableAddress, tableLength);
+    const table = this.#copy(Number(tableAddress), tableLength);
     return decodeSmbios(entryPoint, table);
   }
 

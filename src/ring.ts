@@ -136,6 +136,11 @@ export class RingBuffer {
     return this.#mapping.address;
   }
 
+  /** The address after the double mapping (exclusive): `address + 2 * size`, as a bigint. */
+  get end(): bigint {
+    return this.#mapping.end;
+  }
+
   /** Whether `close()` was called. */
   get closed(): boolean {
     return this.#closed;

@@ -10,19 +10,20 @@
 import { bytesOf, hex, readOptions, show } from "./_args.ts";
 import { isTypedArray } from "./_primordials.ts";
 import { integer } from "./_validate.ts";
+import { toAddress } from "./_proc.ts";
 
 /** An SMBIOS entry point, checked. */
 export interface SmbiosEntryPoint {
   /** `"_SM_"` (SMBIOS 2.x, 32-bit) or `"_SM3_"` (SMBIOS 3.x, 64-bit). */
   anchor: "_SM_" | "_SM3_";
   /** Where the entry point was found (the physical address, or the offset in a dump). */
-  address: number;
+  address: bigint;
   /** The entry point's length in bytes, as it states it. */
   length: number;
   /** The SMBIOS version the entry point declares, e.g. `{ major: 2, minor: 8 }`. */
   version: { major: number; minor: number; docrev?: number };
   /** The physical address of the structure table. */
-  tableAddress: number;
+  tableAddress: bigint;
   /** The table's length (2.x) or its maximum size (3.x), in bytes. */
   tableLength: number;
   /** The number of structures (2.x only; 3.x tables end at type 127). */
@@ -122,7 +123,8 @@ function bytesOnly(value: unknown, fn: string): Uint8Array<ArrayBuffer> {
  * intermediate anchor and its checksum).
  *
  * @param bytes The bytes from the anchor on (at least the entry point's length).
- * @param address Where they were read from, for the result and messages.
+ * @param address Where they were read from (a bigint or a safe integer), for the
+ * result and messages.
  * @returns The entry point.
  * @throws {SyntaxError} When there is no valid entry point at the start.
  *
@@ -143,12 +145,15 @@ function bytesOnly(value: unknown, fn: string): Uint8Array<ArrayBuffer> {
  * const parsed = parseSmbiosEntryPoint(ep, 0xf5b0);
  * assertEquals(parsed.anchor, "_SM3_");
  * assertEquals(parsed.version, { major: 3, minor: 2, docrev: 0 });
- * assertEquals(parsed.tableAddress, 0xbffe0000);
+ * assertEquals([parsed.address, parsed.tableAddress], [0xf5b0n, 0xbffe0000n]);
  * ```
  */
-export function parseSmbiosEntryPoint(bytes: Uint8Array, address = 0): SmbiosEntryPoint {
+export function parseSmbiosEntryPoint(
+  bytes: Uint8Array,
+  address: bigint | number = 0,
+): SmbiosEntryPoint {
   bytes = bytesOnly(bytes, "parseSmbiosEntryPoint");
-  integer(address, "address");
+  address = toAddress(address, "address");
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const where = `SMBIOS entry point at ${hex(address)}`;
   if (anchorAt(bytes, 0, "_SM3_")) {
@@ -161,15 +166,12 @@ export function parseSmbiosEntryPoint(bytes: Uint8Array, address = 0): SmbiosEnt
       throw new SyntaxError(`Cannot parse the ${where}: bad checksum`);
     }
     const table = dv.getBigUint64(16, true);
-    if (table > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new SyntaxError(`Cannot parse the ${where}: table address 0x${table.toString(16)}`);
-    }
     return {
       anchor: "_SM3_",
       address,
       length,
       version: { major: bytes[7], minor: bytes[8], docrev: bytes[9] },
-      tableAddress: Number(table),
+      tableAddress: table,
       tableLength: dv.getUint32(12, true),
     };
   }
@@ -192,7 +194,7 @@ export function parseSmbiosEntryPoint(bytes: Uint8Array, address = 0): SmbiosEnt
       address,
       length,
       version: { major: bytes[6], minor: bytes[7] },
-      tableAddress: dv.getUint32(0x18, true),
+      tableAddress: BigInt(dv.getUint32(0x18, true)),
       tableLength: dv.getUint16(0x16, true),
       structureCount: dv.getUint16(0x1c, true),
     };
@@ -206,7 +208,8 @@ export function parseSmbiosEntryPoint(bytes: Uint8Array, address = 0): SmbiosEnt
  * 2.x one; candidates whose checksum fails are skipped.
  *
  * @param segment The segment's bytes.
- * @param base The physical address of `segment[0]` (0xF0000 for the BIOS area).
+ * @param base The physical address of `segment[0]` (0xF0000 for the BIOS area),
+ * a bigint or a safe integer.
  * @returns The entry point, or `undefined` when there is none.
  *
  * @example No entry point in an empty segment
@@ -219,16 +222,16 @@ export function parseSmbiosEntryPoint(bytes: Uint8Array, address = 0): SmbiosEnt
  */
 export function findSmbiosEntryPoint(
   segment: Uint8Array,
-  base: number,
+  base: bigint | number,
 ): SmbiosEntryPoint | undefined {
   segment = bytesOnly(segment, "findSmbiosEntryPoint");
-  integer(base, "base");
+  const at0 = toAddress(base, "base");
   let found: SmbiosEntryPoint | undefined;
   for (let at = 0; at + 16 <= segment.length; at += 16) {
     const is3 = anchorAt(segment, at, "_SM3_");
     if (!is3 && (found || !anchorAt(segment, at, "_SM_"))) continue;
     try {
-      const ep = parseSmbiosEntryPoint(segment.subarray(at), base + at);
+      const ep = parseSmbiosEntryPoint(segment.subarray(at), at0 + BigInt(at));
       if (ep.anchor === "_SM3_") return ep;
       found = ep;
     } catch {
@@ -365,8 +368,8 @@ export function smbiosUuid(
  * import { assertEquals } from "@std/assert";
  *
  * const entryPoint: SmbiosEntryPoint = {
- *   anchor: "_SM_", address: 0xf5a0, length: 31, version: { major: 2, minor: 8 },
- *   tableAddress: 0xf5c0, tableLength: 64, structureCount: 2,
+ *   anchor: "_SM_", address: 0xf5a0n, length: 31, version: { major: 2, minor: 8 },
+ *   tableAddress: 0xf5c0n, tableLength: 64, structureCount: 2,
  * };
  * const type1 = [1, 0x1b, 1, 0, 1, 2, 0, 3, ...new Array(16).fill(0), 6, 0, 0];
  * const text = [..."QEMU\u0000Standard PC\u0000S-123\u0000\u0000"].map((c) => c.charCodeAt(0));

@@ -10,13 +10,13 @@ import {
   advise,
   compactMemory,
   KPAGE_FLAGS,
-  kpageflags,
   lock,
   Mapping,
   MemFd,
   MemkitError,
   Pagemap,
   pageSize,
+  readKPageFlags,
   readSmaps,
   unlock,
 } from "../mod.ts";
@@ -100,14 +100,14 @@ Deno.test("a locked memfd page is MLOCKED and UNEVICTABLE in kpageflags (as root
   // (pages it faults in later may sit in a per-CPU batch for a while).
   m.bytes().fill(1);
   const pfns = () => {
-    const pages = pm.read(m.address, 2);
+    const pages = pm.read({ start: m.address, pages: 2 });
     return [pages.pfn(0)!, pages.pfn(1)!];
   };
-  assertEquals([...kpageflags(pfns()).raw].map(bits), [[0n, 0n], [0n, 0n]]);
+  assertEquals([...readKPageFlags(pfns()).raw].map(bits), [[0n, 0n], [0n, 0n]]);
   lock(m);
-  assertEquals([...kpageflags(pfns()).raw].map(bits), [[1n, 1n], [1n, 1n]]);
+  assertEquals([...readKPageFlags(pfns()).raw].map(bits), [[1n, 1n], [1n, 1n]]);
   unlock(m);
-  assertEquals([...kpageflags(pfns()).raw].map((r) => bits(r)[0]), [0n, 0n]);
+  assertEquals([...readKPageFlags(pfns()).raw].map((r) => bits(r)[0]), [0n, 0n]);
 });
 
 Deno.test("populate-read and populate-write make pages present in pagemap, and only those", () => {
@@ -120,7 +120,7 @@ Deno.test("populate-read and populate-write make pages present in pagemap, and o
   using m = fd.map();
   using pm = Pagemap.open();
   const present = () => {
-    const pages = pm.read(m.address, 8);
+    const pages = pm.read({ start: m.address, pages: 8 });
     return [...Array(8).keys()].map((i) => pages.present(i) ? 1 : 0);
   };
   assertEquals(present(), [0, 0, 0, 0, 0, 0, 0, 0]);
@@ -154,11 +154,11 @@ Deno.test("dontneed loses the data of private memory and keeps a memfd's", () =>
   const view = m.bytes();
   view[PAGE + 10] = 0x5a;
   using pm = Pagemap.open();
-  assertEquals(pm.read(m.address + BigInt(PAGE), 1).present(0), true);
+  assertEquals(pm.read({ start: m.address + BigInt(PAGE), pages: 1 }).present(0), true);
   advise(m, "dontneed");
-  assertEquals(pm.read(m.address + BigInt(PAGE), 1).present(0), false); // no PTE any more
+  assertEquals(pm.read({ start: m.address + BigInt(PAGE), pages: 1 }).present(0), false); // no PTE any more
   assertEquals(view[PAGE + 10], 0x5a); // shared: the data stayed in the memfd
-  assertEquals(pm.read(m.address + BigInt(PAGE), 1).present(0), true);
+  assertEquals(pm.read({ start: m.address + BigInt(PAGE), pages: 1 }).present(0), true);
   using other = fd.map({ access: "r" });
   assertEquals(other.read(PAGE + 10, 1)[0], 0x5a);
 });

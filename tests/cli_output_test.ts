@@ -302,7 +302,7 @@ interface RefRun {
 function referenceRuns(pid: number, start: number, pages: number, hidden: boolean): RefRun[] {
   using pm = Pagemap.open(pid);
   const page = BigInt(pageSize());
-  const read = pm.read(BigInt(start), pages);
+  const read = pm.read({ start: BigInt(start), pages });
   const names: [number, string][] = [
     [PageBits.PRESENT, "present"],
     [PageBits.SWAPPED, "swapped"],

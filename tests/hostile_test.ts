@@ -216,7 +216,7 @@ Deno.test("null options are memkit's TypeError everywhere; undefined means the d
     ["PhysicalMemory.open", () => PhysicalMemory.open(null as never)],
     ["Pagemap.read", () => {
       using pm = Pagemap.open();
-      return pm.read(m.address, 1, null as never);
+      return pm.read({ start: m.address, pages: 1 }, null as never);
     }],
     ["Pagemap.scan", () => {
       using pm = Pagemap.open();

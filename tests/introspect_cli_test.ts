@@ -118,7 +118,7 @@ Deno.test("memkit pagemap <pid> <start>+<len> --json lists the present pages wit
   assertEquals(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   using pm = Pagemap.open(p.pid);
-  const pages = pm.read(stack.start, stack.size / 4096);
+  const pages = pm.read({ start: stack.start, pages: stack.size / 4096 });
   assertEquals(out.present, pages.presentCount);
   assertEquals(out.pfnVisible, true);
   assertEquals(out.scan, "PAGEMAP_SCAN");

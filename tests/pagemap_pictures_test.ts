@@ -7,7 +7,7 @@
 // against the patterns, the SVG with python3's XML parser (a tool nobody
 // here wrote) and against the frames read here.
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { kpageflags, PageBits, Pagemap, pageSize } from "../mod.ts";
+import { PageBits, Pagemap, pageSize, readKPageFlags } from "../mod.ts";
 import { memkitCli } from "./fixtures/cli.ts";
 import { lacks, need } from "./fixtures/skip.ts";
 
@@ -85,13 +85,13 @@ const pagemapFlags = (pid: number) => [
 /** The present pages of `pages` pages from `at`, read here: frames and their kpageflags. */
 function truth(pid: number, at: number, pages: number): { frame: number; names: string }[] {
   using pm = Pagemap.open(pid);
-  const cols = pm.read(BigInt(at), pages);
+  const cols = pm.read({ start: BigInt(at), pages });
   const present: number[] = [];
   for (let i = 0; i < pages; i++) {
     if (cols.flags[i] & PageBits.PRESENT) present.push(cols.frame[i]);
   }
   assertEquals(present.length, cols.presentCount, "every present page has its frame (root)");
-  const kf = kpageflags(new BigUint64Array(present.map(BigInt)));
+  const kf = readKPageFlags(new BigUint64Array(present.map(BigInt)));
   return present.map((frame, i) => ({ frame, names: kf.names(i).join(",") }));
 }
 

@@ -5,12 +5,12 @@
 // introspect_unprivileged_test.ts covers a user without CAP_SYS_ADMIN.)
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import {
-  kpagecount,
-  kpageflags,
   MemFd,
   MemkitError,
   PageBits,
   Pagemap,
+  readKPageCounts,
+  readKPageFlags,
   readMaps,
   type ScanOptions,
   type ScanRegion,
@@ -27,7 +27,7 @@ Deno.test("touched pages are present and untouched ones absent, in columns", () 
   const touched = [0, 1, 7, 63];
   for (const i of touched) m.bytes()[i * PAGE + 5] = 1;
   using pm = Pagemap.open("self");
-  const pages = pm.read(m.address, 64);
+  const pages = pm.read({ start: m.address, pages: 64 });
   assertEquals(pages.length, 64);
   assertEquals(pages.address, m.address);
   assertEquals(pages.presentCount, touched.length);
@@ -53,7 +53,7 @@ Deno.test("a freshly mapped range that nobody touched is absent", () => {
   using fd = MemFd.create("pm-fresh", { size: 256 * PAGE });
   using m = fd.map();
   using pm = Pagemap.open();
-  const pages = pm.read(m.address, 256);
+  const pages = pm.read({ start: m.address, pages: 256 });
   assertEquals(pages.presentCount, 0);
   // The kernel reports nothing but, where it keeps soft-dirty bits (6.1 in
   // the QEMU guest), the soft-dirty bit of a new mapping's empty entries.
@@ -74,7 +74,8 @@ probed({
     a.bytes()[PAGE] = 7;
     assertEquals(b.bytes()[PAGE], 7); // faults the page in at b too
     using pm = Pagemap.open();
-    const pa = pm.read(a.address, 2), pb = pm.read(b.address, 2);
+    const pa = pm.read({ start: a.address, pages: 2 }),
+      pb = pm.read({ start: b.address, pages: 2 });
     assert(pa.pfn(1)! > 0);
     assertEquals(pa.pfn(1), pb.pfn(1));
     assertEquals(pb.present(0), false);
@@ -95,8 +96,8 @@ probed({
     a.bytes()[0] = 1;
     b.bytes()[1] = 1;
     using pm = Pagemap.open();
-    const pfn = pm.read(a.address, 1).pfn(0)!;
-    const flags = kpageflags([pfn, BigInt(pfn)]);
+    const pfn = pm.read({ start: a.address, pages: 1 }).pfn(0)!;
+    const flags = readKPageFlags([pfn, BigInt(pfn)]);
     assertEquals(flags.length, 2);
     assertEquals(flags.raw[0], flags.raw[1]);
     for (const f of ["SWAPBACKED", "MMAP", "UPTODATE"] as const) assert(flags.has(0, f), f);
@@ -104,8 +105,8 @@ probed({
       assert(!flags.has(0, f), f);
     }
     assert(flags.names(0).includes("SWAPBACKED"));
-    assertEquals([...kpagecount([pfn])], [2]);
-    assertThrows(() => kpageflags([2 ** 50]), MemkitError, "past the end of physical memory");
+    assertEquals([...readKPageCounts([pfn])], [2]);
+    assertThrows(() => readKPageFlags([2 ** 50]), MemkitError, "past the end of physical memory");
     assertThrows(() => flags.has(0, "NOPE" as "LRU"), TypeError);
   },
 });
@@ -137,7 +138,7 @@ Deno.test("scan() finds present ranges with PAGEMAP_SCAN, and the fallback gives
   // fallback by itself: the regions are the runs of the raw pagemap entries.
   console.log(kernelHas("PAGEMAP_SCAN"));
   if (!hasPagemapScan()) {
-    const raw = pm.read(m.address, n).raw;
+    const raw = pm.read({ start: m.address, pages: n }).raw;
     const runs: ScanRegion[] = [];
     raw.forEach((v, i) => {
       const categories = v >> 63n ? ["file", "present"] as const : [] as const;
@@ -202,16 +203,20 @@ Deno.test("scan() merges touched runs and reports categories asked for", () => {
 
 Deno.test("bad input to Pagemap is a TypeError or RangeError, a closed one BadResource", () => {
   using pm = Pagemap.open();
-  assertThrows(() => pm.read(4097n, 1), RangeError, "not a multiple of the page size");
-  assertThrows(() => pm.read(4096n, 0), RangeError);
-  assertThrows(() => pm.read(4096n, 1.5), RangeError);
-  assertThrows(() => pm.read(-4096, 1), TypeError);
-  assertThrows(() => pm.read((1n << 64n) - 4096n, 2), RangeError, "past the end");
+  assertThrows(
+    () => pm.read({ start: 4097n, pages: 1 }),
+    RangeError,
+    "not a multiple of the page size",
+  );
+  assertThrows(() => pm.read({ start: 4096n, pages: 0 }), RangeError);
+  assertThrows(() => pm.read({ start: 4096n, pages: 1.5 }), RangeError);
+  assertThrows(() => pm.read({ start: -4096, pages: 1 }), TypeError);
+  assertThrows(() => pm.read({ start: (1n << 64n) - 4096n, pages: 2 }), RangeError, "past the end");
   // The top of user space: 0x7ffffffff000 with 4-level page tables, higher
   // with 5 (the QEMU guest's CPU has LA57).
   const end = pagemapEnd();
   assertThrows(
-    () => pm.read(end - 4096n, 4),
+    () => pm.read({ start: end - 4096n, pages: 4 }),
     RangeError,
     `pagemap of self ends at 0x${end.toString(16)}`,
   );
@@ -225,21 +230,21 @@ Deno.test("bad input to Pagemap is a TypeError or RangeError, a closed one BadRe
     RangeError,
   );
   assertThrows(() => Pagemap.open(0), RangeError);
-  assertThrows(() => kpageflags([-1]), TypeError);
+  assertThrows(() => readKPageFlags([-1]), TypeError);
   pm.close();
   pm.close();
   assertEquals(pm.closed, true);
-  assertThrows(() => pm.read(4096n, 1), Deno.errors.BadResource);
+  assertThrows(() => pm.read({ start: 4096n, pages: 1 }), Deno.errors.BadResource);
 });
 
 Deno.test("the pagemap of a missing pid is NotFound, and of a process that exits after open too", async () => {
   assertThrows(() => Pagemap.open(4194000), Deno.errors.NotFound, "no process with pid 4194000");
   const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
   using pm = Pagemap.open(child.pid);
-  assertEquals(pm.read(4096n, 1).length, 1);
+  assertEquals(pm.read({ start: 4096n, pages: 1 }).length, 1);
   child.kill("SIGKILL");
   await child.status;
-  assertThrows(() => pm.read(4096n, 1), Deno.errors.NotFound, "no address space");
+  assertThrows(() => pm.read({ start: 4096n, pages: 1 }), Deno.errors.NotFound, "no address space");
   assertThrows(
     () => pm.scan({ start: 0n, length: 1 << 30 }),
     Deno.errors.NotFound,
@@ -257,8 +262,8 @@ Deno.test("fresh results never share memory with each other, and their columns d
     using m = fd.map();
     m.bytes()[0] = 1;
     using pm = Pagemap.open();
-    const a = pm.read(m.address, n);
-    const b = pm.read(m.address, n);
+    const a = pm.read({ start: m.address, pages: n });
+    const b = pm.read({ start: m.address, pages: n });
     const columns = (r: typeof a) => [r.raw, r.frame, r.flags];
     for (const x of columns(a)) for (const y of columns(b)) assert(x.buffer !== y.buffer);
     // One buffer per result, each column its own bytes of it.
@@ -272,7 +277,7 @@ Deno.test("fresh results never share memory with each other, and their columns d
     b.frame.fill(7);
     b.flags.fill(7);
     m.bytes()[PAGE] = 1;
-    const c = pm.read(m.address, n, { into: b });
+    const c = pm.read({ start: m.address, pages: n }, { into: b });
     assertEquals(c.presentCount, 2);
     assertEquals([a.raw, a.frame, a.flags], before);
     assertEquals([a.presentCount, a.present(0), a.present(1)], [1, true, false]);
@@ -286,8 +291,8 @@ Deno.test("a fresh result's frame and flags, decoded when first read, equal thos
   using m = fd.map();
   for (let i = 0; i < n; i += 3) m.bytes()[i * PAGE] = 1;
   using pm = Pagemap.open();
-  const eager = pm.read(m.address, n, { into: pm.read(m.address, n) });
-  const lazy = pm.read(m.address, n);
+  const eager = pm.read({ start: m.address, pages: n }, { into: pm.read(m.address, n) });
+  const lazy = pm.read({ start: m.address, pages: n });
   assertEquals([lazy.presentCount, lazy.length], [eager.presentCount, n]);
   assertEquals(lazy.raw, eager.raw);
   assertEquals(lazy.flags, eager.flags);
@@ -298,11 +303,11 @@ Deno.test("a fresh result's frame and flags, decoded when first read, equal thos
   );
   assertEquals([lazy.present(0), lazy.present(1), lazy.file(0)], [true, false, true]);
   // The columns share one buffer: transferred away before frame was read, all read empty.
-  const moved = pm.read(m.address, n);
+  const moved = pm.read({ start: m.address, pages: n });
   const bytes = new Uint8Array(moved.raw.buffer.transfer());
   assertEquals([moved.frame.length, moved.flags.length, moved.length], [0, 0, 0]);
   assertEquals(bytes.length, 17 * n);
-  const again = pm.read(m.address, n, { into: moved }); // no columns left to reuse: new ones
+  const again = pm.read({ start: m.address, pages: n }, { into: moved }); // no columns left to reuse: new ones
   assert(again.raw.buffer !== moved.raw.buffer);
   assertEquals(again.flags, eager.flags);
 });
@@ -311,24 +316,28 @@ Deno.test("read({ into }) overwrites an earlier result's columns instead of allo
   using fd = MemFd.create("pm-into", { size: 8 * PAGE });
   using m = fd.map();
   using pm = Pagemap.open();
-  const first = pm.read(m.address, 8);
+  const first = pm.read({ start: m.address, pages: 8 });
   assertEquals(first.presentCount, 0);
   m.bytes()[2 * PAGE] = 1;
-  const second = pm.read(m.address, 8, { into: first });
+  const second = pm.read({ start: m.address, pages: 8 }, { into: first });
   assertEquals(second.flags, first.flags, "the same arrays");
   assert(second.flags.buffer === first.flags.buffer);
   assertEquals(second.presentCount, 1);
   assert(first.present(2), "the earlier result sees the new state: it was overwritten");
-  const other = pm.read(m.address, 4, { into: first });
+  const other = pm.read({ start: m.address, pages: 4 }, { into: first });
   assert(other.flags.buffer !== first.flags.buffer, "a different length gets new columns");
-  assertThrows(() => pm.read(m.address, 8, { into: {} as never }), TypeError);
+  assertThrows(() => pm.read({ start: m.address, pages: 8 }, { into: {} as never }), TypeError);
   // Columns JavaScript replaced since: checked again right before the native
   // call writes them (too short, wrong type, an immutable view).
-  const tampered = pm.read(m.address, 8) as unknown as Record<string, unknown>;
+  const tampered = pm.read({ start: m.address, pages: 8 }) as unknown as Record<string, unknown>;
   const check = (column: string, value: unknown) => {
     const saved = tampered[column];
     Object.defineProperty(tampered, column, { value, configurable: true });
-    assertThrows(() => pm.read(m.address, 8, { into: tampered as never }), TypeError, "columns");
+    assertThrows(
+      () => pm.read({ start: m.address, pages: 8 }, { into: tampered as never }),
+      TypeError,
+      "columns",
+    );
     Object.defineProperty(tampered, column, { value: saved, configurable: true });
   };
   check("raw", new BigUint64Array(1));

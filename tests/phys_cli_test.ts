@@ -69,7 +69,7 @@ Deno.test("memkit phys ranges lists /proc/iomem nested, as physicalRanges() does
     ranges: physicalRanges().map(({ start, end, name, depth }) => ({
       start: `0x${start.toString(16)}`,
       end: `0x${end.toString(16)}`,
-      size: end - start,
+      size: Number(end - start),
       name,
       depth,
     })),

@@ -142,7 +142,7 @@ Deno.test("physicalRanges() matches /proc/iomem as cat(1) reads it", () => {
   const ranges = physicalRanges();
   assertEquals(ranges, expected);
   assert(ranges.some((r) => r.name === "System RAM" && r.depth === 0));
-  for (const r of ranges) assert(r.start < r.end, JSON.stringify(r));
+  for (const r of ranges) assert(r.start < r.end, `${r.name} ${r.start}-${r.end}`);
 });
 
 Deno.test("parseIomem() reads nesting and 64-bit addresses", () => {
@@ -151,9 +151,9 @@ Deno.test("parseIomem() reads nesting and 64-bit addresses", () => {
       "4000000000-7fffffffff : PCI Bus 0000:00\n",
   );
   assertEquals(ranges, [
-    { start: 0x1000, end: 0x9fc00, name: "System RAM", depth: 0 },
-    { start: 0xf0000, end: 0x100000, name: "System ROM", depth: 1 },
-    { start: 0x4000000000, end: 0x8000000000, name: "PCI Bus 0000:00", depth: 0 },
+    { start: 0x1000n, end: 0x9fc00n, name: "System RAM", depth: 0 },
+    { start: 0xf0000n, end: 0x100000n, name: "System ROM", depth: 1 },
+    { start: 0x4000000000n, end: 0x8000000000n, name: "PCI Bus 0000:00", depth: 0 },
   ]);
 });
 
@@ -242,9 +242,9 @@ Deno.test("an SMBIOS 2.8 table decodes to its vendor, product, serial and mixed-
   segment.set(ascii("_SM_"), 0x100); // a stray anchor with a bad checksum is skipped
   segment.set(entry2(0xf1000, table.length, 3), 0x5a0);
   const ep = findSmbiosEntryPoint(segment, 0xf0000)!;
-  assertEquals(ep.address, 0xf05a0);
+  assertEquals(ep.address, 0xf05a0n);
   assertEquals(ep.anchor, "_SM_");
-  assertEquals(ep.tableAddress, 0xf1000);
+  assertEquals(ep.tableAddress, 0xf1000n);
   assertEquals(ep.structureCount, 3);
   const s = decodeSmbios(ep, table);
   assertEquals(s.version, "2.8");
@@ -281,7 +281,7 @@ Deno.test("a 3.x entry point wins over a 2.x one, and bad checksums are refused"
   segment.set(e3, 0x40);
   const ep = findSmbiosEntryPoint(segment, 0xf0000)!;
   assertEquals(ep.anchor, "_SM3_");
-  assertEquals(ep.tableAddress, 0xf1000);
+  assertEquals(ep.tableAddress, 0xf1000n);
   assertEquals(ep.tableLength, 0x40);
   const broken = new Uint8Array(e3);
   broken[7] = 9;

@@ -57,11 +57,11 @@ probed({
     using view = lazyView({ address, length: data.length });
     assert(view instanceof Mapping && view instanceof LazyView);
     using pm = Pagemap.open("self");
-    assertEquals(pm.read(view.address, 256).presentCount, 0);
+    assertEquals(pm.read({ start: view.address, pages: 256 }).presentCount, 0);
     const touched = [0, 5, 100, 255];
     const b = view.bytes();
     for (const p of touched) assertEquals(b[p * PAGE + 17], p & 0xff);
-    const pages = pm.read(view.address, 256);
+    const pages = pm.read({ start: view.address, pages: 256 });
     for (let i = 0; i < 256; i++) assertEquals(pages.present(i), touched.includes(i), `page ${i}`);
     const s = view.stats();
     assertEquals([s.faults, s.pagesCopied, s.bytesCopied], [4, 4, 4 * PAGE]);
@@ -112,7 +112,7 @@ probed({
     using view = lazyView({ address, length: data.length }, { readahead: 8 * PAGE });
     using pm = Pagemap.open("self");
     assertEquals(view.bytes()[0], 0);
-    assertEquals(pm.read(view.address, 64).presentCount, 8);
+    assertEquals(pm.read({ start: view.address, pages: 64 }).presentCount, 8);
     assertEquals(view.stats().faults, 1);
     assertEquals(view.prefetch(32 * PAGE, 16 * PAGE), 16);
     assertEquals(view.prefetch(32 * PAGE, 16 * PAGE), 0);
@@ -475,12 +475,12 @@ probed({
     using alias = lazyAlias(fd);
     assert(alias instanceof LazyView);
     using pm = Pagemap.open("self");
-    assertEquals(pm.read(alias.address, pages).presentCount, 0);
+    assertEquals(pm.read({ start: alias.address, pages }).presentCount, 0);
     const a = alias.bytes();
     const touched = [1, 7, 30];
     for (const p of touched) assertEquals(a[p * PAGE], p);
-    const mine = pm.read(alias.address, pages);
-    const theirs = pm.read(m.address, pages);
+    const mine = pm.read({ start: alias.address, pages });
+    const theirs = pm.read({ start: m.address, pages });
     for (let p = 0; p < pages; p++) assertEquals(mine.present(p), touched.includes(p), `page ${p}`);
     if (pm.pfnVisible) {
       for (const p of touched) assertEquals(mine.pfn(p), theirs.pfn(p), `the frame of page ${p}`);

@@ -6,12 +6,12 @@
 import assert from "node:assert/strict";
 import { MemkitError, PhysicalMemory, type PhysicalRange, physicalRanges } from "../../../mod.ts";
 
-const hex = (n: number): string => `0x${n.toString(16)}`;
+const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 const hexBytes = (b: Uint8Array): string =>
   [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 
 /** Asks the host to check that guest-physical `address` holds `bytes`. */
-function hostCheck(name: string, address: number, bytes: Uint8Array): void {
+function hostCheck(name: string, address: bigint | number, bytes: Uint8Array): void {
   console.log(`MEMKIT-HOSTCHECK ${name} ${hex(address)} ${hexBytes(bytes)}`);
 }
 
@@ -71,7 +71,7 @@ Deno.test("readU8/16/32/64 at the SMBIOS anchor equal its first bytes, mapped or
   const dv = new DataView(bytes.buffer);
   assert.equal(mem.readU32(at), dv.getUint32(0, true));
   assert.equal(mem.readU8(at), bytes[0]);
-  assert.equal(mem.readU16(at + 2), dv.getUint16(2, true));
+  assert.equal(mem.readU16(at + 2n), dv.getUint16(2, true));
   assert.equal(mem.readU64(at), dv.getBigUint64(0, true));
   assert.ok(["_SM_", "_SM3"].includes(String.fromCharCode(...bytes.subarray(0, 4))));
   using m = mem.map(at, 8); // now through the live mapping
@@ -83,7 +83,7 @@ Deno.test("readU8/16/32/64 at the SMBIOS anchor equal its first bytes, mapped or
 Deno.test("System RAM above 1 MiB is refused with the STRICT_DEVMEM explanation, and nothing crashes", () => {
   using mem = PhysicalMemory.open();
   const ram = ranges().find((r) => r.name === "System RAM" && r.start >= 0x100000)!;
-  const at = ram.start + 0x10000;
+  const at = ram.start + 0x10000n;
   for (const attempt of [() => mem.map(at, 4096), () => mem.read(at, 16), () => mem.readU32(at)]) {
     assert.throws(attempt, (e: unknown) => {
       assert.ok(e instanceof MemkitError);
@@ -152,7 +152,7 @@ Deno.test("uncached over firmware memory the kernel maps cached is EAGAIN, expla
       using m = mem.map(r.start, 4096); // the default mode works
       assert.equal(m.length, 4096);
     }
-    console.log(`MEMKIT-INFO "${r.name}" ${hex(r.start)}-${hex(r.end - 1)}: uncached ${how}`);
+    console.log(`MEMKIT-INFO "${r.name}" ${hex(r.start)}-${hex(r.end - 1n)}: uncached ${how}`);
   }
   assert.ok(refused > 0, "a firmware range the kernel maps cached (the ACPI tables)");
 });

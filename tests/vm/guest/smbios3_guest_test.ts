@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { MemkitError, PhysicalMemory } from "../../../mod.ts";
 
-const hex = (n: number): string => `0x${n.toString(16)}`;
+const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 const hexBytes = (b: Uint8Array): string =>
   [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 
