@@ -13,7 +13,6 @@
  * @module
  */
 
-import { format as formatBytes } from "@std/fmt/bytes";
 import type { Operation } from "../src/permissions.ts";
 import { PhysicalMemory, type PhysicalMemoryOptions } from "../src/phys.ts";
 import { physicalRanges } from "../src/iomem.ts";
@@ -27,6 +26,7 @@ import {
   printPermissions,
   showHelp,
 } from "./_args.ts";
+import { binarySize } from "./_bytes.ts";
 import { bold, dim } from "./_colors.ts";
 import { PHYS } from "./_commands.ts";
 import type { SchemaId } from "./_json_schemas.ts";
@@ -318,7 +318,7 @@ export function physCommand(args: string[], options: PhysCommandOptions = {}): n
           const span = `${hex(r.start).padStart(14)}-${hex(r.end - 1n).padEnd(14)}`;
           stdout.line(
             `${"  ".repeat(r.depth)}${span} ${
-              formatBytes(Number(r.end - r.start), { binary: true }).padStart(10)
+              binarySize(Number(r.end - r.start)).padStart(10)
             }  ${r.name}`,
           );
         }

@@ -12,7 +12,7 @@ import { buildFlags, cacheRoot, missingBuildFlags } from "../ffi/_build.ts";
 import { MK } from "../ffi/symbols.ts";
 import { lockdownMode } from "./_phys_refusal.ts";
 import { type PhysicalRange, physicalRanges } from "./iomem.ts";
-import { kpageflags } from "./kpageflags.ts";
+import { readKPageFlags } from "./kpageflags.ts";
 import { findMapping } from "./maps.ts";
 import { readOnlyViewsSupported } from "./mapping.ts";
 import { MemFd } from "./memfd.ts";
@@ -506,7 +506,7 @@ function checkPfn(ctx: Context): Found {
 function checkKpageflags(ctx: Context): Found {
   const pfn = ctx.pfn ?? 0n;
   try {
-    const flags = kpageflags([pfn]);
+    const flags = readKPageFlags([pfn]);
     return {
       ok: true,
       summary: ctx.pfn === undefined
@@ -517,7 +517,7 @@ function checkKpageflags(ctx: Context): Found {
     if (!(e instanceof MemkitError)) throw e;
     return {
       ok: false,
-      summary: `kpageflags() fails with ${e.code}: physical pages' flags are unavailable`,
+      summary: `readKPageFlags() fails with ${e.code}: physical pages' flags are unavailable`,
       why: reason(e),
       fix: "run as root (the kernel lets only CAP_SYS_ADMIN read /proc/kpageflags)",
     };

@@ -9,7 +9,7 @@ import {
   adviceSupported,
   advise,
   compactMemory,
-  KPAGE_FLAGS,
+  KPAGE_FLAG_NAMES,
   lock,
   Mapping,
   MemFd,
@@ -90,8 +90,8 @@ Deno.test("lock() shows in smaps Locked, onFault locks touched pages only, unloc
 Deno.test("a locked memfd page is MLOCKED and UNEVICTABLE in kpageflags (as root)", () => {
   const name = "a locked memfd page is MLOCKED and UNEVICTABLE in kpageflags";
   if (!isRoot) return skip(name, "kpageflags and PFNs are root's");
-  const MLOCKED = 33n; // KPF_MLOCKED, one of the kernel-hacking bits past KPAGE_FLAGS
-  const UNEVICTABLE = BigInt(KPAGE_FLAGS.indexOf("UNEVICTABLE"));
+  const MLOCKED = 33n; // KPF_MLOCKED, one of the kernel-hacking bits past KPAGE_FLAG_NAMES
+  const UNEVICTABLE = BigInt(KPAGE_FLAG_NAMES.indexOf("UNEVICTABLE"));
   const bits = (raw: bigint) => [(raw >> MLOCKED) & 1n, (raw >> UNEVICTABLE) & 1n];
   using fd = MemFd.create("kpage-lock", { size: 2 * PAGE });
   using m = fd.map();
