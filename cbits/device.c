@@ -53,13 +53,8 @@ MK_API int64_t mk_device_open(const char *path, uint32_t flags, int32_t pathfd, 
   int64_t refused = refusal(kind);
   if (refused < 0) return refused;
   int oflags = O_CLOEXEC | O_NOCTTY | ((flags & MK_DEVICE_WRITE) ? O_RDWR : O_RDONLY);
-  int fd = open(path, oflags);
-  if (fd < 0) return -errno;
-  int same = mk_file_same(fd, pathfd);
-  if (same < 0) {
-    close(fd);
-    return same;
-  }
+  int fd = mk_file_open_checked(path, oflags, pathfd);
+  if (fd < 0) return fd;
   kind = device_kind(fd, info);
   if (kind > 0) info[0] = (uint64_t)kind;
   refused = refusal(kind);

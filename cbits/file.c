@@ -28,11 +28,22 @@ MK_API int64_t mk_file_path_open(const char *path, uint8_t *resolved, uint64_t c
   return fd;
 }
 
-int mk_file_same(int fd, int pathfd) {
+int mk_file_open_checked(const char *path, int oflags, int pathfd) {
+  int fd = open(path, oflags);
+  if (fd < 0) return -errno;
   struct stat a, b;
-  if (fstat(fd, &a) < 0 || fstat(pathfd, &b) < 0) return -errno;
-  /* The path now names another file than the one checked: it changed. */
-  return a.st_dev == b.st_dev && a.st_ino == b.st_ino ? 0 : -ESTALE;
+  int err = 0;
+  if (fstat(fd, &a) < 0 || fstat(pathfd, &b) < 0) {
+    err = errno;
+  } else if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+    /* The path now names another file than the one checked: it changed. */
+    err = ESTALE;
+  }
+  if (err != 0) {
+    close(fd);
+    return -err;
+  }
+  return fd;
 }
 
 MK_API int64_t mk_file_open(const char *path, uint32_t flags, int32_t pathfd) {
@@ -45,16 +56,9 @@ MK_API int64_t mk_file_open(const char *path, uint32_t flags, int32_t pathfd) {
   if (!S_ISREG(st.st_mode)) return -ENODEV;
   int oflags = O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
   oflags |= (flags & MK_FILE_WRITE) ? O_RDWR : O_RDONLY;
-  int fd = open(path, oflags);
-  if (fd < 0) return -errno;
   /* The path may have changed since it was checked: what was opened must be
    * the file the gate checked. */
-  int same = mk_file_same(fd, pathfd);
-  if (same < 0) {
-    close(fd);
-    return same;
-  }
-  return fd;
+  return mk_file_open_checked(path, oflags, pathfd);
 }
 
 MK_API int64_t mk_file_reserve(int32_t fd, uint64_t offset, uint64_t length) {

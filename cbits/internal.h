@@ -30,9 +30,11 @@ int mk_proc_open(int32_t pid, const char *file);
  * -errno (-ENOENT: no such process). */
 int mk_lock_start_time(int32_t pid, uint64_t *start);
 
-/* file.c: 0 when fd and pathfd (an O_PATH descriptor) are the same file,
- * -ESTALE when not (the path changed after it was checked), or -errno. */
-int mk_file_same(int fd, int pathfd);
+/* file.c: opens path with oflags, and keeps the descriptor only when it is
+ * the file pathfd (the O_PATH descriptor of the path the gate checked) is:
+ * the descriptor, -ESTALE when the path names another file by now (it
+ * changed after it was checked), or -errno. */
+int mk_file_open_checked(const char *path, int oflags, int pathfd);
 
 /* The UAPI of PROCMAP_QUERY (linux/fs.h, Linux 6.11): installed headers may
  * predate it, so memkit carries its own copy under its own names. */

@@ -47,13 +47,8 @@ MK_API int64_t mk_phys_open(const char *path, uint32_t flags, int32_t pathfd) {
   int oflags = O_CLOEXEC | O_NOCTTY;
   oflags |= (flags & MK_PHYS_WRITE) ? O_RDWR : O_RDONLY;
   if (flags & MK_PHYS_UNCACHED) oflags |= O_SYNC;
-  int fd = open(path, oflags);
-  if (fd < 0) return -errno;
-  int same = mk_file_same(fd, pathfd);
-  if (same < 0) {
-    close(fd);
-    return same;
-  }
+  int fd = mk_file_open_checked(path, oflags, pathfd);
+  if (fd < 0) return fd;
   return mk_phys_check_fd(fd, flags);
 }
 

@@ -8,7 +8,8 @@ import { MK } from "../ffi/symbols.ts";
 import { hex } from "./_args.ts";
 import { lookUp, openLookedUp, STALE_HINT } from "./_gate.ts";
 import { roundUp } from "./_validate.ts";
-import { createMapping, type Mapping } from "./mapping.ts";
+import { mapFdWindow } from "./_fd_window.ts";
+import type { Mapping } from "./mapping.ts";
 
 /** What a device path turned out to be. */
 export type DeviceKind = "char" | "debugfs" | "sysfs" | "tracefs";
@@ -150,24 +151,14 @@ export function mapOpenDevice(
         'at offset 0, or with access "r"',
     });
   }
-  const span = roundUp(length, pageSize());
-  const prot = access === "rw" ? MK.PROT_READ | MK.PROT_WRITE : MK.PROT_READ;
-  const name = offset === 0 ? dev.path : `${dev.path}@${hex(offset)}`;
-  const ret = lib().mk_map_fd(dev.fd, BigInt(offset), BigInt(span), prot);
-  if (ret < 0n) {
-    const errno = Number(-ret);
-    throw new MemkitError(errno, "map", {
-      path: name,
-      hint: mapRefusal(dev, errno, offset, length, access),
-    });
-  }
-  return createMapping({
-    address: ret,
+  return mapFdWindow({
+    fd: dev.fd,
+    offset,
+    span: roundUp(length, pageSize()),
     length,
     access,
-    maxAccess: access,
-    name,
-    pieces: [{ source: {}, offset, at: 0, length }],
+    name: offset === 0 ? dev.path : `${dev.path}@${hex(offset)}`,
     device: true,
+    hint: (errno) => mapRefusal(dev, errno, offset, length, access),
   });
 }

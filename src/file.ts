@@ -11,7 +11,8 @@ import { MK } from "../ffi/symbols.ts";
 import { lookUp, openLookedUp, STALE_HINT } from "./_gate.ts";
 import { aligned, cString, inRange, MAX_BYTES, window } from "./_validate.ts";
 import { toAccess } from "./_access.ts";
-import { createMapping, type Mapping } from "./mapping.ts";
+import { mapFdWindow } from "./_fd_window.ts";
+import type { Mapping } from "./mapping.ts";
 
 /** Options of {@linkcode mapFile}. */
 export interface MapFileOptions {
@@ -107,17 +108,7 @@ export function mapFile(path: string, options?: MapFileOptions): Mapping {
         },
       });
     }
-    const prot = access === "rw" ? MK.PROT_READ | MK.PROT_WRITE : MK.PROT_READ;
-    const ret = lib().mk_map_fd(fd, BigInt(offset), BigInt(length), prot);
-    if (ret < 0n) check(ret, "map", { path: name });
-    return createMapping({
-      address: ret,
-      length,
-      access,
-      maxAccess: access,
-      name,
-      pieces: [{ source: {}, offset, at: 0, length }],
-    });
+    return mapFdWindow({ fd, offset, span: length, length, access, name });
   } finally {
     lib().mk_core_close(fd);
   }

@@ -138,7 +138,9 @@ async function run(mode: "test" | "smbios", env: Record<string, string>): Promis
  * longest), about 1.5 min in all, twice that on a loaded one. The sharing
  * and userfaultfd suites add about 2.5 min (shm, 47 s, and uffd, 30 s, the
  * longest): 6.1 has no UFFD_FEATURE_WP_ASYNC, so trackWrites() takes its
- * synchronous fallback there, and busybox brings no python3, strace or
+ * synchronous fallback there, the channel watches its peer through a
+ * pidfd from pidfd_open (6.1 has no SO_PEERPIDFD: channel_test asserts
+ * which one the kernel leaves), and busybox brings no python3, strace or
  * util-linux setpriv (those tests skip, saying so). kshared (memkit's side
  * of the shared pages) runs with the reference module loaded, after the
  * others; the guest skips it, saying why, where the module or
