@@ -9,8 +9,9 @@
  *   memory, and chunks of memfds and mappings side by side in one contiguous
  *   view, zero-copy;
  * - {@linkcode RingBuffer}: a ring mapped twice, so every region is one view;
- * - {@linkcode protect}, {@linkcode guarded} and {@linkcode Pkey}: page
- *   protections, guard pages and protection keys;
+ * - {@linkcode protect}, {@linkcode guarded}, {@linkcode protectionAt} and
+ *   {@linkcode Pkey}: page protections, guard pages, any address's
+ *   protection, and protection keys;
  * - {@linkcode lock} and {@linkcode advise}: pinning pages in memory
  *   (`mlock2`) and advice to the kernel (`madvise`: populate, drop, guard);
  * - {@linkcode mapFile}: regular files, gated on `--allow-read`/`--allow-write`;
@@ -25,11 +26,11 @@
  *   before anything is mapped, and a zero-copy channel over one;
  * - {@linkcode SharedMutex} and {@linkcode SeqLock}: locks inside memory
  *   shared between processes, which survive a holder killed with SIGKILL;
- * - {@linkcode lazyView}, {@linkcode lazyAlias} and
- *   {@linkcode userfaultfdFeatures}: lazy copies of memory memkit does not
+ * - {@linkcode LazyView.create}, {@linkcode lazyAlias} and
+ *   {@linkcode probeUserfaultfd}: lazy copies of memory memkit does not
  *   control, and memfd aliases whose pages appear as they are touched,
  *   served by a native `userfaultfd` handler thread;
- * - {@linkcode PhysicalMemory}, {@linkcode physicalRanges}, {@linkcode smbios}:
+ * - {@linkcode PhysicalMemory}, {@linkcode physicalRanges}, {@linkcode readSmbios}:
  *   physical memory through `/dev/mem`, with exact-width accesses and errors
  *   that name the kernel rule that refused;
  * - {@linkcode mapDevice}, {@linkcode KernelPage} and {@linkcode KernelChannel}:
@@ -81,8 +82,10 @@ export {
   type MappingRange,
   protect,
   type Protection,
-  protection,
+  protectionAt,
 } from "./src/protect.ts";
+// Deprecated alias (renamed: no two exports differ only by case), removed in 1.0.0.
+export { protection } from "./src/protect.ts";
 export {
   type Advice,
   adviceSupported,
@@ -176,25 +179,28 @@ export {
   type LazyRange,
   type LazySource,
   LazyView,
-  lazyView,
   type LazyViewOptions,
   type LazyViewStats,
+  probeUserfaultfd,
   trackWrites,
   type TrackWritesOptions,
   type UserfaultfdFeatures,
-  userfaultfdFeatures,
   type UserfaultfdVia,
   WriteTracker,
   type WriteTrackingMode,
 } from "./src/uffd.ts";
+// Deprecated aliases (renamed: no two exports differ only by case), removed in 1.0.0.
+export { lazyView, userfaultfdFeatures } from "./src/uffd.ts";
 export {
   MAX_PHYS_ADDRESS,
   type PhysCache,
   PhysicalMemory,
   type PhysicalMemoryOptions,
   type PhysMapOptions,
-  smbios,
+  readSmbios,
 } from "./src/phys.ts";
+// Deprecated alias (renamed: no two exports differ only by case), removed in 1.0.0.
+export { smbios } from "./src/phys.ts";
 export { type PhysicalRange, physicalRanges } from "./src/iomem.ts";
 export {
   decodeSmbios,

@@ -249,6 +249,7 @@ const pm = Pagemap.open("self");
         if (got !== expect) throw new Error(`numpy read "${got}", expected "${expect}"`);
       },
     };
+  const range = { start: keep.mapping.address, pages: PAGES };
   group(
     `Pagemap.read of 1 GiB touched, fresh columns (${K_PAGEMAP} reads a sample)`,
     numpy("fresh"),
@@ -256,14 +257,14 @@ const pm = Pagemap.open("self");
       name: "memkit: Pagemap.read",
       fn() {
         for (let i = 0; i < K_PAGEMAP; i++) {
-          const n = pm.read(keep.mapping.address, PAGES).presentCount;
+          const n = pm.read(range).presentCount;
           if (n !== PAGES) throw new Error(`pages missing: ${n} of ${PAGES} present`);
         }
       },
     }],
     { n: 20, warmup: 2 },
   );
-  let reused: PagemapPages = pm.read(keep.mapping.address, PAGES);
+  let reused: PagemapPages = pm.read(range);
   group(
     `Pagemap.read of 1 GiB touched, { into } (${K_PAGEMAP} reads a sample)`,
     numpy("into"),
@@ -271,7 +272,7 @@ const pm = Pagemap.open("self");
       name: "memkit: Pagemap.read(..., { into })",
       fn() {
         for (let i = 0; i < K_PAGEMAP; i++) {
-          reused = pm.read(keep.mapping.address, PAGES, { into: reused });
+          reused = pm.read(range, { into: reused });
           if (reused.presentCount !== PAGES) throw new Error("pages missing");
         }
       },

@@ -1,6 +1,6 @@
 /**
- * Benchmarks of lazy views (`lazyView`, userfaultfd), each case beside its
- * baseline in the same `deno bench` run (`make bench`):
+ * Benchmarks of lazy views (`LazyView.create`, userfaultfd), each case
+ * beside its baseline in the same `deno bench` run (`make bench`):
  *
  * - "1 GiB, 1% of pages read": a lazy view of a 1 GiB heap buffer made,
  *   one byte read from every 100th page, and closed, against copying the
@@ -13,9 +13,9 @@
  *   (`bl_read_pages` in `bench/c/uffd.c`; goal: JavaScript within 1.5x).
  * - "64 MiB memfd, every page touched": a minor-fault alias
  *   (`lazyAlias`: one `UFFDIO_CONTINUE` per page, nothing copied) against a
- *   lazy copy of the same memfd's mapping (`lazyView`: one `UFFDIO_COPY`
- *   per page) and against a plain `map()` of it (the kernel's own minor
- *   faults, no handler: the baseline).
+ *   lazy copy of the same memfd's mapping (`LazyView.create`: one
+ *   `UFFDIO_COPY` per page) and against a plain `map()` of it (the kernel's
+ *   own minor faults, no handler: the baseline).
  * - "write tracking, 1 GiB, 1% of pages written": `trackWrites` of a
  *   1 GiB memfd mapping, `reset()` after 1% of its pages were written, in
  *   both modes: async (one `PAGEMAP_SCAN` that reports and protects them
@@ -33,7 +33,7 @@
  * bench/uffd_bench.ts`.
  */
 
-import { lazyAlias, lazyView, MemFd, pageSize, trackWrites } from "../mod.ts";
+import { lazyAlias, LazyView, MemFd, pageSize, trackWrites } from "../mod.ts";
 import { openBaseline } from "./_baseline.ts";
 
 const c = openBaseline("libuffd.so", {
@@ -74,12 +74,12 @@ Deno.bench({
 });
 
 Deno.bench({
-  name: "lazyView of 1 GiB, read 1% of its pages",
+  name: "LazyView.create of 1 GiB, read 1% of its pages",
   group: ONE_PERCENT,
   n: 5,
   warmup: 1,
   fn() {
-    using view = lazyView({ address, length: GiB });
+    using view = LazyView.create({ address, length: GiB });
     readPages(view.bytes(), GiB, 100 * PAGE);
     if (source.length !== GiB) throw new Error("the source is gone"); // keeps it reachable
   },
@@ -102,24 +102,24 @@ Deno.bench({
 
 for (const readahead of [PAGE, 64 << 10, 1 << 20]) {
   Deno.bench({
-    name: `lazyView, readahead ${readahead >> 10} KiB, read every page from JavaScript`,
+    name: `LazyView.create, readahead ${readahead >> 10} KiB, read every page from JavaScript`,
     group: EVERY,
     n: 3,
     warmup: 1,
     fn() {
-      using view = lazyView({ address, length: FULL }, { readahead });
+      using view = LazyView.create({ address, length: FULL }, { readahead });
       readPages(view.bytes(), FULL, PAGE);
     },
   });
 }
 
 Deno.bench({
-  name: "lazyView, readahead 4 KiB, read every page from C (bl_read_pages)",
+  name: "LazyView.create, readahead 4 KiB, read every page from C (bl_read_pages)",
   group: EVERY,
   n: 3,
   warmup: 1,
   fn() {
-    using view = lazyView({ address, length: FULL });
+    using view = LazyView.create({ address, length: FULL });
     view.bytes(); // as the JavaScript case: a view handed out, so close() scrubs
     const ret = c.bl_read_pages(view.address, BigInt(FULL), BigInt(PAGE));
     if (ret < 0n) throw new Error(`Cannot run the C baseline bl_read_pages: ${ret}`);
@@ -156,12 +156,12 @@ Deno.bench({
 });
 
 Deno.bench({
-  name: "lazyView of the memfd's mapping (UFFDIO_COPY per page)",
+  name: "LazyView.create of the memfd's mapping (UFFDIO_COPY per page)",
   group: MINOR,
   n: 5,
   warmup: 1,
   fn() {
-    using view = lazyView(filled);
+    using view = LazyView.create(filled);
     readPages(view.bytes(), SMALL, PAGE);
   },
 });

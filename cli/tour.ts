@@ -19,7 +19,7 @@ import {
   findMapping,
   guarded,
   KERNEL_SHARED_PATH,
-  lazyView,
+  LazyView,
   libraryPath,
   lock,
   mapFile,
@@ -32,8 +32,9 @@ import {
   PhysicalMemory,
   physicalRanges,
   Pkey,
+  probeUserfaultfd,
   protect,
-  protection,
+  protectionAt,
   readKPageCounts,
   readKPageFlags,
   readMaps,
@@ -41,7 +42,6 @@ import {
   RingBuffer,
   SharedMemory,
   stitch,
-  userfaultfdFeatures,
 } from "../mod.ts";
 import { hex, mergeFlags, parseCommandLine, printPermissions, showHelp } from "./_args.ts";
 import type { SchemaId } from "./_json_schemas.ts";
@@ -343,10 +343,10 @@ function tour(): number {
     );
     const mapsRead = { name: "read", path: "/proc/self/maps" } as const;
     if (Deno.permissions.querySync(mapsRead).state === "granted") {
-      const perms = [low, g.address, high].map((at) => protection(at)?.perms ?? "?");
+      const perms = [low, g.address, high].map((at) => protectionAt(at)?.perms ?? "?");
       for (
         const line of strip([
-          ["guarded", perms, `protection() of each page: the kernel's word, from /proc/self/maps`],
+          ["guarded", perms, `protectionAt() of each page: the kernel's word (/proc/self/maps)`],
         ])
       ) say(line);
     }
@@ -607,13 +607,13 @@ function tour(): number {
 
   const lazyFlags = [...permissionFlags("memory"), "--allow-read=/proc/self/pagemap"];
   run("Lazy views: pages copied on first touch (userfaultfd)", lazyFlags, () => {
-    const f = userfaultfdFeatures();
+    const f = probeUserfaultfd();
     if (!f.available) {
-      say(`userfaultfdFeatures(): ${yellow("not available here")}: ${f.reasons.join("; ")}`);
+      say(`probeUserfaultfd(): ${yellow("not available here")}: ${f.reasons.join("; ")}`);
       return;
     }
     say(
-      `userfaultfdFeatures(): via ${f.via}${f.kernelFaults ? "" : " (user-mode faults only)"}, ` +
+      `probeUserfaultfd(): via ${f.via}${f.kernelFaults ? "" : " (user-mode faults only)"}, ` +
         `${f.features.length} features` +
         (f.lacking.length ? `, lacking ${f.lacking.join(", ")}` : ""),
     );
@@ -623,9 +623,9 @@ function tour(): number {
     const heap = new Uint8Array(pages * page);
     for (let i = 0; i < pages; i++) heap[i * page] = i;
     const address = Deno.UnsafePointer.value(Deno.UnsafePointer.of(heap));
-    using view = lazyView({ address, length: heap.length });
+    using view = LazyView.create({ address, length: heap.length });
     say(
-      `${call("lazyView", { address: ref(hex(address)), length: heap.length })} -> ${
+      `${call("LazyView.create", { address: ref(hex(address)), length: heap.length })} -> ${
         hex(view.address)
       }`,
     );

@@ -6,7 +6,7 @@
 // A native userfaultfd handler thread copies each page on its first access (UFFDIO_COPY). It
 // works as a non-root user too (user-mode faults: touch a page from JavaScript before handing
 // it to a system call). `memkit doctor uffd` says which way this machine allows.
-import { lazyView, pageSize } from "@memkit/memkit";
+import { LazyView, pageSize } from "@memkit/memkit";
 
 const page = pageSize();
 const source = new Uint8Array(256 << 20); // 65,536 pages, e.g. a snapshot read into memory
@@ -14,7 +14,7 @@ const records = [3, 40_000, 65_535]; // the pages this program will actually rea
 for (const p of records) source.fill(p & 0xff, p * page, (p + 1) * page);
 
 const address = Deno.UnsafePointer.value(Deno.UnsafePointer.of(source)!) as bigint;
-using view = lazyView({ address, length: source.length }); // nothing is copied yet
+using view = LazyView.create({ address, length: source.length }); // nothing is copied yet
 console.log(`lazy view of ${source.length >> 20} MiB at 0x${view.address.toString(16)}`);
 console.log(`before any read: ${view.stats().pagesCopied} pages copied`);
 

@@ -25,7 +25,7 @@ import {
 } from "./permissions.ts";
 import { PhysicalMemory } from "./phys.ts";
 import { Pkey } from "./pkey.ts";
-import { userfaultfdFeatures } from "./uffd.ts";
+import { probeUserfaultfd } from "./uffd.ts";
 
 /**
  * Every capability {@linkcode doctor} checks, by id, in the order it
@@ -651,7 +651,7 @@ const UFFD_FIX = "sysctl -w vm.unprivileged_userfaultfd=1, or give this user rea
   "access to /dev/userfaultfd (Linux 6.1+), or run with CAP_SYS_PTRACE";
 
 function checkUserfaultfd(kernel: boolean): Found {
-  const f = userfaultfdFeatures();
+  const f = probeUserfaultfd();
   const details: Record<string, DoctorDetail> = {
     via: f.via ?? null,
     kernelFaults: f.kernelFaults,
@@ -663,14 +663,14 @@ function checkUserfaultfd(kernel: boolean): Found {
     if (f.available) {
       return {
         ok: true,
-        summary: `lazyView() works, via ${f.via} (UFFDIO_API offers ${f.features.length} ` +
+        summary: `LazyView.create() works, via ${f.via} (UFFDIO_API offers ${f.features.length} ` +
           `features; lacking: ${f.lacking.join(" ") || "none"})`,
         details,
       };
     }
     return {
       ok: false,
-      summary: "lazyView() and lazyAlias() are unavailable",
+      summary: "LazyView.create() and lazyAlias() are unavailable",
       why: f.reasons.join("; ") || "the kernel offers no userfaultfd",
       fix: `a kernel with CONFIG_USERFAULTFD; ${UFFD_FIX}`,
       details,

@@ -124,7 +124,7 @@ export const permissionTable = {
   },
   processMemory: {
     summary:
-      "read another process's memory (process_vm_readv: lazyView of { pid, address, length })",
+      "read another process's memory (process_vm_readv: a LazyView of { pid, address, length })",
     needs: (pid: string) => [ffi, { name: "read", path: `/proc/${pid}/mem` }],
   },
   kpageflags: {

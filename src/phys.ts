@@ -656,13 +656,31 @@ function toCache(value: unknown): PhysCache {
  * @example The system's serial number (as root, on a machine with /dev/mem)
  * ```ts ignore
  * // deno run --allow-ffi --allow-read=/dev/mem (as root, on a machine with /dev/mem)
- * import { smbios } from "@memkit/memkit";
+ * import { readSmbios } from "@memkit/memkit";
  *
- * const { system } = smbios();
+ * const { system } = readSmbios();
  * console.log(system?.manufacturer, system?.product, system?.serial, system?.uuid);
  * ```
  */
-export function smbios(device = "/dev/mem"): Smbios {
+export function readSmbios(device = "/dev/mem"): Smbios {
   using mem = PhysicalMemory.open({ device });
   return mem.smbios();
 }
+
+// ---- the names before 0.x: deprecated aliases, removed in 1.0.0 ----
+
+/**
+ * The former name of {@linkcode readSmbios}.
+ *
+ * @deprecated Renamed to {@linkcode readSmbios}: no two exports differ
+ * only by case (`smbios`, `Smbios`); removed in 1.0.0.
+ *
+ * @example The same function as readSmbios
+ * ```ts
+ * import { readSmbios, smbios } from "@memkit/memkit";
+ * import { assertStrictEquals } from "@std/assert";
+ *
+ * assertStrictEquals(smbios, readSmbios);
+ * ```
+ */
+export const smbios: typeof readSmbios = readSmbios;

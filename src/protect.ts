@@ -128,7 +128,7 @@ export function guarded(length: number, options?: GuardedOptions): Mapping {
   });
 }
 
-/** What {@linkcode protection} finds at an address. */
+/** What {@linkcode protectionAt} finds at an address. */
 export interface Protection {
   /** The start of the mapping (the kernel's VMA) holding the address. */
   start: bigint;
@@ -161,16 +161,16 @@ export interface Protection {
  * @example The protection at an address
  * ```ts
  * // deno run --allow-ffi --allow-read=/proc/self/maps
- * import { guarded, protection } from "@memkit/memkit";
+ * import { guarded, protectionAt } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
  *
  * using g = guarded(4096);
- * assertEquals(protection(g.address)?.access, "rw");
- * assertEquals(protection(g.address - 1n)?.access, "none"); // the guard page
- * assertEquals(protection(0n), null);
+ * assertEquals(protectionAt(g.address)?.access, "rw");
+ * assertEquals(protectionAt(g.address - 1n)?.access, "none"); // the guard page
+ * assertEquals(protectionAt(0n), null);
  * ```
  */
-export function protection(address: bigint | number): Protection | null {
+export function protectionAt(address: bigint | number): Protection | null {
   const entry = findMapping(address, "self");
   if (entry === null) return null;
   const { read, write, exec } = entry;
@@ -188,3 +188,21 @@ export function protection(address: bigint | number): Protection | null {
     perms: entry.perms,
   };
 }
+
+// ---- the names before 0.x: deprecated aliases, removed in 1.0.0 ----
+
+/**
+ * The former name of {@linkcode protectionAt}.
+ *
+ * @deprecated Renamed to {@linkcode protectionAt}: no two exports differ
+ * only by case (`protection`, `Protection`); removed in 1.0.0.
+ *
+ * @example The same function as protectionAt
+ * ```ts
+ * import { protection, protectionAt } from "@memkit/memkit";
+ * import { assertStrictEquals } from "@std/assert";
+ *
+ * assertStrictEquals(protection, protectionAt);
+ * ```
+ */
+export const protection: typeof protectionAt = protectionAt;

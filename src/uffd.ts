@@ -54,7 +54,7 @@ const VIA: Record<number, UserfaultfdVia | undefined> = {
   [MK.UFFD_USER_ONLY]: "user-mode-only",
 };
 
-/** What {@linkcode userfaultfdFeatures} reports. */
+/** What {@linkcode probeUserfaultfd} reports. */
 export interface UserfaultfdFeatures {
   /** Whether a lazy view can be made here at all. */
   readonly available: boolean;
@@ -114,7 +114,7 @@ function reasonsOf(words: BigUint64Array, offset: number, device: BigUint64Array
 /**
  * What this kernel and this user can use of `userfaultfd`: probed with a
  * throwaway descriptor (the system call, then `/dev/userfaultfd`, then the
- * system call with `UFFD_USER_MODE_ONLY`, as {@linkcode lazyView} tries
+ * system call with `UFFD_USER_MODE_ONLY`, as {@linkcode LazyView.create} tries
  * them), with the features `UFFDIO_API` offers and the reason each way
  * that did not work was refused (the sysctl `vm.unprivileged_userfaultfd`,
  * the device's permission). Requires `--allow-ffi`.
@@ -123,15 +123,15 @@ function reasonsOf(words: BigUint64Array, offset: number, device: BigUint64Array
  *
  * @example What this machine offers
  * ```ts
- * import { userfaultfdFeatures } from "@memkit/memkit";
+ * import { probeUserfaultfd } from "@memkit/memkit";
  * import { assert } from "@std/assert";
  *
- * const f = userfaultfdFeatures();
+ * const f = probeUserfaultfd();
  * if (f.available) assert(f.via !== undefined);
  * else assert(f.reasons.length > 0);
  * ```
  */
-export function userfaultfdFeatures(): UserfaultfdFeatures {
+export function probeUserfaultfd(): UserfaultfdFeatures {
   const out = new BigUint64Array(MK.UFFD_PROBE_WORDS);
   const ret = lib().mk_uffd_probe(out);
   const via = VIA[Number(out[MK.UFFD_PROBE_VIA])];
@@ -158,7 +158,7 @@ export function userfaultfdFeatures(): UserfaultfdFeatures {
 }
 
 /**
- * A range of memory for {@linkcode lazyView}: this process's, or with `pid`
+ * A range of memory for {@linkcode LazyView.create}: this process's, or with `pid`
  * another process's (read with `process_vm_readv`; needs
  * `--allow-read=/proc/<pid>/mem` and the kernel's ptrace read access).
  */
@@ -171,10 +171,10 @@ export interface LazyRange {
   pid?: number;
 }
 
-/** What a {@linkcode lazyView} copies from: one source, or chunks laid side by side. */
+/** What a {@linkcode LazyView.create} copies from: one source, or chunks laid side by side. */
 export type LazySource = Mapping | LazyRange | readonly (Mapping | LazyRange)[];
 
-/** Options of {@linkcode lazyView}. */
+/** Options of {@linkcode LazyView.create}. */
 export interface LazyViewOptions {
   /**
    * The view's length in bytes; default the sources' total. Past the
@@ -228,17 +228,18 @@ const STATS = MK.UFFD_STATS_WORDS;
 
 /**
  * A {@linkcode Mapping} whose pages are copied from a source on first touch
- * by a native handler thread: what {@linkcode lazyView} returns. Its views
- * follow every rule of a Mapping; `close()` also stops the handler.
+ * by a native handler thread: what {@linkcode LazyView.create} and
+ * {@linkcode lazyAlias} return. Its views follow every rule of a Mapping;
+ * `close()` also stops the handler.
  *
  * @example Touch two pages of 64
  * ```ts
- * import { lazyView } from "@memkit/memkit";
+ * import { LazyView } from "@memkit/memkit";
  * import { assertEquals } from "@std/assert";
  *
  * const data = new Uint8Array(64 * 4096).fill(7);
  * const address = Deno.UnsafePointer.value(Deno.UnsafePointer.of(data));
- * using view = lazyView({ address, length: data.length });
+ * using view = LazyView.create({ address, length: data.length });
  * assertEquals(view.bytes()[0] + view.bytes()[40 * 4096], 14);
  * assertEquals(view.stats().pagesCopied, 2);
  * assertEquals(data.length, 64 * 4096); // keep the source reachable while the view lives
@@ -248,7 +249,8 @@ export class LazyView extends Mapping {
   #handler: Handler;
 
   /**
-   * Not for direct use: lazy views come from {@linkcode lazyView}.
+   * Not for direct use: lazy views come from {@linkcode LazyView.create}
+   * and {@linkcode lazyAlias}.
    *
    * @param token memkit's private construction token.
    * @param init What was mapped.
@@ -258,6 +260,143 @@ export class LazyView extends Mapping {
   constructor(token: symbol, init: MappingInit, handler?: Handler) {
     super(token, init);
     this.#handler = handler!;
+  }
+
+  /**
+   * A new range whose pages are copied from `source` the first time they are
+   * touched, by a native handler thread (`userfaultfd`: `UFFDIO_COPY`, and
+   * `UFFDIO_ZEROPAGE` for holes). A page never touched is never copied. The
+   * source is a {@linkcode Mapping}, an `{ address, length }` range of this
+   * process, or a list of those laid side by side; it is read with
+   * `process_vm_readv`, never touched directly, so a source that has gone
+   * (unmapped, protection `"none"`) resolves the fault with zeros and counts
+   * an error in {@linkcode LazyView.stats} instead of crashing or blocking.
+   *
+   * The view is a private copy: writes to it never reach the source, and
+   * what the source changes after a page was copied does not show. The view
+   * holds the source's address, not the source: keep a buffer whose address
+   * you gave reachable while the view lives (a collected buffer's memory is
+   * freed, and pages not copied yet then read zeros, or whatever the address
+   * holds by then; never a crash). Works for a non-root user too:
+   * `/dev/userfaultfd` when the system call is refused, then
+   * `UFFD_USER_MODE_ONLY` (see {@linkcode probeUserfaultfd}). Requires
+   * `--allow-ffi`.
+   *
+   * @param source What the pages are copied from.
+   * @param options The view's length, access, readahead, and whether
+   * kernel-mode faults must be served.
+   * @returns A {@linkcode LazyView}: a Mapping with `stats()` and `prefetch()`.
+   * @throws {MemkitError} `EPERM`/`EACCES` when no way to a userfaultfd is
+   * open to this user, naming the sysctl and the device's permission.
+   *
+   * @example Copy three chunks lazily, side by side
+   * ```ts
+   * import { LazyView, MemFd } from "@memkit/memkit";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const heap = new Uint8Array(4096).fill(1);
+   * using fd = MemFd.create("lazy-src", { size: 4096 });
+   * using m = fd.map();
+   * m.bytes().fill(2);
+   * const address = Deno.UnsafePointer.value(Deno.UnsafePointer.of(heap));
+   * using view = LazyView.create([{ address, length: 4096 }, m], { length: 3 * 4096 });
+   * const b = view.bytes();
+   * assertEquals([b[0], b[4096], b[8192]], [1, 2, 0]); // the third page is a hole
+   * assertEquals(view.stats().pagesZeroed, 1);
+   * ```
+   */
+  static create(source: LazySource, options?: LazyViewOptions): LazyView {
+    const opts = readOptions(
+      options,
+      "options",
+      [
+        "length",
+        "access",
+        "readahead",
+        "kernelFaults",
+      ] as const,
+    );
+    const access = toAccess(opts.access ?? "rw", ["r", "rw"]) as "r" | "rw";
+    const kernel = opts.kernelFaults === undefined
+      ? false
+      : boolean(opts.kernelFaults, "kernelFaults");
+    const page = pageSize();
+    const readahead = opts.readahead === undefined
+      ? page
+      : inRange(opts.readahead, "readahead", 0, 64 * 2 ** 20);
+    const many = ArrayIsArray(source);
+    const given = many ? list(source, "the sources", 2 ** 20) : [source];
+    if (given.length === 0) {
+      throw new RangeError("Cannot make a lazy view: the list of sources is empty");
+    }
+    // A prototype-less array: a patched Array.prototype.push changes nothing.
+    const chunks: Chunk[] = safeArray();
+    let total = 0;
+    for (let i = 0; i < given.length; i++) {
+      const c = chunkOf(given[i], many ? `source ${i}` : "the source");
+      total += c.length;
+      if (total > MAX_BYTES) {
+        throw new RangeError(`Cannot make a lazy view: the sources exceed ${MAX_BYTES} bytes`);
+      }
+      chunks[i] = c;
+    }
+    const pid = chunks[0].pid;
+    for (let i = 1; i < chunks.length; i++) {
+      if (chunks[i].pid !== pid) {
+        throw new TypeError(
+          `Cannot make a lazy view of source ${i}: every chunk must come from the same process`,
+        );
+      }
+    }
+    const length = opts.length === undefined ? total : inRange(opts.length, "length", 1, MAX_BYTES);
+    if (length < total) {
+      throw new RangeError(
+        `Cannot make a lazy view of "${length}" bytes: the sources hold ${total}; ` +
+          "give a length of at least that",
+      );
+    }
+    if (pid !== 0) gateProc("processMemory", pid);
+    const words = new BigUint64Array(chunks.length * 2);
+    for (let i = 0; i < chunks.length; i++) {
+      words[2 * i] = chunks[i].address;
+      words[2 * i + 1] = BigInt(chunks[i].length);
+    }
+    const name = `lazy view of ${chunks.length === 1 ? chunks[0].name : `${chunks.length} chunks`}`;
+    const out = new BigUint64Array(MK.UFFD_CREATE_WORDS);
+    const prot = access === "rw" ? MK.PROT_READ | MK.PROT_WRITE : MK.PROT_READ;
+    const ret = lib().mk_uffd_create(
+      words,
+      chunks.length,
+      BigInt(length),
+      pid,
+      BigInt(roundUp(readahead, page) / page),
+      prot,
+      kernel ? MK.UFFD_KERNEL_FAULTS : 0,
+      out,
+    );
+    if (ret < 0n && pid !== 0 && noWayTried(out)) {
+      // Refused before any userfaultfd was tried: the first read of the process.
+      throw processError(Number(-ret), pid, chunks[0].address);
+    }
+    if (ret < 0n) {
+      const reasons = reasonsOf(out, MK.UFFD_CREATE_SYSCALL_ERR, deviceOf());
+      throw new MemkitError(Number(-ret), "create a userfaultfd for", {
+        path: name,
+        hint: reasons.length > 0
+          ? `${reasons.join("; ")}. Set the sysctl vm.unprivileged_userfaultfd=1, or give this ` +
+            "user read-write access to /dev/userfaultfd" +
+            (kernel ? ", or drop kernelFaults: true to accept user-mode-only faults" : "")
+          : undefined,
+      });
+    }
+    return start(ret, out, {
+      address: out[MK.UFFD_CREATE_ADDRESS],
+      length,
+      access,
+      maxAccess: "rw",
+      name,
+      pieces: [{ source: {}, offset: 0, at: 0, length: roundUp(length, page), paged: true }],
+    });
   }
 
   /**
@@ -277,12 +416,12 @@ export class LazyView extends Mapping {
    *
    * @example Count the copies
    * ```ts
-   * import { lazyView } from "@memkit/memkit";
+   * import { LazyView } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
    *
    * const data = new Uint8Array(8 * 4096);
    * const address = Deno.UnsafePointer.value(Deno.UnsafePointer.of(data));
-   * using view = lazyView({ address, length: data.length });
+   * using view = LazyView.create({ address, length: data.length });
    * view.bytes()[3 * 4096] = 1;
    * const s = view.stats();
    * assertEquals([s.faults, s.pagesCopied, s.bytesCopied], [1, 1, 4096]);
@@ -321,12 +460,12 @@ export class LazyView extends Mapping {
    *
    * @example Prefetch the first half
    * ```ts
-   * import { lazyView } from "@memkit/memkit";
+   * import { LazyView } from "@memkit/memkit";
    * import { assertEquals } from "@std/assert";
    *
    * const data = new Uint8Array(8 * 4096).fill(1);
    * const address = Deno.UnsafePointer.value(Deno.UnsafePointer.of(data));
-   * using view = lazyView({ address, length: data.length });
+   * using view = LazyView.create({ address, length: data.length });
    * assertEquals(view.prefetch(0, 4 * 4096), 4);
    * assertEquals(view.bytes()[4096], 1);
    * assertEquals(view.stats().faults, 0);
@@ -397,143 +536,6 @@ function chunkOf(value: unknown, what: string): Chunk {
   }
   const at = `0x${address.toString(16)}`;
   return { address, length, pid, name: pid === 0 ? at : `process ${pid} at ${at}` };
-}
-
-/**
- * A new range whose pages are copied from `source` the first time they are
- * touched, by a native handler thread (`userfaultfd`: `UFFDIO_COPY`, and
- * `UFFDIO_ZEROPAGE` for holes). A page never touched is never copied. The
- * source is a {@linkcode Mapping}, an `{ address, length }` range of this
- * process, or a list of those laid side by side; it is read with
- * `process_vm_readv`, never touched directly, so a source that has gone
- * (unmapped, protection `"none"`) resolves the fault with zeros and counts
- * an error in {@linkcode LazyView.stats} instead of crashing or blocking.
- *
- * The view is a private copy: writes to it never reach the source, and
- * what the source changes after a page was copied does not show. The view
- * holds the source's address, not the source: keep a buffer whose address
- * you gave reachable while the view lives (a collected buffer's memory is
- * freed, and pages not copied yet then read zeros, or whatever the address
- * holds by then; never a crash). Works for
- * a non-root user too: `/dev/userfaultfd` when the system call is refused,
- * then `UFFD_USER_MODE_ONLY` (see {@linkcode userfaultfdFeatures}).
- * Requires `--allow-ffi`.
- *
- * @param source What the pages are copied from.
- * @param options The view's length, access, readahead, and whether
- * kernel-mode faults must be served.
- * @returns A {@linkcode LazyView}: a Mapping with `stats()` and `prefetch()`.
- * @throws {MemkitError} `EPERM`/`EACCES` when no way to a userfaultfd is
- * open to this user, naming the sysctl and the device's permission.
- *
- * @example Copy three chunks lazily, side by side
- * ```ts
- * import { lazyView, MemFd } from "@memkit/memkit";
- * import { assertEquals } from "@std/assert";
- *
- * const heap = new Uint8Array(4096).fill(1);
- * using fd = MemFd.create("lazy-src", { size: 4096 });
- * using m = fd.map();
- * m.bytes().fill(2);
- * const address = Deno.UnsafePointer.value(Deno.UnsafePointer.of(heap));
- * using view = lazyView([{ address, length: 4096 }, m], { length: 3 * 4096 });
- * const b = view.bytes();
- * assertEquals([b[0], b[4096], b[8192]], [1, 2, 0]); // the third page is a hole
- * assertEquals(view.stats().pagesZeroed, 1);
- * ```
- */
-export function lazyView(source: LazySource, options?: LazyViewOptions): LazyView {
-  const opts = readOptions(
-    options,
-    "options",
-    [
-      "length",
-      "access",
-      "readahead",
-      "kernelFaults",
-    ] as const,
-  );
-  const access = toAccess(opts.access ?? "rw", ["r", "rw"]) as "r" | "rw";
-  const kernel = opts.kernelFaults === undefined
-    ? false
-    : boolean(opts.kernelFaults, "kernelFaults");
-  const page = pageSize();
-  const readahead = opts.readahead === undefined
-    ? page
-    : inRange(opts.readahead, "readahead", 0, 64 * 2 ** 20);
-  const many = ArrayIsArray(source);
-  const given = many ? list(source, "the sources", 2 ** 20) : [source];
-  if (given.length === 0) {
-    throw new RangeError("Cannot make a lazy view: the list of sources is empty");
-  }
-  // A prototype-less array: a patched Array.prototype.push changes nothing.
-  const chunks: Chunk[] = safeArray();
-  let total = 0;
-  for (let i = 0; i < given.length; i++) {
-    const c = chunkOf(given[i], many ? `source ${i}` : "the source");
-    total += c.length;
-    if (total > MAX_BYTES) {
-      throw new RangeError(`Cannot make a lazy view: the sources exceed ${MAX_BYTES} bytes`);
-    }
-    chunks[i] = c;
-  }
-  const pid = chunks[0].pid;
-  for (let i = 1; i < chunks.length; i++) {
-    if (chunks[i].pid !== pid) {
-      throw new TypeError(
-        `Cannot make a lazy view of source ${i}: every chunk must come from the same process`,
-      );
-    }
-  }
-  const length = opts.length === undefined ? total : inRange(opts.length, "length", 1, MAX_BYTES);
-  if (length < total) {
-    throw new RangeError(
-      `Cannot make a lazy view of "${length}" bytes: the sources hold ${total}; ` +
-        "give a length of at least that",
-    );
-  }
-  if (pid !== 0) gateProc("processMemory", pid);
-  const words = new BigUint64Array(chunks.length * 2);
-  for (let i = 0; i < chunks.length; i++) {
-    words[2 * i] = chunks[i].address;
-    words[2 * i + 1] = BigInt(chunks[i].length);
-  }
-  const name = `lazy view of ${chunks.length === 1 ? chunks[0].name : `${chunks.length} chunks`}`;
-  const out = new BigUint64Array(MK.UFFD_CREATE_WORDS);
-  const prot = access === "rw" ? MK.PROT_READ | MK.PROT_WRITE : MK.PROT_READ;
-  const ret = lib().mk_uffd_create(
-    words,
-    chunks.length,
-    BigInt(length),
-    pid,
-    BigInt(roundUp(readahead, page) / page),
-    prot,
-    kernel ? MK.UFFD_KERNEL_FAULTS : 0,
-    out,
-  );
-  if (ret < 0n && pid !== 0 && noWayTried(out)) {
-    // Refused before any userfaultfd was tried: the first read of the process.
-    throw processError(Number(-ret), pid, chunks[0].address);
-  }
-  if (ret < 0n) {
-    const reasons = reasonsOf(out, MK.UFFD_CREATE_SYSCALL_ERR, deviceOf());
-    throw new MemkitError(Number(-ret), "create a userfaultfd for", {
-      path: name,
-      hint: reasons.length > 0
-        ? `${reasons.join("; ")}. Set the sysctl vm.unprivileged_userfaultfd=1, or give this ` +
-          "user read-write access to /dev/userfaultfd" +
-          (kernel ? ", or drop kernelFaults: true to accept user-mode-only faults" : "")
-        : undefined,
-    });
-  }
-  return start(ret, out, {
-    address: out[MK.UFFD_CREATE_ADDRESS],
-    length,
-    access,
-    maxAccess: "rw",
-    name,
-    pieces: [{ source: {}, offset: 0, at: 0, length: roundUp(length, page), paged: true }],
-  });
 }
 
 /** Options of {@linkcode lazyAlias}. */
@@ -997,7 +999,7 @@ export class WriteTracker {
  * flags do not depend on which mode it gets).
  *
  * In `"sync"` mode with a user-mode-only userfaultfd (a non-root user,
- * {@linkcode userfaultfdFeatures}), a system call writing a protected page
+ * {@linkcode probeUserfaultfd}), a system call writing a protected page
  * (`read(2)` into it, called through FFI) fails with `EFAULT`: write such
  * pages from JavaScript or C first.
  *
@@ -1035,4 +1037,49 @@ export class WriteTracker {
  */
 export function trackWrites(mapping: Mapping, options?: TrackWritesOptions): WriteTracker {
   return WriteTracker.create(mapping, options);
+}
+
+// ---- the names before 0.x: deprecated aliases, removed in 1.0.0 ----
+
+/**
+ * The former name of {@linkcode probeUserfaultfd}.
+ *
+ * @deprecated Renamed to {@linkcode probeUserfaultfd}: no two exports differ
+ * only by case (`userfaultfdFeatures`, `UserfaultfdFeatures`); removed in 1.0.0.
+ *
+ * @example The same function as probeUserfaultfd
+ * ```ts
+ * import { probeUserfaultfd, userfaultfdFeatures } from "@memkit/memkit";
+ * import { assertStrictEquals } from "@std/assert";
+ *
+ * assertStrictEquals(userfaultfdFeatures, probeUserfaultfd);
+ * ```
+ */
+export const userfaultfdFeatures: typeof probeUserfaultfd = probeUserfaultfd;
+
+/**
+ * The former name of {@linkcode LazyView.create}: a lazy copy of `source`.
+ *
+ * @deprecated Renamed to {@linkcode LazyView.create}: no two exports differ
+ * only by case (`lazyView`, `LazyView`); removed in 1.0.0.
+ *
+ * @param source What the pages are copied from.
+ * @param options The view's length, access, readahead, and whether
+ * kernel-mode faults must be served.
+ * @returns What `LazyView.create(source, options)` returns.
+ *
+ * @example The same view as LazyView.create
+ * ```ts
+ * import { LazyView, lazyView } from "@memkit/memkit";
+ * import { assert, assertEquals } from "@std/assert";
+ *
+ * const data = new Uint8Array(4096).fill(3);
+ * const address = Deno.UnsafePointer.value(Deno.UnsafePointer.of(data));
+ * using view = lazyView({ address, length: data.length });
+ * assert(view instanceof LazyView);
+ * assertEquals(view.bytes()[0], 3);
+ * ```
+ */
+export function lazyView(source: LazySource, options?: LazyViewOptions): LazyView {
+  return LazyView.create(source, options);
 }

@@ -10,7 +10,7 @@
 // running the test: Deno matches that name by the path PATH resolves it to
 // without following symlinks, and the npm-installed Deno here is a symlink.
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { Pagemap, readMaps, readSmaps, userfaultfdFeatures } from "../mod.ts";
+import { Pagemap, probeUserfaultfd, readMaps, readSmaps } from "../mod.ts";
 import { probed } from "./fixtures/skip.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -119,7 +119,7 @@ const checks: Record<string, { skip?: string | false; check: (out: string) => vo
     },
   },
   "lazy_view.ts": {
-    skip: !userfaultfdFeatures().available && "this kernel offers no userfaultfd in any way",
+    skip: !probeUserfaultfd().available && "this kernel offers no userfaultfd in any way",
     check(out) {
       assertMatch(out, /^before any read: 0 pages copied$/m);
       assertEquals(out.match(/, as the source$/gm)?.length, 3, out);

@@ -39,7 +39,7 @@ async function fuzz(seed: number, extra: string[] = []): Promise<void> {
     "run",
     "--allow-ffi",
     "--allow-run=cat",
-    // protection(): the kernel's word on each page's protection; hostile
+    // protectionAt(): the kernel's word on each page's protection; hostile
     // mode also reads the pagemap.
     "--allow-read=/proc/self/maps,/proc/self/pagemap",
     "--no-prompt",

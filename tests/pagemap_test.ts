@@ -28,7 +28,7 @@ Deno.test("touched pages are present and untouched ones absent, in columns", () 
   for (const i of touched) m.bytes()[i * PAGE + 5] = 1;
   using pm = Pagemap.open("self");
   const pages = pm.read({ start: m.address, pages: 64 });
-  assertEquals(pages.length, 64);
+  assertEquals(pages.pages, 64);
   assertEquals(pages.address, m.address);
   assertEquals(pages.presentCount, touched.length);
   assertEquals(pages.swappedCount, 0);
@@ -98,7 +98,7 @@ probed({
     using pm = Pagemap.open();
     const pfn = pm.read({ start: a.address, pages: 1 }).pfn(0)!;
     const flags = readKPageFlags([pfn, BigInt(pfn)]);
-    assertEquals(flags.length, 2);
+    assertEquals(flags.pages, 2);
     assertEquals(flags.raw[0], flags.raw[1]);
     for (const f of ["SWAPBACKED", "MMAP", "UPTODATE"] as const) assert(flags.has(0, f), f);
     for (const f of ["ANON", "SLAB", "BUDDY", "ZERO_PAGE", "KSM"] as const) {
@@ -241,7 +241,7 @@ Deno.test("the pagemap of a missing pid is NotFound, and of a process that exits
   assertThrows(() => Pagemap.open(4194000), Deno.errors.NotFound, "no process with pid 4194000");
   const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
   using pm = Pagemap.open(child.pid);
-  assertEquals(pm.read({ start: 4096n, pages: 1 }).length, 1);
+  assertEquals(pm.read({ start: 4096n, pages: 1 }).pages, 1);
   child.kill("SIGKILL");
   await child.status;
   assertThrows(() => pm.read({ start: 4096n, pages: 1 }), Deno.errors.NotFound, "no address space");
@@ -291,9 +291,11 @@ Deno.test("a fresh result's frame and flags, decoded when first read, equal thos
   using m = fd.map();
   for (let i = 0; i < n; i += 3) m.bytes()[i * PAGE] = 1;
   using pm = Pagemap.open();
-  const eager = pm.read({ start: m.address, pages: n }, { into: pm.read(m.address, n) });
+  const eager = pm.read({ start: m.address, pages: n }, {
+    into: pm.read({ start: m.address, pages: n }),
+  });
   const lazy = pm.read({ start: m.address, pages: n });
-  assertEquals([lazy.presentCount, lazy.length], [eager.presentCount, n]);
+  assertEquals([lazy.presentCount, lazy.pages], [eager.presentCount, n]);
   assertEquals(lazy.raw, eager.raw);
   assertEquals(lazy.flags, eager.flags);
   assertEquals(lazy.frame, eager.frame);
@@ -305,7 +307,7 @@ Deno.test("a fresh result's frame and flags, decoded when first read, equal thos
   // The columns share one buffer: transferred away before frame was read, all read empty.
   const moved = pm.read({ start: m.address, pages: n });
   const bytes = new Uint8Array(moved.raw.buffer.transfer());
-  assertEquals([moved.frame.length, moved.flags.length, moved.length], [0, 0, 0]);
+  assertEquals([moved.frame.length, moved.flags.length, moved.pages], [0, 0, 0]);
   assertEquals(bytes.length, 17 * n);
   const again = pm.read({ start: m.address, pages: n }, { into: moved }); // no columns left to reuse: new ones
   assert(again.raw.buffer !== moved.raw.buffer);

@@ -11,7 +11,7 @@ import {
   MemkitError,
   pageSize,
   protect,
-  protection,
+  protectionAt,
   stitch,
 } from "../mod.ts";
 import { hasProcmapQuery, kernelHas } from "./fixtures/kernel.ts";
@@ -177,7 +177,7 @@ Deno.test("views of a mixed mapping share one buffer per run of pages that allow
   assertEquals([a.length, c.length, e.length], [0, 0, 0]);
 });
 
-Deno.test("protection() agrees with the kernel's maps for memkit's mappings and everyone else's", () => {
+Deno.test("protectionAt() agrees with the kernel's maps for memkit's mappings and everyone else's", () => {
   using fd = MemFd.create("where", { size: 4 * PAGE });
   using m = fd.map();
   protect({ mapping: m, offset: PAGE, length: PAGE }, "none");
@@ -196,7 +196,7 @@ Deno.test("protection() agrees with the kernel's maps for memkit's mappings and 
   console.log(kernelHas("PROCMAP_QUERY"));
   const method = hasProcmapQuery() ? "query" : "text";
   for (const [address, access, perms] of expect) {
-    const p = protection(address)!;
+    const p = protectionAt(address)!;
     assertEquals([p.access, p.perms], [access, perms], `at 0x${address.toString(16)}`);
     assert(p.start <= address && address < p.end);
     const e = findMapping(address, "self", { method })!;
@@ -205,15 +205,18 @@ Deno.test("protection() agrees with the kernel's maps for memkit's mappings and 
   // Every mapping of the process: the same permissions as cat(1) shows, at its first byte.
   for (const line of procMaps()) {
     if (line.start >= 1n << 47n) continue; // [vsyscall]: outside user space
-    const p = protection(line.start);
+    const p = protectionAt(line.start);
     if (p === null) continue; // unmapped between the two reads (another thread)
     if (p.start !== line.start) continue; // changed between the two reads
     assertEquals(p.perms, line.perms, line.line);
     assertEquals(p.shared, line.perms[3] === "s");
   }
-  assertEquals(protection(0n), null);
-  assertEquals(protection(g.address - BigInt(PAGE) - 1n)?.start !== g.address - BigInt(PAGE), true);
-  assertThrows(() => protection(-1n), RangeError);
+  assertEquals(protectionAt(0n), null);
+  assertEquals(
+    protectionAt(g.address - BigInt(PAGE) - 1n)?.start !== g.address - BigInt(PAGE),
+    true,
+  );
+  assertThrows(() => protectionAt(-1n), RangeError);
 });
 
 Deno.test("a protect() the kernel refuses halfway is undone: memkit's record stays the truth", () => {
@@ -227,7 +230,7 @@ Deno.test("a protect() the kernel refuses halfway is undone: memkit's record sta
   assertEquals(err.code, "EACCES");
   assertEquals(s.access, "r");
   assertEquals(linesIn(s.address, s.length).map((l) => l.perms), ["r--s", "r--s"]);
-  assertEquals(protection(s.address)?.access, "r");
+  assertEquals(protectionAt(s.address)?.access, "r");
 });
 
 Deno.test("empty views are fine anywhere in a mixed mapping, the end included", () => {

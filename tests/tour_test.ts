@@ -118,6 +118,12 @@ Deno.test("make run: the calls it prints are the calls it made", () => {
   const local = new Set(["encode", "mlock2", "process_vm_readv"]); // the kernel's and the tour's
   const unknown = [...named].filter((n) => !exported.has(n) && !local.has(n));
   assertEquals(unknown, [], out);
+  // And none by a deprecated name (mod.ts exports them under a `// Deprecated` comment).
+  const source = Deno.readTextFileSync(new URL("../mod.ts", import.meta.url));
+  const deprecated = [...source.matchAll(/^\/\/ Deprecated[^\n]*\nexport \{([^}]*)\}/gm)]
+    .flatMap(([, list]) => list.split(",").map((n) => n.trim().replace(/^type\s+/, "")));
+  assert(deprecated.includes("lazyView"), `deprecated: ${deprecated}`);
+  assertEquals([...named].filter((n) => deprecated.includes(n)), [], out);
 });
 
 Deno.test("make run: the stitch, alias, ring and guard steps are drawn as strips", () => {

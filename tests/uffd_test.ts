@@ -17,8 +17,8 @@ import {
   MemkitError,
   Pagemap,
   pageSize,
+  probeUserfaultfd,
   trackWrites,
-  userfaultfdFeatures,
 } from "../mod.ts";
 import { childReport, readUntil } from "./fixtures/child.ts";
 import { nobodyPackage } from "./fixtures/nobody.ts";
@@ -26,7 +26,7 @@ import { probed } from "./fixtures/skip.ts";
 
 const PAGE = pageSize();
 const fixture = new URL("./fixtures/uffd_child.ts", import.meta.url).pathname;
-const features = userfaultfdFeatures();
+const features = probeUserfaultfd();
 const noUffd = !features.available && `no userfaultfd here: ${features.reasons.join("; ")}`;
 
 /** Every heap buffer a test made a lazy view of. */
@@ -41,7 +41,7 @@ function heap(pages: number): { data: Uint8Array; address: bigint } {
   return { data, address: Deno.UnsafePointer.value(Deno.UnsafePointer.of(data)) };
 }
 
-Deno.test("userfaultfdFeatures() reports the way in, the features and why other ways were refused", () => {
+Deno.test("probeUserfaultfd() reports the way in, the features and why other ways were refused", () => {
   assertEquals(typeof features.available, "boolean");
   assertEquals(features.features.length + features.lacking.length, 17);
   if (features.via === "syscall") assertEquals(features.reasons, []);
@@ -54,7 +54,7 @@ probed({
   skip: noUffd,
   fn() {
     const { data, address } = heap(256);
-    using view = lazyView({ address, length: data.length });
+    using view = LazyView.create({ address, length: data.length });
     assert(view instanceof Mapping && view instanceof LazyView);
     using pm = Pagemap.open("self");
     assertEquals(pm.read({ start: view.address, pages: 256 }).presentCount, 0);
@@ -77,7 +77,7 @@ probed({
     using fd = MemFd.create("uffd-chunk", { size: 2 * PAGE });
     using m = fd.map();
     m.bytes().fill(0xee);
-    using view = lazyView([{ address: a.address + 100n, length: PAGE }, m], {
+    using view = LazyView.create([{ address: a.address + 100n, length: PAGE }, m], {
       length: 5 * PAGE,
     });
     assertEquals(view.length, 5 * PAGE);
@@ -94,7 +94,7 @@ probed({
   skip: noUffd,
   fn() {
     const { data, address } = heap(2);
-    using view = lazyView({ address, length: data.length });
+    using view = LazyView.create({ address, length: data.length });
     view.bytes()[1] = 42;
     assertEquals(data[1], 0);
     data[PAGE] = 77;
@@ -109,7 +109,7 @@ probed({
   skip: noUffd,
   fn() {
     const { data, address } = heap(64);
-    using view = lazyView({ address, length: data.length }, { readahead: 8 * PAGE });
+    using view = LazyView.create({ address, length: data.length }, { readahead: 8 * PAGE });
     using pm = Pagemap.open("self");
     assertEquals(view.bytes()[0], 0);
     assertEquals(pm.read({ start: view.address, pages: 64 }).presentCount, 8);
@@ -127,7 +127,7 @@ probed({
   skip: noUffd,
   fn() {
     const { data, address } = heap(4);
-    const view = lazyView({ address, length: data.length });
+    const view = LazyView.create({ address, length: data.length });
     const b = view.bytes();
     assertEquals(b[PAGE], 1);
     view.close();
@@ -184,41 +184,66 @@ probed({
   },
 });
 
-Deno.test("lazyView() refuses hostile arguments before any system call", () => {
+probed({
+  name: "lazyView(), the deprecated name of LazyView.create(), still makes a working lazy view",
+  skip: noUffd,
+  fn() {
+    const { data, address } = heap(4);
+    using view = lazyView({ address, length: data.length }, { access: "r" });
+    assert(view instanceof LazyView);
+    assertEquals(view.access, "r");
+    assertEquals(view.read(), data);
+    assertEquals(view.stats().pagesCopied, 4);
+    assertThrows(() => lazyView([] as never), RangeError, "empty");
+  },
+});
+
+Deno.test("LazyView.create() refuses hostile arguments before any system call", () => {
   const { address } = heap(1);
   assertThrows(
-    () => lazyView(null as never),
+    () => LazyView.create(null as never),
     TypeError,
     "expected a Mapping or { address, length }",
   );
-  assertThrows(() => lazyView([] as never), RangeError, "empty");
-  assertThrows(() => lazyView({ address: 1 as never, length: 1 }), TypeError, "expected a bigint");
-  assertThrows(() => lazyView({ address: -1n, length: 1 }), TypeError);
-  assertThrows(() => lazyView({ address, length: 0 }), RangeError);
-  assertThrows(() => lazyView({ address, length: 1.5 }), TypeError);
-  assertThrows(() => lazyView({ address: 2n ** 64n - 2n, length: 2 }), RangeError, "end of");
-  assertThrows(() => lazyView({ address, length: 1 }, null as never), TypeError);
-  assertThrows(() => lazyView({ address, length: 1 }, { length: 0 }), RangeError);
+  assertThrows(() => LazyView.create([] as never), RangeError, "empty");
   assertThrows(
-    () => lazyView({ address, length: 2 * PAGE }, { length: PAGE }),
+    () => LazyView.create({ address: 1 as never, length: 1 }),
+    TypeError,
+    "expected a bigint",
+  );
+  assertThrows(() => LazyView.create({ address: -1n, length: 1 }), TypeError);
+  assertThrows(() => LazyView.create({ address, length: 0 }), RangeError);
+  assertThrows(() => LazyView.create({ address, length: 1.5 }), TypeError);
+  assertThrows(() => LazyView.create({ address: 2n ** 64n - 2n, length: 2 }), RangeError, "end of");
+  assertThrows(() => LazyView.create({ address, length: 1 }, null as never), TypeError);
+  assertThrows(() => LazyView.create({ address, length: 1 }, { length: 0 }), RangeError);
+  assertThrows(
+    () => LazyView.create({ address, length: 2 * PAGE }, { length: PAGE }),
     RangeError,
     "the sources hold",
   );
-  assertThrows(() => lazyView({ address, length: 1 }, { readahead: -1 }), RangeError);
-  assertThrows(() => lazyView({ address, length: 1 }, { readahead: 2 ** 40 }), RangeError);
-  assertThrows(() => lazyView({ address, length: 1 }, { access: "rx" as never }), TypeError);
-  assertThrows(() => lazyView({ address, length: 1 }, { kernelFaults: 1 as never }), TypeError);
-  const boxed = { address: Object(address), length: 1 };
-  assertThrows(() => lazyView(boxed as never), TypeError, "expected a bigint");
-  assertThrows(() => lazyView({ pid: "self" as never, address, length: 1 }), TypeError, "pid");
-  assertThrows(() => lazyView({ pid: 0, address, length: 1 }), RangeError, "pid");
+  assertThrows(() => LazyView.create({ address, length: 1 }, { readahead: -1 }), RangeError);
+  assertThrows(() => LazyView.create({ address, length: 1 }, { readahead: 2 ** 40 }), RangeError);
+  assertThrows(() => LazyView.create({ address, length: 1 }, { access: "rx" as never }), TypeError);
   assertThrows(
-    () => lazyView({ pid: 1, address, length: 1 }),
+    () => LazyView.create({ address, length: 1 }, { kernelFaults: 1 as never }),
+    TypeError,
+  );
+  const boxed = { address: Object(address), length: 1 };
+  assertThrows(() => LazyView.create(boxed as never), TypeError, "expected a bigint");
+  assertThrows(
+    () => LazyView.create({ pid: "self" as never, address, length: 1 }),
+    TypeError,
+    "pid",
+  );
+  assertThrows(() => LazyView.create({ pid: 0, address, length: 1 }), RangeError, "pid");
+  assertThrows(
+    () => LazyView.create({ pid: 1, address, length: 1 }),
     Deno.errors.NotCapable,
     "/proc/1/mem",
   );
   assertThrows(
-    () => lazyView([{ address, length: 1 }, { pid: 1, address, length: 1 }]),
+    () => LazyView.create([{ address, length: 1 }, { pid: 1, address, length: 1 }]),
     TypeError,
     "same process",
   );
@@ -230,11 +255,11 @@ Deno.test("lazyView() refuses hostile arguments before any system call", () => {
   using fd = MemFd.create("uffd-closed", { size: PAGE });
   const m = fd.map();
   m.close();
-  assertThrows(() => lazyView(m), Deno.errors.BadResource, "closed");
+  assertThrows(() => LazyView.create(m), Deno.errors.BadResource, "closed");
 });
 
 probed({
-  name: "lazyView() reads each field of its arguments once (a getter cannot answer twice)",
+  name: "LazyView.create() reads each field of its arguments once (a getter cannot answer twice)",
   skip: noUffd,
   fn() {
     const { data, address } = heap(2);
@@ -253,9 +278,9 @@ probed({
         return PAGE;
       },
     };
-    using view = lazyView(source, options);
+    using view = LazyView.create(source, options);
     assertEquals([reads, optionReads, view.length], [1, 1, data.length]);
-    using small = lazyView({ address, length: 10 });
+    using small = LazyView.create({ address, length: 10 });
     assertEquals(small.prefetch(5, 5), 1);
     assertThrows(() => small.prefetch(0, 11), RangeError);
     assertThrows(() => small.prefetch(-1), RangeError);
@@ -756,7 +781,7 @@ probed({
       closed.close();
       assertThrows(() => trackWrites(closed, opts), Deno.errors.BadResource, "closed");
       const { data, address } = heap(2);
-      using view = lazyView({ address, length: data.length });
+      using view = LazyView.create({ address, length: data.length });
       const e = assertThrows(() => trackWrites(view, opts), MemkitError);
       assertEquals(e.code, "EBUSY");
       assertStringIncludes(e.message, "another userfaultfd");

@@ -4,7 +4,7 @@
 // an `end`, counts of pages are `pages`, Pagemap.read() and scan() take the
 // same ranges (read once, refused before any system call), and no two
 // exports differ only by case but the deprecated aliases, which are the very
-// functions and classes of their new names.
+// functions and classes of their new names (lazyView calls LazyView.create).
 import { assert, assertEquals, assertStrictEquals, assertThrows } from "@std/assert";
 import * as memkit from "../mod.ts";
 import {
@@ -19,9 +19,15 @@ import {
   Pagemap,
   pageSize,
   parseSmbiosEntryPoint,
+  probeUserfaultfd,
+  protection,
+  protectionAt,
   readKPageCounts,
   readKPageFlags,
+  readSmbios,
   RingBuffer,
+  smbios,
+  userfaultfdFeatures,
 } from "../mod.ts";
 import { parseIomem } from "../src/iomem.ts";
 
@@ -231,6 +237,11 @@ Deno.test("the deprecated aliases are the same functions, class and list as thei
   assertStrictEquals(kpagecount, readKPageCounts);
   assertStrictEquals(KPageFlags, KPageFlagTable);
   assertStrictEquals(KPAGE_FLAGS, KPAGE_FLAG_NAMES);
+  assertStrictEquals(protection, protectionAt);
+  assertStrictEquals(smbios, readSmbios);
+  assertStrictEquals(userfaultfdFeatures, probeUserfaultfd);
+  // lazyView is a function of its own that calls LazyView.create: tests/uffd_test.ts makes a
+  // view through it where this kernel has userfaultfd.
   const table = new KPageFlags(new BigUint64Array([1n]), new BigUint64Array([1n << 14n]));
   assert(table instanceof KPageFlagTable);
   assertEquals([table.pages, table.length], [1, 1]);
@@ -239,50 +250,73 @@ Deno.test("the deprecated aliases are the same functions, class and list as thei
   assertEquals(table.names(0), [renamed]);
 });
 
-/** The names mod.ts exports, types included, from its source. */
-function exportNames(): string[] {
+/**
+ * The names mod.ts exports, types included, from its source, and those of
+ * them exported under a `// Deprecated` comment.
+ */
+function exportNames(): { names: string[]; deprecated: string[] } {
   const source = Deno.readTextFileSync(new URL("../mod.ts", import.meta.url));
   const names: string[] = [];
-  for (const [, list] of source.matchAll(/^export \{([^}]*)\} from "[^"]+";$/gms)) {
+  const deprecated: string[] = [];
+  const statements = /^(\/\/ Deprecated[^\n]*\n)?export \{([^}]*)\} from "[^"]+";$/gms;
+  for (const [, comment, list] of source.matchAll(statements)) {
     for (const item of list.split(",")) {
-      const name = item.trim().replace(/^type\s+/, "");
-      if (name !== "") names.push(name);
+      // `type X`, and `X as Y` exports Y.
+      const name = item.trim().replace(/^type\s+/, "").split(/\s+as\s+/).at(-1)!;
+      if (name === "") continue;
+      names.push(name);
+      if (comment !== undefined) deprecated.push(name);
     }
   }
-  return names;
+  return { names, deprecated };
 }
 
-Deno.test("no two exports of mod.ts differ only by case, but the deprecated pairs", () => {
-  const names = exportNames();
+Deno.test("no two exports of mod.ts differ only by case, but a deprecated alias and its type", () => {
+  const { names, deprecated } = exportNames();
   // The walk sees every value export (types are in the source only).
   for (const value of Object.keys(memkit)) assert(names.includes(value), value);
-  const deprecated = new Set([
-    "kpageflags",
-    "KPageFlags",
+  // The deprecated block of mod.ts holds these, and only these.
+  assertEquals(deprecated.toSorted(), [
     "KPAGE_FLAGS",
     "KPageFlag",
+    "KPageFlags",
     "kpagecount",
+    "kpageflags",
+    "lazyView",
+    "protection",
+    "smbios",
+    "userfaultfdFeatures",
   ]);
+  const fold = (name: string) => name.toLowerCase().replaceAll("_", "");
   const byFold = new Map<string, string[]>();
-  for (const name of names) {
-    const fold = name.toLowerCase().replaceAll("_", "");
-    byFold.set(fold, [...(byFold.get(fold) ?? []), name]);
-  }
-  const clashes = [...byFold.values()].filter((group) => group.length > 1);
-  // A type or class and the function that makes it, named alike before the
-  // rule: listed here until renamed (a new clash fails this test).
-  const known = [
-    ["LazyView", "lazyView"],
-    ["Protection", "protection"],
-    ["Smbios", "smbios"],
-    ["UserfaultfdFeatures", "userfaultfdFeatures"],
-  ].map((group) => group.join(" "));
-  const rest = clashes.map((group) => group.toSorted().join(" ")).filter((g) => !known.includes(g));
-  // Otherwise only the deprecated names collide, and only with one another.
-  assertEquals(rest, ["KPAGE_FLAGS KPageFlags kpageflags"]);
-  for (const name of rest[0].split(" ")) assert(deprecated.has(name), name);
+  for (const name of names) byFold.set(fold(name), [...(byFold.get(fold(name)) ?? []), name]);
+  // Without the deprecated aliases no two names fold alike: no exceptions
+  // (a new clash fails this test).
+  const current = [...byFold.values()].map((group) => group.filter((n) => !deprecated.includes(n)));
+  assertEquals(current.filter((group) => group.length > 1), []);
+  // The aliases clash with what they were named alike with, and nothing else.
+  const clashes = [...byFold.values()].filter((group) => group.length > 1)
+    .map((group) => group.toSorted().join(" "));
+  assertEquals(clashes.toSorted(), [
+    "KPAGE_FLAGS KPageFlags kpageflags",
+    "LazyView lazyView",
+    "Protection protection",
+    "Smbios smbios",
+    "UserfaultfdFeatures userfaultfdFeatures",
+  ]);
   // The new names collide with nothing.
-  for (const name of ["readKPageFlags", "readKPageCounts", "KPageFlagTable", "KPAGE_FLAG_NAMES"]) {
-    assertEquals(byFold.get(name.toLowerCase().replaceAll("_", "")), [name]);
+  for (
+    const name of [
+      "readKPageFlags",
+      "readKPageCounts",
+      "KPageFlagTable",
+      "KPAGE_FLAG_NAMES",
+      "KPageFlagName",
+      "protectionAt",
+      "readSmbios",
+      "probeUserfaultfd",
+    ]
+  ) {
+    assertEquals(byFold.get(fold(name)), [name]);
   }
 });
