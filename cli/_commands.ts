@@ -87,7 +87,7 @@ be named in a deno flag (Deno splits the lists at commas): that is an error.`,
  * import { MAPS } from "./_commands.ts";
  * import { assertEquals } from "@std/assert";
  *
- * assertEquals(MAPS.flags?.map((f) => f.name), ["brief", "bytes", "columns"]);
+ * assertEquals(MAPS.flags?.map((f) => f.name), ["brief", "bytes", "strip", "columns"]);
  * ```
  */
 export const MAPS: CommandSpec = {
