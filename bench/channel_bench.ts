@@ -271,9 +271,19 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
+const encoder = new TextEncoder();
+/**
+ * One line on stdout, written directly: `deno bench --json` (as make bench
+ * runs it) drops what a bench function prints through console.log.
+ */
+function print(line: string): void {
+  const bytes = encoder.encode(line + "\n");
+  for (let done = 0; done < bytes.length;) done += Deno.stdout.writeSync(bytes.subarray(done));
+}
+
 /** One `memkit-summary` line: bench/summary.ts adds it to `make bench`'s table. */
 function summaryLine(job: string, memkit: string, ns: number, peerName: string, peerNs: number) {
-  console.log(
+  print(
     `memkit-summary ${JSON.stringify({ job, memkit, ns, peer: peerName, peerNs, load: load() })}`,
   );
 }
@@ -329,11 +339,11 @@ async function measure(size: number) {
   const unixRate = medRate("Unix socket");
   const cRate = medRate("C ring, spinning");
   const cMedian = medRtt("C ring, spinning");
-  console.log(`\n${size} B messages (load: ${startLoad} at the start, ${load()} at the end)`);
-  console.log(
+  print(`\n${size} B messages (load: ${startLoad} at the start, ${load()} at the end)`);
+  print(
     "| transport | msgs/s | vs Unix socket | vs C | round trip median (us) | p99 (us) | median vs C |",
   );
-  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const t of transports) {
     const r = medRate(t.name);
     const s = [...rtt.get(t.name)!].sort((a, b) => a - b);
@@ -341,7 +351,7 @@ async function measure(size: number) {
       ? `${quantile(s, 0.5).toFixed(2)} | ${quantile(s, 0.99).toFixed(2)} | ` +
         `${(quantile(s, 0.5) / cMedian).toFixed(1)}x`
       : "(as per message) | | ";
-    console.log(
+    print(
       `| ${t.name} | ${Math.round(r).toLocaleString("en")} | ${(r / unixRate).toFixed(1)}x | ` +
         `${(r / cRate).toFixed(2)}x | ${trip} |`,
     );
