@@ -96,7 +96,7 @@ type Mode = "print" | "json" | "plan";
 let mode: Mode = "print";
 /** The steps recorded in `"json"` and `"plan"` modes, in their order. */
 let records: StepRecord[] = [];
-/** Lines printed outside any step (json mode: dropped, the steps say it all). */
+/** The step running in `"json"` mode: its lines are kept; lines outside any step are dropped. */
 let current: StepRecord | undefined;
 
 // deno-lint-ignore no-control-regex
@@ -109,9 +109,6 @@ function print(line: string): void {
     current.output.push(...line.replace(ANSI, "").split("\n").filter((l) => l !== ""));
   }
 }
-
-/** The first address past a mapping. */
-const end = (m: { address: bigint; length: number }): bigint => m.address + BigInt(m.length);
 
 /** Prints `text`, each of its lines wrapped at 100 columns and indented by two spaces. */
 const say = (text: string): void => {
@@ -126,12 +123,13 @@ function step(title: string, flags: string[], body: () => void): Outcome {
     records.push({ title, needs: flags, outcome: "skipped", missing: [], output: [] });
     return "skipped";
   }
+  const lacking = missing(flags);
   if (mode === "json") {
-    current = { title, needs: flags, outcome: "skipped", missing: missing(flags), output: [] };
+    current = { title, needs: flags, outcome: "skipped", missing: lacking, output: [] };
     records.push(current);
   }
   try {
-    const outcome = runStep(title, flags, body);
+    const outcome = runStep(title, flags, lacking, body);
     if (current !== undefined) current.outcome = outcome;
     return outcome;
   } finally {
@@ -139,7 +137,12 @@ function step(title: string, flags: string[], body: () => void): Outcome {
   }
 }
 
-function runStep(title: string, flags: string[], body: () => void): Outcome {
+function runStep(
+  title: string,
+  flags: string[],
+  lacking: string[],
+  body: () => void,
+): Outcome {
   const head = bold(cyan("▸ " + title));
   const needs = "needs " + flags.join(" ");
   const fits = mode === "json" || columns(head) + 2 + needs.length <= WIDTH;
@@ -148,7 +151,6 @@ function runStep(title: string, flags: string[], body: () => void): Outcome {
     print(`\n${head}`);
     for (const line of wrap(needs)) print(dim(line));
   }
-  const lacking = missing(flags);
   if (lacking.length > 0) {
     say(yellow(`skipped: run again with ${lacking.join(" ")}`));
     return "skipped";
@@ -222,8 +224,8 @@ function tour(): number {
     say(`${call("MemFd.create", "tour", options)} -> fd ${fd.fd}, seals [${fd.seals.join(", ")}]`);
     using rw = fd.map({ access: "rw" });
     using ro = fd.map({ access: "r" });
-    say(`rw = ${call("fd.map", { access: "rw" })} -> ${hex(rw.address)}..${hex(end(rw))}`);
-    say(`ro = ${call("fd.map", { access: "r" })}  -> ${hex(ro.address)}..${hex(end(ro))}`);
+    say(`rw = ${call("fd.map", { access: "rw" })} -> ${hex(rw.address)}..${hex(rw.end)}`);
+    say(`ro = ${call("fd.map", { access: "r" })}  -> ${hex(ro.address)}..${hex(ro.end)}`);
     const text = new TextEncoder().encode("written once, seen twice");
     rw.bytes().set(text, page);
     const pages = (m: typeof rw) => [0, 1].map((i) => label((o, n) => m.read(o, n), i * page));
@@ -451,7 +453,7 @@ function tour(): number {
     const pages = pm.read({ start: a.address, pages: 4 });
     const present = [0, 1, 2, 3].map((i) => pages.present(i) ? "1" : "0");
     say(
-      `${call("pm.read", a.address, 4)}: present ${present.join(",")} (of ${
+      `${call("pm.read", { start: a.address, pages: 4 })}: present ${present.join(",")} (of ${
         call("Pagemap.open", "self")
       })`,
     );

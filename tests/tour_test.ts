@@ -99,6 +99,10 @@ Deno.test("make run: the calls it prints are the calls it made", () => {
     /SharedMemory\.create\("memkit-tour", \{ size: \d+, exclusive: false \}\)/,
   );
   assertMatch(section(out, "Stitch chunks"), /\{ source: b, offset: \d+, length: \d+ \},/);
+  assertMatch(
+    section(out, "Where memory lives"),
+    /pm\.read\(\{ start: 0x[0-9a-f]+n, pages: 4 \}\)/,
+  );
   // Every function or class it names is one memkit exports (nothing it does not have yet).
   const exported = new Set(Object.keys(memkit));
   const api = memkit as unknown as Record<string, Record<string, unknown>>;
