@@ -98,7 +98,7 @@ export class KPageFlagTable {
    * else in memkit; removed in 1.0.0.
    */
   get length(): number {
-    return this.raw.length;
+    return this.pages;
   }
 
   /** Whether PFN number `i` has `flag`. */

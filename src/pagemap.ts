@@ -290,7 +290,7 @@ export class PagemapPages {
    * else in memkit; removed in 1.0.0.
    */
   get length(): number {
-    return TypedArrayPrototypeGetLength(this.#flags);
+    return this.pages;
   }
 
   /** The address after the last page (exclusive): `address + pages * pageSize`, as a bigint. */

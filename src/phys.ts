@@ -38,7 +38,7 @@ import { decodeSmbios, findSmbiosEntryPoint, type Smbios } from "./smbios.ts";
  */
 export const MAX_PHYS_ADDRESS: bigint = 2n ** 52n;
 /** The same limit as a number, for the arithmetic below (exact: below 2^53). */
-const MAX_PHYS = 2 ** 52;
+const MAX_PHYS = Number(MAX_PHYS_ADDRESS);
 
 /** How a physical mapping is cached. */
 export type PhysCache = "default" | "uncached";
