@@ -869,10 +869,15 @@ const MAP_STRIP_LABEL = 16 + 1 + 10 + 1 + 4 + 1 + 2 + 8 + 1 + 20;
 /** Without PAGEMAP_SCAN, mappings longer than this are not read entry by entry (1 GiB). */
 const ENTRIES_MAX_BYTES = 1 << 30;
 
+/** Mappings at or above this address are the kernel's ([vsyscall]): outside one scan of the rest. */
+const KERNEL_HALF = 1n << 63n;
+
 /**
  * `memkit maps --strip`: a line per mapping with a strip of its pages, each
  * mapping at its own scale (N pages a cell, said as `×N` when N > 1) so that
- * a small one shows each page and a large one fits.
+ * a small one shows each page and a large one fits. With `PAGEMAP_SCAN` one
+ * scan covers every mapping (it walks the mappings only, not the gaps
+ * between them); without it each mapping is read entry by entry on its own.
  */
 function printMapStrips(pid: ProcessId, options: TableOptions): void {
   const maps = readMaps(pid);
@@ -881,19 +886,23 @@ function printMapStrips(pid: ProcessId, options: TableOptions): void {
   const width = Math.max(16, terminalColumns() - MAP_STRIP_LABEL);
   const bits = { present: PageBits.PRESENT, swapped: PageBits.SWAPPED, file: PageBits.FILE };
   stdout.line(bold(`${pid}: ${options.command}`) + dim(` ${maps.length} mappings`));
-  let scan: PagemapReport["scan"] | undefined;
+  const user = maps.filter((m) => m.start < KERNEL_HALF);
+  const whole = user.length > 0 && scanWorks(pm, user[0].start)
+    ? pagemapRuns(pm, user[0].start, user[user.length - 1].end, false)
+    : undefined;
   for (const m of maps) {
     const pages = Number((m.end - m.start) / BigInt(ps));
     const bytes = pages * ps;
     let picture: string;
-    if (scan === "entries" && bytes > ENTRIES_MAX_BYTES) {
+    if (whole === undefined && bytes > ENTRIES_MAX_BYTES) {
       picture = dim("(not read: longer than 1 GiB, and this kernel has no PAGEMAP_SCAN)");
     } else {
       try {
-        const r = pagemapRuns(pm, m.start, m.end, false);
-        scan = r.scan;
+        const runs = m.start < KERNEL_HALF && whole !== undefined
+          ? whole.runs
+          : pagemapRuns(pm, m.start, m.end, false).runs;
         const perCell = pagesPerCell(pages, width);
-        const cells = stripCells(r.runs, Number(m.start), pages, ps, perCell, bits);
+        const cells = stripCells(runs, Number(m.start), pages, ps, perCell, bits);
         picture = `[${colorCells(cells)}]` + (perCell > 1 ? dim(` ×${perCell}`) : "");
       } catch (e) {
         if (!(e instanceof MemkitError || e instanceof RangeError)) throw e;
@@ -912,6 +921,22 @@ function printMapStrips(pid: ProcessId, options: TableOptions): void {
     `a cell a page, or N pages (×N): ${c.absent} absent ${c.present} present ` +
       `${c.file} file/shared ${c.swapped} swapped ${c.mixed} mixed`,
   ));
+}
+
+/**
+ * Whether this kernel has the `PAGEMAP_SCAN` ioctl itself (asked of one page
+ * at `at`). Without it `scan()` still answers, from every entry of the range:
+ * only the ioctl knows `pfn-zero`, so the fallback refuses that category
+ * (`EOPNOTSUPP`), as `memkit doctor`'s check asks it.
+ */
+function scanWorks(pm: Pagemap, at: bigint): boolean {
+  try {
+    pm.scan({ start: at, pages: 1 }, { require: ["pfn-zero"] });
+    return true;
+  } catch (e) {
+    if (e instanceof MemkitError && e.code === "EOPNOTSUPP") return false;
+    throw e;
+  }
 }
 
 /** The most marks an SVG gets: a page each. */
